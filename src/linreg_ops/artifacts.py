@@ -1,0 +1,540 @@
+"""Every file format the project reads or writes, and the only place that knows them.
+
+Writes are atomic (temporary file in the same folder, fsync, ``os.replace``) so a crash or
+a bad input never leaves a half-written artifact. Every artifact written to a models folder
+is recorded in ``manifest.json`` with its SHA-256, and every read checks it: a tampered or
+stale file is refused instead of silently served.
+
+Heavy or unsafe libraries (joblib/pickle, pyarrow) are imported inside the functions that
+need them, so prediction and serving stay numpy-only.
+"""
+
+import csv
+import functools
+import hashlib
+import io
+import json
+import os
+import platform
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from linreg_ops.errors import ArtifactError, InputError
+from linreg_ops.model import LinearModel, QuantizedLinearModel
+
+SCHEMA_VERSION = 1
+
+ESTIMATOR_JOBLIB = "linear_regression_model.joblib"
+UNQUANT_PARAMS_JOBLIB = "unquant_params.joblib"
+QUANT_PARAMS_JOBLIB = "quant_params.joblib"
+MODEL_JSON = "model.json"
+QUANTIZED_MODEL_JSON = "quantized_model.json"
+TEST_SPLIT_CSV = "test_split.csv"
+METRICS_JSON = "metrics.json"
+MANIFEST_JSON = "manifest.json"
+
+KNOWN_ARTIFACTS = (
+    ESTIMATOR_JOBLIB,
+    UNQUANT_PARAMS_JOBLIB,
+    QUANT_PARAMS_JOBLIB,
+    MODEL_JSON,
+    QUANTIZED_MODEL_JSON,
+    TEST_SPLIT_CSV,
+    METRICS_JSON,
+)
+TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
+
+
+# --------------------------------------------------------------------------- raw bytes
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+@functools.cache
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+def json_bytes(payload: Any) -> bytes:
+    """Deterministic JSON: fixed key order, shortest round-tripping floats, trailing newline."""
+    return (json.dumps(payload, indent=2, allow_nan=False) + "\n").encode("utf-8")
+
+
+# --------------------------------------------------------------------------- manifest
+
+
+def _package_version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _now_utc() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def load_manifest(models_dir: Path) -> dict[str, Any]:
+    path = Path(models_dir) / MANIFEST_JSON
+    if not path.is_file():
+        raise ArtifactError(
+            f"no {MANIFEST_JSON} in {models_dir}: train a model first (linreg-ops train)"
+        )
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"cannot read {path}: {exc}") from exc
+
+
+def start_manifest(
+    models_dir: Path, training_data: dict[str, Any], split: dict[str, Any]
+) -> dict[str, Any]:
+    """A fresh manifest for a new training run: earlier artifacts are no longer trusted."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "created_utc": _now_utc(),
+        "training_data": training_data,
+        "split": split,
+        "versions": {
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "scikit-learn": _package_version("scikit-learn"),
+            "linreg-ops": _package_version("linreg-ops"),
+        },
+        "artifacts": {},
+    }
+
+
+def write_manifest(models_dir: Path, manifest: dict[str, Any]) -> Path:
+    manifest = {**manifest, "updated_utc": _now_utc()}
+    return atomic_write_bytes(Path(models_dir) / MANIFEST_JSON, json_bytes(manifest))
+
+
+def write_artifacts(
+    models_dir: Path, files: dict[str, bytes], *, fresh_manifest: dict[str, Any] | None = None
+) -> list[Path]:
+    """Atomically write artifacts, then record their SHA-256 and size in one manifest update.
+
+    With ``fresh_manifest`` (a new training run) the old manifest is replaced and the known
+    artifacts it no longer lists are deleted, so nothing from an older model lingers.
+    """
+    manifest = fresh_manifest if fresh_manifest is not None else load_manifest(models_dir)
+    paths = []
+    for name, data in files.items():
+        paths.append(atomic_write_bytes(Path(models_dir) / name, data))
+        manifest["artifacts"][name] = {"sha256": sha256_bytes(data), "bytes": len(data)}
+    write_manifest(models_dir, manifest)
+    if fresh_manifest is not None:
+        for name in KNOWN_ARTIFACTS:
+            if name not in manifest["artifacts"]:
+                (Path(models_dir) / name).unlink(missing_ok=True)
+    return paths
+
+
+def read_artifact(models_dir: Path, name: str) -> bytes:
+    """The bytes of an artifact, refused unless they match the manifest's SHA-256."""
+    manifest = load_manifest(models_dir)
+    entry = manifest.get("artifacts", {}).get(name)
+    path = Path(models_dir) / name
+    if entry is None:
+        hint = "linreg-ops quantize" if "quant" in name else "linreg-ops train"
+        raise ArtifactError(f"{name} is not recorded in {path.parent / MANIFEST_JSON}: run {hint}")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ArtifactError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    actual = sha256_bytes(data)
+    if actual != entry["sha256"]:
+        raise ArtifactError(
+            f"{path} does not match its SHA-256 in {MANIFEST_JSON} "
+            f"(expected {entry['sha256'][:12]}…, found {actual[:12]}…): "
+            "it was modified after it was written; retrain or restore it"
+        )
+    return data
+
+
+def artifact_sha256(models_dir: Path, name: str) -> str:
+    return load_manifest(models_dir)["artifacts"][name]["sha256"]
+
+
+def artifact_size(models_dir: Path, name: str) -> int:
+    return int(load_manifest(models_dir)["artifacts"][name]["bytes"])
+
+
+def _read_json_artifact(models_dir: Path, name: str) -> dict[str, Any]:
+    try:
+        payload = json.loads(read_artifact(models_dir, name))
+    except ValueError as exc:
+        raise ArtifactError(f"{Path(models_dir) / name} is not valid JSON: {exc}") from exc
+    if payload.get("schema_version") != SCHEMA_VERSION:
+        raise ArtifactError(
+            f"{name} has schema_version {payload.get('schema_version')!r}; "
+            f"this linreg-ops reads {SCHEMA_VERSION}"
+        )
+    return payload
+
+
+# --------------------------------------------------------------------------- models
+
+
+def model_to_dict(model: LinearModel) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": "linear_regression",
+        "target": model.target_name,
+        "features": list(model.feature_names),
+        "coef": [float(c) for c in model.coef],
+        "intercept": float(model.intercept),
+        "training_statistics": {
+            "feature_mean": [float(m) for m in model.feature_mean],
+            "feature_std": [float(s) for s in model.feature_std],
+        },
+    }
+
+
+def model_from_dict(payload: dict[str, Any]) -> LinearModel:
+    try:
+        stats = payload["training_statistics"]
+        return LinearModel(
+            feature_names=tuple(payload["features"]),
+            target_name=payload["target"],
+            coef=np.asarray(payload["coef"], dtype=np.float64),
+            intercept=float(payload["intercept"]),
+            feature_mean=np.asarray(stats["feature_mean"], dtype=np.float64),
+            feature_std=np.asarray(stats["feature_std"], dtype=np.float64),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ArtifactError(f"{MODEL_JSON} is malformed: {exc!r}") from exc
+
+
+def quantized_to_dict(model: QuantizedLinearModel) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": "quantized_linear_regression",
+        "target": model.target_name,
+        "features": list(model.feature_names),
+        "convention": "real = scale * (q - zero_point); round half to even; saturate",
+        "prediction": (
+            "z = (x - feature_mean) / feature_std; "
+            "y = scale * sum((q - zero_point) * z) + bias * bias_scale"
+        ),
+        "dtype": model.dtype,
+        "bits": model.bits,
+        "symmetric": model.symmetric,
+        "granularity": model.granularity,
+        "weights": [int(q) for q in model.weights],
+        "scale": [float(s) for s in model.scale],
+        "zero_point": [int(z) for z in model.zero_point],
+        "bias": int(model.bias),
+        "bias_dtype": "int32",
+        "bias_scale": float(model.bias_scale),
+        "feature_mean": [float(m) for m in model.feature_mean.astype(np.float32)],
+        "feature_std": [float(s) for s in model.feature_std.astype(np.float32)],
+        "statistics_dtype": "float32",
+    }
+
+
+def quantized_from_dict(payload: dict[str, Any]) -> QuantizedLinearModel:
+    try:
+        return QuantizedLinearModel(
+            feature_names=tuple(payload["features"]),
+            target_name=payload["target"],
+            dtype=payload["dtype"],
+            bits=int(payload["bits"]),
+            symmetric=bool(payload["symmetric"]),
+            granularity=payload["granularity"],
+            weights=np.asarray(payload["weights"], dtype=np.int64),
+            scale=np.asarray(payload["scale"], dtype=np.float64),
+            zero_point=np.asarray(payload["zero_point"], dtype=np.int64),
+            bias=int(payload["bias"]),
+            bias_scale=float(payload["bias_scale"]),
+            feature_mean=np.asarray(payload["feature_mean"], dtype=np.float32),
+            feature_std=np.asarray(payload["feature_std"], dtype=np.float32),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ArtifactError(f"{QUANTIZED_MODEL_JSON} is malformed: {exc!r}") from exc
+
+
+def model_bytes(model: LinearModel) -> bytes:
+    """The bytes of ``model.json``: deterministic, so two identical fits give identical files."""
+    return json_bytes(model_to_dict(model))
+
+
+def load_model(models_dir: Path) -> LinearModel:
+    return model_from_dict(_read_json_artifact(models_dir, MODEL_JSON))
+
+
+def quantized_model_bytes(model: QuantizedLinearModel) -> bytes:
+    return json_bytes(quantized_to_dict(model))
+
+
+def load_quantized_model(models_dir: Path) -> QuantizedLinearModel:
+    return quantized_from_dict(_read_json_artifact(models_dir, QUANTIZED_MODEL_JSON))
+
+
+# --------------------------------------------------------------------------- joblib (seed)
+
+
+def joblib_bytes(obj: Any) -> bytes:
+    """Seed-compatible joblib/pickle bytes. Only training-time code reads these back."""
+    import joblib
+
+    buffer = io.BytesIO()
+    joblib.dump(obj, buffer)
+    return buffer.getvalue()
+
+
+def load_joblib_artifact(models_dir: Path, name: str) -> Any:
+    """Unpickle one of our own joblib artifacts, only after its SHA-256 matched the manifest."""
+    import joblib
+
+    return joblib.load(io.BytesIO(read_artifact(models_dir, name)))
+
+
+# --------------------------------------------------------------------------- tables
+
+
+@dataclass(frozen=True)
+class Table:
+    """Named float64 columns read from a CSV or Parquet file."""
+
+    path: Path
+    columns: tuple[str, ...]
+    values: np.ndarray  # shape (rows, len(columns)), float64
+
+    def column(self, name: str) -> np.ndarray:
+        return self.values[:, self.columns.index(name)]
+
+
+def table_csv_bytes(columns: Sequence[str], values: np.ndarray) -> bytes:
+    """CSV with a header and 17 significant digits, so floats survive the round trip exactly."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    np.savetxt(buffer, np.asarray(values, dtype=np.float64), delimiter=",", fmt="%.17g")
+    return buffer.getvalue().encode("utf-8")
+
+
+def split_csv_bytes(
+    feature_names: Sequence[str],
+    target: str,
+    X: np.ndarray,
+    y: np.ndarray,
+) -> bytes:
+    return table_csv_bytes([*feature_names, target], np.column_stack([X, y]))
+
+
+def load_test_split(models_dir: Path) -> Table:
+    data = read_artifact(models_dir, TEST_SPLIT_CSV)
+    return _parse_csv(Path(models_dir) / TEST_SPLIT_CSV, data.decode("utf-8"), None)
+
+
+def _table_suffix(path: Path) -> str:
+    """The table format of ``path``, after checking it is a readable file of a known kind."""
+    suffix = path.suffix.lower()
+    if suffix not in TABLE_SUFFIXES:
+        raise InputError(
+            f"unsupported data format {suffix or '(no extension)'!r} for {path}: "
+            "expected .csv or .parquet"
+        )
+    if not path.exists():
+        raise InputError(f"data file not found: {path}")
+    if not path.is_file():
+        raise InputError(f"cannot read {path}: not a regular file")
+    return suffix
+
+
+def read_table_header(path: Path) -> list[str]:
+    """Column names of a CSV or Parquet file, without reading its rows."""
+    path = Path(path)
+    if _table_suffix(path) == ".csv":
+        try:
+            with open(path, encoding="utf-8-sig", newline="") as handle:
+                first = handle.readline()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"cannot read {path}: {exc}") from exc
+        if not first.strip():
+            raise InputError(f"{path} is empty: expected a header row and data rows")
+        return [name.strip() for name in next(csv.reader([first]))]
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return list(pq.read_schema(path).names)
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(f"cannot read {path}: {exc}") from exc
+
+
+def read_table(path: Path, columns: Sequence[str] | None = None) -> Table:
+    """Read numeric columns from a CSV or Parquet file, with errors that name the column and row.
+
+    ``columns`` selects (and orders) the columns to return; other columns may hold anything.
+    """
+    path = Path(path)
+    if _table_suffix(path) == ".csv":
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"cannot read {path}: {exc}") from exc
+        return _parse_csv(path, text, columns)
+    return _read_parquet(path, columns)
+
+
+def _select(path: Path, header: Sequence[str], columns: Sequence[str] | None) -> list[int]:
+    if len(set(header)) != len(header):
+        dupes = sorted({name for name in header if list(header).count(name) > 1})
+        raise InputError(f"{path} has duplicate column names: {', '.join(dupes)}")
+    if columns is None:
+        return list(range(len(header)))
+    missing = [name for name in columns if name not in header]
+    if missing:
+        raise InputError(
+            f"column {missing[0]!r} not found in {path}; columns are: {', '.join(header)}"
+        )
+    return [list(header).index(name) for name in columns]
+
+
+def _parse_csv(path: Path, text: str, columns: Sequence[str] | None) -> Table:
+    lines = text.splitlines()
+    if not lines or not lines[0].strip():
+        raise InputError(f"{path} is empty: expected a header row and data rows")
+    header = [name.strip() for name in next(csv.reader([lines[0]]))]
+    indices = _select(path, header, columns)
+    names = tuple(header[i] for i in indices)
+    body = [line for line in lines[1:] if line.strip()]
+    if not body:
+        raise InputError(f"{path} has a header but no data rows")
+    try:
+        values = np.loadtxt(
+            io.StringIO("\n".join(body)),
+            delimiter=",",
+            usecols=indices,
+            dtype=np.float64,
+            ndmin=2,
+            comments=None,
+        )
+    except ValueError as exc:
+        _raise_first_bad_csv_cell(path, lines, header, indices)
+        raise InputError(f"cannot parse {path} as CSV: {exc}") from exc
+    return Table(path=path, columns=names, values=values)
+
+
+def _raise_first_bad_csv_cell(
+    path: Path, lines: list[str], header: list[str], indices: list[int]
+) -> None:
+    """Find the first cell numpy could not parse and name it, so the user can fix it."""
+    data_row = 0
+    for line_number, row in enumerate(csv.reader(lines[1:]), start=2):
+        if not row or not "".join(row).strip():
+            continue
+        data_row += 1
+        if len(row) != len(header):
+            raise InputError(
+                f"{path} row {data_row} (line {line_number}) has {len(row)} fields, "
+                f"the header has {len(header)}"
+            )
+        for index in indices:
+            cell = row[index].strip()
+            try:
+                float(cell)
+            except ValueError:
+                shown = "an empty value" if cell == "" else f"non-numeric value {cell!r}"
+                raise InputError(
+                    f"{path} column {header[index]!r} row {data_row} (line {line_number}): {shown}"
+                ) from None
+
+
+def _read_parquet(path: Path, columns: Sequence[str] | None) -> Table:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        schema = pq.read_schema(path)
+        header = list(schema.names)
+        indices = _select(path, header, columns)
+        names = tuple(header[i] for i in indices)
+        table = pq.read_table(path, columns=list(names))
+    except InputError:
+        raise
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(f"cannot read {path}: {exc}") from exc
+    if table.num_rows == 0:
+        raise InputError(f"{path} has no data rows")
+    arrays = []
+    for name in names:
+        column = table.column(name)
+        kind = column.type
+        if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+            raise InputError(f"{path} column {name!r} has type {kind}, expected a numeric type")
+        if column.null_count:
+            row = next(i for i, value in enumerate(column.is_null().to_pylist()) if value)
+            raise InputError(f"{path} column {name!r} row {row + 1}: missing value (null)")
+        arrays.append(column.to_numpy().astype(np.float64))
+    return Table(path=path, columns=names, values=np.column_stack(arrays))
+
+
+def write_predictions(path: Path, predictions: np.ndarray, column: str = "prediction") -> Path:
+    """Write one prediction per row as CSV or Parquet (by extension), atomically."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return atomic_write_bytes(path, table_csv_bytes([column], predictions.reshape(-1, 1)))
+    if suffix in (".parquet", ".pq"):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        buffer = io.BytesIO()
+        pq.write_table(pa.table({column: np.asarray(predictions, dtype=np.float64)}), buffer)
+        return atomic_write_bytes(path, buffer.getvalue())
+    raise InputError(
+        f"unsupported output format {suffix or '(no extension)'!r} for {path}: "
+        "expected .csv or .parquet"
+    )
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def metrics_bytes(metrics: dict[str, Any]) -> bytes:
+    return json_bytes(metrics)
+
+
+def load_metrics(models_dir: Path) -> dict[str, Any]:
+    return json.loads(read_artifact(models_dir, METRICS_JSON))

@@ -1,0 +1,41 @@
+"""Regression metrics in plain numpy, so evaluation and serving never need scikit-learn."""
+
+import numpy as np
+
+
+def mean_squared_error(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Mean of squared residuals (the seed's "loss")."""
+    residuals = np.asarray(y_true, dtype=np.float64) - np.asarray(y_pred, dtype=np.float64)
+    return float(np.mean(residuals * residuals))
+
+
+def r2_score(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Coefficient of determination, as scikit-learn defines it (also for a constant target)."""
+    y_true = np.asarray(y_true, dtype=np.float64)
+    y_pred = np.asarray(y_pred, dtype=np.float64)
+    residual_ss = float(np.sum((y_true - y_pred) ** 2))
+    total_ss = float(np.sum((y_true - y_true.mean()) ** 2))
+    if total_ss == 0.0:
+        return 1.0 if residual_ss == 0.0 else 0.0
+    return 1.0 - residual_ss / total_ss
+
+
+def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """The two figures the seed reports, keyed as ``metrics.json`` stores them."""
+    return {"r2": r2_score(y_true, y_pred), "mse": mean_squared_error(y_true, y_pred)}
+
+
+def prediction_drift(reference: np.ndarray, candidate: np.ndarray) -> dict[str, float]:
+    """How far a candidate's predictions move from a reference's: max and mean |Δŷ|."""
+    diff = np.abs(np.asarray(candidate, dtype=np.float64) - np.asarray(reference, dtype=np.float64))
+    return {"max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean())}
+
+
+def quantized_fidelity(
+    y_true: np.ndarray, float_pred: np.ndarray, quantized_pred: np.ndarray
+) -> dict[str, float]:
+    """What quantization costs: the quantized model's R²/MSE and its drift from the float model."""
+    return {
+        **regression_metrics(y_true, quantized_pred),
+        **prediction_drift(float_pred, quantized_pred),
+    }
