@@ -1,0 +1,235 @@
+"""The installed ``linreg-ops`` console script, run as a real process."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from helpers import SEED_MSE, SEED_R2, snapshot, write_csv
+from linreg_ops import artifacts, cli
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def run_result(tmp_path_factory):
+    """One full ``linreg-ops run`` in an empty folder, shared by the tests that read it."""
+    from pathlib import Path
+
+    workdir = tmp_path_factory.mktemp("run")
+    executable = Path(sys.executable).with_name("linreg-ops")
+    result = subprocess.run(
+        [str(executable), "run"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    return workdir, result
+
+
+def test_run_reproduces_the_seed_and_writes_everything(run_result):
+    workdir, result = run_result
+    assert result.returncode == 0, result.stderr
+    assert f"R² Score: {SEED_R2}" in result.stdout
+    assert f"Mean Squared Error (Loss): {SEED_MSE}" in result.stdout
+    for name in (*artifacts.KNOWN_ARTIFACTS, artifacts.MANIFEST_JSON):
+        assert (workdir / "models" / name).is_file(), name
+    metrics = json.loads((workdir / "models" / "metrics.json").read_text())
+    assert set(metrics) == {"float", "quantized", "n_train", "n_test", "features"}
+    assert set(metrics["quantized"]) == {"dtype", "r2", "mse", "max_abs_diff", "mean_abs_diff"}
+    assert metrics["quantized"]["dtype"] == "int8"
+    assert abs(metrics["quantized"]["r2"] - metrics["float"]["r2"]) <= 0.001
+    for name in ("report.md", "predicted_vs_actual.png", "residuals.png"):
+        assert (workdir / "reports" / name).is_file(), name
+
+
+def test_report_holds_the_table_exactly_as_printed(run_result):
+    workdir, result = run_result
+    table = [line for line in result.stdout.splitlines() if line.startswith("|")]
+    assert len(table) == 4  # header, rule, float64, int8
+    assert "\n".join(table) in (workdir / "reports" / "report.md").read_text()
+
+
+def test_help_lists_every_command(run_cli):
+    result = run_cli("--help", check=True)
+    for command in ("train", "quantize", "predict", "evaluate", "run"):
+        assert command in result.stdout
+
+
+def test_predict_prints_metrics_and_first_ten(run_cli, trained_dir):
+    result = run_cli("predict", "--models-dir", trained_dir, check=True)
+    assert "R² Score: 0.5758" in result.stdout
+    assert "True: 0.4770 | Predicted: 0.7191 | Diff: 0.2421" in result.stdout
+    assert sum(line.startswith("True: ") for line in result.stdout.splitlines()) == 10
+
+
+def test_predict_input_output(run_cli, trained_dir, tmp_path):
+    test = artifacts.load_test_split(trained_dir)
+    rows = write_csv(tmp_path / "rows.csv", list(test.columns), test.values[:7].tolist())
+    result = run_cli(
+        "predict",
+        "--models-dir",
+        trained_dir,
+        "--input",
+        rows,
+        "--output",
+        tmp_path / "p.parquet",
+        "--model",
+        "quantized",
+        check=True,
+    )
+    assert "Wrote 7 quantized predictions" in result.stdout
+    import pyarrow.parquet as pq
+
+    written = pq.read_table(tmp_path / "p.parquet").column("prediction").to_numpy()
+    np.testing.assert_array_equal(
+        written, artifacts.load_quantized_model(trained_dir).predict(test.values[:7, :-1])
+    )
+
+
+def test_evaluate_prints_the_comparison_table(run_cli, models_copy):
+    result = run_cli("evaluate", "--models-dir", models_copy, check=True)
+    assert "| float64 | 0.5758 | 0.5559 |" in result.stdout
+    assert "| int8 per-tensor |" in result.stdout
+
+
+def test_train_and_predict_on_a_user_csv(run_cli, regression_csv, tmp_path):
+    models = tmp_path / "user-models"
+    result = run_cli(
+        "train", "--data", regression_csv, "--target", "y", "--models-dir", models, check=True
+    )
+    assert f"Loading {regression_csv} (target 'y')." in result.stdout
+    model = artifacts.load_model(models)
+    np.testing.assert_allclose(model.coef, [2.0, -3.0, 0.5], atol=0.05)
+    run_cli("quantize", "--dtype", "uint8", "--models-dir", models, check=True)
+    assert artifacts.load_quantized_model(models).dtype == "uint8"
+
+
+def test_predict_does_not_import_scikit_learn(trained_dir):
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "linreg_ops", "predict",
+         "--models-dir", str(trained_dir)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    imported = {
+        line.split("|")[-1].strip() for line in result.stderr.splitlines() if "import time:" in line
+    }
+    assert "linreg_ops.predict" in imported
+    # (numpy itself imports the pickle module; what matters is that nothing unpickles a model)
+    for heavy in ("sklearn", "joblib", "scipy", "pandas", "pyarrow", "matplotlib"):
+        assert heavy not in imported, f"predict imported {heavy}"
+
+
+def _file(folder, name, content: bytes):
+    path = folder / name
+    path.write_bytes(content)
+    return path
+
+
+def _table(folder, name, header, rows):
+    return write_csv(folder / name, header, rows)
+
+
+# case: (make the file in a folder, the message stderr must hold)
+BAD_TRAIN_INPUTS = {
+    "missing file": (lambda p: p / "nope.csv", "data file not found"),
+    "unreadable": (lambda p: _file(p, "bin.csv", b"\xff\xfe\x00"), "cannot read"),
+    "empty": (lambda p: _file(p, "e.csv", b""), "is empty"),
+    "no target": (
+        lambda p: _table(p, "t.csv", ["a", "b"], [[1, 2]] * 5),
+        "target column 'y' not found",
+    ),
+    "non-numeric": (
+        lambda p: _table(p, "n.csv", ["a", "y"], [[1, 2], ["x", 3], [3, 1], [4, 4]]),
+        "column 'a' row 2 (line 3): non-numeric value 'x'",
+    ),
+    "nan": (
+        lambda p: _table(p, "nan.csv", ["a", "y"], [[1, 2], [2, 3], [3, "nan"], [4, 4]]),
+        "column 'y' row 3 is NaN",
+    ),
+    "inf": (
+        lambda p: _table(p, "inf.csv", ["a", "y"], [[1, 2], ["inf", 3], [3, 1], [4, 4]]),
+        "column 'a' row 2 is an infinite value",
+    ),
+    "too few rows": (
+        lambda p: _table(p, "f.csv", ["a", "b", "y"], [[1, 2, 3], [2, 1, 4], [3, 3, 1]]),
+        "too few to fit 2 features",
+    ),
+    "constant target": (
+        lambda p: _table(p, "c.csv", ["a", "y"], [[i, 1.5] for i in range(10)]),
+        "is constant",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BAD_TRAIN_INPUTS, ids=list(BAD_TRAIN_INPUTS))
+def test_bad_training_data_exits_2_and_changes_nothing(run_cli, models_copy, tmp_path, case):
+    make, message = BAD_TRAIN_INPUTS[case]
+    before = snapshot(models_copy)
+    result = run_cli(
+        "train", "--data", make(tmp_path), "--target", "y", "--models-dir", models_copy
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    error_lines = result.stderr.strip().splitlines()
+    assert len(error_lines) == 1
+    assert message in error_lines[0]
+    assert snapshot(models_copy) == before
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["predict", "--models-dir", "{empty}"], "no manifest.json"),
+        (["predict", "--input", "rows.csv"], "--input needs --output"),
+        (["quantize", "--dtype", "int1", "--models-dir", "{models}"], "unsupported dtype 'int1'"),
+        (
+            [
+                "predict",
+                "--models-dir",
+                "{models}",
+                "--input",
+                "{models}/model.json",
+                "--output",
+                "o.csv",
+            ],
+            "unsupported data format '.json'",
+        ),
+    ],
+)
+def test_usage_errors_exit_2(run_cli, models_copy, tmp_path, args, message):
+    before = snapshot(models_copy)
+    args = [a.format(empty=tmp_path / "empty", models=models_copy) for a in args]
+    result = run_cli(*args, cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert snapshot(models_copy) == before
+
+
+def test_argparse_errors_exit_2(run_cli):
+    assert run_cli("predict", "--model", "float16").returncode == 2
+    assert run_cli("train", "--test-size", "2").returncode == 2
+    assert run_cli("frobnicate").returncode == 2
+
+
+def test_tampered_model_exits_2(run_cli, models_copy):
+    path = models_copy / artifacts.MODEL_JSON
+    path.write_text(path.read_text().replace('"intercept": -37', '"intercept": -36'))
+    result = run_cli("predict", "--models-dir", models_copy)
+    assert result.returncode == 2
+    assert "does not match its SHA-256" in result.stderr
+
+
+def test_unexpected_errors_exit_1(monkeypatch, capsys, trained_dir):
+    def explode(args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(cli, "cmd_evaluate", explode)
+    assert cli.main(["evaluate", "--models-dir", str(trained_dir)]) == 1
+    assert "unexpected error" in capsys.readouterr().err

@@ -1,0 +1,55 @@
+"""The report embeds the printed table verbatim and draws two real PNG pictures."""
+
+import numpy as np
+import pytest
+
+from linreg_ops import report
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def rows():
+    return [
+        report.ModelRow("float64", 0.57578, 0.55589, 0.0, 0.0, "model.json", 985, 72),
+        report.ModelRow(
+            "int8 per-tensor", 0.57627, 0.55526, 0.1444, 0.0041, "quantized_model.json", 1221, 21
+        ),
+    ]
+
+
+def test_table_formats_four_decimals_and_thousands():
+    table = report.comparison_table(rows())
+    lines = table.splitlines()
+    assert lines[0].startswith("| model | R² | MSE |")
+    assert "| float64 | 0.5758 | 0.5559 | 0.000000 | 0.000000 | model.json | 985 | 72 |" in lines
+    assert "| int8 per-tensor | 0.5763 | 0.5553 | 0.144400 |" in lines[3]
+
+
+def test_parameter_bytes():
+    assert report.float_parameter_bytes(8) == 72
+    # 8 int8 codes + int32 bias + float32 scale + one int8 zero point
+    assert report.quantized_parameter_bytes(8, 8) == 8 + 4 + 4 + 1
+    assert report.quantized_parameter_bytes(8, 4) == 4 + 4 + 4 + 1
+
+
+@pytest.mark.parametrize("noise", [0.3, 0.0], ids=["noisy", "constant-residual"])
+def test_write_report(tmp_path, noise):
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=100)
+    predictions = y + 0.1 + noise * rng.normal(size=100)
+    table = report.comparison_table(rows())
+    paths = report.write_report(
+        tmp_path, table, ["context line"], y, predictions, predictions + 0.01, "int8"
+    )
+    assert sorted(p.name for p in paths) == [
+        "predicted_vs_actual.png",
+        "report.md",
+        "residuals.png",
+    ]
+    markdown = (tmp_path / "report.md").read_text()
+    assert table in markdown
+    assert "- context line" in markdown
+    for name in ("predicted_vs_actual.png", "residuals.png"):
+        data = (tmp_path / name).read_bytes()
+        assert data.startswith(PNG_MAGIC)
+        assert len(data) > 10_000

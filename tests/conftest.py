@@ -1,0 +1,78 @@
+"""Shared fixtures: the California data, one trained models folder, and a CLI runner."""
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import write_csv
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_SKLEARN_DATA = (
+    REPO.parent / "shared" / "datasets" / "california_housing" / "scikit_learn_data"
+)
+if "SCIKIT_LEARN_DATA" not in os.environ and SHARED_SKLEARN_DATA.is_dir():
+    os.environ["SCIKIT_LEARN_DATA"] = str(SHARED_SKLEARN_DATA)
+
+
+@pytest.fixture(scope="session")
+def california():
+    from linreg_ops.data import load_california_housing
+
+    return load_california_housing()
+
+
+@pytest.fixture(scope="session")
+def trained_dir(tmp_path_factory, california) -> Path:
+    """A models folder after train + quantize on California Housing. Read-only: copy to mutate."""
+    from linreg_ops.quantize import quantize
+    from linreg_ops.train import train
+
+    models_dir = tmp_path_factory.mktemp("models")
+    train(california, models_dir)
+    quantize(models_dir)
+    return models_dir
+
+
+@pytest.fixture
+def models_copy(trained_dir, tmp_path) -> Path:
+    """A private, writable copy of ``trained_dir``."""
+    return Path(shutil.copytree(trained_dir, tmp_path / "models"))
+
+
+@pytest.fixture
+def run_cli() -> Callable[..., subprocess.CompletedProcess]:
+    """Run the installed ``linreg-ops`` console script as a real process."""
+    executable = Path(sys.executable).with_name("linreg-ops")
+    if not executable.exists():
+        pytest.fail(f"the linreg-ops console script is not installed next to {sys.executable}")
+
+    def run(*args: str, cwd: Path | None = None, check: bool = False):
+        result = subprocess.run(
+            [str(executable), *map(str, args)],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"exit {result.returncode}\n{result.stdout}\n{result.stderr}")
+        return result
+
+    return run
+
+
+@pytest.fixture
+def regression_csv(tmp_path) -> Path:
+    """A small, well-posed regression problem: y = 2a − 3b + 0.5c + 1 + noise."""
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(200, 3))
+    y = X @ np.array([2.0, -3.0, 0.5]) + 1.0 + rng.normal(scale=0.1, size=200)
+    rows = np.column_stack([X, y]).tolist()
+    return write_csv(tmp_path / "train.csv", ["a", "b", "c", "y"], rows)
