@@ -1,0 +1,56 @@
+# linreg-ops: `make run` sets up and runs the pipeline, `make test` sets up and runs the checks.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+MODELS_DIR ?= models
+REPORTS_DIR ?= reports
+
+# Offline California Housing: use the shared scikit-learn cache beside the checkout when the
+# caller has not chosen one; otherwise scikit-learn downloads as usual.
+SHARED_SKLEARN_DATA := $(abspath ../shared/datasets/california_housing/scikit_learn_data)
+ifeq ($(origin SCIKIT_LEARN_DATA),undefined)
+ifneq ($(wildcard $(SHARED_SKLEARN_DATA)),)
+export SCIKIT_LEARN_DATA := $(SHARED_SKLEARN_DATA)
+endif
+endif
+
+.PHONY: help run test lint format clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Stamps: reinstall only when the dependency declarations change.
+$(VENV)/.installed-run: $(BIN)/python pyproject.toml requirements.txt
+	$(BIN)/python -m pip install --quiet -c requirements.txt -e .
+	$(BIN)/python -m pip check
+	@touch $@
+
+$(VENV)/.installed-dev: $(BIN)/python pyproject.toml requirements.txt requirements-dev.txt
+	$(BIN)/python -m pip install --quiet -c requirements-dev.txt -e ".[dev]"
+	$(BIN)/python -m pip check
+	@touch $@ $(VENV)/.installed-run
+
+run: $(VENV)/.installed-run ## Set up .venv and run train → quantize → evaluate → report
+	$(BIN)/linreg-ops run --models-dir $(MODELS_DIR) --reports-dir $(REPORTS_DIR)
+
+test: $(VENV)/.installed-dev ## Set up .venv with .[dev], then ruff (lint + format check) and pytest
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed-dev ## ruff lint and format check only
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.installed-dev ## Apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean: ## Remove the virtualenv, artifacts, reports and caches
+	rm -rf $(VENV) $(MODELS_DIR) $(REPORTS_DIR) .pytest_cache .ruff_cache .hypothesis build dist src/*.egg-info
