@@ -123,9 +123,7 @@ def load_manifest(models_dir: Path) -> dict[str, Any]:
         raise ArtifactError(f"cannot read {path}: {exc}") from exc
 
 
-def start_manifest(
-    models_dir: Path, training_data: dict[str, Any], split: dict[str, Any]
-) -> dict[str, Any]:
+def start_manifest(training_data: dict[str, Any], split: dict[str, Any]) -> dict[str, Any]:
     """A fresh manifest for a new training run: earlier artifacts are no longer trusted."""
     return {
         "schema_version": SCHEMA_VERSION,
@@ -530,10 +528,6 @@ def write_predictions(path: Path, predictions: np.ndarray, column: str = "predic
 
 
 # --------------------------------------------------------------------------- metrics
-
-
-def metrics_bytes(metrics: dict[str, Any]) -> bytes:
-    return json_bytes(metrics)
 
 
 def load_metrics(models_dir: Path) -> dict[str, Any]:

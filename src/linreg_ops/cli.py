@@ -14,6 +14,7 @@ import numpy as np
 
 from linreg_ops import artifacts
 from linreg_ops.errors import InputError
+from linreg_ops.model import LinearModel, QuantizedLinearModel
 
 EXIT_OK, EXIT_UNEXPECTED, EXIT_BAD_INPUT = 0, 1, 2
 FIRST_ROWS = 10
@@ -81,7 +82,9 @@ def _float_r2(models_dir: Path) -> float:
     return float(artifacts.load_metrics(models_dir)["float"]["r2"])
 
 
-def _print_sample_comparison(models_dir: Path, model: object, quantized: object) -> None:
+def _print_sample_comparison(
+    models_dir: Path, model: LinearModel, quantized: QuantizedLinearModel
+) -> None:
     """The seed's 10-row check: sklearn vs manual float vs manual dequantized predictions."""
     estimator = artifacts.load_joblib_artifact(models_dir, artifacts.ESTIMATOR_JOBLIB)
     rows = artifacts.load_test_split(models_dir).values[:FIRST_ROWS, :-1]

@@ -7,10 +7,14 @@ same string, so the report can never disagree with what the command printed.
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from linreg_ops import artifacts
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,7 @@ def comparison_table(rows: list[ModelRow]) -> str:
     return "\n".join([*header, *lines])
 
 
-def _figure_png(figure: "object") -> bytes:
+def _figure_png(figure: "Figure") -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, metadata={"Software": None})
     return buffer.getvalue()

@@ -91,7 +91,6 @@ def train(
         "features": list(dataset.feature_names),
     }
     manifest = artifacts.start_manifest(
-        models_dir,
         training_data={"source": dataset.source, "sha256": dataset.sha256},
         split={
             "test_size": test_size,
