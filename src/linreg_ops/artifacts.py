@@ -27,7 +27,12 @@ from typing import Any
 import numpy as np
 
 from linreg_ops.errors import ArtifactError, InputError
-from linreg_ops.model import LinearModel, QuantizedLinearModel
+from linreg_ops.model import (
+    FeatureStats,
+    IntegerLinearModel,
+    LinearModel,
+    QuantizedLinearModel,
+)
 
 SCHEMA_VERSION = 1
 
@@ -36,6 +41,7 @@ UNQUANT_PARAMS_JOBLIB = "unquant_params.joblib"
 QUANT_PARAMS_JOBLIB = "quant_params.joblib"
 MODEL_JSON = "model.json"
 QUANTIZED_MODEL_JSON = "quantized_model.json"
+INTEGER_MODEL_JSON = "integer_model.json"
 TEST_SPLIT_CSV = "test_split.csv"
 METRICS_JSON = "metrics.json"
 MANIFEST_JSON = "manifest.json"
@@ -46,6 +52,7 @@ KNOWN_ARTIFACTS = (
     QUANT_PARAMS_JOBLIB,
     MODEL_JSON,
     QUANTIZED_MODEL_JSON,
+    INTEGER_MODEL_JSON,
     TEST_SPLIT_CSV,
     METRICS_JSON,
 )
@@ -212,17 +219,30 @@ def _read_json_artifact(models_dir: Path, name: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- models
 
 
+def _floats(values: np.ndarray) -> list:
+    """JSON-ready floats (nested for 2-D), shortest repr that round-trips."""
+    return np.asarray(values, dtype=np.float64).tolist()
+
+
 def model_to_dict(model: LinearModel) -> dict[str, Any]:
+    stats = model.stats
     return {
         "schema_version": SCHEMA_VERSION,
         "kind": "linear_regression",
         "target": model.target_name,
         "features": list(model.feature_names),
-        "coef": [float(c) for c in model.coef],
+        "coef": _floats(model.coef),
         "intercept": float(model.intercept),
         "training_statistics": {
-            "feature_mean": [float(m) for m in model.feature_mean],
-            "feature_std": [float(s) for s in model.feature_std],
+            "n": stats.n,
+            "feature_mean": _floats(stats.mean),
+            "feature_std": _floats(stats.std),
+            "feature_min": _floats(stats.minimum),
+            "feature_max": _floats(stats.maximum),
+            "quantile_level": stats.quantile_level,
+            "feature_low_quantile": _floats(stats.low),
+            "feature_high_quantile": _floats(stats.high),
+            "standardized_correlation": _floats(stats.correlation),
         },
     }
 
@@ -230,13 +250,26 @@ def model_to_dict(model: LinearModel) -> dict[str, Any]:
 def model_from_dict(payload: dict[str, Any]) -> LinearModel:
     try:
         stats = payload["training_statistics"]
+
+        def array(key: str) -> np.ndarray:
+            return np.asarray(stats[key], dtype=np.float64)
+
         return LinearModel(
             feature_names=tuple(payload["features"]),
             target_name=payload["target"],
             coef=np.asarray(payload["coef"], dtype=np.float64),
             intercept=float(payload["intercept"]),
-            feature_mean=np.asarray(stats["feature_mean"], dtype=np.float64),
-            feature_std=np.asarray(stats["feature_std"], dtype=np.float64),
+            stats=FeatureStats(
+                n=int(stats["n"]),
+                mean=array("feature_mean"),
+                std=array("feature_std"),
+                minimum=array("feature_min"),
+                maximum=array("feature_max"),
+                quantile_level=float(stats["quantile_level"]),
+                low=array("feature_low_quantile"),
+                high=array("feature_high_quantile"),
+                correlation=array("standardized_correlation"),
+            ),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ArtifactError(f"{MODEL_JSON} is malformed: {exc!r}") from exc
@@ -251,20 +284,22 @@ def quantized_to_dict(model: QuantizedLinearModel) -> dict[str, Any]:
         "convention": "real = scale * (q - zero_point); round half to even; saturate",
         "prediction": (
             "z = (x - feature_mean) / feature_std; "
-            "y = scale * sum((q - zero_point) * z) + bias * bias_scale"
+            "y = sum(scale * (q - zero_point) * z) + bias * bias_scale"
         ),
         "dtype": model.dtype,
         "bits": model.bits,
         "symmetric": model.symmetric,
         "granularity": model.granularity,
+        "rounding": model.rounding,
         "weights": [int(q) for q in model.weights],
-        "scale": [float(s) for s in model.scale],
+        "scale": _floats(model.scale),
+        "scale_dtype": "float32",
         "zero_point": [int(z) for z in model.zero_point],
         "bias": int(model.bias),
         "bias_dtype": "int32",
         "bias_scale": float(model.bias_scale),
-        "feature_mean": [float(m) for m in model.feature_mean.astype(np.float32)],
-        "feature_std": [float(s) for s in model.feature_std.astype(np.float32)],
+        "feature_mean": _floats(model.feature_mean),
+        "feature_std": _floats(model.feature_std),
         "statistics_dtype": "float32",
     }
 
@@ -278,8 +313,9 @@ def quantized_from_dict(payload: dict[str, Any]) -> QuantizedLinearModel:
             bits=int(payload["bits"]),
             symmetric=bool(payload["symmetric"]),
             granularity=payload["granularity"],
+            rounding=payload["rounding"],
             weights=np.asarray(payload["weights"], dtype=np.int64),
-            scale=np.asarray(payload["scale"], dtype=np.float64),
+            scale=np.asarray(payload["scale"], dtype=np.float32),
             zero_point=np.asarray(payload["zero_point"], dtype=np.int64),
             bias=int(payload["bias"]),
             bias_scale=float(payload["bias_scale"]),
@@ -288,6 +324,59 @@ def quantized_from_dict(payload: dict[str, Any]) -> QuantizedLinearModel:
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ArtifactError(f"{QUANTIZED_MODEL_JSON} is malformed: {exc!r}") from exc
+
+
+def integer_to_dict(model: IntegerLinearModel) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": "integer_only_linear_regression",
+        "target": model.target_name,
+        "features": list(model.feature_names),
+        "inference": [
+            "q_x = clip(round_half_even(x / input_scale) + input_zero_point, input range)",
+            "acc = sum(weights * q_x) + bias  (int64; bias already holds the zero points)",
+            "out = clip((acc * multiplier + 2**(shift - 1)) >> shift, output range)",
+            "y = output_scale * out",
+        ],
+        "weight_dtype": model.weight_dtype,
+        "weights": [int(q) for q in model.weights],
+        "accumulator_scale": float(model.accumulator_scale),
+        "rounding": model.rounding,
+        "bias": int(model.bias),
+        "bias_dtype": "int32",
+        "input_bits": model.input_bits,
+        "input_scale": _floats(model.input_scale),
+        "input_zero_point": [int(z) for z in model.input_zero_point],
+        "calibration": model.calibration,
+        "output_bits": model.output_bits,
+        "output_scale": float(model.output_scale),
+        "multiplier": int(model.multiplier),
+        "shift": int(model.shift),
+        "scale_dtype": "float32",
+    }
+
+
+def integer_from_dict(payload: dict[str, Any]) -> IntegerLinearModel:
+    try:
+        return IntegerLinearModel(
+            feature_names=tuple(payload["features"]),
+            target_name=payload["target"],
+            weight_dtype=payload["weight_dtype"],
+            weights=np.asarray(payload["weights"], dtype=np.int64),
+            accumulator_scale=float(payload["accumulator_scale"]),
+            rounding=payload["rounding"],
+            bias=int(payload["bias"]),
+            input_bits=int(payload["input_bits"]),
+            input_scale=np.asarray(payload["input_scale"], dtype=np.float32),
+            input_zero_point=np.asarray(payload["input_zero_point"], dtype=np.int64),
+            calibration=payload["calibration"],
+            output_bits=int(payload["output_bits"]),
+            output_scale=float(payload["output_scale"]),
+            multiplier=int(payload["multiplier"]),
+            shift=int(payload["shift"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ArtifactError(f"{INTEGER_MODEL_JSON} is malformed: {exc!r}") from exc
 
 
 def model_bytes(model: LinearModel) -> bytes:
@@ -305,6 +394,14 @@ def quantized_model_bytes(model: QuantizedLinearModel) -> bytes:
 
 def load_quantized_model(models_dir: Path) -> QuantizedLinearModel:
     return quantized_from_dict(_read_json_artifact(models_dir, QUANTIZED_MODEL_JSON))
+
+
+def integer_model_bytes(model: IntegerLinearModel) -> bytes:
+    return json_bytes(integer_to_dict(model))
+
+
+def load_integer_model(models_dir: Path) -> IntegerLinearModel:
+    return integer_from_dict(_read_json_artifact(models_dir, INTEGER_MODEL_JSON))
 
 
 # --------------------------------------------------------------------------- joblib (seed)
@@ -508,18 +605,19 @@ def _read_parquet(path: Path, columns: Sequence[str] | None) -> Table:
     return Table(path=path, columns=names, values=np.column_stack(arrays))
 
 
-def write_predictions(path: Path, predictions: np.ndarray, column: str = "prediction") -> Path:
-    """Write one prediction per row as CSV or Parquet (by extension), atomically."""
+def write_predictions(path: Path, columns: dict[str, np.ndarray]) -> Path:
+    """Write prediction columns (one row per input row) as CSV or Parquet, atomically."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        return atomic_write_bytes(path, table_csv_bytes([column], predictions.reshape(-1, 1)))
+        values = np.column_stack([np.asarray(v, dtype=np.float64) for v in columns.values()])
+        return atomic_write_bytes(path, table_csv_bytes(list(columns), values))
     if suffix in (".parquet", ".pq"):
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         buffer = io.BytesIO()
-        pq.write_table(pa.table({column: np.asarray(predictions, dtype=np.float64)}), buffer)
+        pq.write_table(pa.table({name: np.asarray(v) for name, v in columns.items()}), buffer)
         return atomic_write_bytes(path, buffer.getvalue())
     raise InputError(
         f"unsupported output format {suffix or '(no extension)'!r} for {path}: "

@@ -32,10 +32,28 @@ def prediction_drift(reference: np.ndarray, candidate: np.ndarray) -> dict[str, 
 
 
 def quantized_fidelity(
-    y_true: np.ndarray, float_pred: np.ndarray, quantized_pred: np.ndarray
-) -> dict[str, float]:
-    """What quantization costs: the quantized model's R²/MSE and its drift from the float model."""
-    return {
+    y_true: np.ndarray,
+    float_pred: np.ndarray,
+    quantized_pred: np.ndarray,
+    clipped: np.ndarray | None = None,
+) -> dict[str, float | int]:
+    """What quantization costs: R²/MSE, ΔR² against float, prediction drift, clipped rows.
+
+    ``clipped`` flags rows whose inputs fell outside an integer model's calibrated range;
+    ``mean_abs_diff_inside`` is the drift on the other rows.
+    """
+    clipped = np.zeros(len(y_true), dtype=bool) if clipped is None else np.asarray(clipped)
+    figures: dict[str, float | int] = {
         **regression_metrics(y_true, quantized_pred),
         **prediction_drift(float_pred, quantized_pred),
     }
+    figures["delta_r2"] = figures["r2"] - r2_score(y_true, float_pred)
+    figures["clipped_rows"] = int(clipped.sum())
+    figures["clipped_share"] = float(clipped.mean())
+    inside = ~clipped
+    figures["mean_abs_diff_inside"] = (
+        prediction_drift(float_pred[inside], quantized_pred[inside])["mean_abs_diff"]
+        if inside.any()
+        else 0.0
+    )
+    return figures

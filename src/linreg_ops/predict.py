@@ -5,7 +5,7 @@ the HTTP service run, and it must stay small, fast to import and safe to point a
 """
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -13,21 +13,31 @@ from linreg_ops import artifacts
 from linreg_ops.data import check_finite
 from linreg_ops.errors import InputError
 from linreg_ops.metrics import quantized_fidelity, regression_metrics
-from linreg_ops.model import LinearModel, QuantizedLinearModel
+from linreg_ops.model import IntegerLinearModel, LinearModel, QuantizedLinearModel
 
-ModelKind = Literal["float", "quantized"]
-MODEL_KINDS: tuple[ModelKind, ...] = ("float", "quantized")
+ModelKind = Literal["float", "quantized", "integer"]
+MODEL_KINDS: tuple[ModelKind, ...] = ("float", "quantized", "integer")
+AnyModel = LinearModel | QuantizedLinearModel | IntegerLinearModel
+LOADERS = {
+    "float": artifacts.load_model,
+    "quantized": artifacts.load_quantized_model,
+    "integer": artifacts.load_integer_model,
+}
 
 
-def load_predictor(
-    models_dir: Path, kind: ModelKind = "float"
-) -> LinearModel | QuantizedLinearModel:
-    """The float or the quantized model, each verified against the manifest's SHA-256."""
-    if kind == "float":
-        return artifacts.load_model(models_dir)
-    if kind == "quantized":
-        return artifacts.load_quantized_model(models_dir)
-    raise InputError(f"unknown model kind {kind!r}: expected one of {', '.join(MODEL_KINDS)}")
+def load_predictor(models_dir: Path, kind: ModelKind = "float") -> AnyModel:
+    """The float, quantized or integer-only model, verified against the manifest's SHA-256."""
+    if kind not in LOADERS:
+        raise InputError(f"unknown model kind {kind!r}: expected one of {', '.join(MODEL_KINDS)}")
+    return LOADERS[kind](models_dir)
+
+
+def predict_rows(model: AnyModel, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Predictions, and which rows had inputs clipped to an integer model's calibrated range."""
+    if isinstance(model, IntegerLinearModel):
+        codes, clipped = model.predict_codes(X)
+        return codes * np.float64(model.output_scale), clipped
+    return model.predict(X), np.zeros(len(X), dtype=bool)
 
 
 def read_features(path: Path, feature_names: tuple[str, ...]) -> np.ndarray:
@@ -39,12 +49,19 @@ def read_features(path: Path, feature_names: tuple[str, ...]) -> np.ndarray:
 
 def predict_file(
     models_dir: Path, input_path: Path, output_path: Path, kind: ModelKind = "float"
-) -> np.ndarray:
-    """Predict every row of ``input_path``; write one ``prediction`` column to ``output_path``."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Predict every row of ``input_path`` and write them to ``output_path``.
+
+    The output has a ``prediction`` column, and for the integer-only model a ``clipped``
+    column (1 where an input was outside the calibrated range).
+    """
     model = load_predictor(models_dir, kind)
-    predictions = model.predict(read_features(input_path, model.feature_names))
-    artifacts.write_predictions(output_path, predictions)
-    return predictions
+    predictions, clipped = predict_rows(model, read_features(input_path, model.feature_names))
+    columns = {"prediction": predictions}
+    if kind == "integer":
+        columns["clipped"] = clipped.astype(np.int64)
+    artifacts.write_predictions(output_path, columns)
+    return predictions, clipped
 
 
 def load_labelled(
@@ -66,30 +83,48 @@ def load_labelled(
     return table.values[:, :-1], table.values[:, -1], str(data)
 
 
-def evaluate(models_dir: Path, data: Path | None = None, target: str | None = None) -> dict:
-    """Float and quantized metrics on the same rows; refreshes ``metrics.json`` for the test split.
+def fidelity(model: LinearModel, other: AnyModel, X: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    """How far ``other`` (quantized or integer-only) is from the float ``model`` on these rows."""
+    predictions, clipped = predict_rows(other, X)
+    return quantized_fidelity(y, model.predict(X), predictions, clipped)
 
-    The quantized block is ``None`` until ``quantize`` has run.
+
+def evaluate(models_dir: Path, data: Path | None = None, target: str | None = None) -> dict:
+    """Float, quantized and integer-only metrics on the same rows.
+
+    Refreshes ``metrics.json`` when scoring the stored test split. The quantized blocks are
+    ``None`` until ``quantize`` has run.
     """
     model = artifacts.load_model(models_dir)
     X, y, source = load_labelled(models_dir, data, target)
-    float_predictions = model.predict(X)
     summary: dict = {
-        "float": regression_metrics(y, float_predictions),
+        "float": regression_metrics(y, model.predict(X)),
         "quantized": None,
+        "integer_only": None,
         "n_rows": int(y.size),
         "source": source,
     }
-    manifest = artifacts.load_manifest(models_dir)
-    if artifacts.QUANTIZED_MODEL_JSON in manifest["artifacts"]:
+    listed = artifacts.load_manifest(models_dir)["artifacts"]
+    if artifacts.QUANTIZED_MODEL_JSON in listed:
         quantized = artifacts.load_quantized_model(models_dir)
         summary["quantized"] = {
             "dtype": quantized.dtype,
-            **quantized_fidelity(y, float_predictions, quantized.predict(X)),
+            "granularity": quantized.granularity,
+            "rounding": quantized.rounding,
+            **fidelity(model, quantized, X, y),
+        }
+    if artifacts.INTEGER_MODEL_JSON in listed:
+        integer = artifacts.load_integer_model(models_dir)
+        summary["integer_only"] = {
+            "weight_dtype": integer.weight_dtype,
+            "input_dtype": f"int{integer.input_bits}",
+            "calibration": integer.calibration,
+            **fidelity(model, integer, X, y),
         }
     if data is None:
         stored = artifacts.load_metrics(models_dir)
-        stored.update(float=summary["float"], quantized=summary["quantized"])
+        for key in ("float", "quantized", "integer_only"):
+            stored[key] = summary[key]
         artifacts.write_artifacts(
             models_dir, {artifacts.METRICS_JSON: artifacts.json_bytes(stored)}
         )

@@ -1,28 +1,47 @@
-"""Real low-bit quantization of a linear model's weights.
+"""Real low-bit quantization of a linear model, measured and gated.
 
 Convention (TFLite / ONNX QuantizeLinear): real = scale·(q − zero_point), q = saturate(round
-half to even(real/scale) + zero_point). Weights are quantized *in standardized feature space*
-(w_j·σ_j): on raw features the coefficients of California Housing span six orders of
-magnitude (Population's −2e-6 next to MedInc's 0.45), and one shared scale would round the
-small ones to zero. After standardization every weight measures the effect of one standard
-deviation of its feature, so one scale fits them all.
+half to even(real/scale) + zero_point); ``intN`` is symmetric (zero point 0, codes in
+[−(2^(N−1)−1), 2^(N−1)−1]), ``uintN`` asymmetric with an integer zero point so 0 is exact.
 
-The intercept becomes the folded bias c = b + Σ w_j·μ_j, stored as int32 at the weight scale.
+Weights are quantized *in standardized feature space* (w_j·σ_j): on raw features California
+Housing's coefficients span six orders of magnitude (Population's −2e-6 beside MedInc's 0.45)
+and one shared scale would round the small ones to zero. After standardization each weight
+is the effect of one standard deviation of its feature, so one scale suits them all, and the
+Gram matrix of the standardized training features (kept in ``model.json``) says how rounding
+errors add up on real data: ``rounding`` uses it (see ``linreg_ops.rounding``).
+
+The intercept is folded (c = b + Σ w_j·μ_j), re-fitted after rounding so the quantized model
+keeps the float model's mean prediction, and stored as an int32.
 """
 
 import re
-from dataclasses import dataclass
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from linreg_ops import artifacts
 from linreg_ops.errors import InputError
-from linreg_ops.metrics import quantized_fidelity
-from linreg_ops.model import LinearModel, QuantizedLinearModel
+from linreg_ops.model import IntegerLinearModel, LinearModel, QuantizedLinearModel
+from linreg_ops.predict import fidelity
+from linreg_ops.rounding import OPTIMAL_MAX_FEATURES, ROUNDERS, Grid, objective, sphere_decode
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 SUPPORTED_BITS = range(2, 17)
+GRANULARITIES = ("per-tensor", "per-channel")
+ROUNDINGS = tuple(ROUNDERS)
+CALIBRATIONS = ("minmax", "percentile")
+INPUT_DTYPES = {"int8": 8, "int16": 16}
+OUTPUT_BITS = 16
+BIAS_MAX_SHIFT = 16
+
+
+class QualityGateError(InputError):
+    """The quantized model is worse than the limits allow. Exit code 3."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +63,44 @@ class QuantDtype:
         return 2 ** (self.bits - 1) - 1 if self.symmetric else 2**self.bits - 1
 
 
+@dataclass(frozen=True)
+class QuantConfig:
+    """How to quantize: the weight dtype, one scale or one per weight, and the rounding."""
+
+    dtype: str = "int8"
+    granularity: str = "per-tensor"
+    rounding: str = "hessian"
+
+    def __post_init__(self) -> None:
+        parse_dtype(self.dtype)
+        if self.granularity not in GRANULARITIES:
+            raise InputError(
+                f"unknown granularity {self.granularity!r}: expected {' or '.join(GRANULARITIES)}"
+            )
+        if self.rounding not in ROUNDINGS:
+            raise InputError(
+                f"unknown rounding {self.rounding!r}: expected one of {', '.join(ROUNDINGS)}"
+            )
+
+
+@dataclass(frozen=True)
+class IntegerConfig:
+    """Integer-only inference: input code width and how its per-feature ranges are calibrated."""
+
+    input_dtype: str = "int16"
+    calibration: str = "minmax"
+
+    def __post_init__(self) -> None:
+        if self.input_dtype not in INPUT_DTYPES:
+            raise InputError(
+                f"unsupported input dtype {self.input_dtype!r}: expected int8 or int16"
+            )
+        if self.calibration not in CALIBRATIONS:
+            raise InputError(
+                f"unknown calibration {self.calibration!r}: expected minmax or percentile"
+            )
+
+
 def parse_dtype(name: str) -> QuantDtype:
     """``int8`` → symmetric 8-bit, ``uint8`` → asymmetric 8-bit; any width from 2 to 16."""
     match = re.fullmatch(r"(u?)int(\d+)", name)
@@ -55,17 +112,29 @@ def parse_dtype(name: str) -> QuantDtype:
     return QuantDtype(name=name, bits=int(match.group(2)), symmetric=not match.group(1))
 
 
+FLOAT32_TINY = float(np.finfo(np.float32).tiny)
+
+
+def _float32(value: float) -> float:
+    """Scales are stored as float32, so quantize with exactly the value another runtime reads.
+
+    A positive scale never rounds to zero (or to a subnormal): it is at least float32's
+    smallest normal number.
+    """
+    return max(float(np.float32(value)), FLOAT32_TINY) if value > 0 else float(np.float32(value))
+
+
 def choose_scale_and_zero_point(values: np.ndarray, dtype: QuantDtype) -> tuple[float, int]:
     """Min/max calibration: the range covers every value and always contains 0 exactly."""
     values = np.asarray(values, dtype=np.float64)
     if dtype.symmetric:
         largest = float(np.max(np.abs(values), initial=0.0))
-        return (largest / dtype.qmax if largest > 0.0 else 1.0), 0
+        return (_float32(largest / dtype.qmax) if largest > 0.0 else 1.0), 0
     low = min(float(np.min(values, initial=0.0)), 0.0)
     high = max(float(np.max(values, initial=0.0)), 0.0)
     if high == low:
         return 1.0, 0
-    scale = (high - low) / (dtype.qmax - dtype.qmin)
+    scale = _float32((high - low) / (dtype.qmax - dtype.qmin))
     zero_point = int(np.clip(np.rint(dtype.qmin - low / scale), dtype.qmin, dtype.qmax))
     return scale, zero_point
 
@@ -82,73 +151,371 @@ def dequantize_values(codes: np.ndarray, scale: float, zero_point: int) -> np.nd
     return scale * (np.asarray(codes, dtype=np.int64) - zero_point).astype(np.float64)
 
 
-def quantize_model(model: LinearModel, dtype: str = "int8") -> QuantizedLinearModel:
-    """Quantize the standardized weights with one scale (per-tensor) and fold the intercept."""
-    qtype = parse_dtype(dtype)
+def float_parameter_bytes(n_features: int) -> int:
+    """float64 coefficients plus a float64 intercept."""
+    return 8 * (n_features + 1)
+
+
+def quantized_parameter_bytes(n_features: int, bits: int, n_scales: int = 1) -> int:
+    """Bit-packed codes, an int32 bias, and one float32 scale (and zero point) per tensor."""
+    return -(-n_features * bits // 8) + 4 + 4 * n_scales + -(-n_scales * bits // 8)
+
+
+# --------------------------------------------------------------------------- grids and search
+
+
+def _grid(values: np.ndarray, dtype: QuantDtype, granularity: str, shrink: float) -> Grid:
+    """The min/max grid, with every range shrunk by ``shrink`` (≤ 1: finer steps, some clipping)."""
+    d = values.size
+    if granularity == "per-tensor":
+        scale, zero_point = choose_scale_and_zero_point(values * shrink, dtype)
+        scales, zero_points = np.full(d, scale), np.full(d, zero_point)
+    else:
+        pairs = [choose_scale_and_zero_point(values[j : j + 1] * shrink, dtype) for j in range(d)]
+        scales = np.array([scale for scale, _ in pairs])
+        zero_points = np.array([zero_point for _, zero_point in pairs])
+        # A zero weight has no range of its own: give it the tensor's scale, zero point exact.
+        tensor_scale, _ = choose_scale_and_zero_point(values * shrink, dtype)
+        zero = values == 0.0
+        scales[zero] = tensor_scale
+        zero_points[zero] = 0 if dtype.symmetric else dtype.qmin
+    return Grid(scales.astype(np.float64), zero_points.astype(np.int64), dtype.qmin, dtype.qmax)
+
+
+def _shrink_factors(config: QuantConfig, d: int) -> np.ndarray:
+    """Range factors to try: nearest keeps min/max (the textbook baseline); the others also
+    try narrower ranges (finer steps, the largest weights clipped) and wider ones (coarser
+    steps on which a sum of weights may land exactly: it matters for cancelling weights)."""
+    if config.rounding == "nearest":
+        return np.array([1.0])
+    return np.unique(np.concatenate([np.linspace(0.5, 1.25, 76 if d <= 64 else 16), [1.0]]))[::-1]
+
+
+@dataclass(frozen=True)
+class RoundingResult:
+    codes: np.ndarray
+    grid: Grid
+    rounding: str
+    cost: float
+
+
+def rounding_note(config: QuantConfig, n_features: int) -> str | None:
+    """What the user should know when the requested rounding is not the one applied."""
+    if config.rounding == "optimal" and n_features > OPTIMAL_MAX_FEATURES:
+        return (
+            f"optimal rounding is exact only up to {OPTIMAL_MAX_FEATURES} features "
+            f"(this model has {n_features}): used hessian rounding instead"
+        )
+    return None
+
+
+def _clips(values: np.ndarray, grid: Grid) -> bool:
+    """Whether some weight lies beyond the grid's range, so saturation must clip it."""
+    codes = values / grid.scale + grid.zero_point
+    return bool(np.any((codes < grid.qmin - 0.5) | (codes > grid.qmax + 0.5)))
+
+
+def round_weights(
+    values: np.ndarray, gram: np.ndarray, dtype: QuantDtype, config: QuantConfig
+) -> RoundingResult:
+    """Codes and grid minimising the training objective for this dtype, granularity, rounding."""
+    d = values.size
+    rounding = config.rounding
+    if rounding == "optimal" and d > OPTIMAL_MAX_FEATURES:
+        rounding = "hessian"
+    search = "hessian" if rounding == "optimal" else rounding
+    candidates = []
+    for shrink in _shrink_factors(config, d):
+        grid = _grid(values, dtype, config.granularity, shrink)
+        codes = ROUNDERS[search](values, gram, grid)
+        candidates.append(
+            RoundingResult(codes, grid, rounding, objective(values, gram, grid, codes))
+        )
+    if config.granularity == "per-channel" and d > 1:
+        # One shared scale is a special case of one scale per weight: never do worse than it.
+        tensor = round_weights(values, gram, dtype, replace(config, granularity="per-tensor"))
+        candidates.append(replace(tensor, rounding=rounding))
+    candidates.sort(key=lambda result: result.cost)
+    if rounding == "optimal":
+        # Exact search where it is cheap and meaningful: on grids that hold every weight
+        # (a clipped weight's error is irreducible and blows up the search radius), and
+        # only when the best candidate is not already exact to rounding noise.
+        exact_enough = 1e-12 * float(values @ gram @ values)
+        holding = [result for result in candidates if not _clips(values, result.grid)]
+        if candidates[0].cost > exact_enough:
+            polished = []
+            for result in holding[:3]:
+                exact = sphere_decode(values, gram, result.grid, result.codes)
+                if not exact.proven_optimal:
+                    warnings.warn(
+                        "optimal rounding hit its search budget: the result is the best "
+                        "found, not proven optimal",
+                        RuntimeWarning,
+                        stacklevel=2,
+                    )
+                cost = objective(values, gram, result.grid, exact.codes)
+                polished.append(replace(result, codes=exact.codes, cost=cost))
+            candidates = sorted([*polished, *candidates], key=lambda result: result.cost)
+    return candidates[0]
+
+
+# --------------------------------------------------------------------------- models
+
+
+def _check_finite(model: LinearModel) -> None:
     if not (np.isfinite(model.coef).all() and np.isfinite(model.intercept)):
         raise InputError("the model has NaN or infinite coefficients; refit it before quantizing")
+
+
+def _int32_bias(value: float, base_scale: float, what: str) -> tuple[int, float]:
+    """``value`` as an int32 at ``base_scale``·2^−k, with the largest k ≤ 16 that fits 2^30."""
+    for shift in range(BIAS_MAX_SHIFT, -1, -1):
+        bias_scale = _float32(base_scale * 2.0**-shift)
+        code = round(value / bias_scale)
+        if abs(code) <= 2**30:
+            return code, bias_scale
+    code = round(value / base_scale)
+    if not INT32_MIN <= code <= INT32_MAX:
+        raise InputError(
+            f"the {what} {value:.6g} does not fit in int32 at the scale {base_scale:.6g}: "
+            "the weights are too small relative to the intercept for this dtype"
+        )
+    return code, base_scale
+
+
+def quantize_model(
+    model: LinearModel, config: QuantConfig | str = QuantConfig()
+) -> QuantizedLinearModel:
+    """Quantize the standardized weights and re-fit the int32 bias; see the module docstring."""
+    if isinstance(config, str):
+        config = QuantConfig(dtype=config)
+    dtype = parse_dtype(config.dtype)
+    _check_finite(model)
     mean32 = model.feature_mean.astype(np.float32)
     std32 = model.feature_std.astype(np.float32)
-    # Fold with the float32 statistics the quantized model will use at prediction time.
-    folded_weights = model.coef * std32.astype(np.float64)
-    folded_bias = model.intercept + float(model.coef @ mean32.astype(np.float64))
-    scale, zero_point = choose_scale_and_zero_point(folded_weights, qtype)
-    if not np.any(folded_weights):
-        # No weight constrains the scale: choose it for the bias alone (30 bits of precision).
-        scale = abs(folded_bias) / 2**30 if folded_bias else 1.0
-    bias = round(folded_bias / scale)
-    if not INT32_MIN <= bias <= INT32_MAX:
-        raise InputError(
-            f"the folded intercept {folded_bias:.6g} does not fit in int32 at the weight scale "
-            f"{scale:.6g}; the weights are too small relative to the intercept for {dtype}"
-        )
+    folded = model.coef * std32.astype(np.float64)
+    result = round_weights(folded, model.stats.correlation, dtype, config)
+    dequantized = result.grid.dequantize(result.codes)
+    # Bias correction: keep the float model's mean training prediction under the float32
+    # statistics the quantized model standardizes with.
+    mean_shift = (model.feature_mean - mean32.astype(np.float64)) / std32.astype(np.float64)
+    bias_value = model.intercept + float(model.coef @ model.feature_mean) - dequantized @ mean_shift
+    base_scale = float(result.grid.scale.max()) if np.any(folded) else 1.0
+    bias, bias_scale = _int32_bias(bias_value, base_scale, "folded intercept")
+    per_tensor = config.granularity == "per-tensor"
     return QuantizedLinearModel(
         feature_names=model.feature_names,
         target_name=model.target_name,
-        dtype=qtype.name,
-        bits=qtype.bits,
-        symmetric=qtype.symmetric,
-        granularity="per-tensor",
-        weights=quantize_values(folded_weights, scale, zero_point, qtype),
-        scale=np.array([scale]),
-        zero_point=np.array([zero_point], dtype=np.int64),
+        dtype=dtype.name,
+        bits=dtype.bits,
+        symmetric=dtype.symmetric,
+        granularity=config.granularity,
+        rounding=result.rounding,
+        weights=result.codes,
+        scale=(result.grid.scale[:1] if per_tensor else result.grid.scale).astype(np.float32),
+        zero_point=result.grid.zero_point[:1] if per_tensor else result.grid.zero_point,
         bias=bias,
-        bias_scale=scale,
+        bias_scale=bias_scale,
         feature_mean=mean32,
         feature_std=std32,
     )
 
 
-def fidelity(
+def _input_quantizers(
+    model: LinearModel, bits: int, calibration: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-feature input scale σ_j·t and zero point, one step t (in standard deviations) for all.
+
+    A common step in standardized units is what lets the standardized integer weights multiply
+    the input codes directly: every product then sits at the same scale, weight_scale·t.
+    t is the smallest step that fits every feature's calibrated range into the codes.
+    """
+    stats = model.stats
+    low, high = (
+        (stats.minimum, stats.maximum) if calibration == "minmax" else (stats.low, stats.high)
+    )
+    qmin, qmax = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    std = model.feature_std
+    widest = float(np.max((high - low) / std, initial=0.0))
+    step = widest / (qmax - qmin) if widest > 0 else 1.0
+    scale = (std * step).astype(np.float32).astype(np.float64)
+    zero_point = np.rint(qmin - low / scale).astype(np.int64)
+    return scale, zero_point, low, high
+
+
+def build_integer_model(
     model: LinearModel,
-    quantized: QuantizedLinearModel,
+    config: QuantConfig = QuantConfig(),
+    integer: IntegerConfig = IntegerConfig(),
+) -> IntegerLinearModel:
+    """The integer-only model: the standardized weights, input codes on a common σ-step grid.
+
+    Inputs are x_j ≈ s_j·(q_j − zp_j) with s_j = σ_j·t, so the weight per input code is
+    w_j·s_j = (w_j·σ_j)·t: the standardized weight times one common t. The per-tensor
+    standardized codes (symmetric, of the configured width and rounding) therefore serve
+    unchanged at accumulator scale weight_scale·t, and one fixed-point multiplier maps the
+    accumulator to the output scale.
+    """
+    _check_finite(model)
+    bits = parse_dtype(config.dtype).bits
+    weight_config = replace(config, dtype=f"int{bits}", granularity="per-tensor")
+    quantized = quantize_model(model, weight_config)
+    input_bits = INPUT_DTYPES[integer.input_dtype]
+    input_scale, input_zero_point, low, high = _input_quantizers(
+        model, input_bits, integer.calibration
+    )
+    weights = quantized.weights
+    step = float(np.max(input_scale / model.feature_std))
+    accumulator_scale = float(quantized.scale[0]) * step
+    effective_coef = accumulator_scale * weights / input_scale
+    # Bias correction: keep the float model's mean training prediction.
+    bias_value = model.intercept + float((model.coef - effective_coef) @ model.feature_mean)
+    bias = round(bias_value / accumulator_scale) - int(weights @ input_zero_point)
+    input_max = 2 ** (input_bits - 1)
+    worst = int(np.abs(weights).sum()) * input_max + abs(bias)
+    if worst > INT32_MAX:
+        raise InputError(
+            f"integer-only accumulation could reach {worst:,}, beyond int32: "
+            "use --input-dtype int8 or fewer weight bits"
+        )
+    # Output scale: the largest |ŷ| any input inside the calibrated range can produce.
+    centre = model.intercept + float(model.coef @ model.feature_mean)
+    reach = np.maximum(np.abs(low - model.feature_mean), np.abs(high - model.feature_mean))
+    bound = 1.01 * (abs(centre) + float(np.abs(model.coef) @ reach)) + 1e-12
+    output_scale = _float32(bound / (2 ** (OUTPUT_BITS - 1) - 1))
+    mantissa, exponent = np.frexp(accumulator_scale / output_scale)  # M = mantissa·2^exponent
+    multiplier = round(float(mantissa) * 2**31)
+    if multiplier == 2**31:
+        multiplier, exponent = 2**30, exponent + 1
+    shift = 31 - int(exponent)
+    if not 1 <= shift <= 62:
+        raise InputError(f"integer-only requantization shift {shift} is out of range")
+    return IntegerLinearModel(
+        feature_names=model.feature_names,
+        target_name=model.target_name,
+        weight_dtype=weight_config.dtype,
+        weights=weights,
+        accumulator_scale=accumulator_scale,
+        rounding=quantized.rounding,
+        bias=bias,
+        input_bits=input_bits,
+        input_scale=input_scale.astype(np.float32),
+        input_zero_point=input_zero_point,
+        calibration=integer.calibration,
+        output_bits=OUTPUT_BITS,
+        output_scale=output_scale,
+        multiplier=multiplier,
+        shift=shift,
+    )
+
+
+# --------------------------------------------------------------------------- fidelity and gate
+
+
+@dataclass(frozen=True)
+class Gate:
+    """Limits the quantized model must meet before it is published."""
+
+    max_r2_drop: float | None = 0.001
+    max_abs_diff: float | None = None
+
+    def check(self, figures: dict[str, Any], label: str) -> None:
+        drop = -figures["delta_r2"]
+        if self.max_r2_drop is not None and drop > self.max_r2_drop:
+            raise QualityGateError(
+                f"quality gate: {label} loses {drop:.6f} R² against the float model, "
+                f"more than --max-r2-drop {self.max_r2_drop:g}; nothing was written"
+            )
+        if self.max_abs_diff is not None and figures["max_abs_diff"] > self.max_abs_diff:
+            raise QualityGateError(
+                f"quality gate: {label} moves a prediction by {figures['max_abs_diff']:.6f}, "
+                f"more than --max-abs-diff {self.max_abs_diff:g}; nothing was written"
+            )
+
+
+def describe(config: QuantConfig) -> str:
+    return f"{config.dtype} {config.granularity} {config.rounding}"
+
+
+# --------------------------------------------------------------------------- sweep
+
+
+def sweep(
+    model: LinearModel,
     X: np.ndarray,
     y: np.ndarray,
-) -> dict[str, float | str]:
-    """R², MSE and prediction drift of the quantized model against the float one."""
-    return {
-        "dtype": quantized.dtype,
-        **quantized_fidelity(y, model.predict(X), quantized.predict(X)),
-    }
+    bits: Iterable[int] = SUPPORTED_BITS,
+    roundings: Iterable[str] = ROUNDINGS,
+    granularities: Iterable[str] = GRANULARITIES,
+) -> list[dict[str, Any]]:
+    """Fidelity of every symmetric intN × rounding × granularity on the same labelled rows."""
+    rows = []
+    for width in bits:
+        for granularity in granularities:
+            for rounding in roundings:
+                config = QuantConfig(f"int{width}", granularity, rounding)
+                quantized = quantize_model(model, config)
+                rows.append(
+                    {
+                        "bits": width,
+                        "granularity": granularity,
+                        "rounding": rounding,
+                        "applied_rounding": quantized.rounding,
+                        **fidelity(model, quantized, X, y),
+                        "parameter_bytes": quantized_parameter_bytes(
+                            model.n_features, width, quantized.scale.size
+                        ),
+                    }
+                )
+    return rows
+
+
+# --------------------------------------------------------------------------- publish
 
 
 @dataclass(frozen=True)
 class QuantizeResult:
     model: LinearModel
     quantized: QuantizedLinearModel
-    metrics: dict[str, float | str]
+    integer: IntegerLinearModel
+    metrics: dict[str, Any]
+    integer_metrics: dict[str, Any]
     paths: list[Path]
 
 
-def quantize(models_dir: Path, dtype: str = "int8") -> QuantizeResult:
-    """Quantize the model in ``models_dir``, measure it on the stored test split, publish it."""
+def quantize(
+    models_dir: Path,
+    config: QuantConfig = QuantConfig(),
+    integer: IntegerConfig = IntegerConfig(),
+    gate: Gate = Gate(),
+) -> QuantizeResult:
+    """Quantize the model in ``models_dir``, measure it on the stored test split, gate, publish.
+
+    Nothing is written unless the gate passes, so a failed gate leaves the previous
+    quantized artifacts in place.
+    """
     model = artifacts.load_model(models_dir)
-    quantized = quantize_model(model, dtype)
+    quantized = quantize_model(model, config)
+    integer_model = build_integer_model(model, config, integer)
     test = artifacts.load_test_split(models_dir)
-    quantized_metrics = fidelity(model, quantized, test.values[:, :-1], test.values[:, -1])
+    X, y = test.values[:, :-1], test.values[:, -1]
+    figures = fidelity(model, quantized, X, y)
+    gate.check(figures, describe(config))
+    integer_figures = fidelity(model, integer_model, X, y)
     coef, intercept = quantized.to_raw_space()
     summary = artifacts.load_metrics(models_dir)
-    summary["quantized"] = quantized_metrics
+    summary["quantized"] = {
+        "dtype": quantized.dtype,
+        "granularity": quantized.granularity,
+        "rounding": quantized.rounding,
+        **figures,
+    }
+    summary["integer_only"] = {
+        "weight_dtype": integer_model.weight_dtype,
+        "input_dtype": integer.input_dtype,
+        "calibration": integer.calibration,
+        **integer_figures,
+    }
     paths = artifacts.write_artifacts(
         models_dir,
         {
@@ -158,10 +525,12 @@ def quantize(models_dir: Path, dtype: str = "int8") -> QuantizeResult:
             artifacts.QUANT_PARAMS_JOBLIB: artifacts.joblib_bytes(
                 {
                     "dtype": quantized.dtype,
+                    "granularity": quantized.granularity,
                     "weights": quantized.weights,
-                    "scale": float(quantized.scale[0]),
-                    "zero_point": int(quantized.zero_point[0]),
+                    "scale": quantized.scale,
+                    "zero_point": quantized.zero_point,
                     "bias": quantized.bias,
+                    "bias_scale": quantized.bias_scale,
                     "feature_mean": quantized.feature_mean,
                     "feature_std": quantized.feature_std,
                     "dequantized_coef": coef,
@@ -169,7 +538,10 @@ def quantize(models_dir: Path, dtype: str = "int8") -> QuantizeResult:
                 }
             ),
             artifacts.QUANTIZED_MODEL_JSON: artifacts.quantized_model_bytes(quantized),
+            artifacts.INTEGER_MODEL_JSON: artifacts.integer_model_bytes(integer_model),
             artifacts.METRICS_JSON: artifacts.json_bytes(summary),
         },
     )
-    return QuantizeResult(model=model, quantized=quantized, metrics=quantized_metrics, paths=paths)
+    return QuantizeResult(
+        model, quantized, integer_model, summary["quantized"], summary["integer_only"], paths
+    )

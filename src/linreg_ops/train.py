@@ -17,7 +17,7 @@ from linreg_ops import artifacts
 from linreg_ops.data import Dataset, Split, split
 from linreg_ops.errors import InputError
 from linreg_ops.metrics import regression_metrics
-from linreg_ops.model import LinearModel
+from linreg_ops.model import FeatureStats, LinearModel
 
 if TYPE_CHECKING:
     from sklearn.linear_model import LinearRegression
@@ -31,11 +31,32 @@ class TrainResult:
     paths: list[Path]
 
 
-def feature_statistics(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+CALIBRATION_QUANTILE = 0.001
+
+
+def standardization(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Column means and standard deviations; a constant column gets σ = 1 so it stays finite."""
     mean = X.mean(axis=0)
     std = X.std(axis=0)
     return mean, np.where(std > 0.0, std, 1.0)
+
+
+def feature_statistics(X: np.ndarray) -> FeatureStats:
+    """The per-feature summary that quantization and calibration use later."""
+    mean, std = standardization(X)
+    z = (X - mean) / std
+    low, high = np.quantile(X, [CALIBRATION_QUANTILE, 1.0 - CALIBRATION_QUANTILE], axis=0)
+    return FeatureStats(
+        n=X.shape[0],
+        mean=mean,
+        std=std,
+        minimum=X.min(axis=0),
+        maximum=X.max(axis=0),
+        quantile_level=CALIBRATION_QUANTILE,
+        low=low,
+        high=high,
+        correlation=(z.T @ z) / X.shape[0],
+    )
 
 
 def fit_linear_regression(X: np.ndarray, y: np.ndarray) -> "LinearRegression":
@@ -54,7 +75,7 @@ def fit_linear_regression(X: np.ndarray, y: np.ndarray) -> "LinearRegression":
         )
     if not (np.isfinite(X).all() and np.isfinite(y).all()):
         raise InputError("X and y must be finite (no NaN or infinity)")
-    mean, std = feature_statistics(X)
+    mean, std = standardization(X)
     estimator = LinearRegression().fit((X - mean) / std, y)
     coef = estimator.coef_ / std
     estimator.coef_ = coef
@@ -64,14 +85,12 @@ def fit_linear_regression(X: np.ndarray, y: np.ndarray) -> "LinearRegression":
 
 def to_linear_model(estimator: Any, dataset: Dataset, X_train: np.ndarray) -> LinearModel:
     """The numpy-only view of a fitted estimator, with the statistics quantization needs."""
-    mean, std = feature_statistics(X_train)
     return LinearModel(
         feature_names=dataset.feature_names,
         target_name=dataset.target_name,
         coef=np.asarray(estimator.coef_, dtype=np.float64),
         intercept=float(estimator.intercept_),
-        feature_mean=mean,
-        feature_std=std,
+        stats=feature_statistics(X_train),
     )
 
 
