@@ -1,14 +1,18 @@
 """``linreg-ops``: a thin argparse layer that parses, calls the stage functions, and prints.
 
-Exit codes: 0 success, 2 bad input or usage (one line on stderr, no traceback), 1 anything
-unexpected (with the traceback, because that is a bug worth reporting).
+Exit codes: 0 success, 2 bad input or usage (one line on stderr, no traceback), 3 the
+quantization quality gate failed (nothing written), 1 anything unexpected (with the
+traceback, because that is a bug worth reporting).
 """
 
 import argparse
+import math
+import os
 import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -16,11 +20,15 @@ from linreg_ops import artifacts
 from linreg_ops.errors import InputError
 from linreg_ops.model import LinearModel, QuantizedLinearModel
 
-EXIT_OK, EXIT_UNEXPECTED, EXIT_BAD_INPUT = 0, 1, 2
+if TYPE_CHECKING:
+    from linreg_ops.quantize import Gate, IntegerConfig, QuantConfig
+
+EXIT_OK, EXIT_UNEXPECTED, EXIT_BAD_INPUT, EXIT_GATE = 0, 1, 2, 3
 FIRST_ROWS = 10
+SHOWN_CLIPPED_ROWS = 10
 
 
-# --------------------------------------------------------------------------- commands
+# --------------------------------------------------------------------------- train
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -42,44 +50,73 @@ def cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_quantize(args: argparse.Namespace) -> int:
-    from linreg_ops.quantize import quantize
+# --------------------------------------------------------------------------- quantize
 
+
+def _quant_config(args: argparse.Namespace) -> "tuple[QuantConfig, IntegerConfig, Gate]":
+    from linreg_ops.quantize import Gate, IntegerConfig, QuantConfig
+
+    return (
+        QuantConfig(args.dtype, args.granularity, args.rounding),
+        IntegerConfig(args.input_dtype, args.calibration),
+        Gate(args.max_r2_drop, args.max_abs_diff),
+    )
+
+
+def cmd_quantize(args: argparse.Namespace) -> int:
+    if args.sweep:
+        return _sweep(args)
+    from linreg_ops.quantize import quantize, rounding_note
+
+    config, integer, gate = _quant_config(args)
     print("Loading trained model.")
-    result = quantize(args.models_dir, args.dtype)
+    result = quantize(args.models_dir, config, integer, gate)
     model, quantized = result.model, result.quantized
+    note = rounding_note(config, model.n_features)
+    if note:
+        print(f"Note: {note}")
     print(f"Original coefficients shape is : {model.coef.shape}")
     print(f"Original intercept is : {model.intercept:.12f}")
     print(f"Original coef values is : {model.coef}")
+    scales = "one scale for all" if quantized.scale.size == 1 else "one scale for each of the"
     print(
-        f"Quantizing to {quantized.dtype} ({'symmetric' if quantized.symmetric else 'asymmetric'}, "
-        f"one scale for all {quantized.n_features} weights, in standardized feature space)."
+        f"Quantizing to {quantized.dtype} "
+        f"({'symmetric' if quantized.symmetric else 'asymmetric'}, {scales} "
+        f"{quantized.n_features} weights, {quantized.rounding} rounding, "
+        "in standardized feature space)."
     )
-    print(f"Weight scale: {quantized.scale[0]:.8g}  zero point: {quantized.zero_point[0]}")
+    print(f"Weight scale: {_join(quantized.scale)}  zero point: {_join(quantized.zero_point)}")
     print(f"Integer weights: {quantized.weights.tolist()}")
     print(f"Intercept value: {model.intercept:.8f}")
-    print(f"Intercept as int32 at the weight scale: {quantized.bias}")
+    print(f"Intercept as int32: {quantized.bias} at scale {quantized.bias_scale:.8g}")
     coef, intercept = quantized.to_raw_space()
     print(f"Quantized parameters saved to {args.models_dir / artifacts.QUANT_PARAMS_JOBLIB}")
-    print(
-        f"Pickle-free quantized model saved to {args.models_dir / artifacts.QUANTIZED_MODEL_JSON}"
-    )
+    for name in (artifacts.QUANTIZED_MODEL_JSON, artifacts.INTEGER_MODEL_JSON):
+        print(f"Pickle-free model saved to {args.models_dir / name}")
     print(f"Max coefficient error: {np.max(np.abs(coef - model.coef)):.8f}")
     print(f"Intercept error: {abs(intercept - model.intercept):.8f}")
     _print_sample_comparison(args.models_dir, model, quantized)
-    metrics = result.metrics
+    figures, integer_figures = result.metrics, result.integer_metrics
     print(
-        f"Test split: R² float {_float_r2(args.models_dir):.4f}, "
-        f"{quantized.dtype} {metrics['r2']:.4f}; "
-        f"max |Δŷ| {metrics['max_abs_diff']:.6f}, mean |Δŷ| {metrics['mean_abs_diff']:.6f}"
+        f"Test split, {quantized.dtype} {quantized.granularity} {quantized.rounding}: "
+        f"R² {figures['r2']:.4f} (ΔR² {figures['delta_r2']:+.6f}), "
+        f"max |Δŷ| {figures['max_abs_diff']:.6f}, mean |Δŷ| {figures['mean_abs_diff']:.6f}"
+    )
+    print(
+        f"Test split, integer-only ({result.integer.weight_dtype} weights, "
+        f"{integer.input_dtype} inputs, {integer.calibration} calibration): "
+        f"R² {integer_figures['r2']:.4f} (ΔR² {integer_figures['delta_r2']:+.6f}), "
+        f"mean |Δŷ| {integer_figures['mean_abs_diff']:.6f} "
+        f"({integer_figures['mean_abs_diff_inside']:.6f} on rows inside the calibrated range), "
+        f"{integer_figures['clipped_rows']} rows clipped"
     )
     if args.data is not None:
         _print_evaluation(args.models_dir, args.data, args.target)
     return EXIT_OK
 
 
-def _float_r2(models_dir: Path) -> float:
-    return float(artifacts.load_metrics(models_dir)["float"]["r2"])
+def _join(values: np.ndarray) -> str:
+    return ", ".join(f"{value:.8g}" for value in np.asarray(values).tolist())
 
 
 def _print_sample_comparison(
@@ -104,31 +141,68 @@ def _print_sample_comparison(
     print(f"Mean difference: {original_vs_dequant.mean()}")
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from linreg_ops import predict, quantize, report
+
+    model = artifacts.load_model(args.models_dir)
+    X, y, source = predict.load_labelled(args.models_dir, args.data, args.target)
+    rows = quantize.sweep(model, X, y)
+    table = report.sweep_table(rows)
+    print(f"Quantization sweep on {y.size} rows from {source}")
+    print(table)
+    paths = report.write_sweep_report(args.reports_dir, table, source, model, X, y, rows)
+    print("Report: " + ", ".join(str(path) for path in paths))
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- predict/evaluate
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from linreg_ops import predict
+    from linreg_ops.metrics import regression_metrics
 
+    kind = "integer" if args.integer_only else args.model
     if args.input is not None:
         if args.output is None:
             raise InputError("--input needs --output PATH (.csv or .parquet)")
-        predictions = predict.predict_file(args.models_dir, args.input, args.output, args.model)
-        print(f"Wrote {predictions.size} {args.model} predictions to {args.output}")
+        predictions, clipped = predict.predict_file(args.models_dir, args.input, args.output, kind)
+        print(f"Wrote {predictions.size} {kind} predictions to {args.output}")
+        if kind == "integer":
+            _print_clipped(clipped)
         return EXIT_OK
     if args.output is not None:
         raise InputError("--output needs --input PATH (the rows to predict)")
-    model = predict.load_predictor(args.models_dir, args.model)
+    model = predict.load_predictor(args.models_dir, kind)
     X, y, source = predict.load_labelled(args.models_dir, args.data, args.target)
-    predictions = model.predict(X)
-    from linreg_ops.metrics import regression_metrics
-
+    predictions, clipped = predict.predict_rows(model, X)
     metrics = regression_metrics(y, predictions)
-    print(f"Model: {args.model} ({args.models_dir})")
+    print(f"Model: {kind} ({args.models_dir})")
     print(f"Rows: {y.size} from {source}")
     print(f"R² Score: {metrics['r2']:.4f}")
     print(f"Mean Squared Error: {metrics['mse']:.4f}")
+    if kind == "integer":
+        _print_clipped(clipped)
     print(f"First {min(FIRST_ROWS, y.size)} predictions:")
     for true, predicted in zip(y[:FIRST_ROWS], predictions[:FIRST_ROWS], strict=True):
         print(f"True: {true:.4f} | Predicted: {predicted:.4f} | Diff: {abs(true - predicted):.4f}")
     return EXIT_OK
+
+
+def _print_clipped(clipped: np.ndarray) -> None:
+    """Which rows had an input outside the calibrated range (their prediction is less exact)."""
+    rows = np.flatnonzero(clipped) + 1
+    share = 100.0 * rows.size / max(clipped.size, 1)
+    print(
+        f"Rows with inputs clipped to the calibrated range: {rows.size} of {clipped.size} "
+        f"({share:.2f}%)"
+    )
+    if rows.size:
+        shown = ", ".join(str(row) for row in rows[:SHOWN_CLIPPED_ROWS])
+        more = (
+            f" and {rows.size - SHOWN_CLIPPED_ROWS} more" if rows.size > SHOWN_CLIPPED_ROWS else ""
+        )
+        print(f"Clipped rows (1-based): {shown}{more}")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -148,38 +222,50 @@ def _print_evaluation(models_dir: Path, data: Path | None, target: str | None) -
 
 def _comparison_table(models_dir: Path, summary: dict) -> str:
     from linreg_ops import report
+    from linreg_ops.quantize import float_parameter_bytes, quantized_parameter_bytes
 
     model = artifacts.load_model(models_dir)
     rows = [
         report.ModelRow(
             label="float64",
-            r2=summary["float"]["r2"],
-            mse=summary["float"]["mse"],
-            max_abs_diff=0.0,
-            mean_abs_diff=0.0,
+            figures={**summary["float"], "max_abs_diff": 0.0, "mean_abs_diff": 0.0},
             artifact_name=artifacts.MODEL_JSON,
             artifact_bytes=artifacts.artifact_size(models_dir, artifacts.MODEL_JSON),
-            parameter_bytes=report.float_parameter_bytes(model.n_features),
+            parameter_bytes=float_parameter_bytes(model.n_features),
         )
     ]
     if summary["quantized"] is not None:
         quantized = artifacts.load_quantized_model(models_dir)
-        q = summary["quantized"]
         rows.append(
             report.ModelRow(
-                label=f"{quantized.dtype} {quantized.granularity}",
-                r2=q["r2"],
-                mse=q["mse"],
-                max_abs_diff=q["max_abs_diff"],
-                mean_abs_diff=q["mean_abs_diff"],
+                label=f"{quantized.dtype} {quantized.granularity} {quantized.rounding}",
+                figures=summary["quantized"],
                 artifact_name=artifacts.QUANTIZED_MODEL_JSON,
                 artifact_bytes=artifacts.artifact_size(models_dir, artifacts.QUANTIZED_MODEL_JSON),
-                parameter_bytes=report.quantized_parameter_bytes(
+                parameter_bytes=quantized_parameter_bytes(
                     quantized.n_features, quantized.bits, quantized.scale.size
                 ),
             )
         )
+    if summary["integer_only"] is not None:
+        integer = artifacts.load_integer_model(models_dir)
+        bits = int(integer.weight_dtype.removeprefix("int"))
+        rows.append(
+            report.ModelRow(
+                label=(
+                    f"integer-only {integer.weight_dtype}×int{integer.input_bits} "
+                    f"{integer.calibration}"
+                ),
+                figures=summary["integer_only"],
+                artifact_name=artifacts.INTEGER_MODEL_JSON,
+                artifact_bytes=artifacts.artifact_size(models_dir, artifacts.INTEGER_MODEL_JSON),
+                parameter_bytes=quantized_parameter_bytes(integer.n_features, bits),
+            )
+        )
     return report.comparison_table(rows)
+
+
+# --------------------------------------------------------------------------- run
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -188,7 +274,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     cmd_train(args)
     print()
     # In ``run``, --data/--target name the training data, not extra rows to score.
-    cmd_quantize(argparse.Namespace(**{**vars(args), "data": None, "target": None}))
+    cmd_quantize(argparse.Namespace(**{**vars(args), "data": None, "target": None, "sweep": False}))
     print()
     table = _print_evaluation(args.models_dir, None, None)
     model = artifacts.load_model(args.models_dir)
@@ -201,8 +287,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"split: test_size={args.test_size}, random_state={args.random_state}, "
         f"{manifest['split']['n_train']} train / {manifest['split']['n_test']} test rows",
         f"features: {', '.join(model.feature_names)}; target: {model.target_name}",
-        f"quantization: {quantized.dtype}, {quantized.granularity}, scale "
-        f"{quantized.scale[0]:.6g}, zero point {quantized.zero_point[0]}",
+        f"quantization: {quantized.dtype}, {quantized.granularity}, {quantized.rounding} "
+        f"rounding, scale {_join(quantized.scale)}, zero point {_join(quantized.zero_point)}",
     ]
     paths = report.write_report(
         args.reports_dir, table, context, y, model.predict(X), quantized.predict(X), quantized.dtype
@@ -226,7 +312,19 @@ def _test_size(text: str) -> float:
     return value
 
 
+def _limit(text: str) -> float | None:
+    """A non-negative limit; ``none`` switches the check off."""
+    if text.lower() == "none":
+        return None
+    value = float(text)
+    if math.isnan(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a number ≥ 0 or 'none', got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from linreg_ops.quantize import CALIBRATIONS, GRANULARITIES, INPUT_DTYPES, ROUNDINGS
+
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--models-dir", type=Path, default=Path("models"), help="artifact folder (default: models)"
@@ -246,7 +344,42 @@ def build_parser() -> argparse.ArgumentParser:
     quantizing.add_argument(
         "--dtype",
         default="int8",
-        help="int8 (symmetric, default) or uint8 (asymmetric); intN/uintN for N in 2..16",
+        help="weights: intN symmetric or uintN asymmetric, N in 2..16 (default: int8)",
+    )
+    quantizing.add_argument("--granularity", choices=GRANULARITIES, default="per-tensor")
+    quantizing.add_argument(
+        "--rounding",
+        choices=ROUNDINGS,
+        default="hessian",
+        help="nearest, hessian (GPTQ-style, default) or optimal (exact, up to 32 features)",
+    )
+    quantizing.add_argument(
+        "--input-dtype",
+        choices=tuple(INPUT_DTYPES),
+        default="int16",
+        help="integer-only inputs (default: int16)",
+    )
+    quantizing.add_argument(
+        "--calibration",
+        choices=CALIBRATIONS,
+        default="minmax",
+        help="integer-only input ranges: training min/max or 0.1%%/99.9%% quantiles",
+    )
+    quantizing.add_argument(
+        "--max-r2-drop",
+        type=_limit,
+        default=0.001,
+        help="quality gate on the test split: exit 3 if R² falls more (default 0.001; 'none')",
+    )
+    quantizing.add_argument(
+        "--max-abs-diff",
+        type=_limit,
+        default=None,
+        help="quality gate: exit 3 if a prediction moves more (default: none)",
+    )
+    reporting = argparse.ArgumentParser(add_help=False)
+    reporting.add_argument(
+        "--reports-dir", type=Path, default=Path("reports"), help="default: reports"
     )
 
     parser = argparse.ArgumentParser(
@@ -262,8 +395,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.set_defaults(handler=cmd_train)
     sub = commands.add_parser(
         "quantize",
-        parents=[common, labelled, quantizing],
-        help="quantize the trained model; --data/--target also scores a labelled file",
+        parents=[common, labelled, quantizing, reporting],
+        help="quantize the trained model (gated); --sweep compares every scheme",
+    )
+    sub.add_argument(
+        "--sweep",
+        action="store_true",
+        help="compare bits 2–16 × rounding × granularity; write reports/quantization.{md,png}",
     )
     sub.set_defaults(handler=cmd_quantize)
     sub = commands.add_parser(
@@ -274,33 +412,46 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--input", type=Path, help="rows to predict (.csv or .parquet)")
     sub.add_argument("--output", type=Path, help="where to write predictions (.csv or .parquet)")
     sub.add_argument("--model", choices=("float", "quantized"), default="float")
+    sub.add_argument(
+        "--integer-only",
+        action="store_true",
+        help="integer-only inference: quantized inputs, integer accumulation and output",
+    )
     sub.set_defaults(handler=cmd_predict)
     sub = commands.add_parser(
         "evaluate",
         parents=[common, labelled],
-        help="float vs quantized metrics on the stored test split or --data/--target",
+        help="float vs quantized vs integer-only on the stored test split or --data/--target",
     )
     sub.set_defaults(handler=cmd_evaluate)
     sub = commands.add_parser(
         "run",
-        parents=[common, labelled, training, quantizing],
+        parents=[common, labelled, training, quantizing, reporting],
         help="train → quantize → evaluate → reports/report.md and plots",
     )
-    sub.add_argument("--reports-dir", type=Path, default=Path("reports"), help="default: reports")
     sub.set_defaults(handler=cmd_run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``linreg-ops`` console script."""
+    from linreg_ops.quantize import QualityGateError
+
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
+    except QualityGateError as exc:
+        print(f"linreg-ops {args.command}: {exc}", file=sys.stderr)
+        return EXIT_GATE
     except InputError as exc:
         print(f"linreg-ops {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): stop quietly, as Unix tools do.
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - stdout must stay open until exit
+        return EXIT_OK
     except Exception:
         traceback.print_exc()
         print(
