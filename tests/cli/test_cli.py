@@ -39,8 +39,9 @@ def test_run_reproduces_the_seed_and_writes_everything(run_result):
     for name in (*artifacts.KNOWN_ARTIFACTS, artifacts.MANIFEST_JSON):
         assert (workdir / "models" / name).is_file(), name
     metrics = json.loads((workdir / "models" / "metrics.json").read_text())
-    assert set(metrics) == {"float", "quantized", "n_train", "n_test", "features"}
-    assert set(metrics["quantized"]) == {"dtype", "r2", "mse", "max_abs_diff", "mean_abs_diff"}
+    assert set(metrics) >= {"float", "quantized", "n_train", "n_test", "features"}
+    assert set(metrics["quantized"]) >= {"dtype", "r2", "mse", "max_abs_diff", "mean_abs_diff"}
+    assert metrics["integer_only"]["mean_abs_diff_inside"] <= 0.005
     assert metrics["quantized"]["dtype"] == "int8"
     assert abs(metrics["quantized"]["r2"] - metrics["float"]["r2"]) <= 0.001
     for name in ("report.md", "predicted_vs_actual.png", "residuals.png"):
@@ -50,7 +51,7 @@ def test_run_reproduces_the_seed_and_writes_everything(run_result):
 def test_report_holds_the_table_exactly_as_printed(run_result):
     workdir, result = run_result
     table = [line for line in result.stdout.splitlines() if line.startswith("|")]
-    assert len(table) == 4  # header, rule, float64, int8
+    assert len(table) == 5  # header, rule, float64, int8, integer-only
     assert "\n".join(table) in (workdir / "reports" / "report.md").read_text()
 
 
@@ -93,8 +94,9 @@ def test_predict_input_output(run_cli, trained_dir, tmp_path):
 
 def test_evaluate_prints_the_comparison_table(run_cli, models_copy):
     result = run_cli("evaluate", "--models-dir", models_copy, check=True)
-    assert "| float64 | 0.5758 | 0.5559 |" in result.stdout
-    assert "| int8 per-tensor |" in result.stdout
+    assert "| float64 | 0.5758 | +0.000000 | 0.5559 |" in result.stdout
+    assert "| int8 per-tensor hessian |" in result.stdout
+    assert "| integer-only int8×int16 minmax |" in result.stdout
 
 
 def test_train_and_predict_on_a_user_csv(run_cli, regression_csv, tmp_path):

@@ -48,6 +48,14 @@ def test_float_model_round_trip_gives_identical_predictions(trained_dir):
     assert artifacts.model_bytes(again) == artifacts.model_bytes(model)
 
 
+def test_integer_model_round_trip_gives_identical_codes(trained_dir):
+    integer = artifacts.load_integer_model(trained_dir)
+    again = artifacts.integer_from_dict(json.loads(artifacts.integer_model_bytes(integer)))
+    X = artifacts.load_test_split(trained_dir).values[:, :-1]
+    np.testing.assert_array_equal(again.predict_codes(X)[0], integer.predict_codes(X)[0])
+    assert artifacts.integer_model_bytes(again) == artifacts.integer_model_bytes(integer)
+
+
 def test_quantized_model_round_trip_gives_identical_predictions(trained_dir):
     quantized = artifacts.load_quantized_model(trained_dir)
     again = artifacts.quantized_from_dict(json.loads(artifacts.quantized_model_bytes(quantized)))
@@ -135,7 +143,7 @@ def test_json_is_deterministic_and_refuses_nan():
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_predictions_round_trip(tmp_path, suffix):
     predictions = np.array([0.1, 1 / 3, -2.5e-7])
-    path = artifacts.write_predictions(tmp_path / f"out{suffix}", predictions)
+    path = artifacts.write_predictions(tmp_path / f"out{suffix}", {"prediction": predictions})
     if suffix == ".csv":
         read = np.loadtxt(path, delimiter=",", skiprows=1)
     else:
@@ -145,4 +153,4 @@ def test_predictions_round_trip(tmp_path, suffix):
 
 def test_predictions_unknown_format(tmp_path):
     with pytest.raises(InputError, match=r"unsupported output format '\.xlsx'"):
-        artifacts.write_predictions(tmp_path / "out.xlsx", np.zeros(2))
+        artifacts.write_predictions(tmp_path / "out.xlsx", {"prediction": np.zeros(2)})

@@ -9,10 +9,21 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def rows():
+    quantized = {"r2": 0.57627, "mse": 0.55526, "max_abs_diff": 0.1444, "mean_abs_diff": 0.0041}
     return [
-        report.ModelRow("float64", 0.57578, 0.55589, 0.0, 0.0, "model.json", 985, 72),
         report.ModelRow(
-            "int8 per-tensor", 0.57627, 0.55526, 0.1444, 0.0041, "quantized_model.json", 1221, 21
+            "float64",
+            {"r2": 0.57578, "mse": 0.55589, "max_abs_diff": 0.0, "mean_abs_diff": 0.0},
+            "model.json",
+            985,
+            72,
+        ),
+        report.ModelRow(
+            "int8 per-tensor",
+            {**quantized, "delta_r2": 0.00049, "clipped_rows": 2},
+            "quantized_model.json",
+            1221,
+            21,
         ),
     ]
 
@@ -20,16 +31,20 @@ def rows():
 def test_table_formats_four_decimals_and_thousands():
     table = report.comparison_table(rows())
     lines = table.splitlines()
-    assert lines[0].startswith("| model | R² | MSE |")
-    assert "| float64 | 0.5758 | 0.5559 | 0.000000 | 0.000000 | model.json | 985 | 72 |" in lines
-    assert "| int8 per-tensor | 0.5763 | 0.5553 | 0.144400 |" in lines[3]
+    assert lines[0].startswith("| model | R² | ΔR² | MSE |")
+    float_line = "| float64 | 0.5758 | +0.000000 | 0.5559 | 0.000000 | 0.000000 | 0 | model.json |"
+    assert lines[2] == float_line + " 985 | 72 |"
+    assert "| int8 per-tensor | 0.5763 | +0.000490 | 0.5553 | 0.144400 | 0.004100 | 2 |" in lines[3]
 
 
 def test_parameter_bytes():
-    assert report.float_parameter_bytes(8) == 72
+    from linreg_ops.quantize import float_parameter_bytes, quantized_parameter_bytes
+
+    assert float_parameter_bytes(8) == 72
     # 8 int8 codes + int32 bias + float32 scale + one int8 zero point
-    assert report.quantized_parameter_bytes(8, 8) == 8 + 4 + 4 + 1
-    assert report.quantized_parameter_bytes(8, 4) == 4 + 4 + 4 + 1
+    assert quantized_parameter_bytes(8, 8) == 8 + 4 + 4 + 1
+    assert quantized_parameter_bytes(8, 4) == 4 + 4 + 4 + 1
+    assert quantized_parameter_bytes(8, 4, n_scales=8) == 4 + 4 + 32 + 4
 
 
 @pytest.mark.parametrize("noise", [0.3, 0.0], ids=["noisy", "constant-residual"])

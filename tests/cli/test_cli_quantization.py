@@ -1,0 +1,89 @@
+"""``linreg-ops quantize`` options, the gate's exit code, the sweep and integer-only predict."""
+
+import pytest
+
+from helpers import snapshot
+from linreg_ops import artifacts
+
+pytestmark = pytest.mark.slow
+
+
+def test_gate_failure_exits_3_and_keeps_previous_artifacts(run_cli, models_copy):
+    before = snapshot(models_copy)
+    result = run_cli(
+        "quantize", "--dtype", "int3", "--rounding", "nearest", "--models-dir", models_copy
+    )
+    assert result.returncode == 3, result.stderr
+    assert "quality gate: int3 per-tensor nearest loses" in result.stderr
+    assert "more than --max-r2-drop 0.001; nothing was written" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert snapshot(models_copy) == before
+
+
+def test_max_abs_diff_gate(run_cli, models_copy):
+    result = run_cli("quantize", "--max-abs-diff", "0.001", "--models-dir", models_copy)
+    assert result.returncode == 3
+    assert "more than --max-abs-diff 0.001" in result.stderr
+
+
+def test_options_reach_the_artifacts(run_cli, models_copy):
+    result = run_cli(
+        "quantize", "--dtype", "int6", "--granularity", "per-channel", "--rounding", "optimal",
+        "--input-dtype", "int8", "--calibration", "percentile", "--max-r2-drop", "none",
+        "--models-dir", models_copy,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    quantized = artifacts.load_quantized_model(models_copy)
+    assert (quantized.dtype, quantized.granularity, quantized.rounding) == (
+        "int6",
+        "per-channel",
+        "optimal",
+    )
+    assert quantized.scale.size == quantized.n_features
+    integer = artifacts.load_integer_model(models_copy)
+    assert (integer.weight_dtype, integer.input_bits, integer.calibration) == (
+        "int6",
+        8,
+        "percentile",
+    )
+    assert "rows clipped" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--granularity", "per-row"],
+        ["--rounding", "stochastic"],
+        ["--input-dtype", "int4"],
+        ["--calibration", "mse"],
+        ["--max-r2-drop", "-1"],
+        ["--max-abs-diff", "nan"],
+    ],
+)
+def test_bad_quantize_options_exit_2(run_cli, models_copy, args):
+    before = snapshot(models_copy)
+    result = run_cli("quantize", *args, "--models-dir", models_copy)
+    assert result.returncode == 2
+    assert snapshot(models_copy) == before
+
+
+def test_sweep_prints_and_writes_the_report(run_cli, trained_dir, tmp_path):
+    reports = tmp_path / "reports"
+    before = snapshot(trained_dir)
+    result = run_cli(
+        "quantize", "--sweep", "--models-dir", trained_dir, "--reports-dir", reports, check=True
+    )
+    table = [line for line in result.stdout.splitlines() if line.startswith("|")]
+    assert len(table) == 2 + 15 * 2 * 3  # header, rule, bits 2..16 × granularity × rounding
+    assert "| 8 | per-tensor | nearest |" in result.stdout
+    markdown = (reports / "quantization.md").read_text()
+    assert "\n".join(table) in markdown
+    assert (reports / "quantization.png").read_bytes().startswith(b"\x89PNG")
+    assert snapshot(trained_dir) == before, "a sweep must not touch the artifacts"
+
+
+def test_predict_integer_only_reports_clipped_rows(run_cli, trained_dir):
+    result = run_cli("predict", "--integer-only", "--models-dir", trained_dir, check=True)
+    assert "Model: integer" in result.stdout
+    assert "Rows with inputs clipped to the calibrated range:" in result.stdout
+    assert "R² Score: 0.57" in result.stdout
