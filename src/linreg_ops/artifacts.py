@@ -284,7 +284,8 @@ def quantized_to_dict(model: QuantizedLinearModel) -> dict[str, Any]:
         "convention": "real = scale * (q - zero_point); round half to even; saturate",
         "prediction": (
             "z = (x - feature_mean) / feature_std; "
-            "y = sum(scale * (q - zero_point) * z) + bias * bias_scale"
+            "y = sum(scale * (q - zero_point) * z) + bias * bias_scale "
+            "(equivalently: fold 1/feature_std and feature_mean into raw-space weights once)"
         ),
         "dtype": model.dtype,
         "bits": model.bits,
