@@ -57,7 +57,12 @@ def test_two_runs_give_byte_identical_models(california, tmp_path):
     for run in ("first", "second"):
         train(california, tmp_path / run)
         quantize(tmp_path / run)
-    for name in (artifacts.MODEL_JSON, artifacts.QUANTIZED_MODEL_JSON, artifacts.TEST_SPLIT_CSV):
+    for name in (
+        artifacts.MODEL_JSON,
+        artifacts.QUANTIZED_MODEL_JSON,
+        artifacts.INTEGER_MODEL_JSON,
+        artifacts.TEST_SPLIT_CSV,
+    ):
         assert (tmp_path / "first" / name).read_bytes() == (tmp_path / "second" / name).read_bytes()
 
 
