@@ -488,7 +488,10 @@ def read_table_header(path: Path) -> list[str]:
             raise InputError(f"cannot read {path}: {exc}") from exc
         if not first.strip():
             raise InputError(f"{path} is empty: expected a header row and data rows")
-        return [name.strip() for name in next(csv.reader([first]))]
+        try:
+            return [name.strip() for name in next(csv.reader([first]))]
+        except csv.Error as exc:
+            raise InputError(f"{path} is not valid CSV: {exc}") from exc
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -527,7 +530,19 @@ def _select(path: Path, header: Sequence[str], columns: Sequence[str] | None) ->
     return [list(header).index(name) for name in columns]
 
 
+def parse_csv_text(label: str, text: str, columns: Sequence[str] | None = None) -> Table:
+    """Parse CSV held in memory (e.g. an HTTP body); ``label`` names it in error messages."""
+    return _parse_csv(Path(label), text, columns)
+
+
 def _parse_csv(path: Path, text: str, columns: Sequence[str] | None) -> Table:
+    try:
+        return _parse_csv_text(path, text, columns)
+    except csv.Error as exc:  # NUL bytes, stray carriage returns inside a field, ...
+        raise InputError(f"{path} is not valid CSV: {exc}") from exc
+
+
+def _parse_csv_text(path: Path, text: str, columns: Sequence[str] | None) -> Table:
     lines = text.splitlines()
     if not lines or not lines[0].strip():
         raise InputError(f"{path} is empty: expected a header row and data rows")

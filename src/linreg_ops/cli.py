@@ -298,6 +298,46 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --------------------------------------------------------------------------- serve
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Check the artifacts, then hand over to uvicorn (which re-creates the app per worker)."""
+    try:
+        import uvicorn
+
+        from linreg_ops import serve
+    except ImportError as exc:
+        raise InputError(
+            f"serving needs the serve extra: pip install 'linreg-ops[serve]' ({exc})"
+        ) from exc
+    serve.load_served(args.models_dir)  # fail fast, with a clear message, before binding
+    settings = {
+        "LINREG_OPS_MODELS_DIR": str(args.models_dir.resolve()),
+        "LINREG_OPS_MAX_BATCH": str(args.max_batch),
+        "LINREG_OPS_MAX_BODY_BYTES": str(args.max_body_bytes),
+    }
+    os.environ.update(settings)  # workers read their settings from the environment
+    print(f"Serving {args.models_dir} on http://{args.host}:{args.port} ({args.workers} worker(s))")
+    uvicorn.run(
+        "linreg_ops.serve:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=args.log_level,
+        access_log=False,
+    )
+    return EXIT_OK
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be ≥ 1, got {text}")
+    return value
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -430,6 +470,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="train → quantize → evaluate → reports/report.md and plots",
     )
     sub.set_defaults(handler=cmd_run)
+    sub = commands.add_parser(
+        "serve",
+        parents=[common],
+        help="serve /predict, /invocations (MLflow protocol), /health, /ready, /metadata",
+    )
+    sub.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1")
+    sub.add_argument("--port", type=_positive, default=8000, help="default: 8000")
+    sub.add_argument("--workers", type=_positive, default=1, help="default: 1")
+    sub.add_argument("--max-batch", type=_positive, default=10_000, help="rows (default 10000)")
+    sub.add_argument(
+        "--max-body-bytes", type=_positive, default=8 * 1024 * 1024, help="default: 8 MiB"
+    )
+    sub.add_argument(
+        "--log-level", choices=("critical", "error", "warning", "info", "debug"), default="info"
+    )
+    sub.set_defaults(handler=cmd_serve)
     return parser
 
 
