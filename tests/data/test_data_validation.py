@@ -179,3 +179,10 @@ def test_csv_that_is_not_text_is_unreadable(tmp_path):
     path.write_bytes(b"a,y\n\xff\xfe\x00\x81,1\n")
     with pytest.raises(InputError, match="cannot read"):
         load_dataset(path, "y")
+
+
+def test_csv_the_csv_module_refuses_is_a_clear_error(tmp_path):
+    path = tmp_path / "huge-field.csv"
+    path.write_text("a" * 200_000 + ",y\n1,2\n3,4\n5,6\n7,8\n")
+    with pytest.raises(InputError, match="not valid CSV: field larger than field limit"):
+        load_dataset(path, "y")
