@@ -1,0 +1,45 @@
+# linreg-ops: batch prediction (default) and HTTP serving from pickle-free artifacts.
+#   make run && docker build --network host -t linreg-ops .
+#   docker run --network none linreg-ops                               # metrics + first 10 predictions
+#   docker run -p 8000:8000 linreg-ops linreg-ops serve --host 0.0.0.0 # HTTP service
+ARG BASE_IMAGE=python:3.11-slim
+
+# ---------------------------------------------------------------- builder: venv + wheel
+FROM ${BASE_IMAGE} AS builder
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1
+# binutils only for `strip`: it lives in this stage, the final image never sees it.
+RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends binutils >/dev/null \
+ && rm -rf /var/lib/apt/lists/*
+RUN python -m venv /opt/venv
+# Dependencies first: this layer is reused until requirements-serve.txt changes.
+COPY requirements-serve.txt /build/
+RUN /opt/venv/bin/pip install --no-compile -r /build/requirements-serve.txt
+COPY pyproject.toml README.md /build/
+COPY src/linreg_ops /build/src/linreg_ops
+RUN /opt/venv/bin/pip wheel --no-deps --wheel-dir /build/wheels /build \
+ && /opt/venv/bin/pip install --no-compile --no-deps /build/wheels/*.whl \
+ # Only what runs stays: no pip/setuptools, no test suites; then byte-compile once.
+ && /opt/venv/bin/pip uninstall --yes pip setuptools \
+ && find /opt/venv -depth -type d -name tests -path "*/numpy/*" -exec rm -rf {} + \
+ # uvloop's extension ships with 11 MB of debug symbols: drop them. (Not numpy's
+ # libraries: auditwheel-patched ELF files break when stripped.)
+ && strip --strip-unneeded /opt/venv/lib/python3*/site-packages/uvloop/*.so \
+ && /opt/venv/bin/python -m compileall -q -j 0 /opt/venv/lib
+
+# ---------------------------------------------------------------- runtime
+FROM ${BASE_IMAGE}
+ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
+    LINREG_OPS_MODELS_DIR=/app/models
+RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin app
+COPY --from=builder /opt/venv /opt/venv
+WORKDIR /app
+COPY src/predict.py src/predict.py
+# `model[s]` copies nothing when models/ is absent, so the check below can say what to do.
+COPY model[s] models/
+RUN test -f models/manifest.json -a -f models/model.json -a -f models/test_split.csv \
+ || { echo "ERROR: models/ with manifest.json, model.json and test_split.csv is missing: run 'make run' (or download the CI artifact) before 'docker build'." >&2; exit 1; }
+USER app
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=3s --start-period=5s --retries=3 \
+  CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=2).status != 200)"]
+CMD ["python", "src/predict.py"]
