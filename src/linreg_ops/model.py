@@ -54,8 +54,12 @@ class LinearModel:
         return self.stats.std
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """Float64 predictions for rows of ``X`` in ``feature_names`` order."""
-        return np.asarray(X, dtype=np.float64) @ self.coef + self.intercept
+        """Float64 predictions for rows of ``X`` in ``feature_names`` order.
+
+        C order first: BLAS sums in a layout-dependent order, and the same rows must give
+        the same bits whether they came from a file, a JSON body or a column reordering.
+        """
+        return np.ascontiguousarray(X, dtype=np.float64) @ self.coef + self.intercept
 
 
 @dataclass(frozen=True)
@@ -95,7 +99,7 @@ class QuantizedLinearModel:
         """Predictions from the integers: dequantize once and fold the standardization into
         the weights, so a batch costs one matrix-vector product, like the float model."""
         coef, intercept = self.to_raw_space()
-        return np.asarray(X, dtype=np.float64) @ coef + intercept
+        return np.ascontiguousarray(X, dtype=np.float64) @ coef + intercept
 
     def to_raw_space(self) -> tuple[np.ndarray, float]:
         """Equivalent raw-feature coefficients and intercept, for the seed's comparison."""

@@ -183,7 +183,7 @@ BAD_INVOCATIONS = {
     "two keys": ({"instances": [ROW], "inputs": [ROW]}, 400, "expected exactly one of"),
     "not an object": ([ROW], 400, "body must be a JSON object"),
     "ragged split": ({"dataframe_split": {"columns": FEATURES, "data": [ROW, ROW[:5]]}}, 422, "dataframe_split.data[1]: expected 8 values"),
-    "unknown column": ({"dataframe_split": {"columns": [*FEATURES[:7], "Color"], "data": [ROW]}}, 422, "dataframe_split[0]: unknown feature 'Color'"),
+    "unknown column": ({"dataframe_split": {"columns": [*FEATURES[:7], "Color"], "data": [ROW]}}, 422, "dataframe_split: unknown feature 'Color'"),
     "missing column": ({"dataframe_records": [dict(zip(FEATURES[:7], ROW, strict=False))]}, 422, "dataframe_records[0]: missing feature 'Longitude'"),
     "non-numeric record": ({"dataframe_records": [{**dict(zip(FEATURES, ROW, strict=True)), "AveRooms": "x"}]}, 422, "dataframe_records[0].AveRooms: Input should be a valid number"),
     "empty": ({"instances": []}, 422, "instances: expected a non-empty list of rows"),
