@@ -9,6 +9,7 @@ Heavy or unsafe libraries (joblib/pickle, pyarrow) are imported inside the funct
 need them, so prediction and serving stay numpy-only.
 """
 
+import contextlib
 import csv
 import functools
 import hashlib
@@ -17,7 +18,7 @@ import json
 import os
 import platform
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -459,7 +460,7 @@ def split_csv_bytes(
 
 def load_test_split(models_dir: Path) -> Table:
     data = read_artifact(models_dir, TEST_SPLIT_CSV)
-    return _parse_csv(Path(models_dir) / TEST_SPLIT_CSV, data.decode("utf-8"), None)
+    return parse_csv_text(str(Path(models_dir) / TEST_SPLIT_CSV), data.decode("utf-8"))
 
 
 def _table_suffix(path: Path) -> str:
@@ -501,19 +502,57 @@ def read_table_header(path: Path) -> list[str]:
         raise InputError(f"cannot read {path}: {exc}") from exc
 
 
+DEFAULT_CHUNK_ROWS = 1_000_000
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A block of rows: ``offset`` is the 0-based index of its first row in the whole file."""
+
+    offset: int
+    values: np.ndarray  # float64, (rows, columns)
+
+
+def iter_table_chunks(
+    path: Path, columns: Sequence[str] | None = None, chunk_rows: int = DEFAULT_CHUNK_ROWS
+) -> tuple[tuple[str, ...], Iterator[Chunk]]:
+    """The selected column names and an iterator over float64 row blocks, in file order.
+
+    Memory stays at one block whatever the file's size. Every error names the file, the
+    column and the row (counted from 1 over the whole file), wherever the block boundary is.
+    """
+    path = Path(path)
+    if _table_suffix(path) == ".csv":
+        try:
+            handle = open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise InputError(f"cannot read {path}: {exc}") from exc
+        lines = (line.rstrip("\r\n") for line in handle)
+        try:
+            names, chunks = _csv_chunks(path, lines, columns, chunk_rows)
+        except BaseException:
+            handle.close()
+            raise
+        return names, _closing(chunks, handle)
+    return _parquet_chunks(path, columns, chunk_rows)
+
+
+def _closing(chunks: Iterator[Chunk], handle: Any) -> Iterator[Chunk]:
+    try:
+        yield from chunks
+    except UnicodeDecodeError as exc:
+        raise InputError(f"cannot read {handle.name}: {exc}") from exc
+    finally:
+        handle.close()
+
+
 def read_table(path: Path, columns: Sequence[str] | None = None) -> Table:
     """Read numeric columns from a CSV or Parquet file, with errors that name the column and row.
 
     ``columns`` selects (and orders) the columns to return; other columns may hold anything.
     """
-    path = Path(path)
-    if _table_suffix(path) == ".csv":
-        try:
-            text = path.read_text(encoding="utf-8-sig")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"cannot read {path}: {exc}") from exc
-        return _parse_csv(path, text, columns)
-    return _read_parquet(path, columns)
+    names, chunks = iter_table_chunks(path, columns)
+    return Table(path=Path(path), columns=names, values=np.vstack([c.values for c in chunks]))
 
 
 def _select(path: Path, header: Sequence[str], columns: Sequence[str] | None) -> list[int]:
@@ -532,50 +571,74 @@ def _select(path: Path, header: Sequence[str], columns: Sequence[str] | None) ->
 
 def parse_csv_text(label: str, text: str, columns: Sequence[str] | None = None) -> Table:
     """Parse CSV held in memory (e.g. an HTTP body); ``label`` names it in error messages."""
-    return _parse_csv(Path(label), text, columns)
+    names, chunks = _csv_chunks(Path(label), iter(text.splitlines()), columns, 2**62)
+    return Table(path=Path(label), columns=names, values=np.vstack([c.values for c in chunks]))
 
 
-def _parse_csv(path: Path, text: str, columns: Sequence[str] | None) -> Table:
+def _csv_chunks(
+    path: Path, lines: Iterator[str], columns: Sequence[str] | None, chunk_rows: int
+) -> tuple[tuple[str, ...], Iterator[Chunk]]:
+    first = next(lines, None)
+    if first is None or not first.strip():
+        raise InputError(f"{path} is empty: expected a header row and data rows")
     try:
-        return _parse_csv_text(path, text, columns)
+        header = [name.strip() for name in next(csv.reader([first]))]
     except csv.Error as exc:  # NUL bytes, stray carriage returns inside a field, ...
         raise InputError(f"{path} is not valid CSV: {exc}") from exc
-
-
-def _parse_csv_text(path: Path, text: str, columns: Sequence[str] | None) -> Table:
-    lines = text.splitlines()
-    if not lines or not lines[0].strip():
-        raise InputError(f"{path} is empty: expected a header row and data rows")
-    header = [name.strip() for name in next(csv.reader([lines[0]]))]
     indices = _select(path, header, columns)
-    names = tuple(header[i] for i in indices)
-    body = [line for line in lines[1:] if line.strip()]
-    if not body:
-        raise InputError(f"{path} has a header but no data rows")
+
+    def blocks() -> Iterator[Chunk]:
+        offset, batch, numbers = 0, [], []
+        for line_number, line in enumerate(lines, start=2):
+            if not line.strip():
+                continue
+            batch.append(line)
+            numbers.append(line_number)
+            if len(batch) == chunk_rows:
+                yield _csv_block(path, header, indices, batch, numbers, offset)
+                offset += len(batch)
+                batch, numbers = [], []
+        if batch:
+            yield _csv_block(path, header, indices, batch, numbers, offset)
+        elif offset == 0:
+            raise InputError(f"{path} has a header but no data rows")
+
+    return tuple(header[i] for i in indices), blocks()
+
+
+def _csv_block(
+    path: Path,
+    header: list[str],
+    indices: list[int],
+    lines: list[str],
+    numbers: list[int],
+    offset: int,
+) -> Chunk:
     try:
         values = np.loadtxt(
-            io.StringIO("\n".join(body)),
-            delimiter=",",
-            usecols=indices,
-            dtype=np.float64,
-            ndmin=2,
-            comments=None,
+            lines, delimiter=",", usecols=indices, dtype=np.float64, ndmin=2, comments=None
         )
     except ValueError as exc:
-        _raise_first_bad_csv_cell(path, lines, header, indices)
+        _raise_first_bad_csv_cell(path, header, indices, lines, numbers, offset)
         raise InputError(f"cannot parse {path} as CSV: {exc}") from exc
-    return Table(path=path, columns=names, values=values)
+    return Chunk(offset, values)
 
 
 def _raise_first_bad_csv_cell(
-    path: Path, lines: list[str], header: list[str], indices: list[int]
+    path: Path,
+    header: list[str],
+    indices: list[int],
+    lines: list[str],
+    numbers: list[int],
+    offset: int,
 ) -> None:
     """Find the first cell numpy could not parse and name it, so the user can fix it."""
-    data_row = 0
-    for line_number, row in enumerate(csv.reader(lines[1:]), start=2):
-        if not row or not "".join(row).strip():
-            continue
-        data_row += 1
+    try:
+        rows = list(csv.reader(lines))
+    except csv.Error as exc:
+        raise InputError(f"{path} is not valid CSV: {exc}") from exc
+    for position, (row, line_number) in enumerate(zip(rows, numbers, strict=True)):
+        data_row = offset + position + 1
         if len(row) != len(header):
             raise InputError(
                 f"{path} row {data_row} (line {line_number}) has {len(row)} fields, "
@@ -592,53 +655,111 @@ def _raise_first_bad_csv_cell(
                 ) from None
 
 
-def _read_parquet(path: Path, columns: Sequence[str] | None) -> Table:
+def _parquet_chunks(
+    path: Path, columns: Sequence[str] | None, chunk_rows: int
+) -> tuple[tuple[str, ...], Iterator[Chunk]]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
-        schema = pq.read_schema(path)
-        header = list(schema.names)
-        indices = _select(path, header, columns)
-        names = tuple(header[i] for i in indices)
-        table = pq.read_table(path, columns=list(names))
-    except InputError:
-        raise
+        parquet = pq.ParquetFile(path)
+        schema = parquet.schema_arrow
     except (OSError, pa.ArrowException) as exc:
         raise InputError(f"cannot read {path}: {exc}") from exc
-    if table.num_rows == 0:
-        raise InputError(f"{path} has no data rows")
-    arrays = []
+    header = list(schema.names)
+    names = tuple(header[i] for i in _select(path, header, columns))
     for name in names:
-        column = table.column(name)
-        kind = column.type
+        kind = schema.field(name).type
         if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
             raise InputError(f"{path} column {name!r} has type {kind}, expected a numeric type")
-        if column.null_count:
-            row = next(i for i, value in enumerate(column.is_null().to_pylist()) if value)
-            raise InputError(f"{path} column {name!r} row {row + 1}: missing value (null)")
-        arrays.append(column.to_numpy().astype(np.float64))
-    return Table(path=path, columns=names, values=np.column_stack(arrays))
+    if parquet.metadata.num_rows == 0:
+        raise InputError(f"{path} has no data rows")
+
+    def blocks() -> Iterator[Chunk]:
+        offset = 0
+        try:
+            for batch in parquet.iter_batches(batch_size=chunk_rows, columns=list(names)):
+                arrays = []
+                for name, column in zip(names, batch.columns, strict=True):
+                    if column.null_count:
+                        nulls = column.is_null().to_numpy(zero_copy_only=False)
+                        row = offset + int(np.flatnonzero(nulls)[0])
+                        raise InputError(
+                            f"{path} column {name!r} row {row + 1}: missing value (null)"
+                        )
+                    arrays.append(column.to_numpy(zero_copy_only=False).astype(np.float64))
+                yield Chunk(offset, np.column_stack(arrays))
+                offset += batch.num_rows
+        except (OSError, pa.ArrowException) as exc:
+            raise InputError(f"cannot read {path}: {exc}") from exc
+        finally:
+            parquet.close()
+
+    return names, blocks()
+
+
+@contextlib.contextmanager
+def prediction_writer(path: Path, columns: Sequence[str]) -> Iterator[Callable[..., None]]:
+    """Append prediction blocks to ``path`` (CSV or Parquet) in constant memory, atomically:
+    blocks go to a temporary file that replaces ``path`` only when every block is written."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".parquet", ".pq"):
+        raise InputError(
+            f"unsupported output format {suffix or '(no extension)'!r} for {path}: "
+            "expected .csv or .parquet"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(fd, 0o666 & ~_umask())
+    try:
+        if suffix == ".csv":
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+                handle.write(",".join(columns) + "\n")
+
+                def write_csv(*arrays: np.ndarray) -> None:
+                    block = np.column_stack([np.asarray(a, dtype=np.float64) for a in arrays])
+                    np.savetxt(handle, block, delimiter=",", fmt="%.17g")
+
+                yield write_csv
+                handle.flush()
+                os.fsync(handle.fileno())
+        else:
+            os.close(fd)
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            writer = None
+            try:
+
+                def write_parquet(*arrays: np.ndarray) -> None:
+                    nonlocal writer
+                    table = pa.table(
+                        {name: np.asarray(a) for name, a in zip(columns, arrays, strict=True)}
+                    )
+                    if writer is None:
+                        writer = pq.ParquetWriter(tmp_name, table.schema)
+                    writer.write_table(table)
+
+                yield write_parquet
+                if writer is None:  # no rows: still a valid, empty file
+                    pq.write_table(
+                        pa.table({name: pa.array([], pa.float64()) for name in columns}), tmp_name
+                    )
+            finally:
+                if writer is not None:
+                    writer.close()
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
 
 
 def write_predictions(path: Path, columns: dict[str, np.ndarray]) -> Path:
     """Write prediction columns (one row per input row) as CSV or Parquet, atomically."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        values = np.column_stack([np.asarray(v, dtype=np.float64) for v in columns.values()])
-        return atomic_write_bytes(path, table_csv_bytes(list(columns), values))
-    if suffix in (".parquet", ".pq"):
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        buffer = io.BytesIO()
-        pq.write_table(pa.table({name: np.asarray(v) for name, v in columns.items()}), buffer)
-        return atomic_write_bytes(path, buffer.getvalue())
-    raise InputError(
-        f"unsupported output format {suffix or '(no extension)'!r} for {path}: "
-        "expected .csv or .parquet"
-    )
+    with prediction_writer(path, list(columns)) as write:
+        write(*columns.values())
+    return Path(path)
 
 
 # --------------------------------------------------------------------------- metrics

@@ -6,11 +6,12 @@ traceback, because that is a bug worth reporting).
 """
 
 import argparse
+import contextlib
 import math
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,17 +33,37 @@ SHOWN_CLIPPED_ROWS = 10
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from linreg_ops.data import load_dataset
-    from linreg_ops.train import train
+    from linreg_ops import train
 
     if args.data is None:
         print("Loading California Housing dataset.")
     else:
         print(f"Loading {args.data} (target {args.target!r}).")
-    dataset = load_dataset(args.data, args.target, args.features)
-    print("Creating LinearRegression model.")
+    engine = "" if args.engine == "auto" else f" (engine: {args.engine})"
+    print(f"Creating LinearRegression model{engine}.")
     print("Training model.")
-    result = train(dataset, args.models_dir, args.test_size, args.random_state)
+    if args.data is None:
+        if args.target is not None or args.features is not None:
+            raise InputError("--target and --features need --data PATH")
+        from linreg_ops.data import load_california_housing, validate
+
+        dataset = load_california_housing()
+        validate(dataset)
+        result = train.train(
+            dataset, args.models_dir, args.test_size, args.random_state,
+            args.engine, args.chunk_rows, args.scheduler,
+        )  # fmt: skip
+    else:
+        if not args.target:
+            raise InputError("--data needs --target COLUMN (the column to predict)")
+        if args.features is not None and not args.features:
+            raise InputError("--features is empty: name at least one column")
+        if args.features is not None and args.target in args.features:
+            raise InputError(f"the target column {args.target!r} is also listed in --features")
+        result = train.train_files(
+            args.data, args.target, args.features, args.models_dir, args.test_size,
+            args.random_state, args.engine, args.chunk_rows, args.scheduler,
+        )  # fmt: skip
     print(f"R² Score: {result.metrics['r2']:.4f}")
     print(f"Mean Squared Error (Loss): {result.metrics['mse']:.4f}")
     print(f"Model saved to {args.models_dir / artifacts.ESTIMATOR_JOBLIB}")
@@ -166,10 +187,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.input is not None:
         if args.output is None:
             raise InputError("--input needs --output PATH (.csv or .parquet)")
-        predictions, clipped = predict.predict_file(args.models_dir, args.input, args.output, kind)
-        print(f"Wrote {predictions.size} {kind} predictions to {args.output}")
+        if args.engine == "dask":
+            from linreg_ops.engines import dask_predict
+
+            rows = dask_predict(args.models_dir, args.input, args.output, kind, args.scheduler)
+            print(f"Wrote {rows} {kind} predictions to {args.output} (a Parquet dataset)")
+            return EXIT_OK
+        with _progress_bar("rows") as progress:
+            done = predict.predict_file(
+                args.models_dir, args.input, args.output, kind, args.chunk_rows, progress
+            )
+        print(f"Wrote {done.rows} {kind} predictions to {args.output}")
         if kind == "integer":
-            _print_clipped(clipped)
+            _print_clipped_rows(done.rows, done.clipped_rows, done.first_clipped)
         return EXIT_OK
     if args.output is not None:
         raise InputError("--output needs --input PATH (the rows to predict)")
@@ -192,17 +222,31 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def _print_clipped(clipped: np.ndarray) -> None:
     """Which rows had an input outside the calibrated range (their prediction is less exact)."""
     rows = np.flatnonzero(clipped) + 1
-    share = 100.0 * rows.size / max(clipped.size, 1)
-    print(
-        f"Rows with inputs clipped to the calibrated range: {rows.size} of {clipped.size} "
-        f"({share:.2f}%)"
-    )
-    if rows.size:
-        shown = ", ".join(str(row) for row in rows[:SHOWN_CLIPPED_ROWS])
-        more = (
-            f" and {rows.size - SHOWN_CLIPPED_ROWS} more" if rows.size > SHOWN_CLIPPED_ROWS else ""
-        )
+    _print_clipped_rows(clipped.size, rows.size, rows[:SHOWN_CLIPPED_ROWS].tolist())
+
+
+def _print_clipped_rows(total: int, clipped: int, first: list[int]) -> None:
+    share = 100.0 * clipped / max(total, 1)
+    print(f"Rows with inputs clipped to the calibrated range: {clipped} of {total} ({share:.2f}%)")
+    if clipped:
+        shown = ", ".join(str(row) for row in first[:SHOWN_CLIPPED_ROWS])
+        more = f" and {clipped - SHOWN_CLIPPED_ROWS} more" if clipped > SHOWN_CLIPPED_ROWS else ""
         print(f"Clipped rows (1-based): {shown}{more}")
+
+
+@contextlib.contextmanager
+def _progress_bar(unit: str) -> Iterator[Callable[[int], None] | None]:
+    """A tqdm bar on a terminal; nothing when the output is piped or tqdm is missing."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        yield None
+        return
+    with tqdm(unit=unit, unit_scale=True, file=sys.stderr) as bar:
+        yield bar.update
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -380,6 +424,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     training.add_argument("--test-size", type=_test_size, default=0.2, help="default: 0.2")
     training.add_argument("--random-state", type=int, default=42, help="default: 42")
+    training.add_argument(
+        "--engine",
+        choices=("auto", "sklearn", "streaming", "dask"),
+        default="auto",
+        help="auto: scikit-learn in memory under 1M rows, streaming above it and for files",
+    )
     quantizing = argparse.ArgumentParser(add_help=False)
     quantizing.add_argument(
         "--dtype",
@@ -417,6 +467,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="quality gate: exit 3 if a prediction moves more (default: none)",
     )
+    scaling = argparse.ArgumentParser(add_help=False)
+    scaling.add_argument(
+        "--chunk-rows", type=_positive, default=1_000_000, help="rows per block (default 1000000)"
+    )
+    scaling.add_argument(
+        "--scheduler",
+        help="tcp://HOST:PORT of a dask.distributed scheduler (default: LocalCluster)",
+    )
     reporting = argparse.ArgumentParser(add_help=False)
     reporting.add_argument(
         "--reports-dir", type=Path, default=Path("reports"), help="default: reports"
@@ -429,7 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub = commands.add_parser(
         "train",
-        parents=[common, labelled, training],
+        parents=[common, labelled, training, scaling],
         help="fit on California Housing (default) or --data/--target; write artifacts",
     )
     sub.set_defaults(handler=cmd_train)
@@ -446,7 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.set_defaults(handler=cmd_quantize)
     sub = commands.add_parser(
         "predict",
-        parents=[common, labelled],
+        parents=[common, labelled, scaling],
         help="predict --input rows to --output, or score the stored test split",
     )
     sub.add_argument("--input", type=Path, help="rows to predict (.csv or .parquet)")
@@ -457,6 +515,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="integer-only inference: quantized inputs, integer accumulation and output",
     )
+    sub.add_argument(
+        "--engine",
+        choices=("streaming", "dask"),
+        default="streaming",
+        help="--input scoring: blocks in this process, or partitions on a Dask cluster",
+    )
     sub.set_defaults(handler=cmd_predict)
     sub = commands.add_parser(
         "evaluate",
@@ -466,7 +530,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.set_defaults(handler=cmd_evaluate)
     sub = commands.add_parser(
         "run",
-        parents=[common, labelled, training, quantizing, reporting],
+        parents=[common, labelled, training, scaling, quantizing, reporting],
         help="train → quantize → evaluate → reports/report.md and plots",
     )
     sub.set_defaults(handler=cmd_run)

@@ -110,14 +110,18 @@ def load_dataset(
     return load_table_dataset(path, target, features)
 
 
-def check_finite(values: np.ndarray, columns: Sequence[str], source: str) -> None:
-    """Refuse NaN and infinity, naming the first cell that holds one (rows count from 1)."""
+def check_finite(
+    values: np.ndarray, columns: Sequence[str], source: str, first_row: int = 0
+) -> None:
+    """Refuse NaN and infinity, naming the first cell that holds one (rows count from 1;
+    ``first_row`` is the 0-based index of ``values[0]`` in the whole file)."""
     bad = ~np.isfinite(values)
     if bad.any():
         row, col = np.argwhere(bad)[0]
         kind = "NaN" if np.isnan(values[row, col]) else "an infinite value"
         raise InputError(
-            f"{source}: column {columns[col]!r} row {row + 1} is {kind}; remove or impute it"
+            f"{source}: column {columns[col]!r} row {first_row + row + 1} is {kind}; "
+            "remove or impute it"
         )
 
 

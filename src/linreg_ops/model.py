@@ -11,6 +11,17 @@ import numpy as np
 ROW_BLOCK = 65_536  # rows per block in integer-only inference: its temporaries stay in cache
 
 
+def row_dot(X: np.ndarray, coef: np.ndarray) -> np.ndarray:
+    """Σ_j X[i, j]·coef[j] for each row, summed in feature order.
+
+    Not ``X @ coef``: BLAS picks its summation order by batch size and memory layout, so a
+    row's prediction would change in the last bits with the rows around it. This loop gives
+    every row the same bits whether it comes alone over HTTP or in a block of a million (C
+    order first, because the inner loop differs for strided rows).
+    """
+    return np.einsum("ij,j->i", np.ascontiguousarray(X, dtype=np.float64), coef)
+
+
 @dataclass(frozen=True)
 class FeatureStats:
     """What the training split looked like, per feature: enough to standardize, calibrate and
@@ -54,12 +65,8 @@ class LinearModel:
         return self.stats.std
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """Float64 predictions for rows of ``X`` in ``feature_names`` order.
-
-        C order first: BLAS sums in a layout-dependent order, and the same rows must give
-        the same bits whether they came from a file, a JSON body or a column reordering.
-        """
-        return np.ascontiguousarray(X, dtype=np.float64) @ self.coef + self.intercept
+        """Float64 predictions for rows of ``X`` in ``feature_names`` order."""
+        return row_dot(X, self.coef) + self.intercept
 
 
 @dataclass(frozen=True)
@@ -99,7 +106,7 @@ class QuantizedLinearModel:
         """Predictions from the integers: dequantize once and fold the standardization into
         the weights, so a batch costs one matrix-vector product, like the float model."""
         coef, intercept = self.to_raw_space()
-        return np.ascontiguousarray(X, dtype=np.float64) @ coef + intercept
+        return row_dot(X, coef) + intercept
 
     def to_raw_space(self) -> tuple[np.ndarray, float]:
         """Equivalent raw-feature coefficients and intercept, for the seed's comparison."""

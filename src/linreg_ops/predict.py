@@ -4,6 +4,8 @@ Nothing here imports scikit-learn or unpickles anything: this is the path the co
 the HTTP service run, and it must stay small, fast to import and safe to point at a file.
 """
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -47,21 +49,54 @@ def read_features(path: Path, feature_names: tuple[str, ...]) -> np.ndarray:
     return table.values
 
 
-def predict_file(
-    models_dir: Path, input_path: Path, output_path: Path, kind: ModelKind = "float"
-) -> tuple[np.ndarray, np.ndarray]:
-    """Predict every row of ``input_path`` and write them to ``output_path``.
+@dataclass(frozen=True)
+class FilePrediction:
+    """What a file prediction did: rows written, and which rows had clipped inputs."""
 
-    The output has a ``prediction`` column, and for the integer-only model a ``clipped``
-    column (1 where an input was outside the calibrated range).
+    rows: int
+    clipped_rows: int
+    first_clipped: list[int]  # 1-based row numbers, at most SHOWN_CLIPPED
+
+
+SHOWN_CLIPPED = 10
+
+
+def predict_file(
+    models_dir: Path,
+    input_path: Path,
+    output_path: Path,
+    kind: ModelKind = "float",
+    chunk_rows: int = artifacts.DEFAULT_CHUNK_ROWS,
+    progress: Callable[[int], None] | None = None,
+) -> FilePrediction:
+    """Predict every row of ``input_path`` into ``output_path``, block by block.
+
+    Memory stays at one block of ``chunk_rows`` rows whatever the file's size. The output has
+    a ``prediction`` column, and for the integer-only model a ``clipped`` column (1 where an
+    input was outside the calibrated range). Nothing is left behind if a block is bad.
     """
     model = load_predictor(models_dir, kind)
-    predictions, clipped = predict_rows(model, read_features(input_path, model.feature_names))
-    columns = {"prediction": predictions}
-    if kind == "integer":
-        columns["clipped"] = clipped.astype(np.int64)
-    artifacts.write_predictions(output_path, columns)
-    return predictions, clipped
+    names, chunks = artifacts.iter_table_chunks(input_path, model.feature_names, chunk_rows)
+    columns = ["prediction", "clipped"] if kind == "integer" else ["prediction"]
+    rows = clipped_rows = 0
+    first_clipped: list[int] = []
+    with artifacts.prediction_writer(output_path, columns) as write:
+        for chunk in chunks:
+            check_finite(chunk.values, names, str(input_path), chunk.offset)
+            predictions, clipped = predict_rows(model, chunk.values)
+            if kind == "integer":
+                write(predictions, clipped.astype(np.int64))
+            else:
+                write(predictions)
+            rows += len(predictions)
+            clipped_rows += int(clipped.sum())
+            if len(first_clipped) < SHOWN_CLIPPED:
+                first_clipped += (
+                    np.flatnonzero(clipped)[:SHOWN_CLIPPED] + chunk.offset + 1
+                ).tolist()
+            if progress:
+                progress(len(predictions))
+    return FilePrediction(rows, clipped_rows, first_clipped[:SHOWN_CLIPPED])
 
 
 def load_labelled(

@@ -9,7 +9,9 @@ from sklearn import metrics as sk
 
 from linreg_ops.metrics import mean_squared_error, prediction_drift, r2_score
 
-finite = st.floats(-1e6, 1e6, allow_nan=False)
+# Millesimal values: sums of squares stay far from subnormal numbers, where R²'s division
+# overflows in any implementation.
+finite = st.integers(-(10**9), 10**9).map(lambda i: i / 1000)
 
 
 @given(data=st.data(), n=st.integers(2, 50))

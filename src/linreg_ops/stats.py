@@ -1,0 +1,152 @@
+"""Mergeable sufficient statistics for least squares, and the row-hash split.
+
+Any engine (one process reading chunks, or Dask partitions on many machines) reduces its rows
+to the same small summary — row count, means, the *centred* co-moment matrices — merges
+summaries with Chan et al.'s pairwise update (numerically stable: never the raw uncentred
+XᵀX, whose entries can be 1e12 times larger than the quantities that matter), and solves the
+d×d system once. The solve runs on the correlation matrix (standardized features), so a
+feature scale of 1e-6 next to 1e6 does not fall under ``lstsq``'s rank cutoff.
+"""
+
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def row_uniforms(row_index: np.ndarray, random_state: int) -> np.ndarray:
+    """A uniform number in [0, 1) per row, from (row index, seed) alone (splitmix64).
+
+    Every engine, chunking and partitioning gives a row the same number, so the split below
+    is the same everywhere.
+    """
+    with np.errstate(over="ignore"):
+        z = np.asarray(row_index, dtype=np.uint64) + np.uint64(random_state % 2**64) * GOLDEN
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) / 2.0**53
+
+
+def test_rows(row_index: np.ndarray, random_state: int, test_size: float) -> np.ndarray:
+    """The held-out rows of the deterministic row-hash split."""
+    return row_uniforms(row_index, random_state) < test_size
+
+
+@dataclass(frozen=True)
+class MomentStats:
+    """n, means, centred co-moments and ranges of (X, y): everything least squares needs."""
+
+    n: int
+    mean_x: np.ndarray
+    mean_y: float
+    cxx: np.ndarray  # Σ (x − x̄)(x − x̄)ᵀ
+    cxy: np.ndarray  # Σ (x − x̄)(y − ȳ)
+    cyy: float  # Σ (y − ȳ)²
+    min_x: np.ndarray
+    max_x: np.ndarray
+
+    @classmethod
+    def empty(cls, d: int) -> "MomentStats":
+        return cls(
+            0, np.zeros(d), 0.0, np.zeros((d, d)), np.zeros(d), 0.0,
+            np.full(d, np.inf), np.full(d, -np.inf),
+        )  # fmt: skip
+
+    @classmethod
+    def of(cls, X: np.ndarray, y: np.ndarray) -> "MomentStats":
+        """The statistics of one block of rows (two passes over the block, in cache)."""
+        n = len(y)
+        if n == 0:
+            return cls.empty(X.shape[1])
+        mean_x = X.mean(axis=0)
+        mean_y = float(y.mean())
+        xc = X - mean_x
+        yc = y - mean_y
+        return cls(
+            n, mean_x, mean_y, xc.T @ xc, xc.T @ yc, float(yc @ yc),
+            X.min(axis=0), X.max(axis=0),
+        )  # fmt: skip
+
+    def merge(self, other: "MomentStats") -> "MomentStats":
+        """Chan, Golub & LeVeque's pairwise update: exact, order-independent up to rounding."""
+        if other.n == 0:
+            return self
+        if self.n == 0:
+            return other
+        n = self.n + other.n
+        weight = self.n * other.n / n
+        dx = other.mean_x - self.mean_x
+        dy = other.mean_y - self.mean_y
+        return MomentStats(
+            n,
+            self.mean_x + dx * (other.n / n),
+            self.mean_y + dy * (other.n / n),
+            self.cxx + other.cxx + np.outer(dx, dx) * weight,
+            self.cxy + other.cxy + dx * dy * weight,
+            self.cyy + other.cyy + dy * dy * weight,
+            np.minimum(self.min_x, other.min_x),
+            np.maximum(self.max_x, other.max_x),
+        )
+
+    @property
+    def std_x(self) -> np.ndarray:
+        return np.sqrt(np.maximum(np.diag(self.cxx), 0.0) / max(self.n, 1))
+
+    def squared_error(self, coef: np.ndarray, intercept: float) -> float:
+        """Σ (y − x·coef − intercept)² over these rows, from the moments alone."""
+        offset = self.mean_y - self.mean_x @ coef - intercept
+        quadratic = self.cyy - 2.0 * coef @ self.cxy + coef @ self.cxx @ coef
+        return max(float(quadratic), 0.0) + self.n * offset * offset
+
+
+def merge_all(parts: Iterable[MomentStats]) -> MomentStats:
+    """Pairwise tree reduction (balanced, so rounding errors grow like log n, not n)."""
+    level = list(parts)
+    if not level:
+        raise ValueError("no statistics to merge")
+    while len(level) > 1:
+        level = [
+            level[i].merge(level[i + 1]) if i + 1 < len(level) else level[i]
+            for i in range(0, len(level), 2)
+        ]
+    return level[0]
+
+
+class RankWarning(UserWarning):
+    """A feature is constant or a linear combination of others: the solution is min-norm."""
+
+
+def solve(stats: MomentStats, feature_names: Sequence[str]) -> tuple[np.ndarray, float]:
+    """Least-squares coefficients and intercept from the statistics, minimum-norm like
+    scikit-learn when a column is constant or collinear (with a warning naming it)."""
+    std = stats.std_x
+    scale = max(float(std.max(initial=0.0)), 1e-300)
+    constant = std <= 1e-12 * scale
+    for name in np.asarray(feature_names)[constant]:
+        warnings.warn(
+            f"feature {name!r} is constant: its coefficient is 0", RankWarning, stacklevel=2
+        )
+    safe = np.where(constant, 1.0, std)
+    correlation = stats.cxx / np.outer(safe, safe)
+    correlation[constant, :] = 0.0
+    correlation[:, constant] = 0.0
+    target = stats.cxy / safe
+    target[constant] = 0.0
+    beta, _, rank, _ = np.linalg.lstsq(correlation, target, rcond=None)
+    active = int((~constant).sum())
+    if rank < active:
+        _, vectors = np.linalg.eigh(correlation)
+        involved = np.argsort(-np.abs(vectors[:, 0]))[:2]
+        names = ", ".join(repr(feature_names[i]) for i in sorted(involved))
+        warnings.warn(
+            f"features {names} are collinear: the minimum-norm solution is used",
+            RankWarning,
+            stacklevel=2,
+        )
+    coef = beta / safe
+    coef[constant] = 0.0
+    return coef, float(stats.mean_y - stats.mean_x @ coef)
