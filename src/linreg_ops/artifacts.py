@@ -205,8 +205,9 @@ def artifact_size(models_dir: Path, name: str) -> int:
 
 
 def _read_json_artifact(models_dir: Path, name: str) -> dict[str, Any]:
+    data = read_artifact(models_dir, name)
     try:
-        payload = json.loads(read_artifact(models_dir, name))
+        payload = json.loads(data)
     except ValueError as exc:
         raise ArtifactError(f"{Path(models_dir) / name} is not valid JSON: {exc}") from exc
     if payload.get("schema_version") != SCHEMA_VERSION:
@@ -489,10 +490,7 @@ def read_table_header(path: Path) -> list[str]:
             raise InputError(f"cannot read {path}: {exc}") from exc
         if not first.strip():
             raise InputError(f"{path} is empty: expected a header row and data rows")
-        try:
-            return [name.strip() for name in next(csv.reader([first]))]
-        except csv.Error as exc:
-            raise InputError(f"{path} is not valid CSV: {exc}") from exc
+        return _csv_header(path, first)
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -522,28 +520,22 @@ def iter_table_chunks(
     column and the row (counted from 1 over the whole file), wherever the block boundary is.
     """
     path = Path(path)
-    if _table_suffix(path) == ".csv":
+    if _table_suffix(path) != ".csv":
+        return _parquet_chunks(path, columns, chunk_rows)
+    header = read_table_header(path)
+    indices = _select(path, header, columns)
+
+    def blocks() -> Iterator[Chunk]:
+        # The file opens only when the first block is asked for, and closes with the iterator.
         try:
-            handle = open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115 - closed below
-        except OSError as exc:
+            with open(path, encoding="utf-8-sig", newline="") as handle:
+                lines = (line.rstrip("\r\n") for line in handle)
+                next(lines)  # the header, already read
+                yield from _csv_blocks(path, header, indices, lines, chunk_rows)
+        except (OSError, UnicodeDecodeError) as exc:
             raise InputError(f"cannot read {path}: {exc}") from exc
-        lines = (line.rstrip("\r\n") for line in handle)
-        try:
-            names, chunks = _csv_chunks(path, lines, columns, chunk_rows)
-        except BaseException:
-            handle.close()
-            raise
-        return names, _closing(chunks, handle)
-    return _parquet_chunks(path, columns, chunk_rows)
 
-
-def _closing(chunks: Iterator[Chunk], handle: Any) -> Iterator[Chunk]:
-    try:
-        yield from chunks
-    except UnicodeDecodeError as exc:
-        raise InputError(f"cannot read {handle.name}: {exc}") from exc
-    finally:
-        handle.close()
+    return tuple(header[i] for i in indices), blocks()
 
 
 def read_table(path: Path, columns: Sequence[str] | None = None) -> Table:
@@ -581,29 +573,35 @@ def _csv_chunks(
     first = next(lines, None)
     if first is None or not first.strip():
         raise InputError(f"{path} is empty: expected a header row and data rows")
+    header = _csv_header(path, first)
+    indices = _select(path, header, columns)
+    return tuple(header[i] for i in indices), _csv_blocks(path, header, indices, lines, chunk_rows)
+
+
+def _csv_header(path: Path, line: str) -> list[str]:
     try:
-        header = [name.strip() for name in next(csv.reader([first]))]
+        return [name.strip() for name in next(csv.reader([line]))]
     except csv.Error as exc:  # NUL bytes, stray carriage returns inside a field, ...
         raise InputError(f"{path} is not valid CSV: {exc}") from exc
-    indices = _select(path, header, columns)
 
-    def blocks() -> Iterator[Chunk]:
-        offset, batch, numbers = 0, [], []
-        for line_number, line in enumerate(lines, start=2):
-            if not line.strip():
-                continue
-            batch.append(line)
-            numbers.append(line_number)
-            if len(batch) == chunk_rows:
-                yield _csv_block(path, header, indices, batch, numbers, offset)
-                offset += len(batch)
-                batch, numbers = [], []
-        if batch:
+
+def _csv_blocks(
+    path: Path, header: list[str], indices: list[int], lines: Iterator[str], chunk_rows: int
+) -> Iterator[Chunk]:
+    offset, batch, numbers = 0, [], []
+    for line_number, line in enumerate(lines, start=2):
+        if not line.strip():
+            continue
+        batch.append(line)
+        numbers.append(line_number)
+        if len(batch) == chunk_rows:
             yield _csv_block(path, header, indices, batch, numbers, offset)
-        elif offset == 0:
-            raise InputError(f"{path} has a header but no data rows")
-
-    return tuple(header[i] for i in indices), blocks()
+            offset += len(batch)
+            batch, numbers = [], []
+    if batch:
+        yield _csv_block(path, header, indices, batch, numbers, offset)
+    elif offset == 0:
+        raise InputError(f"{path} has a header but no data rows")
 
 
 def _csv_block(
@@ -662,8 +660,8 @@ def _parquet_chunks(
     import pyarrow.parquet as pq
 
     try:
-        parquet = pq.ParquetFile(path)
-        schema = parquet.schema_arrow
+        schema = pq.read_schema(path)
+        n_rows = pq.read_metadata(path).num_rows
     except (OSError, pa.ArrowException) as exc:
         raise InputError(f"cannot read {path}: {exc}") from exc
     header = list(schema.names)
@@ -672,12 +670,14 @@ def _parquet_chunks(
         kind = schema.field(name).type
         if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
             raise InputError(f"{path} column {name!r} has type {kind}, expected a numeric type")
-    if parquet.metadata.num_rows == 0:
+    if n_rows == 0:
         raise InputError(f"{path} has no data rows")
 
     def blocks() -> Iterator[Chunk]:
         offset = 0
+        parquet = None
         try:
+            parquet = pq.ParquetFile(path)  # opened only when the first block is asked for
             for batch in parquet.iter_batches(batch_size=chunk_rows, columns=list(names)):
                 arrays = []
                 for name, column in zip(names, batch.columns, strict=True):
@@ -693,7 +693,8 @@ def _parquet_chunks(
         except (OSError, pa.ArrowException) as exc:
             raise InputError(f"cannot read {path}: {exc}") from exc
         finally:
-            parquet.close()
+            if parquet is not None:
+                parquet.close()
 
     return names, blocks()
 

@@ -274,14 +274,13 @@ def _partition_summary(
     values = np.empty((len(frame), len(columns)))
     for j, name in enumerate(columns):
         column = frame[name]
-        if column.dtype == object:
-            numbers = pd.to_numeric(column, errors="coerce")
-            bad = (
-                numbers.isna().to_numpy() & ~column.str.strip().str.lower().isin(["nan"]).to_numpy()
-            )
+        if not pd.api.types.is_numeric_dtype(column):
+            text = column.astype(object).astype(str)
+            numbers = pd.to_numeric(text, errors="coerce")
+            bad = numbers.isna().to_numpy() & ~text.str.strip().str.lower().isin(["nan"]).to_numpy()
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
-                cell = str(column.iloc[i]).strip()
+                cell = text.iloc[i].strip()
                 shown = "an empty value" if cell == "" else f"non-numeric value {cell!r}"
                 raise InputError(f"{path} column {name!r} row {first_row + i + 1}: {shown}")
             column = numbers

@@ -31,7 +31,7 @@ def row_uniforms(row_index: np.ndarray, random_state: int) -> np.ndarray:
     return (z >> np.uint64(11)).astype(np.float64) / 2.0**53
 
 
-def test_rows(row_index: np.ndarray, random_state: int, test_size: float) -> np.ndarray:
+def held_out_rows(row_index: np.ndarray, random_state: int, test_size: float) -> np.ndarray:
     """The held-out rows of the deterministic row-hash split."""
     return row_uniforms(row_index, random_state) < test_size
 
@@ -126,7 +126,7 @@ def solve(stats: MomentStats, feature_names: Sequence[str]) -> tuple[np.ndarray,
     std = stats.std_x
     scale = max(float(std.max(initial=0.0)), 1e-300)
     constant = std <= 1e-12 * scale
-    for name in np.asarray(feature_names)[constant]:
+    for name in [str(n) for n, flag in zip(feature_names, constant, strict=True) if flag]:
         warnings.warn(
             f"feature {name!r} is constant: its coefficient is 0", RankWarning, stacklevel=2
         )

@@ -19,7 +19,7 @@ from linreg_ops.data import Dataset, split, validate
 from linreg_ops.errors import InputError
 from linreg_ops.metrics import regression_metrics
 from linreg_ops.model import FeatureStats, LinearModel
-from linreg_ops.stats import test_rows
+from linreg_ops.stats import held_out_rows
 
 if TYPE_CHECKING:
     from sklearn.linear_model import LinearRegression
@@ -217,7 +217,7 @@ def train_files(
         )
         validate(dataset)
         summary = engines.summarize(dataset.X, dataset.y, 0, test_size, random_state)
-        train_rows = ~test_rows(np.arange(len(dataset.y)), random_state, test_size)
+        train_rows = ~held_out_rows(np.arange(len(dataset.y)), random_state, test_size)
         estimator = fit_linear_regression(dataset.X[train_rows], dataset.y[train_rows])
         fit = engines.finish(summary, feature_names, target, dataset.source)
         fit = replace(fit, coef=estimator.coef_, intercept=float(estimator.intercept_))
