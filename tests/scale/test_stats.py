@@ -50,7 +50,9 @@ def test_merge_is_stable_where_raw_sums_are_not():
     )
     coef, _ = solve(merged, ["x"])
     assert coef[0] == pytest.approx(2.0, rel=1e-3)
-    assert merged.cxx[0, 0] / merged.n == pytest.approx(X.var(), rel=1e-9)
+    assert merged.cxx[0, 0] / merged.n == pytest.approx(X.var(), rel=1e-6)
+    raw = float(X[:, 0] @ X[:, 0]) / len(X) - X[:, 0].mean() ** 2  # what XᵀX would give
+    assert abs(raw - X.var()) / X.var() > 1e-3
 
 
 def test_squared_error_from_moments():
