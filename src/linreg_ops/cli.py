@@ -469,7 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     scaling = argparse.ArgumentParser(add_help=False)
     scaling.add_argument(
-        "--chunk-rows", type=_positive, default=1_000_000, help="rows per block (default 1000000)"
+        "--chunk-rows", type=_positive, default=131_072, help="rows per block (default 131072)"
     )
     scaling.add_argument(
         "--scheduler",

@@ -107,7 +107,8 @@ def finish(summary: Summary, feature_names: Sequence[str], target: str, source: 
             f"{source}: target column {target!r} is constant (every row is "
             f"{total.mean_y:g}); there is nothing to learn"
         )
-    if summary.train.n < d + 2 or summary.test.n < 2:
+    # test_size 0 (benchmarks, refits on all rows) needs no test rows
+    if summary.train.n < d + 2 or (summary.test.n < 2 and summary.test.n != 0):
         raise InputError(
             f"{source}: the row-hash split leaves {summary.train.n} training and "
             f"{summary.test.n} test rows; need at least {d + 2} training rows and 2 test rows"
