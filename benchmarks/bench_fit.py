@@ -89,10 +89,11 @@ def child(engine: str, workdir: Path, rows: int) -> dict:
         np.add.reduce(X, axis=0)
         result["floor_seconds"] = time.perf_counter() - start
     elif engine in ("streaming-parquet", "dask-parquet"):
-        from linreg_ops.engines import DaskSession, columns_for, dask_files, stream_files
+        from linreg_ops.data import feature_columns
+        from linreg_ops.engines import DaskSession, dask_files, stream_files
 
         files = [workdir / "data.parquet"]
-        features = columns_for(files, "y", None)
+        features = feature_columns(files, "y", None)
         if engine == "streaming-parquet":
             start = time.perf_counter()
             fit = stream_files(files, "y", features, 0.0, 0)

@@ -56,10 +56,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         if not args.target:
             raise InputError("--data needs --target COLUMN (the column to predict)")
-        if args.features is not None and not args.features:
-            raise InputError("--features is empty: name at least one column")
-        if args.features is not None and args.target in args.features:
-            raise InputError(f"the target column {args.target!r} is also listed in --features")
         result = train.train_files(
             args.data, args.target, args.features, args.models_dir, args.test_size,
             args.random_state, args.engine, args.chunk_rows, args.scheduler,

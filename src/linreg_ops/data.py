@@ -62,9 +62,11 @@ def load_california_housing() -> Dataset:
     )
 
 
-def load_table_dataset(path: Path, target: str, features: Sequence[str] | None = None) -> Dataset:
-    """A user's CSV/Parquet: ``target`` is the label, ``features`` (default: the rest) inputs."""
-    path = Path(path)
+def feature_columns(
+    files: Sequence[Path], target: str, features: Sequence[str] | None = None
+) -> list[str]:
+    """The feature columns (default: every column but the target, from the first file),
+    checked against the header of every file so that an error names the file at fault."""
     if features is not None:
         features = list(features)
         if not features:
@@ -73,15 +75,28 @@ def load_table_dataset(path: Path, target: str, features: Sequence[str] | None =
             raise InputError(f"the target column {target!r} is also listed in --features")
         if len(set(features)) != len(features):
             raise InputError("--features lists a column twice")
-    header = artifacts.read_table_header(path)
-    if target not in header:
-        raise InputError(
-            f"target column {target!r} not found in {path}; columns are: {', '.join(header)}"
-        )
-    if features is None:
-        features = [name for name in header if name != target]
-        if not features:
-            raise InputError(f"{path} has no feature columns besides the target {target!r}")
+    for path in files:
+        header = artifacts.read_table_header(path)
+        if target not in header:
+            raise InputError(
+                f"target column {target!r} not found in {path}; columns are: {', '.join(header)}"
+            )
+        if features is None:
+            features = [name for name in header if name != target]
+            if not features:
+                raise InputError(f"{path} has no feature columns besides the target {target!r}")
+        missing = [name for name in features if name not in header]
+        if missing:
+            raise InputError(
+                f"column {missing[0]!r} not found in {path}; columns are: {', '.join(header)}"
+            )
+    return list(features)
+
+
+def load_table_dataset(path: Path, target: str, features: Sequence[str] | None = None) -> Dataset:
+    """A user's CSV/Parquet: ``target`` is the label, ``features`` (default: the rest) inputs."""
+    path = Path(path)
+    features = feature_columns([path], target, features)
     table = artifacts.read_table(path, [*features, target])
     dataset = Dataset(
         X=np.ascontiguousarray(table.values[:, :-1]),

@@ -143,26 +143,6 @@ def data_files(data: Path) -> list[Path]:
     return files
 
 
-def columns_for(files: Sequence[Path], target: str, features: Sequence[str] | None) -> list[str]:
-    """Feature columns (default: all but the target, from the first file), checked in every file."""
-    for path in files:
-        header = artifacts.read_table_header(path)
-        if target not in header:
-            raise InputError(
-                f"target column {target!r} not found in {path}; columns are: {', '.join(header)}"
-            )
-        if features is None:
-            features = [name for name in header if name != target]
-            if not features:
-                raise InputError(f"{path} has no feature columns besides the target {target!r}")
-        missing = [name for name in features if name not in header]
-        if missing:
-            raise InputError(
-                f"column {missing[0]!r} not found in {path}; columns are: {', '.join(header)}"
-            )
-    return list(features)
-
-
 # --------------------------------------------------------------------------- streaming
 
 

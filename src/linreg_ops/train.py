@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from linreg_ops import artifacts
-from linreg_ops.data import Dataset, split, validate
+from linreg_ops.data import Dataset, feature_columns, split, validate
 from linreg_ops.errors import InputError
 from linreg_ops.metrics import regression_metrics
 from linreg_ops.model import FeatureStats, LinearModel
@@ -111,6 +111,13 @@ def estimator_from(coef: np.ndarray, intercept: float) -> "LinearRegression":
     return estimator
 
 
+def check_engine(engine: str) -> None:
+    from linreg_ops.engines import ENGINES
+
+    if engine not in ENGINES:
+        raise InputError(f"unknown engine {engine!r}: expected one of {', '.join(ENGINES)}")
+
+
 def fit_in_memory(
     X: np.ndarray,
     y: np.ndarray,
@@ -124,8 +131,7 @@ def fit_in_memory(
     from linreg_ops import engines
     from linreg_ops.stats import solve
 
-    if engine not in engines.ENGINES:
-        raise InputError(f"unknown engine {engine!r}: expected one of {', '.join(engines.ENGINES)}")
+    check_engine(engine)
     if engine == "auto":
         engine = "sklearn" if len(y) < engines.IN_MEMORY_ROWS else "streaming"
     if engine == "sklearn":
@@ -197,10 +203,9 @@ def train_files(
 
     if not 0.0 < test_size < 1.0:
         raise InputError(f"--test-size must be between 0 and 1, got {test_size}")
-    if engine not in engines.ENGINES:
-        raise InputError(f"unknown engine {engine!r}: expected one of {', '.join(engines.ENGINES)}")
+    check_engine(engine)
     files = engines.data_files(data)
-    feature_names = engines.columns_for(files, target, features)
+    feature_names = feature_columns(files, target, features)
     if engine in ("auto", "streaming"):
         fit = engines.stream_files(
             files, target, feature_names, test_size, random_state, chunk_rows
