@@ -41,7 +41,7 @@ def main() -> None:
     X = np.ascontiguousarray(test[rng.integers(0, len(test), args.rows)])
 
     methods = {
-        "float64 (X @ coef + b)": model.predict,
+        "float64 (row-wise dot, feature order)": model.predict,
         f"dequantized {quantized.dtype} (weights folded once, dot)": quantized.predict,
         f"integer-only {integer.weight_dtype}×int{integer.input_bits} (codes in, codes out)": (
             lambda rows: integer.predict_codes(rows)[0]
