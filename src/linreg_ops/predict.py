@@ -42,13 +42,6 @@ def predict_rows(model: AnyModel, X: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return model.predict(X), np.zeros(len(X), dtype=bool)
 
 
-def read_features(path: Path, feature_names: tuple[str, ...]) -> np.ndarray:
-    """The model's feature columns of a CSV/Parquet file, in model order; others are ignored."""
-    table = artifacts.read_table(path, feature_names)
-    check_finite(table.values, table.columns, str(path))
-    return table.values
-
-
 @dataclass(frozen=True)
 class FilePrediction:
     """What a file prediction did: rows written, and which rows had clipped inputs."""
