@@ -324,3 +324,51 @@ def dask_arrays(
             for start in range(0, len(y), chunk_rows)
         ]
         return client.compute(_tree(tasks, _merge_moments)).result()
+
+
+def _score_partition(frame: object, first_row: int, path: str, model: object, kind: str) -> object:
+    """Runs on a worker: predictions for one partition (and clipped flags for integer-only)."""
+    import pandas as pd
+
+    from linreg_ops.predict import predict_rows
+
+    names = list(model.feature_names)
+    values = frame[names].to_numpy(dtype=np.float64, na_value=np.nan)
+    check_finite(values, names, path, first_row)
+    predictions, clipped = predict_rows(model, values)
+    columns = {"prediction": predictions}
+    if kind == "integer":
+        columns["clipped"] = clipped.astype(np.int64)
+    return pd.DataFrame(columns)
+
+
+def dask_predict(
+    models_dir: Path, input_path: Path, output_path: Path, kind: str, scheduler: str | None = None
+) -> int:
+    """Score the partitions of a Parquet/CSV input on the cluster; write a Parquet dataset
+    (a folder of part files, one per partition) at ``output_path``. Returns the row count."""
+    import dask
+    import dask.dataframe as dd
+
+    from linreg_ops.predict import load_predictor
+
+    model = load_predictor(models_dir, kind)
+    names = list(model.feature_names)
+    artifacts.iter_table_chunks(input_path, names)  # schema and types, before any work
+    with DaskSession(scheduler) as client:
+        if Path(input_path).suffix.lower() == ".csv":
+            frame = dd.read_csv(str(input_path), usecols=names, dtype="float64")
+        else:
+            frame = dd.read_parquet(str(input_path), columns=names)
+        lengths = client.compute(frame.map_partitions(len)).result().tolist()
+        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(int).tolist()
+        parts = [
+            dask.delayed(_score_partition, pure=True)(part, offset, str(input_path), model, kind)
+            for part, offset in zip(frame.to_delayed(), offsets, strict=True)
+        ]
+        meta = {"prediction": "f8", **({"clipped": "i8"} if kind == "integer" else {})}
+        scored = dd.from_delayed(parts, meta=meta)
+        client.compute(
+            scored.to_parquet(str(output_path), write_index=False, compute=False)
+        ).result()
+    return int(sum(lengths))
