@@ -10,7 +10,6 @@ first test rows to store for evaluation.
 """
 
 import glob
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,9 +114,7 @@ def finish(summary: Summary, feature_names: Sequence[str], target: str, source: 
         )
     if summary.train.cyy == 0.0:
         raise InputError(f"{source}: the target is constant on the training split")
-    with warnings.catch_warnings():
-        warnings.simplefilter("always")
-        coef, intercept = solve(summary.train, feature_names)
+    coef, intercept = solve(summary.train, feature_names)
     sample = np.vstack(summary.sample)[:, 1:]
     stored = np.vstack(summary.stored_test)
     stored = stored[np.argsort(stored[:, 0], kind="stable")][:, 1:]

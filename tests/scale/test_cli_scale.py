@@ -73,3 +73,18 @@ def test_bad_engine_options_exit_2(run_cli, parquet_files, tmp_path):
     assert result.returncode == 2
     assert "target column 'z' not found in" in result.stderr
     assert "0.parquet" in result.stderr
+
+
+def test_constant_column_warns_by_name_and_still_trains(run_cli, tmp_path):
+    from helpers import write_csv
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=300)
+    path = write_csv(
+        tmp_path / "c.csv", ["a", "b", "y"], [[v, 5.0, 2 * v + 0.1 * rng.normal()] for v in x]
+    )
+    result = run_cli(
+        "train", "--data", path, "--target", "y", "--models-dir", tmp_path / "m", check=True
+    )
+    assert "RankWarning: feature 'b' is constant" in result.stderr
+    assert artifacts.load_model(tmp_path / "m").coef[1] == 0.0
