@@ -20,11 +20,25 @@ RUN /opt/venv/bin/pip wheel --no-deps --wheel-dir /build/wheels /build \
  && /opt/venv/bin/pip install --no-compile --no-deps /build/wheels/*.whl \
  # Only what runs stays: no pip/setuptools, no test suites; then byte-compile once.
  && /opt/venv/bin/pip uninstall --yes pip setuptools \
- && find /opt/venv -depth -type d -name tests -path "*/numpy/*" -exec rm -rf {} + \
+ && find /opt/venv -depth -type d -name tests \( -path "*/numpy/*" -o -path "*/pyarrow/*" \) -exec rm -rf {} + \
+ # pyarrow: the CSV and Parquet readers stay; Arrow Flight (RPC), C++ headers and the
+ # duplicate copies of libarrow_python go (the loader needs only the .so.NNNN name).
+ && rm -rf /opt/venv/lib/python3*/site-packages/pyarrow/include \
+           /opt/venv/lib/python3*/site-packages/pyarrow/libarrow_flight.so* \
+           /opt/venv/lib/python3*/site-packages/pyarrow/_flight*.so \
+           /opt/venv/lib/python3*/site-packages/pyarrow/libarrow_python.so \
+           /opt/venv/lib/python3*/site-packages/pyarrow/libarrow_python.so.*.*.* \
+           /opt/venv/lib/python3*/site-packages/pyarrow/*.pyx /opt/venv/lib/python3*/site-packages/pyarrow/*.pxd \
  # uvloop's extension ships with 11 MB of debug symbols: drop them. (Not numpy's
  # libraries: auditwheel-patched ELF files break when stripped.)
  && strip --strip-unneeded /opt/venv/lib/python3*/site-packages/uvloop/*.so \
  && /opt/venv/bin/python -m compileall -q -j 0 /opt/venv/lib
+# The current version only, every file checked against its SHA-256, no pickles.
+# `model[s]` copies nothing when models/ is absent, so the check can say what to do.
+COPY model[s] /build/models/
+RUN test -e /build/models/current \
+ || { echo "ERROR: models/ with a published version is missing: run 'make run' (or download the CI artifact) before 'docker build'." >&2; exit 1; } \
+ && /opt/venv/bin/python -c "from linreg_ops import store; store.copy_current('/build/models', '/app/models')"
 
 # ---------------------------------------------------------------- runtime
 FROM ${BASE_IMAGE}
@@ -34,10 +48,7 @@ RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin app
 COPY --from=builder /opt/venv /opt/venv
 WORKDIR /app
 COPY src/predict.py src/predict.py
-# `model[s]` copies nothing when models/ is absent, so the check below can say what to do.
-COPY model[s] models/
-RUN test -f models/manifest.json -a -f models/model.json -a -f models/test_split.csv \
- || { echo "ERROR: models/ with manifest.json, model.json and test_split.csv is missing: run 'make run' (or download the CI artifact) before 'docker build'." >&2; exit 1; }
+COPY --from=builder /app/models models/
 USER app
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s --start-period=5s --retries=3 \

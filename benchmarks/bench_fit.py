@@ -1,14 +1,16 @@
-"""Fit time, memory and accuracy of every engine on the same data, in one run.
+"""Fit time, memory and accuracy of every engine, and reading speed, with baselines, in one run.
 
     python benchmarks/bench_fit.py --rows 10000000 --features 8
+    python benchmarks/bench_fit.py --rows 2000000 --engines csv     # the reading figures
     python benchmarks/bench_fit.py --rows 50000000 --engines streaming-parquet,predict-parquet
 
-Generates the data once into --workdir (float64 .npy for the in-memory engines when it fits,
-and a Parquet file written block by block), then runs each engine in its own subprocess so
-that its peak RSS (VmHWM) is its own. Prints wall seconds of the fit, rows/s, peak RSS,
-the largest relative coefficient difference from scikit-learn's (or from the generating
-coefficients when scikit-learn is not run), and one numpy pass over the array as the
-memory-bandwidth floor.
+Generates the data once into --workdir (float64 .npy for the in-memory engines, a Parquet
+file with 1M-row row groups, and a CSV of the same numbers when a CSV engine is asked for),
+then runs each engine in its own subprocess so that its peak RSS (VmHWM) is its own. Every
+engine fits on every row (test_size ~0: one held-out row), so all fit the same problem.
+Prints wall seconds (imports and data generation excluded; a Dask cluster is started before
+the clock, as a running cluster would be), rows/s, MB/s of the file, peak RSS, and the
+largest relative coefficient difference from the first engine's.
 """
 
 import argparse
@@ -20,18 +22,39 @@ from pathlib import Path
 
 import numpy as np
 
-ENGINES = ("sklearn", "streaming-arrays", "streaming-parquet", "dask-parquet", "predict-parquet")
+ENGINES = {
+    "sklearn": "scikit-learn on in-memory arrays",
+    "streaming-arrays": "linreg-ops streaming on in-memory arrays",
+    "pyarrow-parquet": "baseline: pyarrow.parquet.read_table + normal equations",
+    "streaming-parquet": "linreg-ops streaming from Parquet",
+    "dask-parquet": "linreg-ops Dask from Parquet (2 workers, 512 MiB each)",
+    "pandas-sklearn-csv": "baseline: pandas.read_csv + scikit-learn",
+    "pyarrow-csv": "baseline: pyarrow.csv.read_csv + normal equations",
+    "streaming-csv": "linreg-ops streaming from CSV",
+    "dask-csv": "linreg-ops Dask from CSV (2 workers, 512 MiB each)",
+    "read-pandas-csv": "read only: pandas.read_csv",
+    "read-pyarrow-csv": "read only: pyarrow.csv.read_csv",
+    "read-linreg-ops-csv": "read only: linreg_ops.tables.iter_blocks",
+    "predict-parquet": "linreg-ops out-of-core scoring of the Parquet file",
+}
+GROUPS = {
+    "default": "sklearn,streaming-arrays,pyarrow-parquet,streaming-parquet,dask-parquet",
+    "csv": "read-pandas-csv,read-pyarrow-csv,read-linreg-ops-csv,pandas-sklearn-csv,"
+    "pyarrow-csv,streaming-csv,dask-csv,pyarrow-parquet,streaming-parquet",
+}
 BLOCK = 1_000_000
+TEST_SIZE = 1e-9  # every row trains (the row-hash split needs a positive test share)
 
 
-def generate(workdir: Path, rows: int, features: int, arrays: bool) -> np.ndarray:
+def generate(workdir: Path, rows: int, features: int, arrays: bool, csv: bool) -> np.ndarray:
     """y = X·coef + 1 + noise, features on scales 1e-2…1e2; returns the generating coef."""
     workdir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     scales = np.logspace(-2, 2, features)
     coef = rng.normal(size=features) / scales
     stamp = workdir / "shape.json"
-    if stamp.exists() and json.loads(stamp.read_text()) == [rows, features, arrays]:
+    wanted = {"rows": rows, "features": features, "arrays": arrays, "csv": csv}
+    if stamp.exists() and json.loads(stamp.read_text()) == wanted:
         return coef
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -42,6 +65,9 @@ def generate(workdir: Path, rows: int, features: int, arrays: bool) -> np.ndarra
         X_file = np.lib.format.open_memmap(workdir / "X.npy", "w+", np.float64, (rows, features))
         y_file = np.lib.format.open_memmap(workdir / "y.npy", "w+", np.float64, (rows,))
     schema = pa.schema([(name, pa.float64()) for name in [*names, "y"]])
+    csv_handle = open(workdir / "data.csv", "w") if csv else None  # noqa: SIM115
+    if csv_handle:
+        csv_handle.write(",".join([*names, "y"]) + "\n")
     with pq.ParquetWriter(workdir / "data.parquet", schema) as writer:
         for start in range(0, rows, BLOCK):
             n = min(BLOCK, rows - start)
@@ -49,11 +75,15 @@ def generate(workdir: Path, rows: int, features: int, arrays: bool) -> np.ndarra
             y = X @ coef + 1.0 + rng.normal(size=n)
             if arrays:
                 X_file[start : start + n], y_file[start : start + n] = X, y
+            if csv_handle:
+                np.savetxt(csv_handle, np.column_stack([X, y]), delimiter=",", fmt="%.17g")
             writer.write_table(pa.table({**{nm: X[:, j] for j, nm in enumerate(names)}, "y": y}))
+    if csv_handle:
+        csv_handle.close()
     if arrays:
         X_file.flush()
         y_file.flush()
-    stamp.write_text(json.dumps([rows, features, arrays]))
+    stamp.write_text(json.dumps(wanted))
     return coef
 
 
@@ -61,16 +91,32 @@ def prepare_model(workdir: Path) -> None:
     """A model to score with, fitted (in this process, not the measured one) on row group 0."""
     import pyarrow.parquet as pq
 
-    from linreg_ops.train import train_files
+    from linreg_ops import data, pipeline
 
     sample = workdir / "sample.parquet"
     pq.write_table(pq.ParquetFile(workdir / "data.parquet").read_row_group(0), sample)
-    train_files(sample, "y", None, workdir / "models")
+    pipeline.train(data.file_source(sample, "y"), workdir / "models")
 
 
-def child(engine: str, workdir: Path, rows: int) -> dict:
+def normal_equations(table_columns: list[np.ndarray]) -> np.ndarray:
+    """The baseline solve: centred XᵀX and Xᵀy from whole columns, then one d×d solve."""
+    X = np.column_stack(table_columns[:-1])
+    y = table_columns[-1]
+    mean = X.mean(axis=0)
+    Xc = X - mean
+    return np.linalg.solve(Xc.T @ Xc, Xc.T @ (y - y.mean()))
+
+
+def peak_rss_mb() -> float:
+    """This process's high-water mark (VmHWM), in MiB."""
+    status = Path("/proc/self/status").read_text().splitlines()
+    return int(next(line.split()[1] for line in status if line.startswith("VmHWM"))) / 1024
+
+
+def child(engine: str, workdir: Path) -> dict:
     """Runs in a fresh process: one engine, timed, with its own peak RSS."""
     result: dict = {}
+    parquet, csv = workdir / "data.parquet", workdir / "data.csv"
     if engine in ("sklearn", "streaming-arrays"):
         from sklearn.linear_model import LinearRegression
 
@@ -79,58 +125,89 @@ def child(engine: str, workdir: Path, rows: int) -> dict:
 
         X = np.load(workdir / "X.npy")
         y = np.load(workdir / "y.npy")
-        start = time.perf_counter()  # imports and loading stay outside the timed fit
+        start = time.perf_counter()
         if engine == "sklearn":
             coef = LinearRegression().fit(X, y).coef_
         else:
             coef, _ = solve(stream_arrays(X, y, BLOCK), [str(j) for j in range(X.shape[1])])
         result["seconds"] = time.perf_counter() - start
-        start = time.perf_counter()
-        np.add.reduce(X, axis=0)
-        result["floor_seconds"] = time.perf_counter() - start
-    elif engine in ("streaming-parquet", "dask-parquet"):
-        from linreg_ops.data import feature_columns
-        from linreg_ops.engines import DaskSession, dask_files, stream_files
+    elif engine in ("pyarrow-parquet", "pyarrow-csv"):
+        import pyarrow.csv as pacsv
+        import pyarrow.parquet as pq
 
-        files = [workdir / "data.parquet"]
-        features = feature_columns(files, "y", None)
-        if engine == "streaming-parquet":
+        start = time.perf_counter()
+        table = pq.read_table(parquet) if engine == "pyarrow-parquet" else pacsv.read_csv(csv)
+        coef = normal_equations([column.to_numpy() for column in table.columns])
+        result["seconds"] = time.perf_counter() - start
+    elif engine == "pandas-sklearn-csv":
+        import pandas as pd
+        from sklearn.linear_model import LinearRegression
+
+        start = time.perf_counter()
+        frame = pd.read_csv(csv)
+        coef = LinearRegression().fit(frame.iloc[:, :-1].to_numpy(), frame["y"].to_numpy()).coef_
+        result["seconds"] = time.perf_counter() - start
+    elif engine.startswith("read-"):
+        start = time.perf_counter()
+        if engine == "read-pandas-csv":
+            import pandas as pd
+
+            rows = len(pd.read_csv(csv))
+        elif engine == "read-pyarrow-csv":
+            import pyarrow.csv as pacsv
+
+            rows = pacsv.read_csv(csv).num_rows
+        else:
+            from linreg_ops import tables
+
+            names = tables.read_header(csv)
+            rows = sum(len(block.values) for block in tables.iter_blocks(csv, names))
+        result["seconds"] = time.perf_counter() - start
+        result["rows_read"] = rows
+        coef = None
+    elif engine in ("streaming-parquet", "streaming-csv", "dask-parquet", "dask-csv"):
+        from linreg_ops import data, engines
+        from linreg_ops.config import TrainConfig
+
+        source = data.file_source(parquet if engine.endswith("parquet") else csv, "y")
+        if engine.startswith("streaming"):
             start = time.perf_counter()
-            fit = stream_files(files, "y", features, 0.0, 0)
+            fit = engines.fit(source, TrainConfig(test_size=TEST_SIZE, engine="streaming"))
             result["seconds"] = time.perf_counter() - start
         else:
-            with DaskSession() as client:
-                address = client.scheduler.address
-                start = time.perf_counter()
-                fit = dask_files(files, "y", features, 0.0, 0, address)
-                result["seconds"] = time.perf_counter() - start
-                result["worker_rss_mb"] = (
-                    sum(
-                        client.run(
-                            lambda: __import__("psutil").Process().memory_info().rss
-                        ).values()
-                    )
-                    / 2**20
-                )
+            from distributed import Client, LocalCluster
+
+            started = time.perf_counter()
+            cluster = LocalCluster(
+                n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None,
+                memory_limit="512MiB",
+            )  # fmt: skip
+            client = Client(cluster)
+            result["cluster_start_seconds"] = time.perf_counter() - started
+            config = TrainConfig(
+                test_size=TEST_SIZE, engine="dask", scheduler=cluster.scheduler_address
+            )
+            start = time.perf_counter()
+            fit = engines.fit(source, config)
+            result["seconds"] = time.perf_counter() - start
+            peaks = client.run(peak_rss_mb)
+            result["worker_peak_mb"] = sorted(peaks.values())
+            client.close()
+            cluster.close()
         coef = fit.coef
     else:  # predict-parquet: out-of-core scoring with the model prepare_model() trained
-        from linreg_ops import artifacts
-        from linreg_ops.predict import predict_file
+        from linreg_ops import predict
 
+        models = predict.load(workdir / "models")
         start = time.perf_counter()
-        done = predict_file(
-            workdir / "models", workdir / "data.parquet", workdir / "predictions.parquet"
-        )
+        done = predict.predict_file(models, "float", parquet, workdir / "predictions.parquet")
         result["seconds"] = time.perf_counter() - start
         result["rows_written"] = done.rows
-        coef = artifacts.load_model(workdir / "models").coef
-    result["coef"] = np.asarray(coef).tolist()
+        coef = None
+    result["coef"] = None if coef is None else np.asarray(coef).tolist()
     # VmHWM, not getrusage's ru_maxrss: on Linux the latter carries the parent's peak over
     # fork + exec, while the high-water mark belongs to this process's own address space.
-    status = Path("/proc/self/status").read_text().splitlines()
-    result["peak_rss_mb"] = (
-        int(next(line.split()[1] for line in status if line.startswith("VmHWM"))) / 1024
-    )
+    result["peak_rss_mb"] = peak_rss_mb()
     return result
 
 
@@ -138,60 +215,79 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--features", type=int, default=8)
-    parser.add_argument("--workdir", type=Path, default=Path(".bench/fit"))
+    parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument(
-        "--engines", default="sklearn,streaming-arrays,streaming-parquet,dask-parquet"
+        "--engines", default="default", help="comma-separated engines, or a group: default, csv"
     )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    workdir = args.workdir or Path(f".bench/fit-{args.rows}x{args.features}")
     if args.child:
-        print(json.dumps(child(args.child, args.workdir, args.rows)))
+        print(json.dumps(child(args.child, workdir)))
         return
-    engines = args.engines.split(",")
+    engines = GROUPS.get(args.engines, args.engines).split(",")
     unknown = [e for e in engines if e not in ENGINES]
     if unknown:
         raise SystemExit(f"unknown engine {unknown[0]!r}: choose from {', '.join(ENGINES)}")
     arrays = any(e in ("sklearn", "streaming-arrays") for e in engines)
+    csv = any(e.endswith("csv") for e in engines)
     start = time.perf_counter()
-    true_coef = generate(args.workdir, args.rows, args.features, arrays)
-    gigabytes = args.rows * (args.features + 1) * 8 / 1e9
+    true_coef = generate(workdir, args.rows, args.features, arrays, csv)
+    sizes = {
+        fmt: (workdir / f"data.{fmt}").stat().st_size / 1e6
+        for fmt in ("csv", "parquet")
+        if (workdir / f"data.{fmt}").exists()
+    }
     print(
-        f"{args.rows:,} rows × {args.features} features (float64, {gigabytes:.1f} GB with y); "
-        f"data ready in {time.perf_counter() - start:.1f} s"
+        f"{args.rows:,} rows × {args.features} features + y; "
+        + ", ".join(f"{fmt} {mb:,.0f} MB" for fmt, mb in sizes.items())
+        + f"; data ready in {time.perf_counter() - start:.1f} s; files in the page cache"
     )
     if "predict-parquet" in engines:
-        prepare_model(args.workdir)
+        prepare_model(workdir)
     results = {}
     for engine in engines:
         output = subprocess.run(
-            [sys.executable, __file__, "--child", engine, "--workdir", str(args.workdir), "--rows", str(args.rows)],
+            [sys.executable, __file__, "--child", engine, "--workdir", str(workdir)],
             capture_output=True, text=True, check=True,
         ).stdout  # fmt: skip
         results[engine] = json.loads(output.strip().splitlines()[-1])
-    reference = np.array(results["sklearn"]["coef"]) if "sklearn" in results else true_coef
-    against = "scikit-learn" if "sklearn" in results else "generating coef"
-    print(f"| engine | fit s | rows/s | peak RSS MB | max rel. coef diff vs {against} |")
-    print("|---|---:|---:|---:|---:|")
+    fitted = [r["coef"] for r in results.values() if r["coef"] is not None]
+    reference = np.array(fitted[0]) if fitted else true_coef
+    first = next((e for e, r in results.items() if r["coef"] is not None), "generating coef")
+    print(
+        f"| engine | what | seconds | rows/s | MB/s | peak RSS MB | max rel. coef diff vs {first} |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|")
     for engine, result in results.items():
-        diff = np.max(np.abs(np.array(result["coef"]) - reference) / np.abs(reference))
+        fmt = "csv" if engine.endswith("csv") else "parquet" if engine.endswith("parquet") else None
+        rate = f"{sizes[fmt] / result['seconds']:,.0f}" if fmt in sizes else "—"
         rss = f"{result['peak_rss_mb']:,.0f}"
-        if "worker_rss_mb" in result:
-            rss += f" (+ workers {result['worker_rss_mb']:,.0f})"
-        label = "predict-parquet (out-of-core scoring)" if engine == "predict-parquet" else engine
-        shown_diff = "—" if engine == "predict-parquet" else f"{diff:.1e}"
-        print(
-            f"| {label} | {result['seconds']:.2f} | {args.rows / result['seconds']:,.0f} | {rss} | {shown_diff} |"
+        if "worker_peak_mb" in result:
+            rss += " (workers " + ", ".join(f"{mb:,.0f}" for mb in result["worker_peak_mb"]) + ")"
+        diff = (
+            "—"
+            if result["coef"] is None
+            else f"{np.max(np.abs(np.array(result['coef']) - reference) / np.abs(reference)):.1e}"
         )
-    if "floor_seconds" in next(iter(results.values()), {}) or any(
-        "floor_seconds" in r for r in results.values()
-    ):
-        floor = min(r["floor_seconds"] for r in results.values() if "floor_seconds" in r)
-        print(f"one numpy pass over X (np.add.reduce): {floor:.2f} s")
-        if "sklearn" in results and "streaming-arrays" in results:
-            sk, st = results["sklearn"]["seconds"], results["streaming-arrays"]["seconds"]
+        print(
+            f"| {engine} | {ENGINES[engine]} | {result['seconds']:.2f} | "
+            f"{args.rows / result['seconds']:,.0f} | {rate} | {rss} | {diff} |"
+        )
+    for engine, result in results.items():
+        if "cluster_start_seconds" in result:
             print(
-                f"streaming-arrays: {sk / st:.1f}× faster than scikit-learn, {st / floor:.1f}× the one-pass floor"
+                f"{engine}: LocalCluster start-up {result['cluster_start_seconds']:.2f} s (not in the fit time)"
             )
+    ratios = [
+        ("streaming-csv", "pandas-sklearn-csv", "CSV streaming vs pandas + scikit-learn"),
+        ("streaming-parquet", "pyarrow-parquet", "Parquet streaming vs pyarrow + normal equations"),
+        ("dask-parquet", "streaming-parquet", "Dask vs streaming, Parquet"),
+        ("dask-csv", "streaming-csv", "Dask vs streaming, CSV"),
+    ]
+    for ours, theirs, label in ratios:
+        if ours in results and theirs in results:
+            print(f"{label}: {results[ours]['seconds'] / results[theirs]['seconds']:.2f}× the time")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from linreg_ops import artifacts
+from linreg_ops import predict
 
 
 def best_time(function, repeats: int) -> tuple[float, np.ndarray]:
@@ -33,10 +33,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
-    model = artifacts.load_model(args.models_dir)
-    quantized = artifacts.load_quantized_model(args.models_dir)
-    integer = artifacts.load_integer_model(args.models_dir)
-    test = artifacts.load_test_split(args.models_dir).values[:, :-1]
+    models = predict.load(args.models_dir)
+    model, quantized, integer = models.float, models.get("quantized"), models.get("integer")
+    assert isinstance(quantized, predict.QuantizedLinearModel)
+    assert isinstance(integer, predict.IntegerLinearModel)
+    test = predict.stored_test_rows(models).values[:, :-1]
     rng = np.random.default_rng(0)
     X = np.ascontiguousarray(test[rng.integers(0, len(test), args.rows)])
 
@@ -55,8 +56,8 @@ def main() -> None:
     print("|---|---:|---:|---:|")
     reference = None
     outputs = {}
-    for name, predict in methods.items():
-        seconds, outputs[name] = best_time(lambda predict=predict: predict(X), args.repeats)
+    for name, method in methods.items():
+        seconds, outputs[name] = best_time(lambda method=method: method(X), args.repeats)
         rate = args.rows / seconds
         reference = reference or rate
         print(f"| {name} | {seconds:.3f} | {rate:,.0f} | {rate / reference:.2f}× |")

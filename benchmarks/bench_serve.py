@@ -2,9 +2,9 @@
 
     python benchmarks/bench_serve.py [--models-dir models] [--seconds 10]
 
-Needs `wrk` (Debian: apt-get install wrk) and, for the MLflow side, a virtualenv with MLflow
-(created at .bench/mlflow-venv on first use: `pip install mlflow scikit-learn`). Both servers
-get one worker and the same model; wrk runs one thread, so the two cores are shared by one
+Needs `wrk` (Debian: apt-get install wrk) and MLflow (the `mlflow` extra, which `make test`
+installs); the MLflow side serves the same float model, exported with `linreg-ops export
+--format mlflow` (MLflow's sklearn flavor). Both servers get one worker and the same model; wrk runs one thread, so the two cores are shared by one
 server and one client. Every load is bounded twice: a request count and a time cap. Only
 loopback addresses are used. Prints a table and the ratios (linreg-ops / MLflow).
 """
@@ -17,16 +17,15 @@ import socket
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from linreg_ops import artifacts
+from linreg_ops import pipeline, predict
 
 REPO = Path(__file__).resolve().parents[1]
-MLFLOW_VENV = REPO / ".bench" / "mlflow-venv"
+BIN = Path(sys.executable).parent
 LOADS = [  # (name, rows per request, connections, request cap)
     ("1 row, c=1", 1, 1, 5_000),
     ("1 row, c=8", 1, 8, 20_000),
@@ -150,28 +149,16 @@ def wrk(url: str, body: Path, connections: int, cap: int, seconds: int, workdir:
 
 
 def mlflow_model(models_dir: Path, workdir: Path) -> Path:
-    """The same fitted estimator, saved as an MLflow sklearn model by MLflow itself."""
-    python = MLFLOW_VENV / "bin" / "python"
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(MLFLOW_VENV)], check=True)
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", "mlflow", "scikit-learn"], check=True
-        )
+    """The same float model as an MLflow sklearn model (``linreg-ops export --format mlflow``:
+    MLflow's own flavor, the estimator stored with skops)."""
     target = workdir / "mlflow-model"
-    code = textwrap.dedent(
-        f"""
-        import io, joblib, mlflow.sklearn
-        estimator = joblib.load({str(models_dir / artifacts.ESTIMATOR_JOBLIB)!r})
-        mlflow.sklearn.save_model(estimator, {str(target)!r})
-        """
-    )
-    subprocess.run([str(python), "-c", code], check=True, capture_output=True)
+    pipeline.export(models_dir, "mlflow", "float", target)
     return target
 
 
 def payloads(models_dir: Path, workdir: Path) -> dict[int, Path]:
     """dataframe_split bodies (the MLflow client's format) of 1 and 1000 test rows."""
-    test = artifacts.load_test_split(models_dir)
+    test = predict.stored_test_rows(predict.load(models_dir))
     columns = list(test.columns[:-1])
     bodies = {}
     for rows in {load[1] for load in LOADS}:
@@ -203,10 +190,10 @@ def main() -> None:
     if not args.skip_mlflow:
         model = mlflow_model(models_dir, workdir)
         port = free_port()
-        mlflow = [str(MLFLOW_VENV / "bin" / "mlflow"), "models", "serve", "-m", str(model),
+        mlflow = [str(BIN / "mlflow"), "models", "serve", "-m", str(model),
                   "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port),
                   "--workers", "1"]  # fmt: skip
-        env = {**os.environ, "PATH": f"{MLFLOW_VENV / 'bin'}:{os.environ['PATH']}"}
+        env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
         servers.append(("mlflow", mlflow, "/ping", port, env))
 
     results: dict[str, dict] = {}

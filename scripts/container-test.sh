@@ -15,7 +15,7 @@ if ! docker info >/dev/null 2>&1; then
   say "starting a local engine ($engine up)"
   "$engine" up
 fi
-[ -f models/manifest.json ] || fail "models/ is missing: run 'make run' first"
+[ -e models/current ] || fail "models/ holds no published version: run 'make run' first"
 
 say "build $image"
 docker build --network host -t "$image" .

@@ -2,6 +2,12 @@
 
 import sys
 
-from linreg_ops.cli import main
+try:
+    from linreg_ops.seed import run_script
+except ImportError as missing:  # run outside the virtualenv that `make run` set up
+    sys.exit(
+        f"python src/predict.py: {missing.name} is not installed for {sys.executable}. "
+        "Run `make run` once, then `source .venv/bin/activate` (or use .venv/bin/python)."
+    )
 
-sys.exit(main(["predict", *sys.argv[1:]]))
+sys.exit(run_script("predict", __file__, sys.argv[1:]))

@@ -1,4 +1,4 @@
-"""Shared fixtures: the California data, one trained models folder, and a CLI runner."""
+"""Shared fixtures: the California data, one published models folder, and a CLI runner."""
 
 import os
 import shutil
@@ -22,27 +22,44 @@ if "SCIKIT_LEARN_DATA" not in os.environ and SHARED_SKLEARN_DATA.is_dir():
 
 @pytest.fixture(scope="session")
 def california():
-    from linreg_ops.data import load_california_housing
+    from linreg_ops.data import california_source
 
-    return load_california_housing()
+    return california_source()
 
 
 @pytest.fixture(scope="session")
 def trained_dir(tmp_path_factory, california) -> Path:
-    """A models folder after train + quantize on California Housing. Read-only: copy to mutate."""
-    from linreg_ops.quantize import quantize
-    from linreg_ops.train import train
+    """A models folder after train + quantize on California Housing (versions 1 and 2).
+    Read-only: copy it (``models_copy``) to change anything."""
+    from linreg_ops import pipeline
 
     models_dir = tmp_path_factory.mktemp("models")
-    train(california, models_dir)
-    quantize(models_dir)
+    pipeline.train(california, models_dir)
+    pipeline.quantize(models_dir)
     return models_dir
+
+
+@pytest.fixture(scope="session")
+def models(trained_dir):
+    """The loaded, verified models of ``trained_dir``'s current version."""
+    from linreg_ops import predict
+
+    return predict.load(trained_dir)
+
+
+@pytest.fixture(scope="session")
+def test_rows(models):
+    """The stored test split of ``trained_dir``: (columns, values)."""
+    from linreg_ops import predict
+
+    table = predict.stored_test_rows(models)
+    return table.columns, table.values
 
 
 @pytest.fixture
 def models_copy(trained_dir, tmp_path) -> Path:
-    """A private, writable copy of ``trained_dir``."""
-    return Path(shutil.copytree(trained_dir, tmp_path / "models"))
+    """A private, writable copy of ``trained_dir`` (links and file modes kept)."""
+    return Path(shutil.copytree(trained_dir, tmp_path / "models", symlinks=True))
 
 
 @pytest.fixture
@@ -52,13 +69,13 @@ def run_cli() -> Callable[..., subprocess.CompletedProcess]:
     if not executable.exists():
         pytest.fail(f"the linreg-ops console script is not installed next to {sys.executable}")
 
-    def run(*args: str, cwd: Path | None = None, check: bool = False):
+    def run(*args: str, cwd: Path | None = None, check: bool = False, timeout: float = 300):
         result = subprocess.run(
             [str(executable), *map(str, args)],
             cwd=cwd,
             capture_output=True,
             text=True,
-            timeout=300,
+            timeout=timeout,
             check=False,
         )
         if check and result.returncode != 0:

@@ -24,11 +24,21 @@ SEED_FIRST_PREDICTIONS = np.array(
     [0.71912284, 1.76401657, 2.70965883, 2.83892593, 2.60465725,
      2.01175367, 2.64550005, 2.16875532, 2.74074644, 3.91561473]
 )  # fmt: skip
+CALIFORNIA_FEATURES = (
+    "MedInc", "HouseAge", "AveRooms", "AveBedrms", "Population", "AveOccup", "Latitude", "Longitude",
+)  # fmt: skip
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
-    """Every file's bytes, to prove a failed command changed nothing."""
-    return {p.name: p.read_bytes() for p in sorted(Path(folder).iterdir()) if p.is_file()}
+    """Every file's bytes (recursively, links as their targets), to prove nothing changed."""
+    found = {}
+    for path in sorted(Path(folder).rglob("*")):
+        key = str(path.relative_to(folder))
+        if path.is_symlink():
+            found[key] = b"-> " + str(path.readlink()).encode()
+        elif path.is_file() and path.name != ".lock":
+            found[key] = path.read_bytes()
+    return found
 
 
 def write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
@@ -37,15 +47,23 @@ def write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
     return path
 
 
-def fit_model(X, y, names=None):
-    """A LinearModel fitted the project's way on in-memory arrays (no files)."""
-    from linreg_ops.data import Dataset
-    from linreg_ops.train import fit_linear_regression, to_linear_model
+def fit_model(X, y, names=None, target="y"):
+    """A LinearModel fitted the project's way on in-memory arrays (every row, no split)."""
+    from linreg_ops.engines import fit_linear_regression
+    from linreg_ops.model import LinearModel
+    from linreg_ops.pipeline import feature_statistics
+    from linreg_ops.stats import MomentStats
 
-    X = np.asarray(X, dtype=np.float64)
-    names = tuple(names or (f"x{i}" for i in range(X.shape[1])))
-    dataset = Dataset(X, np.asarray(y, dtype=np.float64), names, "y", "memory", "0" * 64)
-    return to_linear_model(fit_linear_regression(X, y), dataset, X)
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    estimator = fit_linear_regression(X, y)
+    return LinearModel(
+        feature_names=tuple(names or (f"x{i}" for i in range(X.shape[1]))),
+        target_name=target,
+        coef=np.asarray(estimator.coef_, dtype=np.float64),
+        intercept=float(estimator.intercept_),
+        stats=feature_statistics(MomentStats.of(X, y), X),
+    )
 
 
 def model_with(coef, intercept, X):
@@ -69,3 +87,27 @@ def split_rows(X, y, test_share: float = 0.2):
     """A deterministic head/tail split for synthetic data (rows are already random)."""
     cut = int(len(y) * (1 - test_share))
     return X[:cut], y[:cut], X[cut:], y[cut:]
+
+
+def tamper(models_dir: Path, name: str, edit, rewrite_sha: bool = False) -> Path:
+    """Edit an artifact of the current version in place (as an attacker would: the file is
+    read-only, not immutable); with ``rewrite_sha`` also make the manifest agree."""
+    import hashlib
+    import json
+    import os
+
+    version = Path(models_dir) / os.readlink(Path(models_dir) / "current")
+    path = version / name
+    data = edit(path.read_bytes())
+    path.chmod(0o644)
+    path.write_bytes(data)
+    if rewrite_sha:
+        manifest_path = version / "manifest.json"
+        manifest = json.loads(manifest_path.read_bytes())
+        manifest["artifacts"][name] = {
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "bytes": len(data),
+        }
+        manifest_path.chmod(0o644)
+        manifest_path.write_text(json.dumps(manifest, indent=2))
+    return path

@@ -1,3 +1,3 @@
 """linreg-ops: a reproducible linear-regression pipeline, from data to a quantized, served model."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

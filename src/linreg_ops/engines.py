@@ -1,30 +1,226 @@
-"""Training engines beyond memory and one machine: streaming and Dask.
+"""Fitting engines: one least-squares solution, from rows in memory, streamed files or Dask.
 
-They differ only in how rows reach the statistics of ``linreg_ops.stats``: the streaming
-engine reads a file (or an array) in blocks in one process, the Dask engine reduces
-partitions on a cluster; both split rows by the same row hash, merge the same statistics and
-solve the same d×d system, so their coefficients agree with scikit-learn's to rounding.
-One pass over the data gives everything: the training statistics, the test split's metrics
-(from its own moments), a bounded sample of training rows for calibration quantiles, and the
-first test rows to store for evaluation.
+Every engine reduces its rows to the mergeable statistics of ``linreg_ops.stats`` (row
+count, means, centred co-moments), split into training and test rows, and every engine's
+result passes the same check (``check_trainable``) before anything is solved. They differ
+only in how the rows arrive: scikit-learn fits the training rows in memory (the seed's
+path), ``streaming`` reads blocks of constant memory in one process, and ``dask`` reads
+partitions of each file — byte ranges of a CSV, row groups of a Parquet file — on the
+workers of a cluster, all through the one reader in ``tables``. Files are split by a hash
+of each row's index, so every engine, block size and partitioning holds out the same rows.
 """
 
-import glob
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from linreg_ops import artifacts
-from linreg_ops.data import check_finite
+from linreg_ops import tables
+from linreg_ops.config import IN_MEMORY_ROWS, TrainConfig
+from linreg_ops.data import ArraySource, FileSource, Source
 from linreg_ops.errors import InputError
-from linreg_ops.stats import MomentStats, merge_all, row_uniforms, solve
+from linreg_ops.extras import require
+from linreg_ops.stats import MomentStats, held_out_rows, merge_all, row_uniforms, solve
 
-ENGINES = ("auto", "sklearn", "streaming", "dask")
-IN_MEMORY_ROWS = 1_000_000  # auto: scikit-learn below, streaming above
-SAMPLE_ROWS = 100_000  # training rows kept for calibration quantiles
+if TYPE_CHECKING:
+    from distributed import Client
+    from sklearn.linear_model import LinearRegression
+
+PARTITION_BYTES = 64 << 20  # a Dask task reads this much of a file (or whole row groups)
+SAMPLE_ROWS = 100_000  # training rows kept for the calibration quantiles
 STORED_TEST_ROWS = 100_000  # test rows written to test_split.csv
+HASH_SPLIT = "row hash: splitmix64(row index, random_state) < test_size"
+SEED_SPLIT = "sklearn.model_selection.train_test_split"
+
+
+@dataclass(frozen=True)
+class Fit:
+    """What every engine returns; the pipeline turns it into artifacts."""
+
+    coef: np.ndarray
+    intercept: float
+    estimator: "LinearRegression"  # the seed-compatible estimator, raw-feature coefficients
+    train: MomentStats
+    test: MomentStats
+    sample: np.ndarray  # training feature rows (at most SAMPLE_ROWS) for quantiles
+    stored_test: np.ndarray  # test rows (x..., y) to store, in row order
+    engine: str
+    split: dict[str, Any]
+
+    @property
+    def test_complete(self) -> bool:
+        """Whether ``stored_test`` holds every test row (so metrics can use predictions)."""
+        return len(self.stored_test) == self.test.n
+
+
+def fit(source: Source, config: TrainConfig) -> Fit:
+    """Split, check and fit ``source`` with ``config.engine``."""
+    if isinstance(source, ArraySource):
+        return _fit_arrays(source, config)
+    return _fit_files(source, config)
+
+
+# --------------------------------------------------------------------------- the check
+
+
+def check_trainable(
+    train: MomentStats, test: MomentStats, features: Sequence[str], target: str, source: str
+) -> None:
+    """The one check of what a least-squares fit can use, on every engine's statistics."""
+    d = len(features)
+    total = train.merge(test)
+    if total.n < d + 2:
+        raise InputError(
+            f"{source}: {total.n} rows is too few to fit {d} features (need at least {d + 2})"
+        )
+    if train.n < d + 2 or test.n < 2:
+        raise InputError(
+            f"{source}: the split leaves {train.n} training and {test.n} test rows; "
+            f"need at least {d + 2} training rows and 2 test rows (change --test-size)"
+        )
+    for part in (total, train):
+        diagonal = np.diag(part.cxx)
+        if not (np.isfinite(diagonal).all() and math.isfinite(part.cyy)):
+            overflowing = [
+                name for name, v in zip(features, diagonal, strict=True) if not np.isfinite(v)
+            ]
+            column = overflowing[0] if overflowing else target
+            raise InputError(
+                f"{source}: column {column!r} holds values so large that their squares "
+                "overflow float64; rescale it (e.g. to thousands or millions)"
+            )
+    if total.cyy == 0.0:
+        raise InputError(
+            f"{source}: target column {target!r} is constant (every row is "
+            f"{total.mean_y:g}); there is nothing to learn"
+        )
+    if train.cyy == 0.0:
+        raise InputError(
+            f"{source}: the target is constant on the training rows; "
+            "use more rows or another --random-state"
+        )
+
+
+# --------------------------------------------------------------------------- scikit-learn
+
+
+def standardization(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column means and standard deviations; a constant column gets σ = 1 so it stays finite."""
+    mean = X.mean(axis=0)
+    std = X.std(axis=0)
+    return mean, np.where(std > 0.0, std, 1.0)
+
+
+def fit_linear_regression(X: np.ndarray, y: np.ndarray) -> "LinearRegression":
+    """A fitted ``LinearRegression`` whose ``coef_``/``intercept_`` are in raw feature units.
+
+    scikit-learn passes ``tol=1e-6`` to ``lstsq`` as its relative rank cutoff, so when
+    feature scales differ by ~1e6 the small-scale column is silently zeroed. The fit runs on
+    standardized features and maps the coefficients back; the estimator is then the ordinary
+    one the seed saved (``predict`` works on raw X).
+    """
+    from sklearn.linear_model import LinearRegression
+
+    mean, std = standardization(X)
+    estimator = LinearRegression().fit((X - mean) / std, y)
+    coef = estimator.coef_ / std
+    estimator.coef_ = coef
+    estimator.intercept_ = float(estimator.intercept_ - coef @ mean)
+    return estimator
+
+
+def estimator_from(coef: np.ndarray, intercept: float) -> "LinearRegression":
+    """A ``LinearRegression`` carrying coefficients another engine solved (for the joblib file)."""
+    from sklearn.linear_model import LinearRegression
+
+    estimator = LinearRegression()
+    estimator.coef_ = np.asarray(coef, dtype=np.float64)
+    estimator.intercept_ = float(intercept)
+    estimator.n_features_in_ = len(coef)
+    estimator.rank_ = len(coef)
+    return estimator
+
+
+# --------------------------------------------------------------------------- in memory
+
+
+def _fit_arrays(source: ArraySource, config: TrainConfig) -> Fit:
+    """The seed's path: ``train_test_split``, then the chosen engine on the training rows."""
+    from sklearn.model_selection import train_test_split
+
+    names, target = source.feature_names, source.target_name
+    tables.check_finite(np.column_stack([source.X, source.y]), (*names, target), source.description)
+    n, d = source.X.shape
+    n_test = math.ceil(config.test_size * n)
+    if n < d + 2 or n_test < 2 or n - n_test < d + 2:
+        raise InputError(
+            f"{source.description}: a {config.test_size:g} test split of {n} rows leaves "
+            f"{n - n_test} training and {n_test} test rows; need at least {d + 2} training "
+            "rows and 2 test rows"
+        )
+    X_train, X_test, y_train, y_test = train_test_split(
+        source.X, source.y, test_size=config.test_size, random_state=config.random_state
+    )
+    train = stream_arrays(X_train, y_train, config.chunk_rows)
+    test = MomentStats.of(X_test, y_test)
+    check_trainable(train, test, names, target, source.description)
+    engine = config.engine
+    if engine == "auto":
+        engine = "sklearn" if len(y_train) < IN_MEMORY_ROWS else "streaming"
+    if engine == "sklearn":
+        estimator = fit_linear_regression(X_train, y_train)
+        coef, intercept = np.asarray(estimator.coef_), float(estimator.intercept_)
+    else:
+        if engine == "dask":
+            stats = dask_arrays(X_train, y_train, config.chunk_rows, config.scheduler)
+        else:
+            stats = train
+        coef, intercept = solve(stats, names)
+        estimator = estimator_from(coef, intercept)
+    _check_solution(coef, intercept, source.description)
+    return Fit(
+        coef=coef,
+        intercept=intercept,
+        estimator=estimator,
+        train=train,
+        test=test,
+        sample=_sample(X_train, config.random_state),
+        stored_test=np.column_stack([X_test, y_test])[:STORED_TEST_ROWS],
+        engine=engine,
+        split={
+            "method": SEED_SPLIT,
+            "test_size": config.test_size,
+            "random_state": config.random_state,
+        },
+    )
+
+
+def _sample(X: np.ndarray, random_state: int) -> np.ndarray:
+    """At most about SAMPLE_ROWS rows, chosen by row hash (all of them when fewer)."""
+    if len(X) <= SAMPLE_ROWS:
+        return X
+    keys = row_uniforms(np.arange(len(X), dtype=np.uint64), random_state + 1)
+    return X[keys < SAMPLE_ROWS / len(X)]
+
+
+def _check_solution(coef: np.ndarray, intercept: float, source: str) -> None:
+    if not (np.isfinite(coef).all() and math.isfinite(intercept)):
+        raise InputError(
+            f"{source}: the least-squares solution is not finite; rescale the features"
+        )
+
+
+def stream_arrays(X: np.ndarray, y: np.ndarray, chunk_rows: int) -> MomentStats:
+    """The streaming engine on in-memory arrays: statistics block by block, merged."""
+    return merge_all(
+        MomentStats.of(X[start : start + chunk_rows], y[start : start + chunk_rows])
+        for start in range(0, max(len(y), 1), chunk_rows)
+    )
+
+
+# --------------------------------------------------------------------------- files
 
 
 @dataclass
@@ -34,7 +230,7 @@ class Summary:
     train: MomentStats
     test: MomentStats
     sample_rate: float = 1.0
-    sample: list[np.ndarray] = field(default_factory=list)  # rows of [keys, x..., y]
+    sample: list[np.ndarray] = field(default_factory=list)  # rows of [key, x...]
     stored_test: list[np.ndarray] = field(default_factory=list)  # rows of [index, x..., y]
 
     def merge(self, other: "Summary") -> "Summary":
@@ -54,8 +250,7 @@ class Summary:
         while sum(len(rows) for rows in self.sample) > SAMPLE_ROWS:
             self.sample_rate /= 2
             self.sample = [rows[rows[:, 0] < self.sample_rate] for rows in self.sample]
-        stored = sum(len(rows) for rows in self.stored_test)
-        if stored > STORED_TEST_ROWS:
+        if sum(len(rows) for rows in self.stored_test) > STORED_TEST_ROWS:
             rows = np.vstack(self.stored_test)
             self.stored_test = [rows[np.argsort(rows[:, 0], kind="stable")[:STORED_TEST_ROWS]]]
 
@@ -65,124 +260,82 @@ def summarize(
 ) -> Summary:
     """Split a block by row hash and summarize both sides."""
     index = np.arange(first_row, first_row + len(y), dtype=np.uint64)
-    test = (
-        row_uniforms(index, random_state) < test_size if test_size > 0 else np.zeros(len(y), bool)
-    )
+    test = held_out_rows(index, random_state, test_size)
     train = ~test
     keys = row_uniforms(index[train], random_state + 1)
     summary = Summary(
         MomentStats.of(X[train], y[train]),
         MomentStats.of(X[test], y[test]),
         1.0,
-        [np.column_stack([keys, X[train], y[train]])],
+        [np.column_stack([keys, X[train]])],
         [np.column_stack([index[test].astype(np.float64), X[test], y[test]])],
     )
     summary.bound()
     return summary
 
 
-@dataclass(frozen=True)
-class EngineFit:
-    """The result every engine returns; ``train.publish`` turns it into artifacts."""
-
-    coef: np.ndarray
-    intercept: float
-    train: MomentStats
-    test: MomentStats
-    sample: np.ndarray  # training rows (x..., y), at most SAMPLE_ROWS
-    stored_test: np.ndarray  # the first test rows (x..., y), at most STORED_TEST_ROWS
-
-
-def finish(summary: Summary, feature_names: Sequence[str], target: str, source: str) -> EngineFit:
-    """Check what only the whole data can tell, then solve."""
-    d = len(feature_names)
-    total = summary.train.merge(summary.test)
-    if total.n < d + 2:
-        raise InputError(
-            f"{source}: {total.n} rows is too few to fit {d} features (need at least {d + 2})"
+def _fit_files(source: FileSource, config: TrainConfig) -> Fit:
+    engine = "streaming" if config.engine == "auto" else config.engine
+    columns = [*source.feature_names, source.target_name]
+    summary = _dask_summary(source, config) if engine == "dask" else _stream_summary(source, config)
+    check_trainable(
+        summary.train, summary.test, source.feature_names, source.target_name, source.description
+    )
+    if engine == "sklearn":  # every row in memory, the same row-hash split
+        rows = np.vstack([block for _, block in _file_blocks(source, columns, config.chunk_rows)])
+        held = (
+            row_uniforms(np.arange(len(rows), dtype=np.uint64), config.random_state)
+            < config.test_size
         )
-    if total.cyy == 0.0:
-        raise InputError(
-            f"{source}: target column {target!r} is constant (every row is "
-            f"{total.mean_y:g}); there is nothing to learn"
-        )
-    # test_size 0 (benchmarks, refits on all rows) needs no test rows
-    if summary.train.n < d + 2 or (summary.test.n < 2 and summary.test.n != 0):
-        raise InputError(
-            f"{source}: the row-hash split leaves {summary.train.n} training and "
-            f"{summary.test.n} test rows; need at least {d + 2} training rows and 2 test rows"
-        )
-    if summary.train.cyy == 0.0:
-        raise InputError(f"{source}: the target is constant on the training split")
-    coef, intercept = solve(summary.train, feature_names)
-    sample = np.vstack(summary.sample)[:, 1:]
+        estimator = fit_linear_regression(rows[~held, :-1], rows[~held, -1])
+        coef, intercept = np.asarray(estimator.coef_), float(estimator.intercept_)
+    else:
+        coef, intercept = solve(summary.train, source.feature_names)
+        estimator = estimator_from(coef, intercept)
+    _check_solution(coef, intercept, source.description)
     stored = np.vstack(summary.stored_test)
     stored = stored[np.argsort(stored[:, 0], kind="stable")][:, 1:]
-    return EngineFit(coef, intercept, summary.train, summary.test, sample, stored)
-
-
-# --------------------------------------------------------------------------- inputs
-
-
-def data_files(data: Path) -> list[Path]:
-    """A file, a folder of .csv/.parquet files, or a glob pattern → the files, sorted."""
-    text = str(data)
-    if any(char in text for char in "*?["):
-        files = sorted(Path(p) for p in glob.glob(text))
-    elif Path(data).is_dir():
-        files = sorted(
-            p for p in Path(data).iterdir() if p.suffix.lower() in artifacts.TABLE_SUFFIXES
-        )
-    else:
-        return [Path(data)]
-    if not files:
-        raise InputError(f"no .csv or .parquet files in {data}")
-    return files
-
-
-# --------------------------------------------------------------------------- streaming
-
-
-def stream_arrays(X: np.ndarray, y: np.ndarray, chunk_rows: int) -> MomentStats:
-    """The streaming engine on in-memory arrays: statistics block by block, merged."""
-    return merge_all(
-        MomentStats.of(X[start : start + chunk_rows], y[start : start + chunk_rows])
-        for start in range(0, len(y), chunk_rows)
+    return Fit(
+        coef=coef,
+        intercept=intercept,
+        estimator=estimator,
+        train=summary.train,
+        test=summary.test,
+        sample=np.vstack(summary.sample)[:, 1:],
+        stored_test=stored,
+        engine=engine,
+        split={
+            "method": HASH_SPLIT,
+            "test_size": config.test_size,
+            "random_state": config.random_state,
+        },
     )
 
 
-def stream_files(
-    files: Sequence[Path],
-    target: str,
-    features: Sequence[str],
-    test_size: float,
-    random_state: int,
-    chunk_rows: int = artifacts.DEFAULT_CHUNK_ROWS,
-    progress: Callable[[int], None] | None = None,
-) -> EngineFit:
-    """One pass over the files in blocks of ``chunk_rows``: memory is one block, whatever n."""
-    columns = [*features, target]
-    summary, offset = None, 0
-    for path in files:
-        _, chunks = artifacts.iter_table_chunks(path, columns, chunk_rows)
-        for chunk in chunks:
-            check_finite(chunk.values, columns, str(path), chunk.offset)
-            part = summarize(
-                chunk.values[:, :-1],
-                chunk.values[:, -1],
-                offset + chunk.offset,
-                test_size,
-                random_state,
-            )
-            summary = part if summary is None else summary.merge(part)
-            if progress:
-                progress(len(chunk.values))
-        offset = summary.train.n + summary.test.n if summary else 0
-    return finish(summary, features, target, describe(files))
+def _stream_summary(source: FileSource, config: TrainConfig) -> Summary:
+    """One pass over the files in blocks: memory is one block, whatever their size."""
+    columns = [*source.feature_names, source.target_name]
+    summary: Summary | None = None
+    for first_row, block in _file_blocks(source, columns, config.chunk_rows):
+        part = summarize(
+            block[:, :-1], block[:, -1], first_row, config.test_size, config.random_state
+        )
+        summary = part if summary is None else summary.merge(part)
+    assert summary is not None  # tables refuses a file without data rows
+    return summary
 
 
-def describe(files: Sequence[Path]) -> str:
-    return str(files[0]) if len(files) == 1 else f"{len(files)} files in {files[0].parent}"
+def _file_blocks(
+    source: FileSource, columns: list[str], chunk_rows: int
+) -> Iterator[tuple[int, np.ndarray]]:
+    """(first row in the whole input, block) over every file in order."""
+    offset = 0
+    for path in source.files:
+        rows = 0
+        for block in tables.iter_blocks(path, columns, chunk_rows, hint=source.hint):
+            yield offset + block.offset, block.values
+            rows = block.offset + len(block.values)
+        offset += rows
 
 
 # --------------------------------------------------------------------------- dask
@@ -192,36 +345,39 @@ class DaskSession:
     """A client on ``scheduler`` (tcp://HOST:PORT), or on a fresh 2-worker LocalCluster."""
 
     def __init__(self, scheduler: str | None = None) -> None:
-        self.scheduler, self.client, self.cluster = scheduler, None, None
+        self.scheduler = scheduler
+        self.client: Client | None = None
+        self.cluster: Any = None
 
-    def __enter__(self):
-        from distributed import Client, LocalCluster
-
+    def __enter__(self) -> "Client":
+        distributed = require("distributed", "scale", "the dask engine")
+        require("dask.dataframe", "scale", "the dask engine")
         if self.scheduler:
             try:
-                self.client = Client(self.scheduler, timeout="10s")
+                self.client = distributed.Client(self.scheduler, timeout="10s")
             except OSError as exc:
                 raise InputError(
                     f"cannot reach the Dask scheduler {self.scheduler}: {exc}"
-                ) from exc
+                ) from None
         else:
-            self.cluster = LocalCluster(
+            self.cluster = distributed.LocalCluster(
                 n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
             )
-            self.client = Client(self.cluster)
+            self.client = distributed.Client(self.cluster)
         return self.client
 
     def __exit__(self, *exc_info: object) -> None:
-        self.client.close()
+        if self.client is not None:
+            self.client.close()
         if self.cluster is not None:
             self.cluster.close()
 
 
-def _tree(tasks: list, combine: Callable) -> object:
+def _tree(tasks: list[Any], combine: Callable[[Any, Any], Any]) -> Any:
     """Pairwise reduction of delayed values."""
-    import dask
+    from dask.delayed import delayed
 
-    merge = dask.delayed(combine, pure=True)
+    merge = delayed(combine, pure=True)
     while len(tasks) > 1:
         tasks = [
             merge(tasks[i], tasks[i + 1]) if i + 1 < len(tasks) else tasks[i]
@@ -238,134 +394,110 @@ def _merge_moments(a: MomentStats, b: MomentStats) -> MomentStats:
     return a.merge(b)
 
 
-def _partition_summary(
-    frame: object,
-    first_row: int,
-    path: str,
-    columns: list[str],
-    test_size: float,
-    random_state: int,
-) -> Summary:
-    """Runs on a worker: one partition → its summary, with errors naming file, column, row."""
-    import pandas as pd
+@dataclass(frozen=True)
+class _Piece:
+    """A partition with its place in the whole input."""
 
-    values = np.empty((len(frame), len(columns)))
-    for j, name in enumerate(columns):
-        column = frame[name]
-        if not pd.api.types.is_numeric_dtype(column):
-            text = column.astype(object).astype(str)
-            numbers = pd.to_numeric(text, errors="coerce")
-            bad = numbers.isna().to_numpy() & ~text.str.strip().str.lower().isin(["nan"]).to_numpy()
-            if bad.any():
-                i = int(np.flatnonzero(bad)[0])
-                cell = text.iloc[i].strip()
-                shown = "an empty value" if cell == "" else f"non-numeric value {cell!r}"
-                raise InputError(f"{path} column {name!r} row {first_row + i + 1}: {shown}")
-            column = numbers
-        values[:, j] = column.to_numpy(dtype=np.float64, na_value=np.nan)
-    check_finite(values, columns, path, first_row)
-    return summarize(values[:, :-1], values[:, -1], first_row, test_size, random_state)
+    part: tables.Partition
+    header: list[str]
+    first_row: int
+    rows: int
 
 
-def dask_files(
-    files: Sequence[Path],
-    target: str,
-    features: Sequence[str],
-    test_size: float,
-    random_state: int,
-    scheduler: str | None = None,
-) -> EngineFit:
-    """Per-partition summaries (``dask.dataframe.read_parquet/read_csv``), tree-reduced on the
-    cluster; the client only solves the d×d system."""
-    import dask
-    import dask.dataframe as dd
+def _pieces(source: FileSource, client: "Client") -> list[_Piece]:
+    """Every file's partitions, their rows counted on the workers, numbered in file order."""
+    from dask.delayed import delayed
 
-    columns = [*features, target]
-    for path in files:  # schema and types, file by file, so an error can name its file
-        artifacts.iter_table_chunks(path, columns)
-    with DaskSession(scheduler) as client:
-        tasks, offset = [], 0
-        for path in files:
-            if path.suffix.lower() == ".csv":
-                frame = dd.read_csv(
-                    str(path), usecols=columns, dtype=str, keep_default_na=False, blocksize="64MB"
+    found = []
+    for path in source.files:
+        header = tables.read_header(path)
+        for part in tables.partitions(path, PARTITION_BYTES):
+            found.append((part, header))
+    counts = client.compute(
+        [delayed(tables.partition_rows, pure=True)(part, header) for part, header in found]
+    )
+    pieces, offset = [], 0
+    for (part, header), rows in zip(found, client.gather(counts), strict=True):
+        if rows < 0:  # unreadable: the sequential reader names the problem
+            _first_error(source)
+            raise RuntimeError(f"{part.path}: a partition failed to parse, the whole file did not")
+        pieces.append(_Piece(part, header, offset, rows))
+        offset += rows
+    return pieces
+
+
+def _piece_summary(
+    piece: _Piece, columns: list[str], chunk_rows: int, test_size: float, random_state: int
+) -> Summary | None:
+    """Runs on a worker: one partition → its summary (None for a partition with no rows)."""
+    summary, seen = None, 0
+    for block in tables.partition_blocks(
+        piece.part, columns, piece.header, piece.first_row, chunk_rows
+    ):
+        part = summarize(
+            block.values[:, :-1], block.values[:, -1], block.offset, test_size, random_state
+        )
+        summary = part if summary is None else summary.merge(part)
+        seen += len(block.values)
+    if seen != piece.rows:
+        raise RuntimeError(
+            f"{piece.part.path} bytes {piece.part.start}-{piece.part.stop}: counted "
+            f"{piece.rows} rows, read {seen}"
+        )
+    return summary
+
+
+def _merge_optional(a: Summary | None, b: Summary | None) -> Summary | None:
+    if a is None:
+        return b
+    return a if b is None else a.merge(b)
+
+
+def _dask_summary(source: FileSource, config: TrainConfig) -> Summary:
+    """Partition summaries tree-reduced on the cluster; the client only solves."""
+    from dask.delayed import delayed
+
+    columns = [*source.feature_names, source.target_name]
+    for path in source.files:  # types and schema first, so the error names the file
+        tables.check_columns(str(path), tables.read_header(path), columns)
+    try:
+        with DaskSession(config.scheduler) as client:
+            pieces = _pieces(source, client)
+            tasks = [
+                delayed(_piece_summary, pure=True)(
+                    piece, columns, config.chunk_rows, config.test_size, config.random_state
                 )
-            else:
-                frame = dd.read_parquet(str(path), columns=columns)
-            lengths = client.compute(frame.map_partitions(len)).result().tolist()
-            for part, length in zip(frame.to_delayed(), lengths, strict=True):
-                tasks.append(
-                    dask.delayed(_partition_summary, pure=True)(
-                        part, offset, str(path), columns, test_size, random_state
-                    )
-                )
-                offset += length
-        if not tasks:
-            raise InputError(f"{describe(files)} has no data rows")
-        summary = client.compute(_tree(tasks, _merge_summaries)).result()
-    return finish(summary, features, target, describe(files))
+                for piece in pieces
+            ]
+            summary: Summary | None = client.compute(_tree(tasks, _merge_optional)).result()
+    except InputError:
+        _first_error(source)  # the same message, for the first bad row, as streaming gives
+        raise
+    if summary is None:
+        raise InputError(f"{source.description} has no data rows")
+    return summary
+
+
+def _first_error(source: FileSource) -> None:
+    """Read the input in order with the streaming reader: it raises the first data error."""
+    columns = [*source.feature_names, source.target_name]
+    for _ in _file_blocks(source, columns, 1 << 16):
+        pass
 
 
 def dask_arrays(
     X: np.ndarray, y: np.ndarray, chunk_rows: int, scheduler: str | None = None
 ) -> MomentStats:
     """The Dask engine on in-memory arrays: row blocks scattered to the workers."""
-    import dask
+    from dask.delayed import delayed
 
     with DaskSession(scheduler) as client:
         tasks = [
-            dask.delayed(MomentStats.of, pure=True)(
+            delayed(MomentStats.of, pure=True)(
                 client.scatter(X[start : start + chunk_rows]),
                 client.scatter(y[start : start + chunk_rows]),
             )
             for start in range(0, len(y), chunk_rows)
         ]
-        return client.compute(_tree(tasks, _merge_moments)).result()
-
-
-def _score_partition(frame: object, first_row: int, path: str, model: object, kind: str) -> object:
-    """Runs on a worker: predictions for one partition (and clipped flags for integer-only)."""
-    import pandas as pd
-
-    from linreg_ops.predict import predict_rows
-
-    names = list(model.feature_names)
-    values = frame[names].to_numpy(dtype=np.float64, na_value=np.nan)
-    check_finite(values, names, path, first_row)
-    predictions, clipped = predict_rows(model, values)
-    columns = {"prediction": predictions}
-    if kind == "integer":
-        columns["clipped"] = clipped.astype(np.int64)
-    return pd.DataFrame(columns)
-
-
-def dask_predict(
-    models_dir: Path, input_path: Path, output_path: Path, kind: str, scheduler: str | None = None
-) -> int:
-    """Score the partitions of a Parquet/CSV input on the cluster; write a Parquet dataset
-    (a folder of part files, one per partition) at ``output_path``. Returns the row count."""
-    import dask
-    import dask.dataframe as dd
-
-    from linreg_ops.predict import load_predictor
-
-    model = load_predictor(models_dir, kind)
-    names = list(model.feature_names)
-    artifacts.iter_table_chunks(input_path, names)  # schema and types, before any work
-    with DaskSession(scheduler) as client:
-        if Path(input_path).suffix.lower() == ".csv":
-            frame = dd.read_csv(str(input_path), usecols=names, dtype="float64")
-        else:
-            frame = dd.read_parquet(str(input_path), columns=names)
-        lengths = client.compute(frame.map_partitions(len)).result().tolist()
-        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(int).tolist()
-        parts = [
-            dask.delayed(_score_partition, pure=True)(part, offset, str(input_path), model, kind)
-            for part, offset in zip(frame.to_delayed(), offsets, strict=True)
-        ]
-        meta = {"prediction": "f8", **({"clipped": "i8"} if kind == "integer" else {})}
-        scored = dd.from_delayed(parts, meta=meta)
-        client.compute(
-            scored.to_parquet(str(output_path), write_index=False, compute=False)
-        ).result()
-    return int(sum(lengths))
+        result: MomentStats = client.compute(_tree(tasks, _merge_moments)).result()
+        return result

@@ -1,7 +1,9 @@
-"""Exception types that map to the CLI's exit codes.
+"""Exception types that map to the CLI's exit codes and the service's status codes.
 
-Every failure the user can fix (bad data, bad flags, missing or tampered artifacts) is an
-``InputError`` so the CLI can print one clear line and exit 2 instead of a traceback.
+Every failure the user can fix (bad data, bad flags, missing, tampered or foreign artifacts,
+a busy models folder, a missing optional dependency) is an ``InputError``: the CLI prints
+one line and exits 2, the service answers 4xx or refuses to start. A quantized model that
+misses its quality limits is a ``QualityGateError`` (exit 3). Anything else is a bug.
 """
 
 
@@ -10,4 +12,16 @@ class InputError(ValueError):
 
 
 class ArtifactError(InputError):
-    """An artifact is missing, unreadable, or does not match the SHA-256 in the manifest."""
+    """An artifact is missing, unreadable, malformed, or does not match its manifest."""
+
+
+class StoreBusyError(InputError):
+    """Another process holds the models folder's writer lock beyond ``--lock-timeout``."""
+
+
+class MissingExtraError(InputError):
+    """An optional dependency is not installed; the message names the command that adds it."""
+
+
+class QualityGateError(Exception):
+    """A quantized model misses ``--max-r2-drop`` or ``--max-abs-diff``. Exit code 3."""

@@ -1,37 +1,35 @@
-"""Batch prediction and evaluation from the pickle-free JSON artifacts, with numpy only.
+"""Loading a version's models and predicting with them: numpy and JSON only.
 
 Nothing here imports scikit-learn or unpickles anything: this is the path the container and
-the HTTP service run, and it must stay small, fast to import and safe to point at a file.
+the HTTP service run. A model is trusted after three checks: the store's SHA-256, the
+codec's schema, and its *known answers* — the predictions recorded in the manifest when the
+version was published, which the loaded model must reproduce (the integer model bit for
+bit), so an artifact that is valid but not the one published, or a runtime that computes
+differently, is refused instead of served.
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-from linreg_ops import artifacts
-from linreg_ops.data import check_finite
-from linreg_ops.errors import InputError
+from linreg_ops import codecs, store, tables
+from linreg_ops.config import DEFAULT_CHUNK_ROWS, MODEL_KINDS, ModelKind
+from linreg_ops.errors import ArtifactError, InputError
 from linreg_ops.metrics import quantized_fidelity, regression_metrics
 from linreg_ops.model import IntegerLinearModel, LinearModel, QuantizedLinearModel
+from linreg_ops.store import Version
 
-ModelKind = Literal["float", "quantized", "integer"]
-MODEL_KINDS: tuple[ModelKind, ...] = ("float", "quantized", "integer")
 AnyModel = LinearModel | QuantizedLinearModel | IntegerLinearModel
-LOADERS = {
-    "float": artifacts.load_model,
-    "quantized": artifacts.load_quantized_model,
-    "integer": artifacts.load_integer_model,
+ARTIFACT_OF: dict[ModelKind, str] = {
+    "float": store.MODEL_JSON,
+    "quantized": store.QUANTIZED_MODEL_JSON,
+    "integer": store.INTEGER_MODEL_JSON,
 }
-
-
-def load_predictor(models_dir: Path, kind: ModelKind = "float") -> AnyModel:
-    """The float, quantized or integer-only model, verified against the manifest's SHA-256."""
-    if kind not in LOADERS:
-        raise InputError(f"unknown model kind {kind!r}: expected one of {', '.join(MODEL_KINDS)}")
-    return LOADERS[kind](models_dir)
+KNOWN_ANSWER_ROWS = 16
+KNOWN_ANSWER_TOLERANCE = 1e-9  # relative, for the float paths (the integer path is exact)
 
 
 def predict_rows(model: AnyModel, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -42,118 +40,292 @@ def predict_rows(model: AnyModel, X: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return model.predict(X), np.zeros(len(X), dtype=bool)
 
 
+# --------------------------------------------------------------------------- loading
+
+
+@dataclass(frozen=True)
+class Models:
+    """Every model of one version, checked: what ``predict``, ``evaluate`` and ``serve`` use."""
+
+    version: Version
+    float: LinearModel
+    quantized: QuantizedLinearModel | None
+    integer: IntegerLinearModel | None
+
+    def get(self, kind: ModelKind) -> AnyModel:
+        model: AnyModel | None = {
+            "float": self.float,
+            "quantized": self.quantized,
+            "integer": self.integer,
+        }[kind]
+        if model is None:
+            raise InputError(f"{self.version} has no {kind} model: run linreg-ops quantize")
+        return model
+
+    def kinds(self) -> list[ModelKind]:
+        return [kind for kind in MODEL_KINDS if self.version.has(ARTIFACT_OF[kind])]
+
+
+def load_models(version: Version) -> Models:
+    """Decode every model of ``version`` and check each against its known answers."""
+    source = f"{version.path}/"
+
+    def read(name: str) -> bytes:
+        return store.read_artifact(version, name)
+
+    float_model = codecs.decode_float(read(store.MODEL_JSON), source + store.MODEL_JSON)
+    quantized = integer = None
+    if version.has(store.QUANTIZED_MODEL_JSON):
+        name = store.QUANTIZED_MODEL_JSON
+        quantized = codecs.decode_quantized(read(name), source + name)
+    if version.has(store.INTEGER_MODEL_JSON):
+        name = store.INTEGER_MODEL_JSON
+        integer = codecs.decode_integer(read(name), source + name)
+    models = Models(version, float_model, quantized, integer)
+    for other in (quantized, integer):
+        if other is not None and other.feature_names != float_model.feature_names:
+            raise ArtifactError(f"{version}: the models do not name the same features")
+    check_known_answers(models)
+    return models
+
+
+def known_answers(models: dict[ModelKind, AnyModel], rows: np.ndarray) -> dict[str, Any]:
+    """The manifest section a loader checks: probe rows and what each model answers."""
+    answers: dict[str, Any] = {"rows": rows.tolist()}
+    for kind, model in models.items():
+        if isinstance(model, IntegerLinearModel):
+            answers[kind] = model.predict_codes(rows)[0].tolist()
+        else:
+            answers[kind] = model.predict(rows).tolist()
+    return answers
+
+
+def probe_rows(model: LinearModel, test_rows: np.ndarray) -> np.ndarray:
+    """The first stored test rows, and two rows beyond the training range on every side
+    (so an integer model's clipping is part of what is checked)."""
+    stats = model.stats
+    width = stats.maximum - stats.minimum
+    edges = np.vstack([stats.minimum - width - 1.0, stats.maximum + width + 1.0])
+    rows = np.vstack([test_rows[:KNOWN_ANSWER_ROWS, : model.n_features], edges])
+    return rows if np.isfinite(model.predict(rows)).all() else rows[:-2]
+
+
+def check_known_answers(models: Models) -> None:
+    """Every model must answer the probe rows as it did when the version was published."""
+    answers = models.version.manifest.known_answers
+    try:
+        rows = np.asarray(answers["rows"], dtype=np.float64)
+        expected = {kind: np.asarray(answers[kind], dtype=np.float64) for kind in models.kinds()}
+        usable = rows.ndim == 2 and rows.shape[1] == models.float.n_features
+        usable = usable and np.isfinite(rows).all()
+        usable = usable and all(e.shape == (len(rows),) for e in expected.values())
+    except (KeyError, TypeError, ValueError):
+        usable = False
+    if not usable:
+        raise ArtifactError(f"{models.version}: {store.MANIFEST_JSON} has no usable known_answers")
+    for kind, answer in expected.items():
+        model = models.get(kind)
+        if isinstance(model, IntegerLinearModel):
+            same = np.array_equal(model.predict_codes(rows)[0], answer)
+        else:
+            tolerance = KNOWN_ANSWER_TOLERANCE * (1.0 + np.abs(answer))
+            same = bool(np.all(np.abs(model.predict(rows) - answer) <= tolerance))
+        if not same:
+            raise ArtifactError(
+                f"{models.version}: the {kind} model does not reproduce the predictions "
+                f"recorded when it was published ({store.MANIFEST_JSON} known_answers); "
+                "it was changed, or this runtime computes differently"
+            )
+
+
+def load(models_dir: Path, version: int | None = None) -> Models:
+    """The current version's models (or version ``version``'s), resolved once."""
+    return load_models(store.open_version(models_dir, version))
+
+
+# --------------------------------------------------------------------------- files
+
+
 @dataclass(frozen=True)
 class FilePrediction:
     """What a file prediction did: rows written, and which rows had clipped inputs."""
 
     rows: int
     clipped_rows: int
-    first_clipped: list[int]  # 1-based row numbers, at most SHOWN_CLIPPED
+    first_clipped: list[int]  # 1-based row numbers over the whole input, at most SHOWN_CLIPPED
 
 
 SHOWN_CLIPPED = 10
 
 
 def predict_file(
-    models_dir: Path,
-    input_path: Path,
+    models: Models,
+    kind: ModelKind,
+    input_spec: str | Path,
     output_path: Path,
-    kind: ModelKind = "float",
-    chunk_rows: int = artifacts.DEFAULT_CHUNK_ROWS,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
     progress: Callable[[int], None] | None = None,
 ) -> FilePrediction:
-    """Predict every row of ``input_path`` into ``output_path``, block by block.
+    """Predict every row of a file, folder or glob into one output file, block by block.
 
-    Memory stays at one block of ``chunk_rows`` rows whatever the file's size. The output has
-    a ``prediction`` column, and for the integer-only model a ``clipped`` column (1 where an
-    input was outside the calibrated range). Nothing is left behind if a block is bad.
+    Memory stays at one block of ``chunk_rows`` rows whatever the input's size. The output
+    has a ``prediction`` column, and for the integer-only model a ``clipped`` column (1 where
+    an input was outside the calibrated range). Nothing is left behind if a block is bad.
     """
-    model = load_predictor(models_dir, kind)
-    names, chunks = artifacts.iter_table_chunks(input_path, model.feature_names, chunk_rows)
+    model = models.get(kind)
+    files = tables.table_files(input_spec)
     columns = ["prediction", "clipped"] if kind == "integer" else ["prediction"]
+    names = list(model.feature_names)
+    for path in files:  # every header first: a missing column fails before any output
+        tables.check_columns(str(path), tables.read_header(path), names)
     rows = clipped_rows = 0
     first_clipped: list[int] = []
-    with artifacts.prediction_writer(output_path, columns) as write:
-        for chunk in chunks:
-            check_finite(chunk.values, names, str(input_path), chunk.offset)
-            predictions, clipped = predict_rows(model, chunk.values)
-            if kind == "integer":
-                write(predictions, clipped.astype(np.int64))
-            else:
-                write(predictions)
-            rows += len(predictions)
-            clipped_rows += int(clipped.sum())
-            if len(first_clipped) < SHOWN_CLIPPED:
-                first_clipped += (
-                    np.flatnonzero(clipped)[:SHOWN_CLIPPED] + chunk.offset + 1
-                ).tolist()
-            if progress:
-                progress(len(predictions))
+    with tables.prediction_writer(output_path, columns) as write:
+        for path in files:
+            for block in tables.iter_blocks(path, names, chunk_rows):
+                predictions, clipped = predict_rows(model, block.values)
+                if kind == "integer":
+                    write(predictions, clipped.astype(np.int64))
+                else:
+                    write(predictions)
+                if len(first_clipped) < SHOWN_CLIPPED:
+                    first_clipped += (np.flatnonzero(clipped)[:SHOWN_CLIPPED] + rows + 1).tolist()
+                rows += len(predictions)
+                clipped_rows += int(clipped.sum())
+                if progress:
+                    progress(len(predictions))
     return FilePrediction(rows, clipped_rows, first_clipped[:SHOWN_CLIPPED])
 
 
-def load_labelled(
-    models_dir: Path, data: Path | None = None, target: str | None = None
+def stored_test_rows(models: Models) -> tables.Table:
+    """The version's held-out rows (features, then the target)."""
+    columns = [*models.float.feature_names, models.float.target_name]
+    data = store.read_artifact(models.version, store.TEST_SPLIT_CSV)
+    return tables.parse_csv(data, columns, label=str(models.version.path / store.TEST_SPLIT_CSV))
+
+
+def labelled_rows(
+    models: Models, data: str | Path | None = None, target: str | None = None
 ) -> tuple[np.ndarray, np.ndarray, str]:
-    """Rows to score: the stored test split, or a labelled file given with ``--data/--target``."""
+    """Rows to score: the stored test split, or labelled files given with ``--data/--target``."""
     if data is None:
-        test = artifacts.load_test_split(models_dir)
+        if target is not None:
+            raise InputError("--target needs --data PATH (the file holding the true values)")
+        test = stored_test_rows(models)
         return (
             test.values[:, :-1],
             test.values[:, -1],
-            f"stored test split ({artifacts.TEST_SPLIT_CSV})",
+            f"stored test split ({store.TEST_SPLIT_CSV})",
         )
     if not target:
         raise InputError("--data needs --target COLUMN (the column holding the true values)")
-    model = artifacts.load_model(models_dir)
-    table = artifacts.read_table(data, [*model.feature_names, target])
-    check_finite(table.values, table.columns, str(data))
-    return table.values[:, :-1], table.values[:, -1], str(data)
+    columns = [*models.float.feature_names, target]
+    blocks = [tables.read_table(path, columns).values for path in tables.table_files(data)]
+    values = np.vstack(blocks)
+    return values[:, :-1], values[:, -1], str(data)
 
 
-def fidelity(model: LinearModel, other: AnyModel, X: np.ndarray, y: np.ndarray) -> dict[str, Any]:
-    """How far ``other`` (quantized or integer-only) is from the float ``model`` on these rows."""
-    predictions, clipped = predict_rows(other, X)
-    return quantized_fidelity(y, model.predict(X), predictions, clipped)
+# --------------------------------------------------------------------------- evaluation
 
 
-def evaluate(models_dir: Path, data: Path | None = None, target: str | None = None) -> dict:
-    """Float, quantized and integer-only metrics on the same rows.
+@dataclass(frozen=True)
+class Evaluation:
+    """Float, quantized and integer-only figures on the same rows."""
 
-    Refreshes ``metrics.json`` when scoring the stored test split. The quantized blocks are
-    ``None`` until ``quantize`` has run.
-    """
-    model = artifacts.load_model(models_dir)
-    X, y, source = load_labelled(models_dir, data, target)
-    summary: dict = {
-        "float": regression_metrics(y, model.predict(X)),
-        "quantized": None,
-        "integer_only": None,
-        "n_rows": int(y.size),
-        "source": source,
+    source: str
+    n_rows: int
+    figures: dict[ModelKind, dict[str, float]]
+
+
+def evaluate(models: Models, X: np.ndarray, y: np.ndarray, source: str) -> Evaluation:
+    """Every published model of the version on the same labelled rows. Writes nothing."""
+    float_pred = models.float.predict(X)
+    figures: dict[ModelKind, dict[str, float]] = {
+        "float": {**regression_metrics(y, float_pred), "max_abs_diff": 0.0, "mean_abs_diff": 0.0}
     }
-    listed = artifacts.load_manifest(models_dir)["artifacts"]
-    if artifacts.QUANTIZED_MODEL_JSON in listed:
-        quantized = artifacts.load_quantized_model(models_dir)
-        summary["quantized"] = {
-            "dtype": quantized.dtype,
-            "granularity": quantized.granularity,
-            "rounding": quantized.rounding,
-            **fidelity(model, quantized, X, y),
-        }
-    if artifacts.INTEGER_MODEL_JSON in listed:
-        integer = artifacts.load_integer_model(models_dir)
-        summary["integer_only"] = {
-            "weight_dtype": integer.weight_dtype,
-            "input_dtype": f"int{integer.input_bits}",
-            "calibration": integer.calibration,
-            **fidelity(model, integer, X, y),
-        }
-    if data is None:
-        stored = artifacts.load_metrics(models_dir)
-        for key in ("float", "quantized", "integer_only"):
-            stored[key] = summary[key]
-        artifacts.write_artifacts(
-            models_dir, {artifacts.METRICS_JSON: artifacts.json_bytes(stored)}
+    for kind in models.kinds():
+        if kind != "float":
+            predictions, clipped = predict_rows(models.get(kind), X)
+            figures[kind] = quantized_fidelity(y, float_pred, predictions, clipped)
+    return Evaluation(source, int(y.size), figures)
+
+
+def describe(model: AnyModel) -> str:
+    """The label a table or a plot gives a model."""
+    if isinstance(model, QuantizedLinearModel):
+        return f"{model.dtype} {model.granularity} {model.rounding}"
+    if isinstance(model, IntegerLinearModel):
+        return f"integer-only {model.weight_dtype}×int{model.input_bits} {model.calibration}"
+    return "float64"
+
+
+def check_kind(kind: str) -> ModelKind:
+    for known in MODEL_KINDS:
+        if kind == known:
+            return known
+    raise InputError(f"unknown model kind {kind!r}: expected one of {', '.join(MODEL_KINDS)}")
+
+
+def load_metrics(version: Version) -> dict[str, Any] | None:
+    """The version's ``metrics.json``, checked against its schema."""
+    if not version.has(store.METRICS_JSON):
+        return None
+    data = store.read_artifact(version, store.METRICS_JSON)
+    return codecs.decode_metrics(data, str(version.path / store.METRICS_JSON))
+
+
+# --------------------------------------------------------------------------- dask
+
+
+def _score_partition(
+    part: tables.Partition, header: list[str], first_row: int, model: AnyModel, kind: ModelKind
+) -> Any:
+    """Runs on a worker: one partition's predictions (and clipped flags for integer-only)."""
+    import pandas as pd
+
+    names = list(model.feature_names)
+    blocks = [b.values for b in tables.partition_blocks(part, names, header, first_row, 1 << 16)]
+    values = np.vstack(blocks) if blocks else np.empty((0, len(names)))
+    predictions, clipped = predict_rows(model, values)
+    columns: dict[str, np.ndarray] = {"prediction": predictions}
+    if kind == "integer":
+        columns["clipped"] = clipped.astype(np.int64)
+    return pd.DataFrame(columns)
+
+
+def dask_predict(
+    models: Models, kind: ModelKind, input_spec: str | Path, output: Path, scheduler: str | None
+) -> int:
+    """Score every partition of the input on the cluster (read by ``tables``, like every other
+    path) and write a Parquet dataset: a folder with one part file per partition."""
+    import dask.dataframe as dd
+    from dask.delayed import delayed
+
+    from linreg_ops import engines
+    from linreg_ops.engines import DaskSession
+
+    model = models.get(kind)
+    names = list(model.feature_names)
+    files = tables.table_files(input_spec)
+    found = []
+    for path in files:
+        header = tables.read_header(path)
+        tables.check_columns(str(path), header, names)
+        found += [(part, header) for part in tables.partitions(path, engines.PARTITION_BYTES)]
+    with DaskSession(scheduler) as client:
+        counts = client.gather(
+            client.compute([delayed(tables.partition_rows)(p, h) for p, h in found])
         )
-    return summary
+        if min(counts, default=0) < 0:  # a partition pyarrow refuses: read in order to name it
+            for path in files:
+                for _ in tables.iter_blocks(path, names):
+                    pass
+        offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(int).tolist()
+        meta = {"prediction": "f8", **({"clipped": "i8"} if kind == "integer" else {})}
+        parts = [
+            delayed(_score_partition, pure=True)(part, header, offset, model, kind)
+            for (part, header), offset in zip(found, offsets, strict=True)
+        ]
+        scored = dd.from_delayed(parts, meta=meta)
+        client.compute(scored.to_parquet(str(output), write_index=False, compute=False)).result()
+    return int(sum(counts))

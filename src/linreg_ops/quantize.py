@@ -15,101 +15,32 @@ The intercept is folded (c = b + Σ w_j·μ_j), re-fitted after rounding so the 
 keeps the float model's mean prediction, and stored as an int32.
 """
 
-import re
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from linreg_ops import artifacts
+from linreg_ops.config import (
+    GRANULARITIES,
+    ROUNDINGS,
+    SUPPORTED_BITS,
+    GateConfig,
+    IntegerConfig,
+    QuantConfig,
+    QuantDtype,
+    parse_dtype,
+)
 from linreg_ops.errors import InputError
+from linreg_ops.metrics import quantized_fidelity
 from linreg_ops.model import IntegerLinearModel, LinearModel, QuantizedLinearModel
-from linreg_ops.predict import fidelity
 from linreg_ops.rounding import OPTIMAL_MAX_FEATURES, ROUNDERS, Grid, objective, sphere_decode
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
-SUPPORTED_BITS = range(2, 17)
-GRANULARITIES = ("per-tensor", "per-channel")
-ROUNDINGS = tuple(ROUNDERS)
-CALIBRATIONS = ("minmax", "percentile")
-INPUT_DTYPES = {"int8": 8, "int16": 16}
 OUTPUT_BITS = 16
 BIAS_MAX_SHIFT = 16
-
-
-class QualityGateError(InputError):
-    """The quantized model is worse than the limits allow. Exit code 3."""
-
-
-@dataclass(frozen=True)
-class QuantDtype:
-    """An integer code type: ``intN`` is symmetric (zero point 0), ``uintN`` asymmetric."""
-
-    name: str
-    bits: int
-    symmetric: bool
-
-    @property
-    def qmin(self) -> int:
-        # Symmetric codes use the restricted range [-(2^(b-1)-1), 2^(b-1)-1] so +x and -x
-        # are both representable (TFLite's weight convention).
-        return -(2 ** (self.bits - 1) - 1) if self.symmetric else 0
-
-    @property
-    def qmax(self) -> int:
-        return 2 ** (self.bits - 1) - 1 if self.symmetric else 2**self.bits - 1
-
-
-@dataclass(frozen=True)
-class QuantConfig:
-    """How to quantize: the weight dtype, one scale or one per weight, and the rounding."""
-
-    dtype: str = "int8"
-    granularity: str = "per-tensor"
-    rounding: str = "hessian"
-
-    def __post_init__(self) -> None:
-        parse_dtype(self.dtype)
-        if self.granularity not in GRANULARITIES:
-            raise InputError(
-                f"unknown granularity {self.granularity!r}: expected {' or '.join(GRANULARITIES)}"
-            )
-        if self.rounding not in ROUNDINGS:
-            raise InputError(
-                f"unknown rounding {self.rounding!r}: expected one of {', '.join(ROUNDINGS)}"
-            )
-
-
-@dataclass(frozen=True)
-class IntegerConfig:
-    """Integer-only inference: input code width and how its per-feature ranges are calibrated."""
-
-    input_dtype: str = "int16"
-    calibration: str = "minmax"
-
-    def __post_init__(self) -> None:
-        if self.input_dtype not in INPUT_DTYPES:
-            raise InputError(
-                f"unsupported input dtype {self.input_dtype!r}: expected int8 or int16"
-            )
-        if self.calibration not in CALIBRATIONS:
-            raise InputError(
-                f"unknown calibration {self.calibration!r}: expected minmax or percentile"
-            )
-
-
-def parse_dtype(name: str) -> QuantDtype:
-    """``int8`` → symmetric 8-bit, ``uint8`` → asymmetric 8-bit; any width from 2 to 16."""
-    match = re.fullmatch(r"(u?)int(\d+)", name)
-    if not match or int(match.group(2)) not in SUPPORTED_BITS:
-        raise InputError(
-            f"unsupported dtype {name!r}: expected intN or uintN with N from 2 to 16 "
-            "(for example int8 or uint8)"
-        )
-    return QuantDtype(name=name, bits=int(match.group(2)), symmetric=not match.group(1))
+__all__ = ["IntegerConfig", "QuantConfig", "parse_dtype"]  # re-exported: the quantization API
 
 
 FLOAT32_TINY = float(np.finfo(np.float32).tiny)
@@ -137,18 +68,6 @@ def choose_scale_and_zero_point(values: np.ndarray, dtype: QuantDtype) -> tuple[
     scale = _float32((high - low) / (dtype.qmax - dtype.qmin))
     zero_point = int(np.clip(np.rint(dtype.qmin - low / scale), dtype.qmin, dtype.qmax))
     return scale, zero_point
-
-
-def quantize_values(
-    values: np.ndarray, scale: float, zero_point: int, dtype: QuantDtype
-) -> np.ndarray:
-    """Round half to even, then saturate to the dtype's range."""
-    codes = np.rint(np.asarray(values, dtype=np.float64) / scale) + zero_point
-    return np.clip(codes, dtype.qmin, dtype.qmax).astype(np.int64)
-
-
-def dequantize_values(codes: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
-    return scale * (np.asarray(codes, dtype=np.int64) - zero_point).astype(np.float64)
 
 
 def float_parameter_bytes(n_features: int) -> int:
@@ -299,7 +218,9 @@ def quantize_model(
     # Bias correction: keep the float model's mean training prediction under the float32
     # statistics the quantized model standardizes with.
     mean_shift = (model.feature_mean - mean32.astype(np.float64)) / std32.astype(np.float64)
-    bias_value = model.intercept + float(model.coef @ model.feature_mean) - dequantized @ mean_shift
+    bias_value = (
+        model.intercept + float(model.coef @ model.feature_mean) - float(dequantized @ mean_shift)
+    )
     base_scale = float(result.grid.scale.max()) if np.any(folded) else 1.0
     bias, bias_scale = _int32_bias(bias_value, base_scale, "folded intercept")
     per_tensor = config.granularity == "per-tensor"
@@ -360,7 +281,7 @@ def build_integer_model(
     bits = parse_dtype(config.dtype).bits
     weight_config = replace(config, dtype=f"int{bits}", granularity="per-tensor")
     quantized = quantize_model(model, weight_config)
-    input_bits = INPUT_DTYPES[integer.input_dtype]
+    input_bits = integer.input_bits
     input_scale, input_zero_point, low, high = _input_quantizers(
         model, input_bits, integer.calibration
     )
@@ -412,29 +333,44 @@ def build_integer_model(
 # --------------------------------------------------------------------------- fidelity and gate
 
 
-@dataclass(frozen=True)
-class Gate:
-    """Limits the quantized model must meet before it is published."""
-
-    max_r2_drop: float | None = 0.001
-    max_abs_diff: float | None = None
-
-    def check(self, figures: dict[str, Any], label: str) -> None:
-        drop = -figures["delta_r2"]
-        if self.max_r2_drop is not None and drop > self.max_r2_drop:
-            raise QualityGateError(
-                f"quality gate: {label} loses {drop:.6f} R² against the float model, "
-                f"more than --max-r2-drop {self.max_r2_drop:g}; nothing was written"
-            )
-        if self.max_abs_diff is not None and figures["max_abs_diff"] > self.max_abs_diff:
-            raise QualityGateError(
-                f"quality gate: {label} moves a prediction by {figures['max_abs_diff']:.6f}, "
-                f"more than --max-abs-diff {self.max_abs_diff:g}; nothing was written"
-            )
+def fidelity(
+    model: LinearModel,
+    other: QuantizedLinearModel | IntegerLinearModel,
+    X: np.ndarray,
+    y: np.ndarray,
+) -> dict[str, float]:
+    """How far a quantized or integer-only model is from the float ``model`` on these rows."""
+    if isinstance(other, IntegerLinearModel):
+        codes, clipped = other.predict_codes(X)
+        return quantized_fidelity(
+            y, model.predict(X), codes * np.float64(other.output_scale), clipped
+        )
+    return quantized_fidelity(y, model.predict(X), other.predict(X))
 
 
-def describe(config: QuantConfig) -> str:
-    return f"{config.dtype} {config.granularity} {config.rounding}"
+def limits_met(figures: dict[str, float], gate: GateConfig) -> dict[str, bool]:
+    """Which of the gate's limits a model's figures meet (a limit of None is always met)."""
+    return {
+        "max_r2_drop": gate.max_r2_drop is None or -figures["delta_r2"] <= gate.max_r2_drop,
+        "max_abs_diff": gate.max_abs_diff is None or figures["max_abs_diff"] <= gate.max_abs_diff,
+    }
+
+
+def gate_failure(label: str, figures: dict[str, float], gate: GateConfig) -> str | None:
+    """Why ``label`` may not be published (every limit it misses), or None."""
+    met = limits_met(figures, gate)
+    reasons = []
+    if not met["max_r2_drop"]:
+        reasons.append(
+            f"loses {-figures['delta_r2']:.6f} R² against the float model, "
+            f"more than --max-r2-drop {gate.max_r2_drop:g}"
+        )
+    if not met["max_abs_diff"]:
+        reasons.append(
+            f"moves a prediction by {figures['max_abs_diff']:.6f}, "
+            f"more than --max-abs-diff {gate.max_abs_diff:g}"
+        )
+    return f"{label} {' and '.join(reasons)}" if reasons else None
 
 
 # --------------------------------------------------------------------------- sweep
@@ -445,8 +381,8 @@ def sweep(
     X: np.ndarray,
     y: np.ndarray,
     bits: Iterable[int] = SUPPORTED_BITS,
-    roundings: Iterable[str] = ROUNDINGS,
-    granularities: Iterable[str] = GRANULARITIES,
+    roundings: Iterable[Any] = ROUNDINGS,
+    granularities: Iterable[Any] = GRANULARITIES,
 ) -> list[dict[str, Any]]:
     """Fidelity of every symmetric intN × rounding × granularity on the same labelled rows."""
     rows = []
@@ -468,80 +404,3 @@ def sweep(
                     }
                 )
     return rows
-
-
-# --------------------------------------------------------------------------- publish
-
-
-@dataclass(frozen=True)
-class QuantizeResult:
-    model: LinearModel
-    quantized: QuantizedLinearModel
-    integer: IntegerLinearModel
-    metrics: dict[str, Any]
-    integer_metrics: dict[str, Any]
-    paths: list[Path]
-
-
-def quantize(
-    models_dir: Path,
-    config: QuantConfig = QuantConfig(),
-    integer: IntegerConfig = IntegerConfig(),
-    gate: Gate = Gate(),
-) -> QuantizeResult:
-    """Quantize the model in ``models_dir``, measure it on the stored test split, gate, publish.
-
-    Nothing is written unless the gate passes, so a failed gate leaves the previous
-    quantized artifacts in place.
-    """
-    model = artifacts.load_model(models_dir)
-    quantized = quantize_model(model, config)
-    integer_model = build_integer_model(model, config, integer)
-    test = artifacts.load_test_split(models_dir)
-    X, y = test.values[:, :-1], test.values[:, -1]
-    figures = fidelity(model, quantized, X, y)
-    gate.check(figures, describe(config))
-    integer_figures = fidelity(model, integer_model, X, y)
-    coef, intercept = quantized.to_raw_space()
-    summary = artifacts.load_metrics(models_dir)
-    summary["quantized"] = {
-        "dtype": quantized.dtype,
-        "granularity": quantized.granularity,
-        "rounding": quantized.rounding,
-        **figures,
-    }
-    summary["integer_only"] = {
-        "weight_dtype": integer_model.weight_dtype,
-        "input_dtype": integer.input_dtype,
-        "calibration": integer.calibration,
-        **integer_figures,
-    }
-    paths = artifacts.write_artifacts(
-        models_dir,
-        {
-            artifacts.UNQUANT_PARAMS_JOBLIB: artifacts.joblib_bytes(
-                {"coef": model.coef, "intercept": model.intercept}
-            ),
-            artifacts.QUANT_PARAMS_JOBLIB: artifacts.joblib_bytes(
-                {
-                    "dtype": quantized.dtype,
-                    "granularity": quantized.granularity,
-                    "weights": quantized.weights,
-                    "scale": quantized.scale,
-                    "zero_point": quantized.zero_point,
-                    "bias": quantized.bias,
-                    "bias_scale": quantized.bias_scale,
-                    "feature_mean": quantized.feature_mean,
-                    "feature_std": quantized.feature_std,
-                    "dequantized_coef": coef,
-                    "dequantized_intercept": intercept,
-                }
-            ),
-            artifacts.QUANTIZED_MODEL_JSON: artifacts.quantized_model_bytes(quantized),
-            artifacts.INTEGER_MODEL_JSON: artifacts.integer_model_bytes(integer_model),
-            artifacts.METRICS_JSON: artifacts.json_bytes(summary),
-        },
-    )
-    return QuantizeResult(
-        model, quantized, integer_model, summary["quantized"], summary["integer_only"], paths
-    )

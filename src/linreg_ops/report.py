@@ -1,22 +1,28 @@
-"""Human-readable results: the original-vs-quantized table and two diagnostic plots.
+"""Human-readable results: the model comparison table, diagnostic plots and the sweep report.
 
 The table is built once as a string; the CLI prints it and ``report.md`` embeds the very
 same string, so the report can never disagree with what the command printed.
 """
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from linreg_ops import artifacts
+from linreg_ops import store
+from linreg_ops.predict import ARTIFACT_OF, Evaluation, Models, describe
+from linreg_ops.quantize import float_parameter_bytes, quantized_parameter_bytes
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
     from linreg_ops.model import LinearModel
+
+COLORS = {"float": "tab:blue", "quantized": "tab:orange", "integer": "tab:green"}
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,26 @@ class ModelRow:
     parameter_bytes: int
 
 
+def comparison_rows(models: Models, evaluation: Evaluation) -> list[ModelRow]:
+    """The table's rows for every model of the version that was evaluated."""
+    rows = []
+    for kind, figures in evaluation.figures.items():
+        model = models.get(kind)
+        name = ARTIFACT_OF[kind]
+        if kind == "float":
+            parameters = float_parameter_bytes(model.n_features)
+        elif kind == "quantized":
+            assert models.quantized is not None
+            q = models.quantized
+            parameters = quantized_parameter_bytes(q.n_features, q.bits, q.scale.size)
+        else:
+            assert models.integer is not None
+            bits = int(models.integer.weight_dtype.removeprefix("int"))
+            parameters = quantized_parameter_bytes(model.n_features, bits)
+        rows.append(ModelRow(describe(model), figures, name, models.version.size(name), parameters))
+    return rows
+
+
 def comparison_table(rows: list[ModelRow]) -> str:
     """A Markdown table that reads well in a terminal too."""
     header = (
@@ -40,9 +66,10 @@ def comparison_table(rows: list[ModelRow]) -> str:
     lines = []
     for row in rows:
         f = row.figures
+        clipped = int(f.get("clipped_rows", 0))
         lines.append(
             f"| {row.label} | {f['r2']:.4f} | {f.get('delta_r2', 0.0):+.6f} | {f['mse']:.4f} | "
-            f"{f['max_abs_diff']:.6f} | {f['mean_abs_diff']:.6f} | {f.get('clipped_rows', 0)} | "
+            f"{f['max_abs_diff']:.6f} | {f['mean_abs_diff']:.6f} | {clipped} | "
             f"{row.artifact_name} | {row.artifact_bytes:,} | {row.parameter_bytes:,} |"
         )
     return "\n".join([*header, *lines])
@@ -74,57 +101,110 @@ def _figure_png(figure: "Figure") -> bytes:
     return buffer.getvalue()
 
 
+def _label(name: str, units: str | None) -> str:
+    return f"{name} ({units})" if units else name
+
+
 def predicted_vs_actual_png(
-    y_true: np.ndarray, float_pred: np.ndarray, quantized_pred: np.ndarray, quantized_label: str
+    y_true: np.ndarray, predictions: dict[str, np.ndarray], target: str, units: str | None
 ) -> bytes:
-    """Both models' predictions against the truth; points on the diagonal are perfect."""
+    """One panel per model, same axes: points on the diagonal are exact predictions."""
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(6, 6), layout="constrained")
-    axes = figure.subplots()
-    axes.scatter(y_true, float_pred, s=4, alpha=0.35, label="float64")
-    axes.scatter(y_true, quantized_pred, s=4, alpha=0.35, marker="x", label=quantized_label)
-    low = float(min(y_true.min(), float_pred.min(), quantized_pred.min()))
-    high = float(max(y_true.max(), float_pred.max(), quantized_pred.max()))
-    axes.plot([low, high], [low, high], color="black", linewidth=1, label="ideal")
-    axes.set(xlabel="actual", ylabel="predicted", title="Predicted vs actual (test split)")
-    axes.legend(loc="upper left")
+    figure = Figure(figsize=(5 * len(predictions), 5), layout="constrained")
+    axes_row: Sequence[Axes] = figure.subplots(
+        1, len(predictions), sharex=True, sharey=True, squeeze=False
+    )[0]
+    low = float(min(y_true.min(), *(p.min() for p in predictions.values())))
+    high = float(max(y_true.max(), *(p.max() for p in predictions.values())))
+    for axes, (label, predicted), color in zip(
+        axes_row, predictions.items(), COLORS.values(), strict=False
+    ):
+        axes.scatter(y_true, predicted, s=4, alpha=0.35, color=color)
+        axes.plot([low, high], [low, high], color="black", linewidth=1, label="exact")
+        axes.set(
+            xlabel=_label(f"actual {target}", units),
+            ylabel=_label(f"predicted {target}", units),
+            title=f"{label}: predicted vs actual",
+        )
+        axes.legend(loc="upper left")
+    figure.suptitle("Test split")
     return _figure_png(figure)
 
 
-def residuals_png(y_true: np.ndarray, float_pred: np.ndarray) -> bytes:
-    """Residuals against prediction (structure means the linear model misses something)."""
+def residuals_png(
+    y_true: np.ndarray, predictions: dict[str, np.ndarray], target: str, units: str | None
+) -> bytes:
+    """The float model's residuals against its prediction (structure means the linear model
+    misses something), and every model's residual distribution on one axis."""
     from matplotlib.figure import Figure
 
-    residuals = y_true - float_pred
-    figure = Figure(figsize=(10, 4.5), layout="constrained")
+    figure = Figure(figsize=(11, 4.5), layout="constrained")
     scatter_axes, hist_axes = figure.subplots(1, 2)
-    scatter_axes.scatter(float_pred, residuals, s=4, alpha=0.35)
+    (first_label, first), *_ = predictions.items()
+    residuals = y_true - first
+    scatter_axes.scatter(first, residuals, s=4, alpha=0.35, color=COLORS["float"])
     scatter_axes.axhline(0.0, color="black", linewidth=1)
-    scatter_axes.set(xlabel="predicted", ylabel="actual − predicted", title="Residuals")
-    hist_axes.hist(residuals, bins="auto")  # a fixed count fails on a (near-)constant residual
-    hist_axes.set(xlabel="actual − predicted", ylabel="rows", title="Residual distribution")
+    scatter_axes.set(
+        xlabel=_label(f"predicted {target}", units),
+        ylabel=_label("actual − predicted", units),
+        title=f"Residuals of the {first_label} model",
+    )
+    for (label, predicted), color in zip(predictions.items(), COLORS.values(), strict=False):
+        # "auto" bins: a fixed count fails on a (near-)constant residual
+        hist_axes.hist(y_true - predicted, bins="auto", histtype="step", color=color, label=label)
+    hist_axes.set(
+        xlabel=_label("actual − predicted", units),
+        ylabel="test rows",
+        title="Residual distribution per model",
+    )
+    hist_axes.legend()
     return _figure_png(figure)
 
 
-def write_report(
+def context_lines(models: Models) -> list[str]:
+    """Where the version came from, for the report's header."""
+    manifest = models.version.manifest
+    data, split = manifest.training_data, manifest.split
+    lines = [
+        f"version: {models.version.number} of {models.version.models_dir}",
+        f"training data: {data.get('source')} (sha256 {str(data.get('sha256'))[:16]}…)",
+        f"split: {split.get('method')}, test_size={split.get('test_size')}, "
+        f"random_state={split.get('random_state')}, {split.get('n_train')} train / "
+        f"{split.get('n_test')} test rows",
+        f"features: {', '.join(models.float.feature_names)}; target: {models.float.target_name}",
+    ]
+    if models.quantized is not None:
+        q = models.quantized
+        scales = ", ".join(f"{v:.8g}" for v in q.scale.tolist())
+        lines.append(
+            f"quantization: {q.dtype}, {q.granularity}, {q.rounding} rounding, scale {scales}, "
+            f"zero point {', '.join(str(z) for z in q.zero_point.tolist())}"
+        )
+    return lines
+
+
+def write_run_report(
     reports_dir: Path,
-    table: str,
-    context: list[str],
-    y_true: np.ndarray,
-    float_pred: np.ndarray,
-    quantized_pred: np.ndarray,
-    quantized_label: str,
+    models: Models,
+    evaluation: Evaluation,
+    X: np.ndarray,
+    y: np.ndarray,
+    units: str | None,
 ) -> list[Path]:
     """``report.md`` (context lines, then the table as printed) and its two pictures."""
-    reports_dir = Path(reports_dir)
+    table = comparison_table(comparison_rows(models, evaluation))
+    predictions = {
+        describe(models.get(kind)): models.get(kind).predict(X) for kind in models.kinds()
+    }
+    target = models.float.target_name
     markdown = "\n".join(
         [
             "# linreg-ops report",
             "",
-            *[f"- {line}" for line in context],
+            *[f"- {line}" for line in context_lines(models)],
             "",
-            "## Original vs quantized (test split)",
+            f"## Float vs quantized ({evaluation.source}, {evaluation.n_rows} rows)",
             "",
             table,
             "",
@@ -140,18 +220,19 @@ def write_report(
     )
     files = {
         "report.md": markdown.encode("utf-8"),
-        "predicted_vs_actual.png": predicted_vs_actual_png(
-            y_true, float_pred, quantized_pred, quantized_label
-        ),
-        "residuals.png": residuals_png(y_true, float_pred),
+        "model_card.md": model_card(models, evaluation, units).encode("utf-8"),
+        "predicted_vs_actual.png": predicted_vs_actual_png(y, predictions, target, units),
+        "residuals.png": residuals_png(y, predictions, target, units),
     }
-    return [artifacts.atomic_write_bytes(reports_dir / name, data) for name, data in files.items()]
+    return [store.atomic_write(Path(reports_dir) / name, data) for name, data in files.items()]
 
 
 SWEEP_FLOOR = 1e-12  # zeros drawn on a log axis sit at this value
 
 
-def quantization_png(rows: list[dict[str, Any]], scatter: dict[str, tuple]) -> bytes:
+def quantization_png(
+    rows: list[dict[str, Any]], scatter: dict[str, tuple[np.ndarray, np.ndarray]]
+) -> bytes:
     """|ΔR²| and max |Δŷ| against bits, one line per rounding (solid per-tensor, dashed
     per-channel), and quantized-vs-float scatters for the schemes in ``scatter``."""
     from matplotlib.figure import Figure
@@ -226,4 +307,104 @@ def write_sweep_report(
         "quantization.md": markdown.encode("utf-8"),
         "quantization.png": quantization_png(rows, scatter),
     }
-    return [artifacts.atomic_write_bytes(Path(reports_dir) / n, d) for n, d in files.items()]
+    return [store.atomic_write(Path(reports_dir) / n, d) for n, d in files.items()]
+
+
+# --------------------------------------------------------------------------- model card
+
+
+def model_card(models: Models, evaluation: Evaluation, units: str | None) -> str:
+    """``model_card.md``: what the model is for, what it is not for, and what it measured.
+
+    Built only from the version's artifacts (no time stamp, no version number, no folder), so
+    two runs on the same data give the same bytes.
+    """
+    model, version = models.float, models.version
+    manifest = version.manifest
+    data, split = manifest.training_data, manifest.split
+    target = model.target_name + (f" ({units})" if units else "")
+    lines = [
+        f"# Model card: linear regression of {model.target_name}",
+        "",
+        "## Model",
+        "",
+        f"- A linear least-squares model (scikit-learn `LinearRegression`, fitted on "
+        f"standardized features) predicting {target} from {model.n_features} features: "
+        f"{', '.join(model.feature_names)}.",
+        "- Three published forms of the same model, each checked against the predictions "
+        "recorded when it was published:",
+    ]
+    for kind in models.kinds():
+        name = ARTIFACT_OF[kind]
+        lines.append(
+            f"  - `{name}` ({describe(models.get(kind))}), SHA-256 `{version.sha256(name)}`"
+        )
+    lines += [
+        "",
+        "## Intended use and limits",
+        "",
+        f"- Intended: estimating {model.target_name} for rows like the training rows, where a "
+        "linear relation is good enough and an exact, inspectable formula is worth more than "
+        "the last points of accuracy; batch or HTTP scoring; integer-only hardware (the "
+        "integer-only form).",
+        "- A linear model: interactions and non-linear effects are not captured; the residual "
+        "plot in the report shows what is left.",
+        "- Extrapolation: rows outside the training ranges below get predictions the data never "
+        "supported. The integer-only form clips such inputs to its calibrated range, so its "
+        "predictions there differ more from the float model; `predict --integer-only` counts "
+        "and lists clipped rows.",
+        "- Not for decisions about individuals: the data describes groups, and nothing here was "
+        "checked for fairness.",
+        "",
+        "## Data",
+        "",
+        f"- Source: {data.get('source')}",
+        f"- SHA-256: `{data.get('sha256')}`",
+        f"- Split: {split.get('method')}; test_size {split.get('test_size')}, "
+        f"random_state {split.get('random_state')}; {split.get('n_train')} training and "
+        f"{split.get('n_test')} test rows (engine: {split.get('engine')})",
+        "",
+        f"## Metrics ({evaluation.source}, {evaluation.n_rows} rows)",
+        "",
+        "| model | R² | MSE | ΔR² vs float | max abs Δŷ | mean abs Δŷ | clipped rows |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for kind, figures in evaluation.figures.items():
+        lines.append(
+            f"| {describe(models.get(kind))} | {figures['r2']:.6f} | {figures['mse']:.6f} | "
+            f"{figures.get('delta_r2', 0.0):+.2e} | {figures['max_abs_diff']:.6f} | "
+            f"{figures['mean_abs_diff']:.6f} | {int(figures.get('clipped_rows', 0))} |"
+        )
+    lines += ["", "## Quantization", ""]
+    if models.quantized is not None:
+        q = models.quantized
+        lines.append(
+            f"- Weights: {q.dtype} ({'symmetric' if q.symmetric else 'asymmetric'}), "
+            f"{q.granularity}, {q.rounding} rounding, in standardized feature space; scale "
+            f"{', '.join(f'{s:.8g}' for s in q.scale.tolist())}, zero point "
+            f"{', '.join(str(z) for z in q.zero_point.tolist())}; int32 bias {q.bias} at "
+            f"{q.bias_scale:.8g}."
+        )
+    if models.integer is not None:
+        i = models.integer
+        lines.append(
+            f"- Integer-only: {i.weight_dtype} weights × int{i.input_bits} inputs "
+            f"({i.calibration} calibration), int64 accumulation, requantization by "
+            f"{i.multiplier}·2^-{i.shift}, int{i.output_bits} output at scale {i.output_scale:.8g}."
+        )
+    lines += [
+        "",
+        "## Training ranges (what the integer-only form is calibrated on)",
+        "",
+        "| feature | min | max | mean | σ |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    stats = model.stats
+    for j, name in enumerate(model.feature_names):
+        lines.append(
+            f"| {name} | {stats.minimum[j]:.6g} | {stats.maximum[j]:.6g} | "
+            f"{stats.mean[j]:.6g} | {stats.std[j]:.6g} |"
+        )
+    lines += ["", "## Versions", ""]
+    lines += [f"- {name}: {value}" for name, value in sorted(manifest.versions.items())]
+    return "\n".join(lines) + "\n"

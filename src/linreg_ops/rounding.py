@@ -30,11 +30,13 @@ class Grid:
     qmax: int
 
     def dequantize(self, codes: np.ndarray) -> np.ndarray:
-        return self.scale * (codes - self.zero_point).astype(np.float64)
+        dequantized: np.ndarray = self.scale * (codes - self.zero_point).astype(np.float64)
+        return dequantized
 
     def nearest(self, values: np.ndarray) -> np.ndarray:
         codes = np.rint(values / self.scale) + self.zero_point
-        return np.clip(codes, self.qmin, self.qmax).astype(np.int64)
+        clipped: np.ndarray = np.clip(codes, self.qmin, self.qmax).astype(np.int64)
+        return clipped
 
 
 def objective(weights: np.ndarray, gram: np.ndarray, grid: Grid, codes: np.ndarray) -> float:

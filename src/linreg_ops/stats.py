@@ -88,10 +88,13 @@ class MomentStats:
             return cls.empty(d)
         rows = min(n, BLOCK_ROWS)
         buffers = (np.empty((rows, d)), np.empty(rows), np.ones(rows))
-        return merge_all(
-            cls._block(X[start : start + rows], y[start : start + rows], *buffers)
-            for start in range(0, n, rows)
-        )
+        # Values near the float64 limit overflow here; the caller checks the statistics are
+        # finite (engines.check_trainable) and names the column, so no warning is needed.
+        with np.errstate(over="ignore", invalid="ignore"):
+            return merge_all(
+                cls._block(X[start : start + rows], y[start : start + rows], *buffers)
+                for start in range(0, n, rows)
+            )
 
     @classmethod
     def _block(
@@ -118,6 +121,10 @@ class MomentStats:
             return other
         n = self.n + other.n
         weight = self.n * other.n / n
+        with np.errstate(over="ignore", invalid="ignore"):  # see ``of``
+            return self._merged(other, n, weight)
+
+    def _merged(self, other: "MomentStats", n: int, weight: float) -> "MomentStats":
         dx = other.mean_x - self.mean_x
         dy = other.mean_y - self.mean_y
         return MomentStats(
@@ -139,7 +146,7 @@ class MomentStats:
         """Σ (y − x·coef − intercept)² over these rows, from the moments alone."""
         offset = self.mean_y - self.mean_x @ coef - intercept
         quadratic = self.cyy - 2.0 * coef @ self.cxy + coef @ self.cxx @ coef
-        return max(float(quadratic), 0.0) + self.n * offset * offset
+        return max(float(quadratic), 0.0) + self.n * float(offset) ** 2
 
 
 def merge_all(parts: Iterable[MomentStats]) -> MomentStats:
@@ -163,8 +170,9 @@ def solve(stats: MomentStats, feature_names: Sequence[str]) -> tuple[np.ndarray,
     """Least-squares coefficients and intercept from the statistics, minimum-norm like
     scikit-learn when a column is constant or collinear (with a warning naming it)."""
     std = stats.std_x
-    scale = max(float(std.max(initial=0.0)), 1e-300)
-    constant = std <= 1e-12 * scale
+    # Constant: no variation a float64 can resolve against the column's own magnitude (not
+    # against other columns: a feature on a 1e-6 scale beside one on 1e6 is not constant).
+    constant = std <= 1e-12 * np.maximum(np.abs(stats.mean_x), np.finfo(np.float64).tiny)
     for name in [str(n) for n, flag in zip(feature_names, constant, strict=True) if flag]:
         warnings.warn(
             f"feature {name!r} is constant: its coefficient is 0", RankWarning, stacklevel=2

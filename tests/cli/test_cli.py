@@ -3,12 +3,13 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from helpers import SEED_MSE, SEED_R2, snapshot, write_csv
-from linreg_ops import artifacts, cli
+from helpers import SEED_MSE, SEED_R2, snapshot, tamper, write_csv
+from linreg_ops import __version__, cli, predict, store
 
 pytestmark = pytest.mark.slow
 
@@ -16,8 +17,6 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def run_result(tmp_path_factory):
     """One full ``linreg-ops run`` in an empty folder, shared by the tests that read it."""
-    from pathlib import Path
-
     workdir = tmp_path_factory.mktemp("run")
     executable = Path(sys.executable).with_name("linreg-ops")
     result = subprocess.run(
@@ -36,10 +35,11 @@ def test_run_reproduces_the_seed_and_writes_everything(run_result):
     assert result.returncode == 0, result.stderr
     assert f"R² Score: {SEED_R2}" in result.stdout
     assert f"Mean Squared Error (Loss): {SEED_MSE}" in result.stdout
-    for name in (*artifacts.KNOWN_ARTIFACTS, artifacts.MANIFEST_JSON):
+    for name in store.SEED_PATHS:
         assert (workdir / "models" / name).is_file(), name
+    assert (workdir / "models" / "current").resolve() == workdir / "models" / "versions" / "1"
     metrics = json.loads((workdir / "models" / "metrics.json").read_text())
-    assert set(metrics) >= {"float", "quantized", "n_train", "n_test", "features"}
+    assert set(metrics) >= {"float", "quantized", "n_train", "n_test", "features", "gate"}
     assert set(metrics["quantized"]) >= {"dtype", "r2", "mse", "max_abs_diff", "mean_abs_diff"}
     assert metrics["integer_only"]["mean_abs_diff_inside"] <= 0.005
     assert metrics["quantized"]["dtype"] == "int8"
@@ -57,8 +57,12 @@ def test_report_holds_the_table_exactly_as_printed(run_result):
 
 def test_help_lists_every_command(run_cli):
     result = run_cli("--help", check=True)
-    for command in ("train", "quantize", "predict", "evaluate", "run"):
+    for command in ("train", "quantize", "predict", "evaluate", "run", "serve"):
         assert command in result.stdout
+
+
+def test_version(run_cli):
+    assert run_cli("--version", check=True).stdout.strip() == f"linreg-ops {__version__}"
 
 
 def test_predict_prints_metrics_and_first_ten(run_cli, trained_dir):
@@ -68,9 +72,9 @@ def test_predict_prints_metrics_and_first_ten(run_cli, trained_dir):
     assert sum(line.startswith("True: ") for line in result.stdout.splitlines()) == 10
 
 
-def test_predict_input_output(run_cli, trained_dir, tmp_path):
-    test = artifacts.load_test_split(trained_dir)
-    rows = write_csv(tmp_path / "rows.csv", list(test.columns), test.values[:7].tolist())
+def test_predict_input_output(run_cli, trained_dir, models, test_rows, tmp_path):
+    columns, values = test_rows
+    rows = write_csv(tmp_path / "rows.csv", list(columns), values[:7].tolist())
     result = run_cli(
         "predict",
         "--models-dir",
@@ -87,9 +91,69 @@ def test_predict_input_output(run_cli, trained_dir, tmp_path):
     import pyarrow.parquet as pq
 
     written = pq.read_table(tmp_path / "p.parquet").column("prediction").to_numpy()
-    np.testing.assert_array_equal(
-        written, artifacts.load_quantized_model(trained_dir).predict(test.values[:7, :-1])
+    np.testing.assert_array_equal(written, models.quantized.predict(values[:7, :-1]))
+
+
+def test_predict_input_folder(run_cli, trained_dir, models, test_rows, tmp_path):
+    columns, values = test_rows
+    (tmp_path / "in").mkdir()
+    write_csv(tmp_path / "in" / "a.csv", list(columns), values[:3].tolist())
+    write_csv(tmp_path / "in" / "b.csv", list(columns), values[3:5].tolist())
+    result = run_cli(
+        "predict", "--models-dir", trained_dir, "--input", tmp_path / "in", "--output",
+        tmp_path / "p.csv", check=True,
+    )  # fmt: skip
+    assert "Wrote 5 float predictions" in result.stdout
+    written = np.loadtxt(tmp_path / "p.csv", delimiter=",", skiprows=1)
+    np.testing.assert_array_equal(written, models.float.predict(values[:5, :-1]))
+
+
+def test_quoted_text_between_features_does_not_shift_columns(
+    run_cli, trained_dir, models, tmp_path
+):
+    """Issue 8: a free-text column with commas used to shift the numbers after it."""
+    names = list(models.float.feature_names)
+    row = [8.3252, 41.0, 6.98, 1.02, 322.0, 2.55, 37.88, -122.23]
+    header = [*names[:3], "address", *names[3:]]
+    text = (
+        ",".join(header)
+        + "\n"
+        + ",".join([*map(str, row[:3]), '"north, 5, x"', *map(str, row[3:])])
+        + "\n"
     )
+    (tmp_path / "q.csv").write_text(text)
+    run_cli(
+        "predict",
+        "--models-dir",
+        trained_dir,
+        "--input",
+        tmp_path / "q.csv",
+        "--output",
+        tmp_path / "p.csv",
+        check=True,
+    )
+    written = np.loadtxt(tmp_path / "p.csv", delimiter=",", skiprows=1)
+    assert written == models.float.predict(np.array([row]))[0]
+
+
+def test_a_row_with_an_extra_field_is_refused(run_cli, trained_dir, models, tmp_path):
+    """Issue 8: this row used to predict −20.035 with exit 0."""
+    names = list(models.float.feature_names)
+    (tmp_path / "x.csv").write_text(
+        ",".join(names) + "\n8,3252,41,6.98,1.02,322,2.55,37.88,-122.23\n"
+    )
+    result = run_cli(
+        "predict",
+        "--models-dir",
+        trained_dir,
+        "--input",
+        tmp_path / "x.csv",
+        "--output",
+        tmp_path / "p.csv",
+    )
+    assert result.returncode == 2
+    assert "row 1 (line 2) has 9 fields, the header has 8" in result.stderr
+    assert not (tmp_path / "p.csv").exists()
 
 
 def test_evaluate_prints_the_comparison_table(run_cli, models_copy):
@@ -105,10 +169,11 @@ def test_train_and_predict_on_a_user_csv(run_cli, regression_csv, tmp_path):
         "train", "--data", regression_csv, "--target", "y", "--models-dir", models, check=True
     )
     assert f"Loading {regression_csv} (target 'y')." in result.stdout
-    model = artifacts.load_model(models)
-    np.testing.assert_allclose(model.coef, [2.0, -3.0, 0.5], atol=0.05)
-    run_cli("quantize", "--dtype", "uint8", "--models-dir", models, check=True)
-    assert artifacts.load_quantized_model(models).dtype == "uint8"
+    np.testing.assert_allclose(predict.load(models).float.coef, [2.0, -3.0, 0.5], atol=0.05)
+    run_cli(
+        "quantize", "--dtype", "uint8", "--max-r2-drop", "0.01", "--models-dir", models, check=True
+    )
+    assert predict.load(models).quantized.dtype == "uint8"
 
 
 def test_predict_does_not_import_scikit_learn(trained_dir):
@@ -123,7 +188,8 @@ def test_predict_does_not_import_scikit_learn(trained_dir):
     }
     assert "linreg_ops.predict" in imported
     # (numpy itself imports the pickle module; what matters is that nothing unpickles a model)
-    for heavy in ("sklearn", "joblib", "scipy", "pandas", "pyarrow", "matplotlib"):
+    # pyarrow is the one table reader (the stored test split is CSV); pandas is not needed
+    for heavy in ("sklearn", "joblib", "scipy", "pandas", "matplotlib", "dask"):
         assert heavy not in imported, f"predict imported {heavy}"
 
 
@@ -148,7 +214,15 @@ BAD_TRAIN_INPUTS = {
     ),
     "non-numeric": (
         lambda p: _table(p, "n.csv", ["a", "y"], [[1, 2], ["x", 3], [3, 1], [4, 4]]),
-        "column 'a' row 2 (line 3): non-numeric value 'x'",
+        "column 'a' row 2: non-numeric value 'x'; pass --features",
+    ),
+    "extra field": (
+        lambda p: _file(p, "x.csv", b"a,y\n1,2\n3,4,5\n"),
+        "row 2 (line 3) has 3 fields, the header has 2",
+    ),
+    "overflow": (
+        lambda p: _table(p, "o.csv", ["a", "y"], [[1, 2], [1e308, 3], [3, 1], [4, 4]] * 3),
+        "column 'a' holds values so large that their squares overflow",
     ),
     "nan": (
         lambda p: _table(p, "nan.csv", ["a", "y"], [[1, 2], [2, 3], [3, "nan"], [4, 4]]),
@@ -187,7 +261,8 @@ def test_bad_training_data_exits_2_and_changes_nothing(run_cli, models_copy, tmp
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["predict", "--models-dir", "{empty}"], "no manifest.json"),
+        (["predict", "--models-dir", "{empty}"], "no model in"),
+        (["predict", "--models-dir", "{models}", "--output", "o.csv"], "--output needs --input"),
         (["predict", "--input", "rows.csv"], "--input needs --output"),
         (["quantize", "--dtype", "int1", "--models-dir", "{models}"], "unsupported dtype 'int1'"),
         (
@@ -221,11 +296,53 @@ def test_argparse_errors_exit_2(run_cli):
 
 
 def test_tampered_model_exits_2(run_cli, models_copy):
-    path = models_copy / artifacts.MODEL_JSON
-    path.write_text(path.read_text().replace('"intercept": -37', '"intercept": -36'))
+    tamper(
+        models_copy,
+        "model.json",
+        lambda data: data.replace(b'"intercept": -37', b'"intercept": -36'),
+    )
     result = run_cli("predict", "--models-dir", models_copy)
     assert result.returncode == 2
     assert "does not match its SHA-256" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--port", "99999"], "argument --port: must be from 0 (any free port) to 65535"),
+        (["--port", "http"], "argument --port: expected a port number"),
+        (
+            ["--host", "256.1.1.1"],
+            "--host '256.1.1.1' is not an address this machine can listen on",
+        ),
+        (["--workers", "0"], "argument --workers: must be ≥ 1"),
+    ],
+)
+def test_bad_serve_addresses_exit_2(run_cli, trained_dir, args, message):
+    result = run_cli("serve", "--models-dir", trained_dir, *args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_missing_optional_dependency_is_one_line_naming_the_command(tmp_path, trained_dir):
+    """Hide distributed (as if the scale extra were not installed): exit 2, the pip command."""
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    (blocker / "distributed.py").write_text("raise ImportError('blocked', name='distributed')\n")
+    env = {**__import__("os").environ, "PYTHONPATH": str(blocker)}
+    data = write_csv(tmp_path / "d.csv", ["a", "y"], [[i, 2 * i + i % 3] for i in range(30)])
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("linreg-ops")), "train", "--data", str(data),
+         "--target", "y", "--engine", "dask", "--models-dir", str(tmp_path / "m")],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "the dask engine needs the 'scale' extra (distributed is not installed): " in lines[0]
+    assert "-m pip install" in lines[0]
+    assert "[scale]'" in lines[0]
 
 
 def test_unexpected_errors_exit_1(monkeypatch, capsys, trained_dir):

@@ -3,7 +3,7 @@
 import pytest
 
 from helpers import snapshot
-from linreg_ops import artifacts
+from linreg_ops import predict
 
 pytestmark = pytest.mark.slow
 
@@ -26,6 +26,18 @@ def test_max_abs_diff_gate(run_cli, models_copy):
     assert "more than --max-abs-diff 0.001" in result.stderr
 
 
+def test_the_integer_only_model_is_gated_too(run_cli, models_copy):
+    """Issue 8: --input-dtype int8 --max-abs-diff 0.05 used to publish a model moving 0.58."""
+    before = snapshot(models_copy)
+    result = run_cli(
+        "quantize", "--input-dtype", "int8", "--max-abs-diff", "0.05", "--models-dir", models_copy
+    )
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "quality gate: integer-only int8×int8 minmax loses" in result.stderr
+    assert "and moves a prediction by" in result.stderr
+    assert snapshot(models_copy) == before
+
+
 def test_options_reach_the_artifacts(run_cli, models_copy):
     result = run_cli(
         "quantize", "--dtype", "int6", "--granularity", "per-channel", "--rounding", "optimal",
@@ -33,14 +45,15 @@ def test_options_reach_the_artifacts(run_cli, models_copy):
         "--models-dir", models_copy,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    quantized = artifacts.load_quantized_model(models_copy)
+    loaded = predict.load(models_copy)
+    quantized = loaded.quantized
     assert (quantized.dtype, quantized.granularity, quantized.rounding) == (
         "int6",
         "per-channel",
         "optimal",
     )
     assert quantized.scale.size == quantized.n_features
-    integer = artifacts.load_integer_model(models_copy)
+    integer = loaded.integer
     assert (integer.weight_dtype, integer.input_bits, integer.calibration) == (
         "int6",
         8,

@@ -1,4 +1,8 @@
-"""Batch prediction from the JSON artifacts: file formats, column order, bad rows, evaluation."""
+"""Loading a version and predicting from it: file formats, folders, column order, bad rows,
+known answers, and an evaluation that agrees with what was published."""
+
+import json
+import shutil
 
 import numpy as np
 import pyarrow as pa
@@ -6,87 +10,159 @@ import pyarrow.parquet as pq
 import pytest
 
 from helpers import write_csv
-from linreg_ops import artifacts, predict
-from linreg_ops.errors import InputError
+from linreg_ops import codecs, predict, store
+from linreg_ops.errors import ArtifactError, InputError
 
 
-@pytest.fixture(scope="module")
-def rows(trained_dir):
-    test = artifacts.load_test_split(trained_dir)
-    return test.columns, test.values
-
-
-def test_csv_in_csv_out_with_shuffled_and_extra_columns(trained_dir, rows, tmp_path):
-    columns, values = rows
+def test_csv_in_csv_out_with_shuffled_and_extra_columns(models, test_rows, tmp_path):
+    columns, values = test_rows
     order = [7, 2, 0, 8, 1, 3, 4, 6, 5]  # includes the target column, which is ignored
     path = write_csv(tmp_path / "in.csv", [columns[i] for i in order], values[:25, order].tolist())
-    done = predict.predict_file(trained_dir, path, tmp_path / "out.csv", chunk_rows=7)
+    done = predict.predict_file(models, "float", path, tmp_path / "out.csv", chunk_rows=7)
     assert done.rows == 25
-    expected = artifacts.load_model(trained_dir).predict(values[:25, :-1])
     written = np.loadtxt(tmp_path / "out.csv", delimiter=",", skiprows=1)
-    np.testing.assert_array_equal(written, expected)
+    np.testing.assert_array_equal(written, models.float.predict(values[:25, :-1]))
 
 
-def test_parquet_in_parquet_out_quantized(trained_dir, rows, tmp_path):
-    columns, values = rows
+def test_parquet_in_parquet_out_quantized(models, test_rows, tmp_path):
+    columns, values = test_rows
     path = tmp_path / "in.parquet"
     pq.write_table(pa.table({name: values[:40, i] for i, name in enumerate(columns[:-1])}), path)
-    done = predict.predict_file(trained_dir, path, tmp_path / "out.parquet", "quantized", 16)
+    done = predict.predict_file(models, "quantized", path, tmp_path / "out.parquet", 16)
     assert done.rows == 40
-    expected = artifacts.load_quantized_model(trained_dir).predict(values[:40, :-1])
-    assert (
-        pq.read_table(tmp_path / "out.parquet").column("prediction").to_numpy().tolist()
-        == expected.tolist()
+    written = pq.read_table(tmp_path / "out.parquet").column("prediction").to_numpy()
+    np.testing.assert_array_equal(written, models.quantized.predict(values[:40, :-1]))
+
+
+def test_a_folder_of_mixed_files_is_predicted_in_file_order(models, test_rows, tmp_path):
+    columns, values = test_rows
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    write_csv(folder / "a.csv", list(columns), values[:30].tolist())
+    pq.write_table(
+        pa.table({name: values[30:50, i] for i, name in enumerate(columns)}), folder / "b.parquet"
     )
+    done = predict.predict_file(models, "integer", folder, tmp_path / "out.csv", chunk_rows=8)
+    assert done.rows == 50
+    written = np.loadtxt(tmp_path / "out.csv", delimiter=",", skiprows=1)
+    expected, clipped = predict.predict_rows(models.integer, values[:50, :-1])
+    np.testing.assert_array_equal(written[:, 0], expected)
+    np.testing.assert_array_equal(written[:, 1], clipped)
 
 
-def test_integer_only_file_output_flags_clipped_rows(trained_dir, rows, tmp_path):
-    columns, values = rows
+def test_integer_only_file_output_flags_clipped_rows(models, test_rows, tmp_path):
+    columns, values = test_rows
     data = values[:5, :-1].copy()
     data[3, columns.index("Population")] = 1e7  # far beyond the training range
     path = write_csv(tmp_path / "in.csv", list(columns[:-1]), data.tolist())
-    done = predict.predict_file(trained_dir, path, tmp_path / "out.csv", "integer", chunk_rows=2)
+    done = predict.predict_file(models, "integer", path, tmp_path / "out.csv", chunk_rows=2)
     assert (done.rows, done.clipped_rows, done.first_clipped) == (5, 1, [4])
     written = np.loadtxt(tmp_path / "out.csv", delimiter=",", skiprows=1)
     np.testing.assert_array_equal(written[:, 1], [0, 0, 0, 1, 0])
-    expected, _ = predict.predict_rows(artifacts.load_integer_model(trained_dir), data)
+    expected, _ = predict.predict_rows(models.integer, data)
     np.testing.assert_array_equal(written[:, 0], expected)
 
 
-def test_missing_feature_column_is_named(trained_dir, tmp_path):
+def test_missing_feature_column_is_named_and_nothing_is_written(models, tmp_path):
     path = write_csv(tmp_path / "in.csv", ["MedInc", "HouseAge"], [[1, 2]])
     with pytest.raises(InputError, match="column 'AveRooms' not found"):
-        predict.predict_file(trained_dir, path, tmp_path / "out.csv")
+        predict.predict_file(models, "float", path, tmp_path / "out.csv")
     assert not (tmp_path / "out.csv").exists()
 
 
-def test_nan_in_input_is_named(trained_dir, rows, tmp_path):
-    columns, values = rows
+def test_nan_in_input_is_named(models, test_rows, tmp_path):
+    columns, values = test_rows
     data = values[:3, :-1].tolist()
     data[1][4] = "nan"
     path = write_csv(tmp_path / "in.csv", list(columns[:-1]), data)
     with pytest.raises(InputError, match="column 'Population' row 2 is NaN"):
-        predict.predict_file(trained_dir, path, tmp_path / "out.csv")
+        predict.predict_file(models, "float", path, tmp_path / "out.csv")
+    assert list(tmp_path.iterdir()) == [path], "no output and no temporary file"
 
 
-def test_unknown_model_kind(trained_dir):
+def test_unknown_model_kind(models):
     with pytest.raises(InputError, match="unknown model kind 'float16'"):
-        predict.load_predictor(trained_dir, "float16")
+        predict.check_kind("float16")
 
 
-def test_evaluate_matches_metrics_json(models_copy):
-    summary = predict.evaluate(models_copy)
-    stored = artifacts.load_metrics(models_copy)
-    assert summary["float"] == stored["float"]
-    assert summary["quantized"] == stored["quantized"]
-    assert summary["n_rows"] == stored["n_test"] == 4128
+def test_evaluate_reproduces_the_published_metrics(trained_dir, models):
+    """Computed afresh from the stored rows, equal to what metrics.json recorded at publication
+    (metrics.json is never rewritten: the version is immutable)."""
+    before = (trained_dir / "versions" / "2" / "metrics.json").read_bytes()
+    X, y, source = predict.labelled_rows(models)
+    evaluation = predict.evaluate(models, X, y, source)
+    stored = json.loads(before)
+    for key in ("r2", "mse"):
+        assert evaluation.figures["float"][key] == stored["float"][key]
+    for key in ("r2", "mse", "delta_r2", "max_abs_diff", "mean_abs_diff", "clipped_rows"):
+        assert evaluation.figures["quantized"][key] == stored["quantized"][key]
+        assert evaluation.figures["integer"][key] == stored["integer_only"][key]
+    assert evaluation.n_rows == stored["n_test"] == 4128
+    assert (trained_dir / "versions" / "2" / "metrics.json").read_bytes() == before
 
 
-def test_evaluate_on_a_labelled_file(trained_dir, rows, tmp_path):
-    columns, values = rows
+def test_evaluate_on_labelled_files(models, test_rows, tmp_path):
+    columns, values = test_rows
     path = write_csv(tmp_path / "labelled.csv", list(columns), values[:100].tolist())
-    summary = predict.evaluate(trained_dir, path, "MedHouseVal")
-    assert summary["n_rows"] == 100
-    assert summary["quantized"]["dtype"] == "int8"
+    X, y, source = predict.labelled_rows(models, path, "MedHouseVal")
+    evaluation = predict.evaluate(models, X, y, source)
+    assert evaluation.n_rows == 100
+    assert set(evaluation.figures) == {"float", "quantized", "integer"}
     with pytest.raises(InputError, match="--data needs --target"):
-        predict.evaluate(trained_dir, path, None)
+        predict.labelled_rows(models, path, None)
+
+
+def _rewrite(models_copy, name, edit):
+    """Edit an artifact of the current version and rewrite its SHA-256 in the manifest."""
+    version = store.open_version(models_copy)
+    path = version.path / name
+    data = edit(path.read_bytes())
+    manifest = json.loads((version.path / "manifest.json").read_bytes())
+    manifest["artifacts"][name] = {"sha256": store.sha256_bytes(data), "bytes": len(data)}
+    for target, content in (
+        (path, data),
+        (version.path / "manifest.json", json.dumps(manifest).encode()),
+    ):
+        target.chmod(0o644)
+        target.write_bytes(content)
+
+
+def test_a_valid_but_different_model_fails_its_known_answers(models_copy):
+    def nudge(data: bytes) -> bytes:
+        payload = json.loads(data)
+        payload["coef"][0] *= 1.001
+        return codecs.json_bytes(payload)
+
+    _rewrite(models_copy, "model.json", nudge)
+    with pytest.raises(ArtifactError, match="float model does not reproduce the predictions"):
+        predict.load(models_copy)
+
+
+def test_an_edit_that_keeps_every_prediction_loads(models_copy, models, test_rows):
+    def cosmetic(data: bytes) -> bytes:  # key order and spacing only
+        return json.dumps(json.loads(data), indent=None).encode()
+
+    _rewrite(models_copy, "integer_model.json", cosmetic)
+    loaded = predict.load(models_copy)
+    X = test_rows[1][:, :-1]
+    np.testing.assert_array_equal(
+        loaded.integer.predict_codes(X)[0], models.integer.predict_codes(X)[0]
+    )
+
+
+def test_models_from_two_runs_cannot_be_mixed(models_copy, tmp_path, regression_csv):
+    """A quantized model copied in from another version (SHA rewritten) is refused."""
+    from linreg_ops import data, pipeline
+    from linreg_ops.config import GateConfig, IntegerConfig, QuantConfig, TrainConfig
+
+    other = tmp_path / "other"
+    source = data.file_source(regression_csv, "y")
+    no_gate = GateConfig(max_r2_drop=None)
+    pipeline.run(
+        source, other, tmp_path / "r", TrainConfig(), QuantConfig(), IntegerConfig(), no_gate
+    )
+    foreign = (store.open_version(other).path / "integer_model.json").read_bytes()
+    _rewrite(models_copy, "integer_model.json", lambda _: foreign)
+    with pytest.raises(ArtifactError):
+        predict.load(models_copy)
+    shutil.rmtree(other)

@@ -48,23 +48,29 @@ def test_parameter_bytes():
 
 
 @pytest.mark.parametrize("noise", [0.3, 0.0], ids=["noisy", "constant-residual"])
-def test_write_report(tmp_path, noise):
+def test_plots_are_real_pictures(noise):
     rng = np.random.default_rng(0)
     y = rng.normal(size=100)
-    predictions = y + 0.1 + noise * rng.normal(size=100)
-    table = report.comparison_table(rows())
-    paths = report.write_report(
-        tmp_path, table, ["context line"], y, predictions, predictions + 0.01, "int8"
-    )
+    predictions = {"float64": y + 0.1 + noise * rng.normal(size=100)}
+    predictions["int8 per-tensor hessian"] = predictions["float64"] + 0.01
+    for draw in (report.predicted_vs_actual_png, report.residuals_png):
+        data = draw(y, predictions, "MedHouseVal", "$100,000s")
+        assert data.startswith(PNG_MAGIC)
+        assert len(data) > 10_000
+
+
+def test_run_report_embeds_the_table_as_printed(models, test_rows, tmp_path):
+    from linreg_ops import predict
+
+    X, y = test_rows[1][:, :-1], test_rows[1][:, -1]
+    evaluation = predict.evaluate(models, X, y, "stored test split")
+    paths = report.write_run_report(tmp_path, models, evaluation, X, y, "$100,000s")
     assert sorted(p.name for p in paths) == [
+        "model_card.md",
         "predicted_vs_actual.png",
         "report.md",
         "residuals.png",
     ]
     markdown = (tmp_path / "report.md").read_text()
-    assert table in markdown
-    assert "- context line" in markdown
-    for name in ("predicted_vs_actual.png", "residuals.png"):
-        data = (tmp_path / name).read_bytes()
-        assert data.startswith(PNG_MAGIC)
-        assert len(data) > 10_000
+    assert report.comparison_table(report.comparison_rows(models, evaluation)) in markdown
+    assert "- version: 2 of" in markdown

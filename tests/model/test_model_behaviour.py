@@ -3,10 +3,9 @@
 import numpy as np
 import pytest
 
-from linreg_ops import artifacts
-from linreg_ops.data import Dataset
-from linreg_ops.quantize import quantize, quantize_model
-from linreg_ops.train import fit_linear_regression, train
+from linreg_ops import data, pipeline, predict, store
+from linreg_ops.engines import fit_linear_regression
+from linreg_ops.quantize import QuantConfig, quantize_model
 
 
 def test_fit_recovers_coefficients_when_feature_scales_differ_by_1e7():
@@ -34,19 +33,18 @@ def test_constant_feature_gets_a_zero_coefficient():
 
 
 @pytest.mark.parametrize("dtype", ["int8", "uint8"])
-def test_quantized_r2_within_0_001_of_float_on_california(trained_dir, dtype):
-    model = artifacts.load_model(trained_dir)
-    test = artifacts.load_test_split(trained_dir)
-    X, y = test.values[:, :-1], test.values[:, -1]
+def test_quantized_r2_within_0_001_of_float_on_california(models, test_rows, dtype):
+    model = models.float
+    X, y = test_rows[1][:, :-1], test_rows[1][:, -1]
     from linreg_ops.metrics import r2_score
 
-    quantized = quantize_model(model, dtype)
+    quantized = quantize_model(model, QuantConfig(dtype))
     assert abs(r2_score(y, quantized.predict(X)) - r2_score(y, model.predict(X))) <= 0.001
     assert quantized.scale.size == 1, "first version: one scale for all coefficients"
 
 
-def test_higher_income_predicts_higher_value(trained_dir):
-    model = artifacts.load_model(trained_dir)
+def test_higher_income_predicts_higher_value(models):
+    model = models.float
     row = model.feature_mean.copy()
     richer = row.copy()
     richer[model.feature_names.index("MedInc")] += 1.0
@@ -55,25 +53,30 @@ def test_higher_income_predicts_higher_value(trained_dir):
 
 def test_two_runs_give_byte_identical_models(california, tmp_path):
     for run in ("first", "second"):
-        train(california, tmp_path / run)
-        quantize(tmp_path / run)
+        pipeline.train(california, tmp_path / run)
+        pipeline.quantize(tmp_path / run)
     for name in (
-        artifacts.MODEL_JSON,
-        artifacts.QUANTIZED_MODEL_JSON,
-        artifacts.INTEGER_MODEL_JSON,
-        artifacts.TEST_SPLIT_CSV,
+        store.MODEL_JSON,
+        store.QUANTIZED_MODEL_JSON,
+        store.INTEGER_MODEL_JSON,
+        store.TEST_SPLIT_CSV,
+        store.METRICS_JSON,
     ):
         assert (tmp_path / "first" / name).read_bytes() == (tmp_path / "second" / name).read_bytes()
 
 
-def test_retraining_drops_the_previous_quantized_model(models_copy, regression_csv):
-    from linreg_ops.data import load_dataset
-
-    train(load_dataset(regression_csv, "y"), models_copy)
-    assert not (models_copy / artifacts.QUANTIZED_MODEL_JSON).exists()
-    assert not (models_copy / artifacts.QUANT_PARAMS_JOBLIB).exists()
-    assert artifacts.load_metrics(models_copy)["quantized"] is None
-    assert artifacts.load_model(models_copy).feature_names == ("a", "b", "c")
+def test_retraining_publishes_a_version_without_the_old_quantized_model(
+    models_copy, regression_csv
+):
+    pipeline.train(data.file_source(regression_csv, "y"), models_copy)
+    assert not (models_copy / store.QUANTIZED_MODEL_JSON).exists()
+    assert not (models_copy / store.QUANT_PARAMS_JOBLIB).exists()
+    loaded = predict.load(models_copy)
+    assert loaded.version.number == 3
+    assert loaded.kinds() == ["float"]
+    assert predict.load_metrics(loaded.version)["quantized"] is None
+    assert loaded.float.feature_names == ("a", "b", "c")
+    assert predict.load(models_copy, 2).kinds() == ["float", "quantized", "integer"]
 
 
 def test_user_data_spanning_1e_minus6_to_1e6(tmp_path):
@@ -82,7 +85,7 @@ def test_user_data_spanning_1e_minus6_to_1e6(tmp_path):
     X = rng.normal(size=(500, 5)) * scales
     true_coef = np.array([3e6, -2e3, 1.5, 4e-3, -1e-6])
     y = X @ true_coef + 10 + rng.normal(scale=1e-5, size=500)
-    dataset = Dataset(X, y, tuple(f"x{i}" for i in range(5)), "y", "synthetic", "0" * 64)
-    result = train(dataset, tmp_path / "models")
+    source = data.ArraySource(X, y, tuple(f"x{i}" for i in range(5)), "y", "synthetic", "0" * 64)
+    result = pipeline.train(source, tmp_path / "models")
     np.testing.assert_allclose(result.model.coef, true_coef, rtol=1e-3)
     assert result.metrics["r2"] > 0.999

@@ -10,16 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from helpers import collinear_data, fit_model, model_with, snapshot, split_rows, write_csv
-from linreg_ops import artifacts
-from linreg_ops.errors import InputError
-from linreg_ops.predict import fidelity
+from linreg_ops import data, pipeline, predict, store
+from linreg_ops.config import GateConfig as Gate
+from linreg_ops.errors import InputError, QualityGateError
 from linreg_ops.quantize import (
-    Gate,
     IntegerConfig,
-    QualityGateError,
     QuantConfig,
     build_integer_model,
-    quantize,
+    fidelity,
     quantize_model,
     rounding_note,
 )
@@ -27,9 +25,8 @@ from linreg_ops.rounding import objective
 
 
 @pytest.fixture(scope="module")
-def california_model(trained_dir):
-    test = artifacts.load_test_split(trained_dir)
-    return artifacts.load_model(trained_dir), test.values[:, :-1], test.values[:, -1]
+def california_model(models, test_rows):
+    return models.float, test_rows[1][:, :-1], test_rows[1][:, -1]
 
 
 def delta_r2(model, config, X, y):
@@ -226,9 +223,6 @@ def _grid_of(quantized):
 
 
 def test_user_csv_with_features_from_1e_minus6_to_1e6(tmp_path):
-    from linreg_ops.data import load_dataset
-    from linreg_ops.train import train
-
     rng = np.random.default_rng(8)
     scales = np.array([1e-6, 1e-3, 1.0, 1e3, 1e6])
     X = rng.normal(size=(1000, 5)) * scales
@@ -237,9 +231,9 @@ def test_user_csv_with_features_from_1e_minus6_to_1e6(tmp_path):
         tmp_path / "wide.csv", ["a", "b", "c", "d", "e", "y"], np.column_stack([X, y]).tolist()
     )
     models = tmp_path / "models"
-    train(load_dataset(path, "y"), models)
-    result = quantize(models)
-    assert abs(result.metrics["delta_r2"]) <= 0.002
+    pipeline.train(data.file_source(path, "y"), models)
+    result = pipeline.quantize(models, gate=Gate(max_r2_drop=0.002))
+    assert abs(result.figures["delta_r2"]) <= 0.002
     assert np.all(result.quantized.weights != 0)
 
 
@@ -260,14 +254,14 @@ def test_integer_output_equals_float_simulation_within_one_step(seed, input_dtyp
     assert 2**30 <= integer.multiplier < 2**31  # M0 in [0.5, 1) as a Q31 integer
 
 
-def test_integer_model_json_reproduces_bit_for_bit_in_plain_python(trained_dir):
+def test_integer_model_json_reproduces_bit_for_bit_in_plain_python(trained_dir, models, test_rows):
     """Re-implement the documented inference from the JSON alone, without numpy."""
-    spec = json.loads((trained_dir / artifacts.INTEGER_MODEL_JSON).read_text())
-    test = artifacts.load_test_split(trained_dir)
-    expected, _ = artifacts.load_integer_model(trained_dir).predict_codes(test.values[:200, :-1])
+    spec = json.loads((trained_dir / store.INTEGER_MODEL_JSON).read_text())
+    rows = test_rows[1][:200, :-1]
+    expected, _ = models.integer.predict_codes(rows)
     low, high = -(2 ** (spec["input_bits"] - 1)), 2 ** (spec["input_bits"] - 1) - 1
     out_low, out_high = -(2 ** (spec["output_bits"] - 1)), 2 ** (spec["output_bits"] - 1) - 1
-    for row, want in zip(test.values[:200, :-1].tolist(), expected.tolist(), strict=True):
+    for row, want in zip(rows.tolist(), expected.tolist(), strict=True):
         acc = spec["bias"]
         for x, scale, zp, w in zip(
             row, spec["input_scale"], spec["input_zero_point"], spec["weights"], strict=True
@@ -284,17 +278,41 @@ def test_integer_model_json_reproduces_bit_for_bit_in_plain_python(trained_dir):
 def test_gate_refuses_and_writes_nothing(models_copy):
     before = snapshot(models_copy)
     with pytest.raises(
-        QualityGateError, match=r"loses 0\.0\d+ R² .* more than --max-r2-drop 0\.001"
+        QualityGateError,
+        match=r"int4 per-tensor nearest loses 0\.0\d+ R² .* more than --max-r2-drop 0\.001",
     ):
-        quantize(models_copy, QuantConfig("int4", rounding="nearest"))
+        pipeline.quantize(models_copy, QuantConfig("int4", rounding="nearest"))
     with pytest.raises(
         QualityGateError, match=r"moves a prediction by .* more than --max-abs-diff 0\.01"
     ):
-        quantize(models_copy, QuantConfig("int8"), gate=Gate(max_abs_diff=0.01))
+        pipeline.quantize(models_copy, QuantConfig("int8"), gate=Gate(max_abs_diff=0.01))
     assert snapshot(models_copy) == before
 
 
+def test_the_gate_covers_the_integer_only_model(models_copy):
+    """Issue 8: int8 inputs moved predictions by 0.58 and were published anyway."""
+    before = snapshot(models_copy)
+    with pytest.raises(
+        QualityGateError, match=r"integer-only int8×int8 minmax moves a prediction by 0\.\d+"
+    ):
+        pipeline.quantize(models_copy, integer=IntegerConfig("int8"), gate=Gate(None, 0.05))
+    assert snapshot(models_copy) == before
+
+
+def test_metrics_json_says_which_limits_each_model_met(models_copy):
+    result = pipeline.quantize(models_copy, gate=Gate(max_r2_drop=0.001, max_abs_diff=1.0))
+    gate = predict.load_metrics(result.version)["gate"]
+    assert gate["max_r2_drop"] == 0.001
+    assert gate["max_abs_diff"] == 1.0
+    assert gate["quantized"] == {"max_r2_drop": True, "max_abs_diff": True}
+    assert gate["integer_only"] == {"max_r2_drop": True, "max_abs_diff": True}
+
+
 def test_gate_can_be_switched_off(models_copy):
-    result = quantize(models_copy, QuantConfig("int4", rounding="nearest"), gate=Gate(None, None))
-    assert result.metrics["delta_r2"] < -0.02
-    assert artifacts.load_quantized_model(models_copy).dtype == "int4"
+    result = pipeline.quantize(
+        models_copy, QuantConfig("int4", rounding="nearest"), gate=Gate(None, None)
+    )
+    assert result.figures["delta_r2"] < -0.02
+    assert predict.load(models_copy).quantized.dtype == "int4"
+    gate = predict.load_metrics(result.version)["gate"]
+    assert gate["quantized"] == {"max_r2_drop": True, "max_abs_diff": True}

@@ -5,7 +5,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from linreg_ops import artifacts
+from linreg_ops import predict
 
 pytestmark = pytest.mark.slow
 
@@ -41,9 +41,9 @@ def test_streaming_train_and_out_of_core_predict(run_cli, parquet_files, tmp_pat
         check=True,
     )
     assert "(engine: streaming)" in result.stdout
-    model = artifacts.load_model(models)
-    np.testing.assert_allclose(model.coef, [1.0, -2.0, 0.5], atol=0.01)
-    assert artifacts.load_manifest(models)["split"]["method"].startswith("row hash")
+    loaded = predict.load(models)
+    np.testing.assert_allclose(loaded.float.coef, [1.0, -2.0, 0.5], atol=0.01)
+    assert loaded.version.manifest.split["method"].startswith("row hash")
     result = run_cli(
         "predict",
         "--input",
@@ -87,4 +87,4 @@ def test_constant_column_warns_by_name_and_still_trains(run_cli, tmp_path):
         "train", "--data", path, "--target", "y", "--models-dir", tmp_path / "m", check=True
     )
     assert "RankWarning: feature 'b' is constant" in result.stderr
-    assert artifacts.load_model(tmp_path / "m").coef[1] == 0.0
+    assert predict.load(tmp_path / "m").float.coef[1] == 0.0

@@ -1,19 +1,19 @@
 """Every engine gives scikit-learn's coefficients, on arrays and on files, on one machine or a
-2-worker Dask LocalCluster on loopback; bad files are named."""
+2-worker Dask LocalCluster on loopback; Dask splits one file across its workers (byte
+ranges of a CSV, row groups of a Parquet file); bad files are named."""
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from sklearn.linear_model import LinearRegression
+from sklearn.model_selection import train_test_split
 
 from helpers import write_csv
-from linreg_ops import artifacts, engines, predict
-from linreg_ops.data import split
+from linreg_ops import data, engines, pipeline, predict, tables
+from linreg_ops.config import GateConfig, IntegerConfig, QuantConfig, TrainConfig
 from linreg_ops.errors import InputError
-from linreg_ops.quantize import quantize
 from linreg_ops.stats import held_out_rows
-from linreg_ops.train import fit_in_memory, train_files
 
 pytestmark = pytest.mark.slow
 FEATURES = [f"x{i}" for i in range(5)]
@@ -47,15 +47,21 @@ def write_parquet_parts(folder, X, y, parts: int):
     return folder
 
 
+def train_files(spec, models_dir, **config):
+    return pipeline.train(data.file_source(spec, "y"), models_dir, TrainConfig(**config))
+
+
 @pytest.mark.parametrize("engine", ["sklearn", "streaming", "dask"])
 def test_california_every_engine_matches_scikit_learn(california, engine, scheduler):
-    data = split(california)
-    reference = LinearRegression().fit(data.X_train, data.y_train)
-    fitted = fit_in_memory(
-        data.X_train, data.y_train, california.feature_names, engine, 3001, scheduler
+    X_train, _, y_train, _ = train_test_split(
+        california.X, california.y, test_size=0.2, random_state=42
     )
-    np.testing.assert_allclose(fitted.coef_, reference.coef_, rtol=1e-7)
-    assert fitted.intercept_ == pytest.approx(reference.intercept_, rel=1e-7)
+    reference = LinearRegression().fit(X_train, y_train)
+    fitted = engines.fit(
+        california, TrainConfig(engine=engine, chunk_rows=3001, scheduler=scheduler)
+    )
+    np.testing.assert_allclose(fitted.coef, reference.coef_, rtol=1e-7)
+    assert fitted.intercept == pytest.approx(reference.intercept_, rel=1e-7)
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +78,7 @@ def test_file_engines_agree_with_scikit_learn_on_the_row_hash_split(
     train_mask = ~held_out_rows(np.arange(len(y)), 42, 0.2)
     reference = LinearRegression().fit(X[train_mask], y[train_mask])
     result = train_files(
-        folder, "y", None, tmp_path / "models", engine=engine, chunk_rows=1234, scheduler=scheduler
+        folder, tmp_path / "models", engine=engine, chunk_rows=1234, scheduler=scheduler
     )
     np.testing.assert_allclose(result.model.coef, reference.coef_, rtol=1e-9)
     assert result.n_train == int(train_mask.sum())
@@ -80,18 +86,17 @@ def test_file_engines_agree_with_scikit_learn_on_the_row_hash_split(
     held = ~train_mask
     expected_mse = np.mean((y[held] - reference.predict(X[held])) ** 2)
     assert result.metrics["mse"] == pytest.approx(expected_mse, rel=1e-9)
-    stored = artifacts.load_test_split(tmp_path / "models")
+    stored = predict.stored_test_rows(predict.load(tmp_path / "models"))
     np.testing.assert_array_equal(stored.values[:, -1], y[held][: len(stored.values)])
 
 
 @pytest.mark.parametrize("engine", ["sklearn", "streaming", "dask"])
 def test_every_engine_recovers_coefficients_across_1e6_scales(engine, scheduler, tmp_path):
     X, y, true_coef = synthetic(2, 6000, scales=[1e-6, 1e-3, 1.0, 1e3, 1e6])
-    y = y - np.random.default_rng(2).normal(scale=0.5, size=6000) * 0  # keep the noise
     path = tmp_path / "wide.parquet"
     pq.write_table(pa.table({**{n: X[:, j] for j, n in enumerate(FEATURES)}, "y": y}), path)
     result = train_files(
-        path, "y", None, tmp_path / "models", engine=engine, chunk_rows=999, scheduler=scheduler
+        path, tmp_path / "models", engine=engine, chunk_rows=999, scheduler=scheduler
     )
     np.testing.assert_allclose(result.model.coef, true_coef, rtol=0.05)
     # ... and plain LinearRegression() does not: its tol truncates the 1e-6 feature.
@@ -99,14 +104,65 @@ def test_every_engine_recovers_coefficients_across_1e6_scales(engine, scheduler,
     assert abs(plain[0] - true_coef[0]) > 0.5 * abs(true_coef[0])
 
 
-def test_streaming_csv_equals_parquet(parquet_folder, tmp_path):
-    folder, X, y = parquet_folder
-    path = write_csv(tmp_path / "all.csv", [*FEATURES, "y"], np.column_stack([X, y]).tolist())
-    from_csv = train_files(path, "y", None, tmp_path / "a", engine="streaming", chunk_rows=777)
-    from_parquet = train_files(
-        folder, "y", None, tmp_path / "b", engine="streaming", chunk_rows=5000
-    )
-    np.testing.assert_allclose(from_csv.model.coef, from_parquet.model.coef, rtol=1e-9)
+@pytest.fixture(scope="module")
+def messy_csv(tmp_path_factory):
+    """One CSV with quoted free text (commas, doubled quotes, newlines) between the numbers,
+    CRLF line ends and a BOM: the shape that used to shift columns."""
+    X, y, _ = synthetic(4, 3000)
+    folder = tmp_path_factory.mktemp("messy")
+    lines = ['"x0","note",x1,x2,x3,x4,"y"']
+    for i, (row, target) in enumerate(zip(X.tolist(), y.tolist(), strict=True)):
+        note = f'"row {i}, ""quoted""\nsecond line"' if i % 3 else "plain"
+        lines.append(",".join([repr(row[0]), note, *map(repr, row[1:]), f'"{target!r}"']))
+    path = folder / "messy.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(lines).encode() + b"\r\n")
+    clean = write_csv(folder / "clean.csv", [*FEATURES, "y"], np.column_stack([X, y]).tolist())
+    return path, clean, X, y
+
+
+@pytest.mark.parametrize("engine", ["sklearn", "streaming", "dask"])
+def test_every_engine_reads_a_messy_csv_as_the_clean_one(
+    messy_csv, engine, scheduler, tmp_path, monkeypatch
+):
+    messy, clean, _X, _y = messy_csv
+    monkeypatch.setattr(engines, "PARTITION_BYTES", 40_000)  # several byte ranges per file
+    config = TrainConfig(engine=engine, chunk_rows=500, scheduler=scheduler)
+    from_messy = engines.fit(data.file_source(messy, "y", FEATURES), config)
+    from_clean = engines.fit(data.file_source(clean, "y", FEATURES), config)
+    np.testing.assert_allclose(from_messy.coef, from_clean.coef, rtol=1e-12)
+    assert from_messy.train.n == from_clean.train.n
+    np.testing.assert_array_equal(from_messy.stored_test, from_clean.stored_test)
+
+
+def test_a_csv_is_cut_at_record_boundaries_outside_quotes(messy_csv):
+    messy, _, _, y = messy_csv
+    parts = tables.partitions(messy, 20_000)
+    assert len(parts) > 5
+    header = tables.read_header(messy)
+    assert sum(tables.partition_rows(part, header) for part in parts) == len(y)
+    data_bytes = messy.read_bytes()
+    for part in parts[1:]:
+        assert data_bytes[part.start - 2 : part.start] == b"\r\n"
+        assert data_bytes[: part.start].count(b'"') % 2 == 0
+
+
+def test_dask_uses_every_worker_on_one_parquet_file(scheduler, tmp_path, monkeypatch):
+    from distributed import Client, get_task_stream
+
+    X, y, _ = synthetic(5, 30_000)
+    path = tmp_path / "one.parquet"
+    table = pa.table({**{n: X[:, j] for j, n in enumerate(FEATURES)}, "y": y})
+    pq.write_table(table, path, row_group_size=2000)
+    monkeypatch.setattr(engines, "PARTITION_BYTES", 1)  # a partition per row group
+    assert len(tables.partitions(path, 1)) == 15
+    with Client(scheduler), get_task_stream() as stream:
+        fit = engines.fit(
+            data.file_source(path, "y"), TrainConfig(engine="dask", scheduler=scheduler)
+        )
+    workers = {task["worker"] for task in stream.data if "_piece_summary" in str(task["key"])}
+    assert len(workers) == 2
+    streaming = engines.fit(data.file_source(path, "y"), TrainConfig(engine="streaming"))
+    np.testing.assert_allclose(fit.coef, streaming.coef, rtol=1e-12)
 
 
 def test_dask_names_the_file_missing_the_target(parquet_folder, scheduler, tmp_path):
@@ -119,10 +175,14 @@ def test_dask_names_the_file_missing_the_target(parquet_folder, scheduler, tmp_p
         pa.table({name: X[:10, j] for j, name in enumerate(FEATURES)}), mixed / "part-09.parquet"
     )
     with pytest.raises(InputError, match=r"target column 'y' not found in .*part-09\.parquet"):
-        train_files(mixed, "y", None, tmp_path / "models", engine="dask", scheduler=scheduler)
+        train_files(mixed, tmp_path / "models", engine="dask", scheduler=scheduler)
 
 
-def test_dask_names_the_file_and_row_of_a_non_numeric_value(scheduler, tmp_path):
+@pytest.mark.parametrize("engine", ["streaming", "dask"])
+def test_the_first_bad_value_is_named_the_same_way_by_every_engine(
+    scheduler, tmp_path, engine, monkeypatch
+):
+    monkeypatch.setattr(engines, "PARTITION_BYTES", 5_000)
     folder = tmp_path / "csvs"
     folder.mkdir()
     X, y, _ = synthetic(3, 400)
@@ -130,35 +190,34 @@ def test_dask_names_the_file_and_row_of_a_non_numeric_value(scheduler, tmp_path)
     write_csv(folder / "a.csv", [*FEATURES, "y"], rows[:200])
     bad = [list(r) for r in rows[200:]]
     bad[57][2] = "oops"
+    bad[150][1] = "later"
     write_csv(folder / "b.csv", [*FEATURES, "y"], bad)
-    with pytest.raises(InputError, match=r"b\.csv column 'x2' row 258: non-numeric value 'oops'"):
-        train_files(folder, "y", None, tmp_path / "models", engine="dask", scheduler=scheduler)
+    with pytest.raises(InputError, match=r"b\.csv column 'x2' row 58: non-numeric value 'oops'"):
+        train_files(folder, tmp_path / "models", engine=engine, scheduler=scheduler)
 
 
 def test_out_of_core_prediction_equals_in_memory(parquet_folder, tmp_path):
     folder, _X, _y = parquet_folder
-    train_files(folder, "y", None, tmp_path / "models", chunk_rows=5000)
+    train_files(folder, tmp_path / "models", chunk_rows=5000)
+    models = predict.load(tmp_path / "models")
     source = sorted(folder.iterdir())[0]
-    done = predict.predict_file(tmp_path / "models", source, tmp_path / "p.parquet", chunk_rows=333)
+    done = predict.predict_file(models, "float", source, tmp_path / "p.parquet", chunk_rows=333)
     written = pq.read_table(tmp_path / "p.parquet").column("prediction").to_numpy()
     values = pq.read_table(source).to_pandas()[FEATURES].to_numpy()
-    np.testing.assert_array_equal(
-        written, artifacts.load_model(tmp_path / "models").predict(values)
-    )
+    np.testing.assert_array_equal(written, models.float.predict(values))
     assert done.rows == len(values)
 
 
-def test_dask_prediction_writes_the_same_numbers(parquet_folder, scheduler, tmp_path):
+def test_dask_prediction_writes_the_same_numbers(parquet_folder, scheduler, tmp_path, monkeypatch):
     folder, _X, _y = parquet_folder
-    train_files(folder, "y", None, tmp_path / "models", chunk_rows=5000)
-    quantize(tmp_path / "models")
-    source = sorted(folder.iterdir())[1]
-    rows = engines.dask_predict(
-        tmp_path / "models", source, tmp_path / "out", "quantized", scheduler
-    )
+    monkeypatch.setattr(engines, "PARTITION_BYTES", 1)
+    source = data.file_source(folder, "y")
+    pipeline.run(source, tmp_path / "models", tmp_path / "r", TrainConfig(chunk_rows=5000),
+                 QuantConfig(), IntegerConfig(), GateConfig(None, None))  # fmt: skip
+    models = predict.load(tmp_path / "models")
+    path = sorted(folder.iterdir())[1]
+    rows = predict.dask_predict(models, "quantized", path, tmp_path / "out", scheduler)
     written = pq.read_table(tmp_path / "out").column("prediction").to_numpy()
-    values = pq.read_table(source).to_pandas()[FEATURES].to_numpy()
+    values = pq.read_table(path).to_pandas()[FEATURES].to_numpy()
     assert rows == len(values)
-    np.testing.assert_array_equal(
-        written, artifacts.load_quantized_model(tmp_path / "models").predict(values)
-    )
+    np.testing.assert_array_equal(written, models.quantized.predict(values))

@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from linreg_ops import artifacts, predict
+from helpers import CALIFORNIA_FEATURES, tamper
+from linreg_ops import pipeline, predict
+from linreg_ops.errors import ArtifactError
 from linreg_ops.serve import ServeSettings, create_app
 
-FEATURES = ["MedInc", "HouseAge", "AveRooms", "AveBedrms", "Population", "AveOccup", "Latitude", "Longitude"]  # fmt: skip
+FEATURES = list(CALIFORNIA_FEATURES)
 ROW = [8.3252, 41.0, 6.984127, 1.02381, 322.0, 2.555556, 37.88, -122.23]
 
 
@@ -20,8 +22,8 @@ def client(trained_dir):
 
 
 @pytest.fixture(scope="module")
-def test_rows(trained_dir):
-    return artifacts.load_test_split(trained_dir).values[:100, :-1]
+def rows(test_rows):
+    return test_rows[1][:100, :-1]
 
 
 def post_json(client, path, payload):
@@ -30,50 +32,66 @@ def post_json(client, path, payload):
     )
 
 
-def test_health_ready_metadata(client, trained_dir):
+def test_health_ready_metadata(client, models):
     assert client.get("/health").json() == {"status": "ok"}
     assert client.get("/ready").json() == {
         "status": "ready",
-        "models": ["float", "integer", "quantized"],
+        "version": 2,
+        "models": ["float", "quantized", "integer"],
     }
     meta = client.get("/metadata").json()
     assert meta["features"] == FEATURES
     assert meta["target"] == "MedHouseVal"
     assert meta["metrics"]["float"]["r2"] == pytest.approx(0.5758, abs=1e-4)
     assert meta["quantization"]["dtype"] == "int8"
-    assert meta["models"]["float"]["sha256"] == artifacts.artifact_sha256(trained_dir, "model.json")
-    assert meta["limits"] == {"max_batch": 10_000, "max_body_bytes": 8 * 1024 * 1024}
+    assert meta["version"] == 2
+    assert meta["models"]["float"]["sha256"] == models.version.sha256("model.json")
+    assert meta["limits"] == {
+        "max_batch": 10_000,
+        "max_body_bytes": 8 * 1024 * 1024,
+        "max_json_depth": 32,
+    }
     assert "numpy" in meta["versions"]["serving"]
 
 
 def test_openapi_documents_every_route(client):
     paths = client.get("/openapi.json").json()["paths"]
     assert set(paths) == {"/health", "/ready", "/metadata", "/predict", "/invocations"}
-    assert client.get("/docs").status_code == 200
+
+
+def test_docs_work_offline(client):
+    """Swagger UI from an installed package: the page names no other host, its assets load."""
+    import re
+
+    page = client.get("/docs")
+    assert page.status_code == 200
+    references = re.findall(r"""(?:src|href|url)\s*[:=]\s*['"]([^'"]+)['"]""", page.text)
+    assert len(references) >= 3
+    for reference in references:
+        assert not re.match(r"^(https?:)?//", reference), (
+            f"/docs loads {reference} from another host"
+        )
+        asset = client.get(reference)
+        assert asset.status_code == 200, reference
+    assert "SwaggerUIBundle" in client.get(next(r for r in references if r.endswith(".js"))).text
 
 
 @pytest.mark.parametrize("kind", ["float", "quantized", "integer"])
-def test_predict_equals_batch_prediction(client, trained_dir, test_rows, kind):
-    response = post_json(client, "/predict", {"instances": test_rows.tolist(), "model": kind})
+def test_predict_equals_batch_prediction(client, models, rows, kind):
+    response = post_json(client, "/predict", {"instances": rows.tolist(), "model": kind})
     assert response.status_code == 200, response.text
     body = response.json()
-    expected, _ = predict.predict_rows(predict.load_predictor(trained_dir, kind), test_rows)
+    expected, _ = predict.predict_rows(models.get(kind), rows)
     np.testing.assert_array_equal(body["predictions"], expected)
-    name = {
-        "float": "model.json",
-        "quantized": "quantized_model.json",
-        "integer": "integer_model.json",
-    }[kind]
-    assert body["model"]["sha256"] == artifacts.artifact_sha256(trained_dir, name)
+    assert body["model"]["sha256"] == models.version.sha256(predict.ARTIFACT_OF[kind])
     assert body["model"]["kind"] == kind
+    assert body["model"]["version"] == 2
 
 
-def test_objects_keyed_by_feature_in_any_order(client, test_rows):
-    rows = [dict(reversed(list(zip(FEATURES, row, strict=True)))) for row in test_rows[:5].tolist()]
-    by_name = post_json(client, "/predict", {"instances": rows}).json()["predictions"]
-    by_order = post_json(client, "/predict", {"instances": test_rows[:5].tolist()}).json()[
-        "predictions"
-    ]
+def test_objects_keyed_by_feature_in_any_order(client, rows):
+    records = [dict(reversed(list(zip(FEATURES, row, strict=True)))) for row in rows[:5].tolist()]
+    by_name = post_json(client, "/predict", {"instances": records}).json()["predictions"]
+    by_order = post_json(client, "/predict", {"instances": rows[:5].tolist()}).json()["predictions"]
     assert by_name == by_order
     assert post_json(client, "/predict", {"instances": [ROW]}).json()["model"]["dtype"] == "float64"
 
@@ -94,18 +112,18 @@ def mlflow_payloads(rows):
 
 
 @pytest.mark.parametrize("fmt", list(mlflow_payloads([ROW])))
-def test_invocations_json_formats(client, trained_dir, test_rows, fmt):
-    payload = mlflow_payloads(test_rows[:20].tolist())[fmt]
+def test_invocations_json_formats(client, models, rows, fmt):
+    payload = mlflow_payloads(rows[:20].tolist())[fmt]
     response = post_json(client, "/invocations", payload)
     assert response.status_code == 200, response.text
-    expected = artifacts.load_model(trained_dir).predict(test_rows[:20])
+    expected = models.float.predict(rows[:20])
     np.testing.assert_array_equal(response.json()["predictions"], expected)
 
 
-def test_invocations_csv(client, trained_dir, test_rows):
+def test_invocations_csv(client, models, rows):
     order = FEATURES[::-1]
     lines = [",".join(order)] + [
-        ",".join(repr(row[FEATURES.index(n)]) for n in order) for row in test_rows[:20].tolist()
+        ",".join(repr(row[FEATURES.index(n)]) for n in order) for row in rows[:20].tolist()
     ]
     response = client.post(
         "/invocations",
@@ -113,8 +131,17 @@ def test_invocations_csv(client, trained_dir, test_rows):
         headers={"content-type": "text/csv; charset=utf-8"},
     )
     assert response.status_code == 200, response.text
-    expected = artifacts.load_model(trained_dir).predict(test_rows[:20])
+    expected = models.float.predict(rows[:20])
     np.testing.assert_array_equal(response.json()["predictions"], expected)
+
+
+def test_invocations_csv_with_quotes_crlf_and_bom(client, models, rows):
+    lines = [",".join(f'"{name}"' for name in FEATURES)]
+    lines += [",".join(f'"{value!r}"' for value in row) for row in rows[:5].tolist()]
+    body = b"\xef\xbb\xbf" + "\r\n".join(lines).encode() + b"\r\n"
+    response = client.post("/invocations", content=body, headers={"content-type": "text/csv"})
+    assert response.status_code == 200, response.text
+    np.testing.assert_array_equal(response.json()["predictions"], models.float.predict(rows[:5]))
 
 
 BAD_PREDICT = {
@@ -202,12 +229,13 @@ def test_bad_invocations(client, case):
 @pytest.mark.parametrize(
     ("csv_text", "message"),
     [
-        (",".join(FEATURES) + "\n" + ",".join(map(str, ROW[:4])) + ",lots," + ",".join(map(str, ROW[5:])) + "\n", "column 'Population' row 1 (line 2): non-numeric value 'lots'"),
+        (",".join(FEATURES) + "\n" + ",".join(map(str, ROW[:4])) + ",lots," + ",".join(map(str, ROW[5:])) + "\n", "CSV body column 'Population' row 1: non-numeric value 'lots'"),
+        (",".join(FEATURES) + "\n" + ",".join(map(str, [*ROW, -122.23])) + "\n", "CSV body row 1 (line 2) has 9 fields, the header has 8"),
         (",".join(FEATURES) + "\n" + ",".join(map(str, ROW[:7])) + ",nan\n", "column 'Longitude' row 1 is NaN"),
         (",".join([*FEATURES, "Color"]) + "\n" + ",".join(map(str, [*ROW, 1])) + "\n", "unknown feature 'Color'"),
         (",".join(FEATURES[:7]) + "\n" + ",".join(map(str, ROW[:7])) + "\n", "column 'Longitude' not found"),
         (",".join(FEATURES) + "\n", "no data rows"),
-        ("Med\rInc," + ",".join(FEATURES[1:]) + "\n" + "1," * 7 + "1\n", "not valid CSV"),
+        ("Med\rInc," + ",".join(FEATURES[1:]) + "\n" + "1," * 7 + "1\n", "unknown feature 'Med'"),  # a lone CR ends a row
     ],
 )  # fmt: skip
 def test_bad_csv(client, csv_text, message):
@@ -229,6 +257,34 @@ def test_batch_above_max_batch_is_413(small_client, path):
     assert response.status_code == 413
     assert "exceeds max_batch 5" in response.json()["message"]
     assert post_json(small_client, path, {"instances": [ROW] * 5}).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/predict", "/invocations"])
+def test_the_row_count_is_checked_before_any_row_is_validated(small_client, path):
+    response = post_json(small_client, path, {"instances": [["not a number"]] * 6})
+    assert response.status_code == 413
+
+
+def test_csv_row_count_is_checked_before_values_are(small_client):
+    body = ",".join(FEATURES) + "\n" + "x,1,1,1,1,1,1,1\n" * 6
+    response = small_client.post("/invocations", content=body, headers={"content-type": "text/csv"})
+    assert response.status_code == 413
+
+
+@pytest.mark.parametrize("path", ["/predict", "/invocations"])
+@pytest.mark.parametrize("depth", [33, 2_000, 100_000])
+def test_deep_json_is_refused_before_parsing(client, path, depth):
+    body = b"[" * depth + b"]" * depth
+    response = client.post(path, content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    assert f"JSON nested {depth} levels deep; at most 32" in response.json()["message"]
+
+
+def test_brackets_inside_strings_do_not_count_as_depth(client):
+    body = json.dumps({"instances": [ROW], "model": "[" * 100}).encode()
+    response = client.post("/predict", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    assert "model:" in response.json()["message"]
 
 
 def test_body_above_the_byte_limit_is_413(small_client):
@@ -253,11 +309,8 @@ def test_chunked_body_above_the_byte_limit_is_413(small_client):
     assert response.status_code == 413
 
 
-def test_quantized_model_missing_is_a_clear_4xx(models_copy):
-    manifest = artifacts.load_manifest(models_copy)
-    for name in ("quantized_model.json", "integer_model.json"):
-        del manifest["artifacts"][name]
-    artifacts.write_manifest(models_copy, manifest)
+def test_quantized_model_missing_is_a_clear_4xx(models_copy, california):
+    pipeline.train(california, models_copy)  # version 3: the float model only
     with TestClient(create_app(ServeSettings(models_dir=models_copy))) as test_client:
         response = post_json(test_client, "/predict", {"instances": [ROW], "model": "quantized"})
     assert response.status_code == 422
@@ -265,9 +318,12 @@ def test_quantized_model_missing_is_a_clear_4xx(models_copy):
 
 
 def test_tampered_artifact_stops_start_up(models_copy):
-    path = models_copy / "model.json"
-    path.write_text(path.read_text().replace('"intercept": -37', '"intercept": -36'))
-    with pytest.raises(artifacts.ArtifactError, match="does not match its SHA-256"):  # noqa: SIM117
+    tamper(
+        models_copy,
+        "model.json",
+        lambda data: data.replace(b'"intercept": -37', b'"intercept": -36'),
+    )
+    with pytest.raises(ArtifactError, match="does not match its SHA-256"):  # noqa: SIM117
         with TestClient(create_app(ServeSettings(models_dir=models_copy))):
             pass
 

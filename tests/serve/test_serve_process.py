@@ -5,13 +5,12 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-from linreg_ops import artifacts
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +35,7 @@ def wait_ready(url: str, process: subprocess.Popen, timeout: float = 30.0) -> No
     raise AssertionError("server did not become ready in time")
 
 
-def test_serve_over_real_http(trained_dir):
+def test_serve_over_real_http(trained_dir, models, test_rows):
     port = free_port()
     executable = Path(sys.executable).with_name("linreg-ops")
     command = [str(executable), "serve", "--models-dir", str(trained_dir), "--port", str(port)]
@@ -44,7 +43,7 @@ def test_serve_over_real_http(trained_dir):
     try:
         url = f"http://127.0.0.1:{port}"
         wait_ready(url, process)
-        rows = artifacts.load_test_split(trained_dir).values[:10, :-1]
+        rows = test_rows[1][:10, :-1]
         request = urllib.request.Request(
             f"{url}/predict",
             data=json.dumps({"instances": rows.tolist(), "model": "quantized"}).encode(),
@@ -52,7 +51,7 @@ def test_serve_over_real_http(trained_dir):
         )
         with urllib.request.urlopen(request, timeout=5) as response:
             body = json.loads(response.read())
-        expected = artifacts.load_quantized_model(trained_dir).predict(rows)
+        expected = models.quantized.predict(rows)
         np.testing.assert_array_equal(body["predictions"], expected)
         with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
             assert json.loads(response.read()) == {"status": "ok"}
@@ -64,5 +63,57 @@ def test_serve_over_real_http(trained_dir):
 def test_serve_refuses_a_folder_without_models(run_cli, tmp_path):
     result = run_cli("serve", "--models-dir", tmp_path / "empty", "--port", str(free_port()))
     assert result.returncode == 2
-    assert "no manifest.json" in result.stderr
+    assert "no model in" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_burst_of_large_rejected_bodies_costs_little_and_leaves_memory_as_it_was(trained_dir):
+    """Issue 8: 8 MB bodies of 400,000 rows were validated in full before the 413, and the
+    worker kept 219 MB afterwards. Now the row count is checked first and memory returns."""
+    import concurrent.futures
+
+    import psutil
+
+    port = free_port()
+    executable = Path(sys.executable).with_name("linreg-ops")
+    process = subprocess.Popen(
+        [str(executable), "serve", "--models-dir", str(trained_dir), "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    row = [8.3252, 41.0, 6.984127, 1.02381, 322.0, 2.555556, 37.88, -122.23]
+    body = json.dumps({"instances": [row] * 90_000}).encode()  # just under 8 MiB
+    assert len(body) < 8 * 1024 * 1024
+
+    def post_large() -> tuple[int, float]:
+        started = time.monotonic()
+        request = urllib.request.Request(
+            f"{url}/predict", data=body, headers={"content-type": "application/json"}
+        )
+        try:
+            urllib.request.urlopen(request, timeout=30)
+            status = 200
+        except urllib.error.HTTPError as error:
+            status = error.code
+        return status, time.monotonic() - started
+
+    try:
+        wait_ready(url, process)
+        worker = psutil.Process(process.pid)
+        for _ in range(20):  # warm up: a few small requests
+            urllib.request.urlopen(
+                urllib.request.Request(f"{url}/predict", data=json.dumps({"instances": [row]}).encode(),
+                                       headers={"content-type": "application/json"}), timeout=5)  # fmt: skip
+        idle = worker.memory_info().rss
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(lambda _: post_large(), range(8)))
+        assert {status for status, _ in results} == {413}
+        assert max(seconds for _, seconds in results) < 3.0
+        time.sleep(0.5)
+        after = worker.memory_info().rss
+        assert after - idle < 20 * 1024 * 1024, (
+            f"RSS {idle / 1e6:.0f} MB idle, {after / 1e6:.0f} MB after"
+        )
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)

@@ -1,0 +1,154 @@
+"""Every default, once: typed configuration objects that argparse, the service and the docs read.
+
+Each object validates itself on construction, so a bad value is refused with one line
+wherever it comes from (a flag, an environment variable, a test), and a stage function can
+trust the object it is given.
+"""
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+from linreg_ops.errors import InputError
+
+Engine = Literal["auto", "sklearn", "streaming", "dask"]
+PredictEngine = Literal["streaming", "dask"]
+ModelKind = Literal["float", "quantized", "integer"]
+Granularity = Literal["per-tensor", "per-channel"]
+Rounding = Literal["nearest", "hessian", "optimal"]
+Calibration = Literal["minmax", "percentile"]
+InputDtype = Literal["int8", "int16"]
+
+ENGINES: tuple[Engine, ...] = get_args(Engine)
+PREDICT_ENGINES: tuple[PredictEngine, ...] = get_args(PredictEngine)
+MODEL_KINDS: tuple[ModelKind, ...] = get_args(ModelKind)
+GRANULARITIES: tuple[Granularity, ...] = get_args(Granularity)
+ROUNDINGS: tuple[Rounding, ...] = get_args(Rounding)
+CALIBRATIONS: tuple[Calibration, ...] = get_args(Calibration)
+INPUT_BITS: dict[InputDtype, int] = {"int8": 8, "int16": 16}
+SUPPORTED_BITS = range(2, 17)
+
+IN_MEMORY_ROWS = 1_000_000  # engine "auto": scikit-learn below this many rows, streaming above
+DEFAULT_CHUNK_ROWS = 131_072  # 9 float64 columns: ~9 MB a block; larger blocks gain nothing
+DEFAULT_LOCK_TIMEOUT = 10.0  # seconds a second writer waits for the models folder
+
+
+def _choice(value: str, choices: tuple[str, ...], what: str) -> None:
+    if value not in choices:
+        raise InputError(f"unknown {what} {value!r}: expected one of {', '.join(choices)}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to split and fit: the seed's 80/20 split with ``random_state=42`` by default."""
+
+    test_size: float = 0.2
+    random_state: int = 42
+    engine: Engine = "auto"
+    chunk_rows: int = DEFAULT_CHUNK_ROWS
+    scheduler: str | None = None  # tcp://HOST:PORT of a dask.distributed scheduler
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.test_size, float | int) and 0.0 < self.test_size < 1.0):
+            raise InputError(f"--test-size must be between 0 and 1, got {self.test_size}")
+        if not 0 <= self.random_state < 2**32:
+            raise InputError(f"--random-state must be in [0, 2^32), got {self.random_state}")
+        _choice(self.engine, ENGINES, "engine")
+        if self.chunk_rows < 1:
+            raise InputError(f"--chunk-rows must be ≥ 1, got {self.chunk_rows}")
+
+
+@dataclass(frozen=True)
+class QuantDtype:
+    """An integer code type: ``intN`` is symmetric (zero point 0), ``uintN`` asymmetric."""
+
+    name: str
+    bits: int
+    symmetric: bool
+
+    @property
+    def qmin(self) -> int:
+        # Symmetric codes use the restricted range [-(2^(b-1)-1), 2^(b-1)-1] so +x and -x
+        # are both representable (TFLite's weight convention).
+        return -(2 ** (self.bits - 1) - 1) if self.symmetric else 0
+
+    @property
+    def qmax(self) -> int:
+        return int(2 ** (self.bits - 1) - 1 if self.symmetric else 2**self.bits - 1)
+
+
+def parse_dtype(name: str) -> QuantDtype:
+    """``int8`` → symmetric 8-bit, ``uint8`` → asymmetric 8-bit; any width from 2 to 16."""
+    match = re.fullmatch(r"(u?)int(\d+)", name)
+    if not match or int(match.group(2)) not in SUPPORTED_BITS:
+        raise InputError(
+            f"unsupported dtype {name!r}: expected intN or uintN with N from 2 to 16 "
+            "(for example int8 or uint8)"
+        )
+    return QuantDtype(name=name, bits=int(match.group(2)), symmetric=not match.group(1))
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    """How to quantize the weights: dtype, one scale or one per weight, and the rounding."""
+
+    dtype: str = "int8"
+    granularity: Granularity = "per-tensor"
+    rounding: Rounding = "hessian"
+
+    def __post_init__(self) -> None:
+        parse_dtype(self.dtype)
+        _choice(self.granularity, GRANULARITIES, "granularity")
+        _choice(self.rounding, ROUNDINGS, "rounding")
+
+    def describe(self) -> str:
+        return f"{self.dtype} {self.granularity} {self.rounding}"
+
+
+@dataclass(frozen=True)
+class IntegerConfig:
+    """Integer-only inference: input code width and how its per-feature ranges are calibrated."""
+
+    input_dtype: InputDtype = "int16"
+    calibration: Calibration = "minmax"
+
+    def __post_init__(self) -> None:
+        _choice(self.input_dtype, tuple(INPUT_BITS), "input dtype")
+        _choice(self.calibration, CALIBRATIONS, "calibration")
+
+    @property
+    def input_bits(self) -> int:
+        return INPUT_BITS[self.input_dtype]
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """Limits every published quantized model must meet on the test split (None: no limit)."""
+
+    max_r2_drop: float | None = 0.001
+    max_abs_diff: float | None = None
+
+    def __post_init__(self) -> None:
+        for name, value in (
+            ("--max-r2-drop", self.max_r2_drop),
+            ("--max-abs-diff", self.max_abs_diff),
+        ):
+            if value is not None and (math.isnan(value) or value < 0):
+                raise InputError(f"{name} must be a number ≥ 0 or 'none', got {value}")
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Defaults of ``linreg-ops serve``; the service's settings class reads them too."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    max_batch: int = 10_000  # rows per request
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_json_depth: int = 32  # nesting levels of a JSON body, checked before parsing
+    log_level: str = "info"
+
+
+SERVE_DEFAULTS = ServeConfig()

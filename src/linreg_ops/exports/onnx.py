@@ -1,0 +1,360 @@
+"""ONNX graphs of the three model kinds: standard ``ai.onnx`` operators only, one opset.
+
+Every graph takes one input ``X`` of shape [N, d] (N symbolic, features in
+``feature_names`` order) and is stamped with ``ONNX_OPSET`` 21 / ``ONNX_IR_VERSION`` 10, the
+pair of ONNX 1.16: old enough for any current runtime, new enough for 16-bit
+DequantizeLinear (tested with onnxruntime 1.32). ``metadata_props`` carries the feature
+names (a JSON list), the model kind, the SHA-256 of the artifact it was exported from and
+the linreg-ops version.
+
+* ``float``: X float64 → ``y`` float64 = X·coef + intercept (coefficients already in raw
+  feature space). Same arithmetic as ``LinearModel.predict`` up to summation order.
+* ``quantized``: X float32 → ``y`` float32. The integer weight codes are an initializer of
+  the narrowest type DequantizeLinear-21 takes for them (int8/uint8 up to 8 bits, int16/uint16
+  up to 16), dequantized with the stored scale and zero point (scalar per-tensor, or axis 0
+  per-channel); the int32 bias goes through DequantizeLinear at ``bias_scale``; the features
+  are standardized with the float32 mean and std, exactly the quantities of
+  ``QuantizedLinearModel``, but in float32 arithmetic. The codes are dequantized as a [d]
+  vector and then reshaped to the [d, 1] MatMul operand: with a DequantizeLinear of a
+  [d, 1] initializer feeding MatMul directly, onnxruntime 1.32's extended optimizations
+  fuse both into com.microsoft MatMulNBits, which also quantizes the activations (max
+  |Δŷ| 0.20 instead of 3e-6 on California's test split).
+* ``integer``: X float32 (or float64 on request: ``integer_input="float64"``) → ``codes``
+  int16, ``clipped`` bool, ``y`` float64. See ``integer_graph`` for how it reproduces
+  ``IntegerLinearModel.predict_codes`` bit for bit.
+
+onnx is imported inside the functions, so the package imports without the ``onnx`` extra.
+"""
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+import linreg_ops
+from linreg_ops.errors import InputError
+from linreg_ops.exports._common import checked_sha256, integer_bounds
+from linreg_ops.extras import require
+from linreg_ops.model import IntegerLinearModel, LinearModel, QuantizedLinearModel
+
+if TYPE_CHECKING:
+    import onnx as onnx_module
+
+ONNX_OPSET = 21
+ONNX_IR_VERSION = 10
+INPUT_NAME = "X"
+INTEGER_INPUTS = ("float32", "float64")
+# MatMul with a [d, 1] matrix and a Reshape to [N], not with a [d] vector: onnxruntime
+# 1.32's CPU MatMul takes a ~50× slower path for a 1-D second operand (185 ms against 4 ms
+# for 1M float64 rows × 8 features), with the same results.
+ROWS = np.array([-1], dtype=np.int64)
+
+Model = LinearModel | QuantizedLinearModel | IntegerLinearModel
+
+
+def require_onnx() -> None:
+    """Fail with the one-line hint that installs onnx, before any function imports it."""
+    require("onnx", "onnx", "the ONNX export")
+
+
+def model_kind(model: Model) -> str:
+    """``float``, ``quantized`` or ``integer``: the name the CLI and the metadata use."""
+    if isinstance(model, LinearModel):
+        return "float"
+    if isinstance(model, QuantizedLinearModel):
+        return "quantized"
+    if isinstance(model, IntegerLinearModel):
+        return "integer"
+    raise InputError(f"cannot export a {type(model).__name__} to ONNX")
+
+
+def onnx_model_bytes(
+    model: Model, *, artifact_sha256: str, integer_input: str = "float32"
+) -> bytes:
+    """The serialized ONNX model for any of the three kinds, checked by onnx's full checker.
+
+    ``integer_input`` chooses the integer graph's input type: float32 (the default) matches
+    the quantized graph; float64 makes the codes bit-exact for float64 data too.
+    """
+    proto = onnx_model(model, artifact_sha256=artifact_sha256, integer_input=integer_input)
+    return bytes(proto.SerializeToString())
+
+
+def onnx_model(
+    model: Model, *, artifact_sha256: str, integer_input: str = "float32"
+) -> "onnx_module.ModelProto":
+    """The ``ModelProto`` behind ``onnx_model_bytes`` (for callers that inspect it)."""
+    require_onnx()
+    import onnx
+
+    digest = checked_sha256(artifact_sha256)
+    kind = model_kind(model)
+    if integer_input not in INTEGER_INPUTS:
+        raise InputError(f"integer_input must be float32 or float64, got {integer_input!r}")
+    if kind != "integer" and integer_input != "float32":
+        raise InputError(f"integer_input applies to the integer model only, not to {kind}")
+    if isinstance(model, LinearModel):
+        graph = float_graph(model)
+    elif isinstance(model, QuantizedLinearModel):
+        graph = quantized_graph(model)
+    else:
+        graph = integer_graph(model, integer_input)
+    proto = onnx.helper.make_model(
+        graph,
+        opset_imports=[onnx.helper.make_opsetid("", ONNX_OPSET)],
+        ir_version=ONNX_IR_VERSION,
+        producer_name="linreg-ops",
+        producer_version=linreg_ops.__version__,
+        doc_string=f"linreg-ops {kind} linear model of {model.target_name!r}",
+    )
+    onnx.helper.set_model_props(
+        proto,
+        {
+            "model_kind": kind,
+            "feature_names": json.dumps(list(model.feature_names)),
+            "target_name": model.target_name,
+            "artifact_sha256": digest,
+            "linreg_ops_version": linreg_ops.__version__,
+        },
+    )
+    onnx.checker.check_model(proto, full_check=True)
+    return proto
+
+
+# --------------------------------------------------------------------------- building blocks
+
+
+def _input(elem_type: int, d: int) -> "onnx_module.ValueInfoProto":
+    from onnx import helper
+
+    return helper.make_tensor_value_info(INPUT_NAME, elem_type, ["N", d])
+
+
+def _output(name: str, elem_type: int) -> "onnx_module.ValueInfoProto":
+    from onnx import helper
+
+    return helper.make_tensor_value_info(name, elem_type, ["N"])
+
+
+def _constant(name: str, value: np.ndarray) -> "onnx_module.TensorProto":
+    from onnx import numpy_helper
+
+    return numpy_helper.from_array(np.ascontiguousarray(value), name)
+
+
+def _node(op: str, inputs: list[str], output: str, **attributes: Any) -> "onnx_module.NodeProto":
+    """One node, named after its only output (so error messages point at it)."""
+    from onnx import helper
+
+    return helper.make_node(op, inputs, [output], name=output, **attributes)
+
+
+# --------------------------------------------------------------------------- float
+
+
+def float_graph(model: LinearModel) -> "onnx_module.GraphProto":
+    """y = X·coef + intercept in float64: MatMul with the [d, 1] coefficients, Reshape, Add."""
+    require_onnx()
+    import onnx
+
+    d = model.n_features
+    coef = np.asarray(model.coef, dtype=np.float64)
+    if coef.shape != (d,) or not (np.isfinite(coef).all() and np.isfinite(model.intercept)):
+        raise InputError("the float model needs one finite coefficient per feature")
+    double = onnx.TensorProto.DOUBLE
+    return onnx.helper.make_graph(
+        [
+            _node("MatMul", [INPUT_NAME, "coef"], "column"),
+            _node("Reshape", ["column", "rows"], "dot"),
+            _node("Add", ["dot", "intercept"], "y"),
+        ],
+        "linreg_float",
+        [_input(double, d)],
+        [_output("y", double)],
+        [
+            _constant("coef", coef.reshape(d, 1)),
+            _constant("rows", ROWS),
+            _constant("intercept", np.array(model.intercept, dtype=np.float64)),
+        ],
+        doc_string="y = X @ coef + intercept, float64, raw feature space",
+    )
+
+
+# --------------------------------------------------------------------------- quantized
+
+
+def weight_code_dtype(model: QuantizedLinearModel) -> type[np.integer[Any]]:
+    """The narrowest type DequantizeLinear-21 accepts for these codes: (u)int8 or (u)int16."""
+    if model.bits > 16:
+        raise InputError(f"{model.dtype} weights are wider than DequantizeLinear's 16-bit types")
+    if model.symmetric:
+        return np.int8 if model.bits <= 8 else np.int16
+    return np.uint8 if model.bits <= 8 else np.uint16
+
+
+def quantized_graph(model: QuantizedLinearModel) -> "onnx_module.GraphProto":
+    """y = Σ_j DQ(w)_j·(x_j − μ_j)/σ_j + DQ(bias), float32, weights stored as integer codes."""
+    require_onnx()
+    import onnx
+
+    d = model.n_features
+    code_type = weight_code_dtype(model)
+    info = np.iinfo(code_type)
+    weights = np.asarray(model.weights, dtype=np.int64)
+    zero_point = np.asarray(model.zero_point, dtype=np.int64)
+    if weights.shape != (d,) or zero_point.shape != np.shape(model.scale):
+        raise InputError("the quantized model's weights, scales and zero points do not match")
+    codes = np.concatenate([weights, zero_point])
+    if codes.min() < info.min or codes.max() > info.max:
+        raise InputError(f"{model.dtype} codes do not fit {np.dtype(code_type).name}")
+    per_channel = np.size(model.scale) > 1
+    scale = np.asarray(model.scale, dtype=np.float32)
+    if not per_channel:
+        scale, zero_point = scale.reshape(()), zero_point.reshape(())
+    elif scale.shape != (d,):
+        raise InputError("a per-channel quantized model needs one scale per feature")
+    float32 = onnx.TensorProto.FLOAT
+    dequantize = {"axis": 0} if per_channel else {}
+    return onnx.helper.make_graph(
+        [
+            _node("Sub", [INPUT_NAME, "feature_mean"], "centred"),
+            _node("Div", ["centred", "feature_std"], "standardized"),
+            _node(
+                "DequantizeLinear",
+                ["weight_codes", "weight_scale", "weight_zero_point"],
+                "weight_vector",
+                **dequantize,
+            ),
+            _node("Reshape", ["weight_vector", "column_shape"], "weights"),
+            _node("MatMul", ["standardized", "weights"], "column"),
+            _node("Reshape", ["column", "rows"], "dot"),
+            _node("DequantizeLinear", ["bias_code", "bias_scale"], "bias"),
+            _node("Add", ["dot", "bias"], "y"),
+        ],
+        "linreg_quantized",
+        [_input(float32, d)],
+        [_output("y", float32)],
+        [
+            _constant("feature_mean", np.asarray(model.feature_mean, dtype=np.float32)),
+            _constant("feature_std", np.asarray(model.feature_std, dtype=np.float32)),
+            _constant("weight_codes", weights.astype(code_type)),
+            _constant("column_shape", np.array([d, 1], dtype=np.int64)),
+            _constant("weight_scale", scale),
+            _constant("weight_zero_point", zero_point.astype(code_type)),
+            _constant("rows", ROWS),
+            _constant("bias_code", np.array(model.bias, dtype=np.int32)),
+            _constant("bias_scale", np.array(model.bias_scale, dtype=np.float32)),
+        ],
+        doc_string=(
+            f"{model.dtype} {model.granularity} weights in standardized space; "
+            "y = DQ(weight_codes) · (X − feature_mean) / feature_std + DQ(bias_code), float32"
+        ),
+    )
+
+
+# --------------------------------------------------------------------------- integer
+
+
+def integer_graph(
+    model: IntegerLinearModel, integer_input: str = "float32"
+) -> "onnx_module.GraphProto":
+    """The integer-only model, equal to ``IntegerLinearModel.predict_codes`` bit for bit.
+
+    Input quantization runs in float64 inside the graph, as numpy does it: Cast X to double
+    (exact; a no-op for ``integer_input="float64"``), Div by the float32-valued scales held
+    as doubles (one IEEE division, correctly rounded in both), Round (half to even, like
+    ``np.rint``), Add the zero point, flag rows with a value outside [qmin, qmax], Clip, Cast
+    to int64. So the codes equal ``predict --integer-only`` bit for bit on every
+    float32-representable input (±inf included; NaN has no defined code in either; an int64
+    Cast of an out-of-range double is never reached, because Clip comes first). With the
+    default float32 input, float64
+    data must be cast to float32 first, which can move a value across a rounding boundary
+    (1 row of California's 4,128 test rows gets another code): export with
+    ``integer_input="float64"`` to be bit-exact on float64 data.
+
+    Accumulation: int64 MatMul of the codes with the weights, plus the bias. ``integer_bounds``
+    proves |acc| ≤ Σ|w|·2^(b−1) + |bias| and |acc·M + 2^(s−1)| < 2^63, so no step wraps.
+
+    Requantization needs the floor shift (acc·M + 2^(s−1)) >> s, but ONNX's BitShift takes
+    only unsigned types and int64 Div truncates toward zero (wrong for negative values). The
+    graph shifts an unsigned offset copy instead: t is cast to uint64 (two's complement, so
+    the bits are t mod 2^64) and 2^63 is added modulo 2^64. For every int64 t,
+    u = t + 2^63 lies in [0, 2^64), so the modular sum is that exact integer; u >> s is
+    floor(u / 2^s) = floor(t / 2^s) + 2^(63−s) because 2^s divides 2^63 (s ≤ 62); it is
+    below 2^63, so the cast back to int64 keeps its value, and subtracting 2^(63−s) leaves
+    exactly floor(t / 2^s), numpy's arithmetic shift, over the whole int64 range. Clip to
+    the output range, Cast to int16: ``codes``. ``y`` = double(codes) · output_scale, the
+    same float64 product ``IntegerLinearModel.predict`` forms.
+    """
+    require_onnx()
+    import onnx
+
+    if integer_input not in INTEGER_INPUTS:
+        raise InputError(f"integer_input must be float32 or float64, got {integer_input!r}")
+    integer_bounds(model)  # refuses a model whose intermediates could wrap
+    d = model.n_features
+    qmin, qmax = model.input_range
+    omin, omax = model.output_range
+    shift = model.shift
+    tensor = onnx.TensorProto
+    nodes = [
+        _node("Cast", [INPUT_NAME], "x64", to=tensor.DOUBLE),
+        _node("Div", ["x64", "input_scale"], "steps"),
+        _node("Round", ["steps"], "rounded"),
+        _node("Add", ["rounded", "input_zero_point"], "unclipped"),
+        _node("Less", ["unclipped", "input_min"], "below"),
+        _node("Greater", ["unclipped", "input_max"], "above"),
+        _node("Or", ["below", "above"], "outside"),
+        _node("ReduceMax", ["outside", "feature_axis"], "clipped", keepdims=0),
+        _node("Clip", ["unclipped", "input_min", "input_max"], "in_range"),
+        _node("Cast", ["in_range"], "input_codes", to=tensor.INT64),
+        _node("MatMul", ["input_codes", "weights"], "column"),
+        _node("Reshape", ["column", "rows"], "dot"),
+        _node("Add", ["dot", "bias"], "accumulator"),
+        _node("Mul", ["accumulator", "multiplier"], "scaled"),
+        _node("Add", ["scaled", "rounding"], "to_shift"),
+        _node("Cast", ["to_shift"], "to_shift_bits", to=tensor.UINT64),
+        _node("Add", ["to_shift_bits", "offset"], "offset_value"),
+        _node("BitShift", ["offset_value", "shift"], "shifted", direction="RIGHT"),
+        _node("Cast", ["shifted"], "shifted_signed", to=tensor.INT64),
+        _node("Sub", ["shifted_signed", "shifted_offset"], "floor_shifted"),
+        _node("Clip", ["floor_shifted", "output_min", "output_max"], "output_codes"),
+        _node("Cast", ["output_codes"], "codes", to=tensor.INT16),
+        _node("Cast", ["codes"], "codes64", to=tensor.DOUBLE),
+        _node("Mul", ["codes64", "output_scale"], "y"),
+    ]
+    initializers = [
+        _constant("input_scale", np.asarray(model.input_scale, dtype=np.float64)),
+        # numpy adds the int64 zero points to float64 values: the same conversion here.
+        _constant("input_zero_point", np.asarray(model.input_zero_point, dtype=np.float64)),
+        _constant("input_min", np.array(qmin, dtype=np.float64)),
+        _constant("input_max", np.array(qmax, dtype=np.float64)),
+        _constant("feature_axis", np.array([1], dtype=np.int64)),
+        _constant("weights", np.asarray(model.weights, dtype=np.int64).reshape(d, 1)),
+        _constant("rows", ROWS),
+        _constant("bias", np.array(model.bias, dtype=np.int64)),
+        _constant("multiplier", np.array(model.multiplier, dtype=np.int64)),
+        _constant("rounding", np.array(2 ** (shift - 1), dtype=np.int64)),
+        _constant("offset", np.array(2**63, dtype=np.uint64)),
+        _constant("shift", np.array(shift, dtype=np.uint64)),
+        _constant("shifted_offset", np.array(2 ** (63 - shift), dtype=np.int64)),
+        _constant("output_min", np.array(omin, dtype=np.int64)),
+        _constant("output_max", np.array(omax, dtype=np.int64)),
+        _constant("output_scale", np.array(model.output_scale, dtype=np.float64)),
+    ]
+    return onnx.helper.make_graph(
+        nodes,
+        "linreg_integer",
+        [_input(tensor.FLOAT if integer_input == "float32" else tensor.DOUBLE, d)],
+        [
+            _output("codes", tensor.INT16),
+            _output("clipped", tensor.BOOL),
+            _output("y", tensor.DOUBLE),
+        ],
+        initializers,
+        doc_string=(
+            f"integer-only: int{model.input_bits} input codes, {model.weight_dtype} weights, "
+            f"int64 accumulator, (acc·{model.multiplier} + 2^{shift - 1}) >> {shift} as a "
+            f"floor shift, int{model.output_bits} output codes; y = codes · output_scale"
+        ),
+    )

@@ -1,0 +1,559 @@
+"""The pipeline's writing stages, one call each: ``train``, ``quantize`` and ``run``.
+
+Each holds the models folder's writer lock for its whole run, computes everything in
+memory, gates every quantized model, and publishes exactly one new version — or nothing:
+bad input, a failed gate or a crash leave the current version as it was. ``run`` is
+train → quantize → evaluate → publish → report in one version, so a gate failure in
+``run`` cannot destroy the previous models.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from linreg_ops import codecs, engines, predict, report, store
+from linreg_ops.config import (
+    DEFAULT_LOCK_TIMEOUT,
+    GateConfig,
+    IntegerConfig,
+    ModelKind,
+    QuantConfig,
+    TrainConfig,
+)
+from linreg_ops.data import ArraySource, Source
+from linreg_ops.engines import Fit
+from linreg_ops.errors import ArtifactError, InputError, QualityGateError
+from linreg_ops.metrics import r2_from_sums, regression_metrics
+from linreg_ops.model import FeatureStats, IntegerLinearModel, LinearModel, QuantizedLinearModel
+from linreg_ops.predict import Evaluation, Models
+from linreg_ops.quantize import (
+    build_integer_model,
+    fidelity,
+    gate_failure,
+    limits_met,
+    quantize_model,
+    rounding_note,
+)
+from linreg_ops.stats import MomentStats
+from linreg_ops.store import Version
+
+CALIBRATION_QUANTILE = 0.001
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    version: Version
+    model: LinearModel
+    metrics: dict[str, float]
+    n_train: int
+    n_test: int
+    engine: str
+
+
+@dataclass(frozen=True)
+class QuantizeResult:
+    version: Version
+    model: LinearModel
+    quantized: QuantizedLinearModel
+    integer: IntegerLinearModel
+    figures: dict[str, float]
+    integer_figures: dict[str, float]
+    note: str | None  # what the user should know (e.g. optimal rounding fell back)
+    first_rows: np.ndarray  # the seed's 10-row check runs on these test rows
+
+
+@dataclass(frozen=True)
+class RunResult:
+    train: TrainResult
+    quantize: QuantizeResult
+    models: Models
+    evaluation: Evaluation
+    reports: list[Path]
+
+
+# --------------------------------------------------------------------------- stages
+
+
+def train(
+    source: Source,
+    models_dir: Path,
+    config: TrainConfig = TrainConfig(),
+    *,
+    command: str = "linreg-ops train",
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+) -> TrainResult:
+    """Fit ``source`` and publish a version holding the float model and its test split."""
+    with store.writer(models_dir, command, lock_timeout) as writer:
+        trained = _Trained.of(source, config)
+        version = writer.publish(
+            trained.files(),
+            _sections(trained.provenance(source), {"float": trained.model}, trained.test_features),
+            parent=_current_or_none(writer),
+            verify=verify,
+        )
+    return trained.result(version)
+
+
+def quantize(
+    models_dir: Path,
+    config: QuantConfig = QuantConfig(),
+    integer: IntegerConfig = IntegerConfig(),
+    gate: GateConfig = GateConfig(),
+    *,
+    command: str = "linreg-ops quantize",
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+) -> QuantizeResult:
+    """Quantize the current version's float model; publish it with the quantized models."""
+    with store.writer(models_dir, command, lock_timeout) as writer:
+        base = writer.current()
+        models = predict.load_models(base)
+        test = predict.stored_test_rows(models)
+        X, y = test.values[:, :-1], test.values[:, -1]
+        quantized = _Quantized.of(models.float, X, y, config, integer, gate)
+        metrics = codecs.decode_metrics(
+            store.read_artifact(base, store.METRICS_JSON), str(base.path / store.METRICS_JSON)
+        )
+        files = {
+            **quantized.files(),
+            store.METRICS_JSON: codecs.json_bytes(quantized.metrics(metrics, gate)),
+        }
+        provenance = {"training_data": base.manifest.training_data, "split": base.manifest.split}
+        version = writer.publish(
+            files,
+            _sections(provenance, quantized.models(), X),
+            parent=base,
+            carry=(store.ESTIMATOR_JOBLIB, store.MODEL_JSON, store.TEST_SPLIT_CSV),
+            verify=verify,
+        )
+    return quantized.result(version)
+
+
+def run(
+    source: Source,
+    models_dir: Path,
+    reports_dir: Path,
+    config: TrainConfig = TrainConfig(),
+    quant: QuantConfig = QuantConfig(),
+    integer: IntegerConfig = IntegerConfig(),
+    gate: GateConfig = GateConfig(),
+    *,
+    command: str = "linreg-ops run",
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+) -> RunResult:
+    """Train, quantize and gate in memory; publish one version; then evaluate and report."""
+    store.check_writable(reports_dir)  # before any work: a run must not fail at its end
+    with store.writer(models_dir, command, lock_timeout) as writer:
+        trained = _Trained.of(source, config)
+        X, y = trained.test_features, trained.test_y
+        quantized = _Quantized.of(trained.model, X, y, quant, integer, gate)
+        files = {
+            **trained.files(),
+            **quantized.files(),
+            store.METRICS_JSON: codecs.json_bytes(quantized.metrics(trained.metrics_doc(), gate)),
+        }
+        version = writer.publish(
+            files,
+            _sections(trained.provenance(source), quantized.models(), X),
+            parent=_current_or_none(writer),
+            verify=verify,
+        )
+    models = predict.load_models(version)
+    evaluation = predict.evaluate(models, X, y, f"stored test split ({store.TEST_SPLIT_CSV})")
+    units = source.target_units if isinstance(source, ArraySource) else None
+    reports = report.write_run_report(reports_dir, models, evaluation, X, y, units)
+    return RunResult(
+        trained.result(version), quantized.result(version), models, evaluation, reports
+    )
+
+
+def verify(version: Version) -> None:
+    """Everything a reader will check, checked on the staged version before it is published."""
+    models = predict.load_models(version)
+    predict.stored_test_rows(models)
+    codecs.decode_metrics(
+        store.read_artifact(version, store.METRICS_JSON), str(version.path / store.METRICS_JSON)
+    )
+
+
+def _current_or_none(writer: store.Writer) -> Version | None:
+    """The version a new training run replaces, if any can be read (a broken one is replaced)."""
+    try:
+        return writer.current()
+    except ArtifactError:
+        return None
+
+
+def _sections(
+    provenance: dict[str, Any], models: dict[ModelKind, predict.AnyModel], rows: np.ndarray
+) -> dict[str, Any]:
+    float_model = models["float"]
+    assert isinstance(float_model, LinearModel)
+    return {
+        **provenance,
+        "versions": store.package_versions(),
+        "known_answers": predict.known_answers(models, predict.probe_rows(float_model, rows)),
+    }
+
+
+# --------------------------------------------------------------------------- training
+
+
+@dataclass(frozen=True)
+class _Trained:
+    """A fitted model and what its version stores."""
+
+    fit: Fit
+    model: LinearModel
+    metrics: dict[str, float]
+
+    @classmethod
+    def of(cls, source: Source, config: TrainConfig) -> "_Trained":
+        fit = engines.fit(source, config)
+        model = LinearModel(
+            feature_names=tuple(source.feature_names),
+            target_name=source.target_name,
+            coef=np.asarray(fit.coef, dtype=np.float64),
+            intercept=float(fit.intercept),
+            stats=feature_statistics(fit.train, fit.sample),
+        )
+        if fit.test_complete:
+            metrics = regression_metrics(
+                fit.stored_test[:, -1], model.predict(fit.stored_test[:, :-1])
+            )
+        else:  # beyond the stored rows: exact, from the test rows' own moments
+            sse = fit.test.squared_error(model.coef, model.intercept)
+            metrics = {"r2": r2_from_sums(sse, fit.test.cyy), "mse": sse / fit.test.n}
+        return cls(fit, model, metrics)
+
+    @property
+    def test_features(self) -> np.ndarray:
+        return np.ascontiguousarray(self.fit.stored_test[:, :-1])
+
+    @property
+    def test_y(self) -> np.ndarray:
+        return np.ascontiguousarray(self.fit.stored_test[:, -1])
+
+    def files(self) -> dict[str, bytes]:
+        from linreg_ops import tables
+
+        names = [*self.model.feature_names, self.model.target_name]
+        return {
+            store.ESTIMATOR_JOBLIB: codecs.joblib_bytes(self.fit.estimator),
+            store.MODEL_JSON: codecs.encode_float(self.model),
+            store.TEST_SPLIT_CSV: tables.csv_bytes(names, self.fit.stored_test),
+            store.METRICS_JSON: codecs.json_bytes(self.metrics_doc()),
+        }
+
+    def metrics_doc(self) -> dict[str, Any]:
+        return {
+            "schema_version": codecs.SCHEMA_VERSION,
+            "float": self.metrics,
+            "quantized": None,
+            "integer_only": None,
+            "n_train": self.fit.train.n,
+            "n_test": self.fit.test.n,
+            "n_test_stored": len(self.fit.stored_test),
+            "features": list(self.model.feature_names),
+            "target": self.model.target_name,
+            "gate": {},
+        }
+
+    def provenance(self, source: Source) -> dict[str, Any]:
+        data: dict[str, Any]
+        if isinstance(source, ArraySource):
+            data = {"source": source.description, "sha256": source.sha256}
+        else:
+            data = {
+                "source": source.description,
+                "files": [str(path) for path in source.files],
+                "sha256": source.sha256(),
+            }
+        split = {
+            **self.fit.split,
+            "engine": self.fit.engine,
+            "n_train": self.fit.train.n,
+            "n_test": self.fit.test.n,
+        }
+        return {"training_data": data, "split": split}
+
+    def result(self, version: Version) -> TrainResult:
+        return TrainResult(
+            version, self.model, self.metrics, self.fit.train.n, self.fit.test.n, self.fit.engine
+        )
+
+
+def feature_statistics(stats: MomentStats, sample: np.ndarray) -> FeatureStats:
+    """What quantization needs from the training rows: mean, σ, range, quantiles (from a
+    sample of rows) and the correlation matrix of the standardized features (a constant
+    feature gets σ = 1 and a zero row).
+
+    When the sample holds every training row (up to 100,000 rows, whatever the engine) the
+    moments are recomputed from the rows in two passes, the most accurate way; beyond that
+    they come from the merged moments, whose difference is at the 1e-14 level.
+    """
+    if len(sample) == stats.n:
+        mean = sample.mean(axis=0)
+        spread = sample.std(axis=0)
+        std = np.where(spread > 0.0, spread, 1.0)
+        z = (sample - mean) / std
+        correlation = (z.T @ z) / len(sample)
+    else:
+        mean = stats.mean_x
+        constant = stats.std_x <= 0.0
+        std = np.where(constant, 1.0, stats.std_x)
+        correlation = stats.cxx / stats.n / np.outer(std, std)
+        correlation[constant, :] = 0.0
+        correlation[:, constant] = 0.0
+    low, high = np.quantile(sample, [CALIBRATION_QUANTILE, 1.0 - CALIBRATION_QUANTILE], axis=0)
+    return FeatureStats(
+        n=stats.n,
+        mean=mean,
+        std=std,
+        minimum=stats.min_x,
+        maximum=stats.max_x,
+        quantile_level=CALIBRATION_QUANTILE,
+        low=low,
+        high=high,
+        correlation=correlation,
+    )
+
+
+# --------------------------------------------------------------------------- quantization
+
+
+@dataclass(frozen=True)
+class _Quantized:
+    """The quantized and integer-only models of a float model, both through the gate."""
+
+    model: LinearModel
+    quantized: QuantizedLinearModel
+    integer: IntegerLinearModel
+    figures: dict[str, float]
+    integer_figures: dict[str, float]
+    config: QuantConfig
+    integer_config: IntegerConfig
+    first_rows: np.ndarray
+
+    @classmethod
+    def of(
+        cls,
+        model: LinearModel,
+        X: np.ndarray,
+        y: np.ndarray,
+        config: QuantConfig,
+        integer: IntegerConfig,
+        gate: GateConfig,
+    ) -> "_Quantized":
+        quantized = quantize_model(model, config)
+        integer_model = build_integer_model(model, config, integer)
+        figures = fidelity(model, quantized, X, y)
+        integer_figures = fidelity(model, integer_model, X, y)
+        for label, numbers in (
+            (predict.describe(quantized), figures),
+            (predict.describe(integer_model), integer_figures),
+        ):
+            failure = gate_failure(label, numbers, gate)
+            if failure:
+                clipped = int(numbers.get("clipped_rows", 0))
+                hint = (
+                    f" ({clipped} of {len(y)} test rows have inputs outside the training range "
+                    "the integer-only model was calibrated on, and are clipped)"
+                    if clipped
+                    else ""
+                )
+                raise QualityGateError(f"quality gate: {failure}{hint}; nothing was written")
+        return cls(
+            model, quantized, integer_model, figures, integer_figures, config, integer, X[:10]
+        )
+
+    def models(self) -> dict[ModelKind, predict.AnyModel]:
+        return {"float": self.model, "quantized": self.quantized, "integer": self.integer}
+
+    def files(self) -> dict[str, bytes]:
+        quantized = self.quantized
+        coef, intercept = quantized.to_raw_space()
+        return {
+            store.UNQUANT_PARAMS_JOBLIB: codecs.joblib_bytes(
+                {"coef": self.model.coef, "intercept": self.model.intercept}
+            ),
+            store.QUANT_PARAMS_JOBLIB: codecs.joblib_bytes(
+                {
+                    "dtype": quantized.dtype,
+                    "granularity": quantized.granularity,
+                    "weights": quantized.weights,
+                    "scale": quantized.scale,
+                    "zero_point": quantized.zero_point,
+                    "bias": quantized.bias,
+                    "bias_scale": quantized.bias_scale,
+                    "feature_mean": quantized.feature_mean,
+                    "feature_std": quantized.feature_std,
+                    "dequantized_coef": coef,
+                    "dequantized_intercept": intercept,
+                }
+            ),
+            store.QUANTIZED_MODEL_JSON: codecs.encode_quantized(quantized),
+            store.INTEGER_MODEL_JSON: codecs.encode_integer(self.integer),
+        }
+
+    def metrics(self, previous: dict[str, Any], gate: GateConfig) -> dict[str, Any]:
+        """``metrics.json``: the float figures kept, the quantized ones and the limits met."""
+        return {
+            **previous,
+            "quantized": {
+                "dtype": self.quantized.dtype,
+                "granularity": self.quantized.granularity,
+                "rounding": self.quantized.rounding,
+                **self.figures,
+            },
+            "integer_only": {
+                "weight_dtype": self.integer.weight_dtype,
+                "input_dtype": self.integer_config.input_dtype,
+                "calibration": self.integer.calibration,
+                **self.integer_figures,
+            },
+            "gate": {
+                "max_r2_drop": gate.max_r2_drop,
+                "max_abs_diff": gate.max_abs_diff,
+                "quantized": limits_met(self.figures, gate),
+                "integer_only": limits_met(self.integer_figures, gate),
+            },
+        }
+
+    def result(self, version: Version) -> QuantizeResult:
+        return QuantizeResult(
+            version,
+            self.model,
+            self.quantized,
+            self.integer,
+            self.figures,
+            self.integer_figures,
+            rounding_note(self.config, self.model.n_features),
+            self.first_rows,
+        )
+
+
+@dataclass(frozen=True)
+class SeedCheck:
+    """The seed's 10-row check: scikit-learn, manual float and manual dequantized predictions."""
+
+    sklearn: np.ndarray
+    manual: np.ndarray
+    dequantized: np.ndarray
+    max_coef_error: float
+    intercept_error: float
+
+
+def seed_check(result: QuantizeResult) -> SeedCheck:
+    """scikit-learn's own ``predict`` with the float coefficients (no unpickling), the same
+    sum by hand, and the dequantized model's raw-space coefficients by hand."""
+    rows, model = result.first_rows, result.model
+    coef, intercept = result.quantized.to_raw_space()
+    return SeedCheck(
+        sklearn=engines.estimator_from(model.coef, model.intercept).predict(rows),
+        manual=rows @ model.coef + model.intercept,
+        dequantized=rows @ coef + intercept,
+        max_coef_error=float(np.max(np.abs(coef - model.coef))),
+        intercept_error=abs(intercept - model.intercept),
+    )
+
+
+# --------------------------------------------------------------------------- export
+
+
+EXPORT_FORMATS = ("onnx", "c", "mlflow")
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    version: Version
+    kind: ModelKind
+    format: str
+    path: Path
+    sha256: str
+    bytes: int
+
+
+def export(
+    models_dir: Path,
+    export_format: str,
+    kind: ModelKind,
+    output: Path,
+    *,
+    command: str = "linreg-ops export",
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+) -> ExportResult:
+    """Write the current version's ``kind`` model as ONNX, a C99 header or an MLflow model,
+    and record the export's SHA-256 in the store's ``exports.json``."""
+    if export_format not in EXPORT_FORMATS:
+        raise InputError(
+            f"unknown format {export_format!r}: expected one of {', '.join(EXPORT_FORMATS)}"
+        )
+    if export_format == "c" and kind != "integer":
+        raise InputError("the C export is of the integer-only model: use --model integer")
+    version = store.open_version(models_dir)
+    models = predict.load_models(version)
+    model = models.get(kind)
+    artifact = predict.ARTIFACT_OF[kind]
+    artifact_sha = version.sha256(artifact)
+    if export_format == "mlflow":
+        from linreg_ops.exports.mlflow import tree_sha256, write_mlflow_model
+
+        metadata = {
+            "linreg_ops_version": _package_version(),
+            "models_version": version.number,
+            "kind": kind,
+            "artifact": artifact,
+            "artifact_sha256": artifact_sha,
+            "manifest_sha256": store.sha256_bytes(
+                store.read_regular_file(
+                    version.path / store.MANIFEST_JSON, store.MANIFEST_MAX_BYTES
+                )
+            ),
+            "metrics": predict.load_metrics(version),
+            "quantization": _quantization_facts(models),
+        }
+        example = predict.stored_test_rows(models).values[:, :-1]
+        write_mlflow_model(
+            output, models, kind, example, metadata, store.read_artifact(version, artifact)
+        )
+        digest, size = tree_sha256(output)
+    else:
+        if export_format == "onnx":
+            from linreg_ops.exports.onnx import onnx_model_bytes
+
+            data = onnx_model_bytes(model, artifact_sha256=artifact_sha)
+        else:
+            from linreg_ops.exports.c import c_header_text
+
+            assert isinstance(model, IntegerLinearModel)
+            data = c_header_text(model, artifact_sha256=artifact_sha).encode("utf-8")
+        store.atomic_write(output, data)
+        digest, size = store.sha256_bytes(data), len(data)
+    entry = {
+        "version": version.number, "model": kind, "format": export_format,
+        "path": str(Path(output).resolve()), "sha256": digest, "bytes": size,
+        "artifact": artifact, "artifact_sha256": artifact_sha,
+    }  # fmt: skip
+    store.record_export(models_dir, entry, command, lock_timeout)
+    return ExportResult(version, kind, export_format, Path(output), digest, size)
+
+
+def _package_version() -> str:
+    from linreg_ops import __version__
+
+    return __version__
+
+
+def _quantization_facts(models: Models) -> dict[str, Any] | None:
+    if models.quantized is None:
+        return None
+    q = models.quantized
+    return {
+        "dtype": q.dtype,
+        "granularity": q.granularity,
+        "rounding": q.rounding,
+        "scale": q.scale.tolist(),
+        "zero_point": q.zero_point.tolist(),
+    }

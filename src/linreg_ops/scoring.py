@@ -1,0 +1,288 @@
+"""Request bodies → feature matrices: the service's parsing, with no web framework in sight.
+
+Cheap limits come before expensive work, so a hostile body costs little: the body size is
+bounded by the server before this runs, the JSON nesting depth is measured on the raw bytes
+before any parser runs, and the row count is checked against ``max_batch`` right after
+parsing, before a single row is validated. Every refusal is a ``RequestError`` with a 4xx
+status and one line naming the field and row; nothing here can raise anything else for any
+body (a property test and schemathesis hold it to that).
+"""
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import orjson
+from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, Strict, TypeAdapter, ValidationError
+
+from linreg_ops import tables
+from linreg_ops.config import SERVE_DEFAULTS, ModelKind
+from linreg_ops.errors import InputError
+
+Number = Annotated[float, Strict(), AllowInfNan(False)]
+Row = list[Number] | dict[str, Number]
+ROWS = TypeAdapter(list[Row])
+MLFLOW_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+JSON_TYPES = ("application/json",)
+CSV_TYPES = ("text/csv",)
+_JSON_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+
+
+class RequestError(Exception):
+    """A client error with its HTTP status; rendered as MLflow-style JSON."""
+
+    def __init__(self, status: int, message: str, code: str = "BAD_REQUEST") -> None:
+        super().__init__(message)
+        self.status, self.message, self.code = status, message, code
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_batch: int = SERVE_DEFAULTS.max_batch
+    max_json_depth: int = SERVE_DEFAULTS.max_json_depth
+
+
+class PredictRequest(BaseModel):
+    """Body of ``POST /predict``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    instances: list[Row] = Field(
+        min_length=1,
+        description="rows to predict: lists in feature order, or objects keyed by feature name",
+    )
+    model: Literal["float", "quantized", "integer"] = "float"
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+def json_depth(body: bytes) -> int:
+    """The deepest nesting of arrays and objects, from the raw bytes (strings removed first,
+    so brackets inside them do not count). Linear time, no recursion, no Python objects."""
+    if body.count(b"[") + body.count(b"{") <= 1:
+        return 1
+    structure = np.frombuffer(_JSON_STRINGS.sub(b"", body), np.uint8)
+    opens = (structure == ord("[")) | (structure == ord("{"))
+    closes = (structure == ord("]")) | (structure == ord("}"))
+    return int(np.cumsum(opens.astype(np.int32) - closes).max(initial=0))
+
+
+def load_json(body: bytes, limits: Limits) -> Any:
+    """Parse a JSON body whose nesting depth was checked first.
+
+    orjson for speed; the standard library for what orjson refuses (e.g. a NaN literal), so
+    the validation can say which field holds it instead of "malformed JSON".
+    """
+    depth = json_depth(body)
+    if depth > limits.max_json_depth:
+        raise RequestError(
+            400, f"JSON nested {depth} levels deep; at most {limits.max_json_depth} are accepted"
+        )
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        try:
+            return json.loads(body)
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            raise RequestError(400, f"malformed JSON: {exc}") from None
+
+
+def check_batch(n_rows: int, limits: Limits) -> None:
+    if n_rows > limits.max_batch:
+        raise RequestError(
+            413,
+            f"batch of {n_rows:,} rows exceeds max_batch {limits.max_batch:,}",
+            "REQUEST_TOO_LARGE",
+        )
+
+
+def _location(loc: Sequence[Any]) -> str:
+    """('instances', 3, 'dict[str,float]', 'MedInc') → instances[3].MedInc"""
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif part in ("list[float]", "dict[str,float]", "function-after[...]"):
+            continue
+        else:
+            text += f".{part}" if text else str(part)
+    return text or "body"
+
+
+def _row_of(loc: Sequence[Any]) -> tuple[Any, ...]:
+    """The part of an error location up to the row index."""
+    for index, part in enumerate(loc):
+        if isinstance(part, int):
+            return tuple(loc[: index + 1])
+    return tuple(loc)
+
+
+def validation_message(error: ValidationError, prefix: str = "") -> str:
+    """One line naming the first bad field and row; for a union, the branch the input chose."""
+    errors = error.errors(include_url=False)
+    first = errors[0]
+    same_row = [e for e in errors if _row_of(e["loc"]) == _row_of(first["loc"])]
+    first = max(same_row, key=lambda e: len(e["loc"]))  # the deeper, more specific one
+    where = _location(first["loc"])
+    if prefix:
+        where = prefix if where == "body" else f"{prefix}{where.removeprefix('instances')}"
+    return f"{where}: {first['msg']}"
+
+
+def _validated_rows(rows: Any, field: str) -> list[Any]:
+    try:
+        validated: list[Any] = ROWS.validate_python(rows)
+    except ValidationError as exc:
+        raise RequestError(422, validation_message(exc, prefix=field)) from None
+    return validated
+
+
+# --------------------------------------------------------------------------- rows
+
+
+def rows_to_matrix(rows: list[Any], features: Sequence[str], field: str) -> np.ndarray:
+    """Validated rows (lists in feature order or objects by name) → float64 matrix."""
+    d = len(features)
+    if all(type(row) is list for row in rows) and {len(row) for row in rows} == {d}:
+        return np.array(rows, dtype=np.float64)  # the fast path: one C loop
+    out = np.empty((len(rows), d))
+    for i, row in enumerate(rows):
+        if isinstance(row, dict):
+            unknown = [key for key in row if key not in features]
+            if unknown:
+                raise RequestError(422, f"{field}[{i}]: unknown feature {unknown[0]!r}")
+            missing = [name for name in features if name not in row]
+            if missing:
+                raise RequestError(422, f"{field}[{i}]: missing feature {missing[0]!r}")
+            out[i] = [row[name] for name in features]
+        else:
+            if len(row) != d:
+                raise RequestError(
+                    422, f"{field}[{i}]: expected {d} values in feature order, got {len(row)}"
+                )
+            out[i] = row
+    return out
+
+
+def columns_to_matrix(
+    columns: list[str], data: list[Any], features: Sequence[str], field: str
+) -> np.ndarray:
+    """A column-named table (MLflow's ``dataframe_split``) → float64 matrix in feature order."""
+    unknown = [name for name in columns if name not in features]
+    if unknown:
+        raise RequestError(422, f"{field}: unknown feature {unknown[0]!r}")
+    missing = [name for name in features if name not in columns]
+    if missing:
+        raise RequestError(422, f"{field}: missing feature {missing[0]!r}")
+    if len(set(columns)) != len(columns):
+        raise RequestError(422, f"{field}: a column is named twice")
+    for i, row in enumerate(data):
+        if not isinstance(row, list) or len(row) != len(columns):
+            raise RequestError(
+                422, f"{field}.data[{i}]: expected {len(columns)} values, one per column"
+            )
+    values = rows_to_matrix(_validated_rows(data, f"{field}.data"), columns, field)
+    return values[:, [columns.index(name) for name in features]]
+
+
+# --------------------------------------------------------------------------- the two routes
+
+
+def predict_request(
+    body: bytes, features: Sequence[str], limits: Limits
+) -> tuple[np.ndarray, ModelKind]:
+    """``POST /predict``: the rows and the model kind asked for."""
+    payload = load_json(body, limits)
+    if not isinstance(payload, dict):
+        raise RequestError(422, "body: Input should be an object")
+    if isinstance(payload.get("instances"), list):
+        check_batch(len(payload["instances"]), limits)
+    try:
+        request = PredictRequest.model_validate(payload)
+    except ValidationError as exc:
+        raise RequestError(422, validation_message(exc)) from None
+    return rows_to_matrix(request.instances, features, "instances"), request.model
+
+
+def invocations_request(
+    body: bytes, content_type: str, features: Sequence[str], limits: Limits
+) -> np.ndarray:
+    """``POST /invocations`` (MLflow's scoring protocol): the rows, JSON or CSV."""
+    if content_type in JSON_TYPES:
+        return mlflow_matrix(load_json(body, limits), features, limits)
+    if content_type in CSV_TYPES:
+        return csv_matrix(body, features, limits)
+    raise RequestError(
+        400,
+        f"unsupported Content-Type {content_type or 'none'!r}: send application/json or text/csv",
+    )
+
+
+def mlflow_matrix(payload: Any, features: Sequence[str], limits: Limits) -> np.ndarray:
+    """The rows of an MLflow scoring request, in feature order."""
+    if not isinstance(payload, dict):
+        raise RequestError(400, f"body must be a JSON object with one of: {', '.join(MLFLOW_KEYS)}")
+    present = [key for key in MLFLOW_KEYS if key in payload]
+    unknown = [key for key in payload if key not in (*MLFLOW_KEYS, "params")]
+    if unknown:
+        raise RequestError(
+            400, f"unknown field {unknown[0]!r}; expected one of {', '.join(MLFLOW_KEYS)}"
+        )
+    if len(present) != 1:
+        raise RequestError(
+            400, f"expected exactly one of {', '.join(MLFLOW_KEYS)}, got {len(present)}"
+        )
+    key = present[0]
+    value = payload[key]
+    if key == "dataframe_split":
+        if not isinstance(value, dict) or "data" not in value:
+            raise RequestError(
+                400, "dataframe_split needs {'columns': [...], 'data': [[...], ...]}"
+            )
+        data = value["data"]
+        columns = value.get("columns")
+        if not isinstance(data, list) or not data:
+            raise RequestError(422, "dataframe_split.data: expected a non-empty list of rows")
+        check_batch(len(data), limits)
+        if columns is not None:
+            if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+                raise RequestError(400, "dataframe_split.columns must be a list of names")
+            return columns_to_matrix(columns, data, features, key)
+        rows = data
+    elif key in ("instances", "inputs") and isinstance(value, dict):
+        # Column-oriented tensor input: {"feature": [v0, v1, ...], ...}
+        if not value or not all(isinstance(column, list) for column in value.values()):
+            raise RequestError(422, f"{key}: every column must be a list of the same length")
+        lengths = {len(column) for column in value.values()}
+        if len(lengths) != 1:
+            raise RequestError(422, f"{key}: every column must be a list of the same length")
+        check_batch(lengths.pop(), limits)
+        rows = [
+            dict(zip(value, values, strict=True)) for values in zip(*value.values(), strict=True)
+        ]
+    else:
+        rows = value
+    if not isinstance(rows, list) or not rows:
+        raise RequestError(422, f"{key}: expected a non-empty list of rows")
+    check_batch(len(rows), limits)
+    return rows_to_matrix(_validated_rows(rows, key), features, key)
+
+
+def csv_matrix(body: bytes, features: Sequence[str], limits: Limits) -> np.ndarray:
+    """A CSV body with a header row naming the features (any order, no extra columns)."""
+    if body.count(b"\n") > limits.max_batch + 1:  # an upper bound; count exactly only then
+        check_batch(tables.count_csv_rows(body), limits)
+    try:
+        header = tables.csv_header_of(body, "CSV body")
+        unknown = [name for name in header if name not in features]
+        if unknown:
+            raise RequestError(422, f"CSV body: unknown feature {unknown[0]!r}")
+        table = tables.parse_csv(body, list(features), label="CSV body")
+    except InputError as exc:
+        raise RequestError(422, str(exc)) from None
+    check_batch(len(table.values), limits)
+    return table.values

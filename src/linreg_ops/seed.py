@@ -1,0 +1,23 @@
+"""The seed's ``python src/train.py`` (and quantize, predict) behind its shims.
+
+A shim runs outside ``make``: it finds the shared California Housing cache the way the
+Makefile does (``../shared/datasets/california_housing/scikit_learn_data`` beside the
+checkout, unless ``SCIKIT_LEARN_DATA`` is set), then runs the ``linreg-ops`` command.
+"""
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from linreg_ops.cli import main
+
+SHARED_CACHE = Path("shared", "datasets", "california_housing", "scikit_learn_data")
+
+
+def run_script(command: str, script: str, argv: Sequence[str]) -> int:
+    """``linreg-ops <command> <argv>``, with the shared data cache found from ``script``."""
+    checkout = Path(script).resolve().parents[1]
+    cache = checkout.parent / SHARED_CACHE
+    if "SCIKIT_LEARN_DATA" not in os.environ and cache.is_dir():
+        os.environ["SCIKIT_LEARN_DATA"] = str(cache)
+    return main([command, *argv])

@@ -1,0 +1,601 @@
+"""The models folder: one writer at a time, immutable versions, one atomic publication.
+
+Layout (``models/`` by default)::
+
+    .lock                  flock()ed by the one writer; holds its PID and command
+    .staging/              versions being written (removed by the next writer)
+    versions/1/ …          published versions: complete, verified, never written again
+    current -> versions/N  the published version, switched by one atomic rename
+    model.json -> current/model.json, manifest.json -> current/manifest.json, …
+                           the seed's paths, each resolving through ``current``
+
+A writer holds the lock, writes a whole run into a staging folder, has it verified (every
+file re-read against its SHA-256, every model decoded and checked by the caller), renames
+it to ``versions/N`` and only then points ``current`` at it — so a crash or a SIGKILL at
+any instant leaves the previous version current and loadable, and a reader that resolved
+``current`` once reads every file from one version. Readers take no lock.
+
+This is the only module that touches the models folder. Every read opens a regular file
+inside it (no symlink, FIFO or device), of the size the manifest records, under a cap.
+"""
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import stat
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from linreg_ops.codecs import SCHEMA_VERSION, Versioned, decode
+from linreg_ops.config import DEFAULT_LOCK_TIMEOUT
+from linreg_ops.errors import ArtifactError, InputError, StoreBusyError
+
+ESTIMATOR_JOBLIB = "linear_regression_model.joblib"
+UNQUANT_PARAMS_JOBLIB = "unquant_params.joblib"
+QUANT_PARAMS_JOBLIB = "quant_params.joblib"
+MODEL_JSON = "model.json"
+QUANTIZED_MODEL_JSON = "quantized_model.json"
+INTEGER_MODEL_JSON = "integer_model.json"
+TEST_SPLIT_CSV = "test_split.csv"
+METRICS_JSON = "metrics.json"
+MANIFEST_JSON = "manifest.json"
+EXPORTS_JSON = "exports.json"  # the store's record of exports: outside the immutable versions
+ARTIFACTS = (
+    ESTIMATOR_JOBLIB,
+    UNQUANT_PARAMS_JOBLIB,
+    QUANT_PARAMS_JOBLIB,
+    MODEL_JSON,
+    QUANTIZED_MODEL_JSON,
+    INTEGER_MODEL_JSON,
+    TEST_SPLIT_CSV,
+    METRICS_JSON,
+)
+SEED_PATHS = (*ARTIFACTS, MANIFEST_JSON)  # models/<name> → current/<name>
+
+LOCK = ".lock"
+STAGING = ".staging"
+VERSIONS = "versions"
+CURRENT = "current"
+MANIFEST_MAX_BYTES = 4 << 20
+ARTIFACT_MAX_BYTES = 1 << 30  # the stored test split of a wide file is the largest artifact
+_VERSION_LINK = re.compile(r"versions/([1-9][0-9]{0,8})")
+
+
+# --------------------------------------------------------------------------- manifest
+
+
+class ArtifactEntry(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    bytes: int = Field(ge=0, le=ARTIFACT_MAX_BYTES)
+
+
+class Manifest(Versioned):
+    """What one version holds and where it came from. Extra sections (training data,
+    split, versions, known answers) are the pipeline's; the store checks the artifacts."""
+
+    version: int = Field(ge=1)
+    parent: int | None = Field(default=None, ge=1)
+    created_utc: str
+    command: str
+    artifacts: dict[str, ArtifactEntry]
+    training_data: dict[str, Any]
+    split: dict[str, Any]
+    versions: dict[str, str | None]
+    known_answers: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Version:
+    """One published (or staged) version: read every artifact of a run from here."""
+
+    models_dir: Path
+    number: int
+    path: Path
+    manifest: Manifest
+
+    def has(self, name: str) -> bool:
+        return name in self.manifest.artifacts
+
+    def sha256(self, name: str) -> str:
+        return self.manifest.artifacts[name].sha256
+
+    def size(self, name: str) -> int:
+        return self.manifest.artifacts[name].bytes
+
+    def __str__(self) -> str:
+        return f"version {self.number} of {self.models_dir}"
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def open_version(models_dir: Path, number: int | None = None) -> Version:
+    """The current version (resolved once), or version ``number``."""
+    models_dir = Path(models_dir)
+    if number is None:
+        path = _resolve_current(models_dir)
+    else:
+        path = models_dir / VERSIONS / str(number)
+        if not _is_real_dir(path):
+            raise ArtifactError(f"{models_dir} has no version {number}")
+    manifest = _read_manifest(path)
+    if number is not None and manifest.version != number:
+        raise ArtifactError(f"{path / MANIFEST_JSON} says version {manifest.version}, not {number}")
+    return Version(models_dir, manifest.version, path, manifest)
+
+
+def _resolve_current(models_dir: Path) -> Path:
+    current = models_dir / CURRENT
+    try:
+        target = os.readlink(current)
+    except FileNotFoundError:
+        if (models_dir / MANIFEST_JSON).is_file() and not (models_dir / MANIFEST_JSON).is_symlink():
+            raise ArtifactError(
+                f"{models_dir} holds models in the flat layout of linreg-ops 0.1: "
+                "retrain (linreg-ops train) to write a version in the new layout"
+            ) from None
+        raise ArtifactError(
+            f"no model in {models_dir}: train one first (linreg-ops train)"
+        ) from None
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:  # EINVAL: not a symlink
+            raise ArtifactError(f"cannot read {current}: {exc.strerror or exc}") from None
+        if _is_real_dir(current):
+            return current  # a copy that followed the symlink (an uploaded CI artifact)
+        raise ArtifactError(f"{current} is neither a link to a version nor a folder") from None
+    if not _VERSION_LINK.fullmatch(target):
+        raise ArtifactError(f"{current} points to {target!r}, not to a version in {VERSIONS}/")
+    path = models_dir / target
+    if not _is_real_dir(path):
+        raise ArtifactError(f"{current} points to {target}, which is missing")
+    return path
+
+
+def _is_real_dir(path: Path) -> bool:
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _read_manifest(version_dir: Path) -> Manifest:
+    data = read_regular_file(version_dir / MANIFEST_JSON, MANIFEST_MAX_BYTES)
+    return decode(Manifest, data, str(version_dir / MANIFEST_JSON))
+
+
+def read_regular_file(path: Path, max_bytes: int, expected_bytes: int | None = None) -> bytes:
+    """The bytes of a regular file (not a symlink, FIFO or device), at most ``max_bytes``."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise ArtifactError(f"{path} is missing") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ArtifactError(f"{path} is a symbolic link; only regular files are read") from None
+        raise ArtifactError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ArtifactError(f"{path} is not a regular file")
+        limit = max_bytes if expected_bytes is None else min(max_bytes, expected_bytes)
+        if info.st_size > limit:
+            raise ArtifactError(
+                f"{path} has {info.st_size:,} bytes, more than expected ({limit:,})"
+            )
+        chunks, total = [], 0
+        while chunk := os.read(fd, min(1 << 20, limit + 1 - total)):
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > limit:
+                raise ArtifactError(f"{path} grew beyond {limit:,} bytes while being read")
+        return b"".join(chunks)
+    except OSError as exc:
+        raise ArtifactError(f"cannot read {path}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+
+
+def read_artifact(version: Version, name: str) -> bytes:
+    """An artifact's bytes, refused unless they match the manifest's size and SHA-256."""
+    entry = version.manifest.artifacts.get(name)
+    if entry is None:
+        hint = "linreg-ops quantize" if "quant" in name or "integer" in name else "linreg-ops train"
+        raise ArtifactError(f"{name} is not part of {version}: run {hint}")
+    path = version.path / name
+    data = read_regular_file(path, ARTIFACT_MAX_BYTES, entry.bytes)
+    if len(data) != entry.bytes:
+        raise ArtifactError(f"{path} has {len(data):,} bytes, the manifest says {entry.bytes:,}")
+    actual = sha256_bytes(data)
+    if actual != entry.sha256:
+        raise ArtifactError(
+            f"{path} does not match its SHA-256 in {MANIFEST_JSON} "
+            f"(expected {entry.sha256[:12]}…, found {actual[:12]}…): "
+            "it was modified after it was written; retrain or restore it"
+        )
+    return data
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            while block := handle.read(1 << 20):
+                digest.update(block)
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------- writing
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who holds the writer lock (written into the lock file for the next writer to read)."""
+
+    pid: int
+    command: str
+    since: str
+
+
+@contextlib.contextmanager
+def writer(
+    models_dir: Path, command: str, lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+) -> Iterator["Writer"]:
+    """Hold the models folder's writer lock (waiting up to ``lock_timeout`` seconds)."""
+    models_dir = Path(models_dir)
+    try:
+        models_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(models_dir / LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise InputError(f"cannot write to {models_dir}: {exc.strerror or exc}") from None
+    try:
+        _acquire(fd, models_dir, lock_timeout)
+        holder = Holder(os.getpid(), command, _now_utc())
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(holder.__dict__).encode(), 0)
+        _remove_stale(models_dir)
+        yield Writer(models_dir, command)
+    finally:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+        os.close(fd)  # closing releases the lock, also when the process is killed
+
+
+def _acquire(fd: int, models_dir: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise StoreBusyError(_busy_message(fd, models_dir, timeout)) from None
+            time.sleep(0.05)
+
+
+def _busy_message(fd: int, models_dir: Path, timeout: float) -> str:
+    try:
+        info = json.loads(os.pread(fd, 4096, 0) or b"{}")
+        who = f"PID {int(info['pid'])} ({info['command']}, since {info['since']})"
+    except (OSError, ValueError, KeyError, TypeError):
+        who = "another process"
+    return (
+        f"{models_dir} is being written by {who}; waited {timeout:g} s: "
+        "try again when it is done, or raise --lock-timeout"
+    )
+
+
+def _remove_stale(models_dir: Path) -> None:
+    """What a killed writer left: staging folders and half-made links. Safe: we hold the lock."""
+    staging = models_dir / STAGING
+    if staging.is_dir():
+        for entry in staging.iterdir():
+            _remove_tree(entry)
+    for entry in models_dir.glob(".link-*"):
+        entry.unlink(missing_ok=True)
+
+
+def _remove_tree(path: Path) -> None:
+    def writable(function: Callable[..., Any], name: str, _: Any) -> None:
+        os.chmod(os.path.dirname(name), 0o755)
+        function(name)
+
+    if path.is_symlink() or not path.is_dir():
+        path.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(path, onerror=writable)
+
+
+@dataclass(frozen=True)
+class Writer:
+    """What the lock holder may do: read the current version and publish a new one."""
+
+    models_dir: Path
+    command: str
+
+    def current(self) -> Version:
+        """The current version as this writer sees it (under the lock: it cannot change)."""
+        return open_version(self.models_dir)
+
+    def publish(
+        self,
+        files: Mapping[str, bytes],
+        sections: Mapping[str, Any],
+        *,
+        parent: Version | None = None,
+        carry: tuple[str, ...] = (),
+        verify: Callable[[Version], None] | None = None,
+    ) -> Version:
+        """Write a new version whole, verify it, then make it current in one rename.
+
+        ``carry`` names artifacts of ``parent`` that the new version shares (hard links: the
+        bytes are the same, so is the SHA). ``sections`` are the manifest's other fields.
+        """
+        number = self._next_number()
+        staging = self.models_dir / STAGING / f"{number}-{os.getpid()}"
+        _mkdir(staging)
+        entries: dict[str, dict[str, Any]] = {}
+        for name in carry:
+            if parent is None or not parent.has(name):
+                continue
+            _link_or_copy(parent.path / name, staging / name)
+            entries[name] = parent.manifest.artifacts[name].model_dump()
+        for name, data in files.items():
+            _write_file(staging / name, data)
+            entries[name] = {"sha256": sha256_bytes(data), "bytes": len(data)}
+        manifest = {
+            "schema_version": SCHEMA_VERSION,
+            "version": number,
+            "parent": parent.number if parent else None,
+            "created_utc": _now_utc(),
+            "command": self.command,
+            "artifacts": dict(sorted(entries.items())),
+            **sections,
+        }
+        _write_file(
+            staging / MANIFEST_JSON,
+            (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode(),
+        )
+        staged = Version(self.models_dir, number, staging, _read_manifest(staging))
+        for name in staged.manifest.artifacts:
+            read_artifact(staged, name)  # what was written is what the manifest says
+        if verify is not None:
+            verify(staged)
+        _fsync_dir(staging)
+        final = self.models_dir / VERSIONS / str(number)
+        _mkdir(final.parent)
+        _rename(staging, final)
+        _fsync_dir(final.parent)
+        _point(self.models_dir / CURRENT, f"{VERSIONS}/{number}")
+        _seed_paths(self.models_dir, staged.manifest)
+        return Version(self.models_dir, number, final, staged.manifest)
+
+    def _next_number(self) -> int:
+        folder = self.models_dir / VERSIONS
+        numbers = [0]
+        if folder.is_dir():
+            numbers += [int(e.name) for e in folder.iterdir() if re.fullmatch(r"[0-9]+", e.name)]
+        return max(numbers) + 1
+
+
+# --------------------------------------------------------------------------- file operations
+
+
+def _mkdir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot write to {path}: {exc.strerror or exc}") from None
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    """A new read-only file, flushed to disk before anything refers to it."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        _write_file(target, read_regular_file(source, ARTIFACT_MAX_BYTES))
+
+
+def _rename(source: Path, target: Path) -> None:
+    try:
+        os.rename(source, target)
+    except OSError as exc:
+        raise InputError(f"cannot publish {target}: {exc.strerror or exc}") from None
+
+
+def _point(link: Path, target: str) -> None:
+    """Make ``link`` a symlink to ``target`` atomically (a new link renamed over the old)."""
+    if link.is_symlink() and os.readlink(link) == target:
+        return
+    temporary = link.parent / f".link-{link.name}-{os.getpid()}"
+    try:
+        temporary.unlink(missing_ok=True)
+        os.symlink(target, temporary)
+        os.replace(temporary, link)
+        _fsync_dir(link.parent)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        raise InputError(f"cannot update {link}: {exc.strerror or exc}") from None
+
+
+def _seed_paths(models_dir: Path, manifest: Manifest) -> None:
+    """``models/<name>`` → ``current/<name>`` for what the current version holds, and no link
+    for what it does not (so nothing dangles; a reader of a removed name gets "missing")."""
+    for name in SEED_PATHS:
+        link = models_dir / name
+        if name == MANIFEST_JSON or name in manifest.artifacts:
+            _point(link, f"{CURRENT}/{name}")
+        elif link.is_symlink() and os.readlink(link) == f"{CURRENT}/{name}":
+            link.unlink()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def check_writable(folder: Path) -> None:
+    """Create ``folder`` if needed and check files can be created in it."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot write to {folder}: {exc.strerror or exc}") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write to {folder}: Permission denied")
+
+
+def atomic_write(path: Path, data: bytes) -> Path:
+    """Write a file outside the models folder (a report, an export) so that readers see the
+    old file or the new one, never half: a temporary file in the same folder, renamed."""
+    path = Path(path)
+    temporary = path.parent / f".{path.name}.{os.getpid()}.tmp"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temporary, path)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def copy_current(
+    source: Path, target: Path, skip_suffixes: tuple[str, ...] = (".joblib",)
+) -> Version:
+    """A new models folder at ``target`` holding only ``source``'s current version (each file
+    verified on the way), e.g. for a container image: no other version, no pickles."""
+    version = open_version(Path(source))
+    target = Path(target)
+    staging = target / STAGING / f"{version.number}-{os.getpid()}"
+    _mkdir(staging)
+    for name in version.manifest.artifacts:
+        if not name.endswith(skip_suffixes):
+            _write_file(staging / name, read_artifact(version, name))
+    _write_file(
+        staging / MANIFEST_JSON, read_regular_file(version.path / MANIFEST_JSON, MANIFEST_MAX_BYTES)
+    )
+    final = target / VERSIONS / str(version.number)
+    _mkdir(final.parent)
+    _rename(staging, final)
+    _point(target / CURRENT, f"{VERSIONS}/{version.number}")
+    for name in SEED_PATHS:
+        if (final / name).exists():
+            _point(target / name, f"{CURRENT}/{name}")
+    return open_version(target)
+
+
+# --------------------------------------------------------------------------- exports
+
+
+class ExportEntry(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    version: int = Field(ge=1)
+    model: str
+    format: str
+    path: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    bytes: int = Field(ge=0)
+    artifact: str
+    artifact_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    created_utc: str
+
+
+class Exports(Versioned):
+    """``exports.json``: every export of every version, and the SHA-256 of what it wrote.
+
+    Versions are immutable, so their manifests cannot list what is exported from them later;
+    this record, rewritten whole under the writer lock, does.
+    """
+
+    exports: list[ExportEntry]
+
+
+def read_exports(models_dir: Path) -> list[ExportEntry]:
+    path = Path(models_dir) / EXPORTS_JSON
+    if not path.exists() and not path.is_symlink():
+        return []
+    return decode(Exports, read_regular_file(path, MANIFEST_MAX_BYTES), str(path)).exports
+
+
+def record_export(
+    models_dir: Path, entry: dict[str, Any], command: str, lock_timeout: float
+) -> None:
+    """Append one export to ``exports.json`` (under the writer lock, atomically)."""
+    with writer(models_dir, command, lock_timeout):
+        entries = [e.model_dump() for e in read_exports(models_dir)]
+        entries.append(ExportEntry(**{**entry, "created_utc": _now_utc()}).model_dump())
+        document = {"schema_version": SCHEMA_VERSION, "exports": entries}
+        atomic_write(
+            Path(models_dir) / EXPORTS_JSON, (json.dumps(document, indent=2) + "\n").encode()
+        )
+
+
+# --------------------------------------------------------------------------- provenance
+
+
+def _now_utc() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def package_versions() -> dict[str, str | None]:
+    """The versions that wrote a run, for its manifest."""
+
+    def version(name: str) -> str | None:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return None
+
+    return {
+        "python": platform.python_version(),
+        "linreg-ops": version("linreg-ops"),
+        "numpy": version("numpy"),
+        "scikit-learn": version("scikit-learn"),
+        "pyarrow": version("pyarrow"),
+    }

@@ -1,0 +1,738 @@
+"""Every table the project reads or writes, on pyarrow's CSV and Parquet readers.
+
+One reader for every path — the training engines (Dask partitions included), ``predict
+--input``, ``evaluate --data``, the stored test split and the service's ``text/csv`` body —
+so every path sees the same numbers. CSV follows RFC 4180 as pyarrow parses it: quoted
+fields may hold commas, doubled quotes and newlines; a UTF-8 BOM, CRLF or LF, and quoted
+numbers are fine; columns are selected by name in any order and the others may hold
+anything; a row with more or fewer fields than the header is an error, never a shift.
+
+Selected columns must hold finite numbers. The fast path parses straight to float64 in
+blocks of constant memory; only when pyarrow refuses a block (or a value is NaN, infinite
+or overflows) does a second, slower pass find the first bad cell, so that every error names
+the file, the column and the 1-based data row.
+"""
+
+import contextlib
+import csv
+import glob
+import io
+import itertools
+import os
+import re
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+import numpy as np
+
+from linreg_ops.config import DEFAULT_CHUNK_ROWS
+from linreg_ops.errors import InputError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
+CSV_BLOCK_BYTES = 4 << 20  # pyarrow's parse unit; memory is a few of these whatever the file
+SHOWN_TEXT = 40  # characters of a bad cell quoted in a message
+
+_CONVERSION = re.compile(r"In CSV column #(\d+): (?:Row #\d+: )?CSV conversion error to double")
+_FIELD_COUNT = re.compile(r"Expected (\d+) columns, got (\d+)")
+_NAN_TEXTS = {"nan", "-nan", "+nan"}
+_INF_TEXTS = {"inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
+
+
+@dataclass(frozen=True)
+class Block:
+    """Rows of the selected columns; ``offset`` is the 0-based index of its first data row."""
+
+    offset: int
+    values: np.ndarray  # float64, (rows, columns), every value finite
+
+
+@dataclass(frozen=True)
+class Table:
+    """Named float64 columns read whole (small inputs: a request body, a test split)."""
+
+    source: str
+    columns: tuple[str, ...]
+    values: np.ndarray
+
+    def column(self, name: str) -> np.ndarray:
+        return self.values[:, self.columns.index(name)]
+
+
+# --------------------------------------------------------------------------- files
+
+
+def table_files(spec: str | Path) -> list[Path]:
+    """A file, a folder of .csv/.parquet files, or a glob pattern → the files, sorted."""
+    text = str(spec)
+    if any(char in text for char in "*?["):
+        files = sorted(Path(p) for p in glob.glob(text) if Path(p).is_file())
+    elif Path(spec).is_dir():
+        files = sorted(
+            p for p in Path(spec).iterdir() if p.suffix.lower() in TABLE_SUFFIXES and p.is_file()
+        )
+    else:
+        return [check_table_path(Path(spec))]
+    if not files:
+        raise InputError(f"no .csv or .parquet files in {spec}")
+    return [check_table_path(path) for path in files]
+
+
+def check_table_path(path: Path) -> Path:
+    """``path`` if it is a readable regular file of a known table format."""
+    suffix = path.suffix.lower()
+    if suffix not in TABLE_SUFFIXES:
+        raise InputError(
+            f"unsupported data format {suffix or '(no extension)'!r} for {path}: "
+            "expected .csv or .parquet, or a folder or glob of them"
+        )
+    if not path.exists():
+        raise InputError(f"data file not found: {path}")
+    if not path.is_file():
+        raise InputError(f"cannot read {path}: not a regular file")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"cannot read {path}: permission denied")
+    return path
+
+
+def is_csv(path: Path) -> bool:
+    return path.suffix.lower() == ".csv"
+
+
+def read_header(path: Path) -> list[str]:
+    """Column names of a CSV or Parquet file, without reading its rows."""
+    import pyarrow as pa
+
+    if not is_csv(path):
+        import pyarrow.parquet as pq
+
+        try:
+            return list(pq.read_schema(path).names)
+        except (OSError, pa.ArrowException) as exc:
+            raise InputError(f"cannot read {path} as Parquet: {_short(exc)}") from None
+    with _open_binary(path) as handle:
+        return _csv_header(str(path), handle)
+
+
+def _csv_header(label: str, handle: BinaryIO) -> list[str]:
+    """The first record, by the standard library's RFC 4180 reader: a quoted header may hold
+    commas or newlines, and a malformed data row further on must not hide the header."""
+    text = io.TextIOWrapper(handle, encoding="utf-8-sig", newline="")
+    try:
+        header = next(csv.reader(text), None)
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read {label} as CSV: {exc}") from None
+    finally:
+        text.detach()
+    if not header:
+        raise InputError(f"{label} is empty: expected a header row and data rows")
+    return header
+
+
+def check_columns(label: str, header: Sequence[str], columns: Sequence[str]) -> None:
+    """Every selected column exists exactly once in the header."""
+    for name in columns:
+        count = list(header).count(name)
+        if count == 0:
+            raise InputError(
+                f"column {name!r} not found in {label}; columns are: {', '.join(header)}"
+            )
+        if count > 1:
+            raise InputError(f"{label} has {count} columns named {name!r}")
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def iter_blocks(
+    path: Path,
+    columns: Sequence[str],
+    block_rows: int = DEFAULT_CHUNK_ROWS,
+    *,
+    hint: str = "",
+) -> Iterator[Block]:
+    """Blocks of exactly ``block_rows`` rows (the last may be shorter) of the selected
+    columns, in file order, in constant memory. ``hint`` is added to a non-numeric error
+    (e.g. "pass --features" when the columns were not chosen by the user)."""
+    path = check_table_path(Path(path))
+    header = read_header(path)
+    check_columns(str(path), header, columns)
+    if is_csv(path):
+        yield from _csv_file_blocks(path, list(columns), block_rows, hint)
+    else:
+        yield from _parquet_blocks(path, list(columns), block_rows, None, 0, hint)
+
+
+def read_table(path: Path, columns: Sequence[str], *, hint: str = "") -> Table:
+    """A whole file's selected columns in memory (for data that fits, e.g. ``evaluate``)."""
+    blocks = [block.values for block in iter_blocks(path, columns, hint=hint)]
+    values = np.vstack(blocks) if blocks else np.empty((0, len(columns)))
+    return Table(str(path), tuple(columns), values)
+
+
+def parse_csv(data: bytes, columns: Sequence[str], *, label: str) -> Table:
+    """CSV held in memory (an HTTP body, the stored test split), by the same reader."""
+    handle = io.BytesIO(data)
+    header = _csv_header(label, handle)
+    check_columns(label, header, columns)
+    blocks = list(_csv_blocks(lambda: io.BytesIO(data), label, list(columns), 1 << 62, "", None, 0))
+    if not blocks:
+        raise InputError(f"{label} has a header but no data rows")
+    return Table(
+        label,
+        tuple(columns),
+        blocks[0].values if len(blocks) == 1 else np.vstack([b.values for b in blocks]),
+    )
+
+
+def csv_header_of(data: bytes, label: str) -> list[str]:
+    """The header of CSV held in memory."""
+    return _csv_header(label, io.BytesIO(data))
+
+
+def count_csv_rows(data: bytes) -> int:
+    """Data rows of CSV held in memory, as the reader counts them, without converting any
+    value (cheap: it lets a caller refuse too many rows before validating one)."""
+    import pyarrow as pa
+
+    try:
+        header = _csv_header("CSV", io.BytesIO(data))
+        reader = _csv_reader(io.BytesIO(data), [header[0]], None, text=True)
+        return sum(batch.num_rows for batch in reader)
+    except (InputError, pa.ArrowException):
+        return 0  # unreadable: the full parse names the problem
+
+
+def _open_binary(path: Path) -> BinaryIO:
+    try:
+        return open(path, "rb")
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _csv_file_blocks(path: Path, columns: list[str], block_rows: int, hint: str) -> Iterator[Block]:
+    blocks = _csv_blocks(lambda: _open_binary(path), str(path), columns, block_rows, hint, None, 0)
+    seen = False
+    for block in blocks:
+        seen = True
+        yield block
+    if not seen:
+        raise InputError(f"{path} has a header but no data rows")
+
+
+def _csv_blocks(
+    opener: Callable[[], BinaryIO],
+    label: str,
+    columns: list[str],
+    block_rows: int,
+    hint: str,
+    names: list[str] | None,
+    first_row: int,
+) -> Iterator[Block]:
+    """The fast path: pyarrow parses straight to float64. ``names`` given: the source has no
+    header row (a byte range of a file); ``first_row`` numbers its rows in the whole file."""
+    import pyarrow as pa
+
+    try:
+        with opener() as handle:
+            reader = _csv_reader(handle, columns, names, text=False)
+            for block in _rebuffer(reader, block_rows, first_row):
+                _check_block(block, columns, label, hint, opener, names, first_row)
+                yield block
+    except pa.ArrowInvalid as exc:
+        raise _locate_csv_error(opener, label, columns, names, first_row, exc, hint) from None
+    except pa.ArrowException as exc:
+        raise InputError(f"cannot read {label} as CSV: {_short(exc)}") from None
+
+
+def _csv_reader(
+    handle: BinaryIO, columns: list[str], names: list[str] | None, *, text: bool
+) -> Any:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    kind = pa.binary() if text else pa.float64()
+    return pacsv.open_csv(
+        handle,
+        read_options=pacsv.ReadOptions(
+            block_size=CSV_BLOCK_BYTES, use_threads=False, column_names=names
+        ),
+        # RFC 4180: a quoted field may hold newlines, so a block never ends inside one.
+        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        convert_options=pacsv.ConvertOptions(
+            include_columns=columns,
+            column_types=dict.fromkeys(columns, kind),
+            null_values=[],
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+
+
+def _rebuffer(
+    batches: Iterable["pa.RecordBatch"], block_rows: int, first_row: int
+) -> Iterator[Block]:
+    """Record batches of any size → blocks of exactly ``block_rows`` rows.
+
+    Fixed row blocks make every statistic independent of the file's byte layout: the same
+    numbers quoted or not, with CRLF or LF, give the same blocks and so the same bits.
+    """
+    pending: list[np.ndarray] = []
+    count, offset = 0, first_row
+    for batch in batches:
+        array = np.column_stack([_float64(column) for column in batch.columns])
+        pending.append(array)
+        count += len(array)
+        while count >= block_rows:
+            joined = pending[0] if len(pending) == 1 else np.concatenate(pending)
+            yield Block(offset, joined[:block_rows])
+            offset += block_rows
+            rest = joined[block_rows:]
+            pending, count = ([rest] if len(rest) else []), len(rest)
+    if count:
+        yield Block(offset, pending[0] if len(pending) == 1 else np.concatenate(pending))
+
+
+def _float64(column: "pa.Array") -> np.ndarray:
+    """A numeric Arrow array without nulls as float64, read from its data buffer (pyarrow's
+    own ``to_numpy`` imports pandas, which the serving path must not pay for)."""
+    import pyarrow as pa
+
+    kind = column.type
+    if pa.types.is_floating(kind):
+        dtype = np.dtype(f"float{kind.bit_width}")
+    elif pa.types.is_signed_integer(kind):
+        dtype = np.dtype(f"int{kind.bit_width}")
+    elif pa.types.is_unsigned_integer(kind):
+        dtype = np.dtype(f"uint{kind.bit_width}")
+    else:
+        raise InputError(f"a column of type {kind} is not numeric")
+    values = np.frombuffer(column.buffers()[1], dtype=dtype, count=column.offset + len(column))
+    return values[column.offset :].astype(np.float64, copy=False)
+
+
+def _check_block(
+    block: Block,
+    columns: list[str],
+    label: str,
+    hint: str,
+    opener: Callable[[], BinaryIO] | None,
+    names: list[str] | None,
+    first_row: int,
+) -> None:
+    """Refuse NaN, infinity and overflow, naming the first such cell (rows count from 1)."""
+    finite = np.isfinite(block.values)
+    if finite.all():
+        return
+    row, col = (int(i) for i in np.argwhere(~finite)[0])
+    value = block.values[row, col]
+    number = block.offset + row + 1
+    if np.isnan(value):
+        what = "NaN"
+    else:
+        what = "an infinite value"
+        if opener is not None:
+            text = _csv_cell_text(opener, columns[col], names, number - 1 - first_row)
+            if text.strip().lower() not in _INF_TEXTS:
+                what = f"{_quote(text)}, which overflows float64"
+    raise InputError(f"{label} column {columns[col]!r} row {number} is {what}; remove or impute it")
+
+
+def check_finite(
+    values: np.ndarray, columns: Sequence[str], label: str, first_row: int = 0
+) -> None:
+    """The same refusal for rows that did not come from a file (arrays, JSON requests)."""
+    _check_block(Block(first_row, values), list(columns), label, "", None, None, first_row)
+
+
+def _csv_cell_text(
+    opener: Callable[[], BinaryIO], column: str, names: list[str] | None, row: int
+) -> str:
+    """The raw text of one cell (0-based data row within the source)."""
+    with opener() as handle:
+        seen = 0
+        for batch in _csv_reader(handle, [column], names, text=True):
+            if row < seen + batch.num_rows:
+                return bytes(batch.column(0)[row - seen].as_py()).decode("utf-8", "replace")
+            seen += batch.num_rows
+    return ""
+
+
+def _locate_csv_error(
+    opener: Callable[[], BinaryIO],
+    label: str,
+    columns: list[str],
+    names: list[str] | None,
+    first_row: int,
+    error: Exception,
+    hint: str,
+) -> InputError:
+    """The slow path: which cell (or row) made pyarrow refuse the source."""
+    import pyarrow as pa
+
+    message = str(error)
+    if _CONVERSION.search(message):
+        try:
+            found = _first_bad_number(opener, columns, names)
+        except pa.ArrowInvalid as again:  # a field-count error further on: report that
+            message = str(again)
+        else:
+            if found is not None:
+                column, row, text = found
+                shown = (
+                    "an empty value" if not text.strip() else f"non-numeric value {_quote(text)}"
+                )
+                suffix = f"; {hint}" if hint else ""
+                return InputError(
+                    f"{label} column {column!r} row {first_row + row + 1}: {shown}{suffix}"
+                )
+    if _FIELD_COUNT.search(message):
+        return _field_count_error(opener, label, names, first_row, message)
+    if "UTF8" in message or "UTF-8" in message:
+        return InputError(f"cannot read {label}: not UTF-8 text ({_short(error)})")
+    return InputError(f"cannot read {label} as CSV: {_short(error)}")
+
+
+def _first_bad_number(
+    opener: Callable[[], BinaryIO], columns: list[str], names: list[str] | None
+) -> tuple[str, int, str] | None:
+    """(column, 0-based row, text) of the first cell that does not parse as a number, by
+    the same Arrow parser as the fast path (whitespace trimmed as the CSV reader trims it)."""
+    with opener() as handle:
+        seen = 0
+        for batch in _csv_reader(handle, columns, names, text=True):
+            bad: list[tuple[int, str, str]] = []
+            for j, name in enumerate(columns):
+                index = _first_unparsable(batch.column(j))
+                if index is not None:
+                    text = bytes(batch.column(j)[index].as_py()).decode("utf-8", "replace")
+                    bad.append((index, name, text))
+            if bad:
+                index, name, text = min(bad, key=lambda item: (item[0], columns.index(item[1])))
+                return name, seen + index, text
+            seen += batch.num_rows
+    return None
+
+
+def _parses(values: "pa.Array") -> bool:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        pc.cast(pc.utf8_trim(values.cast(pa.string()), characters=" \t"), pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return False
+    return True
+
+
+def _first_unparsable(values: "pa.Array") -> int | None:
+    """Bisection with whole-slice casts: O(log n) Arrow calls, no Python loop over cells."""
+    if _parses(values):
+        return None
+    low, high = 0, len(values)  # the first bad index lies in [low, high)
+    while high - low > 1:
+        middle = (low + high) // 2
+        if _parses(values.slice(low, middle - low)):
+            low = middle
+        else:
+            high = middle
+    return low
+
+
+def _field_count_error(
+    opener: Callable[[], BinaryIO],
+    label: str,
+    names: list[str] | None,
+    first_row: int,
+    message: str,
+) -> InputError:
+    """Walk the records with the standard library's csv module to number the bad row."""
+    with opener() as handle:
+        text = io.TextIOWrapper(handle, encoding="utf-8-sig", errors="replace", newline="")
+        reader = csv.reader(text)
+        try:
+            header = names if names is not None else next(reader, [])
+            row = 0
+            for record in reader:
+                if not record:  # a blank line: pyarrow skips it too
+                    continue
+                row += 1
+                if len(record) != len(header):
+                    line = f" (line {reader.line_num})" if names is None else ""
+                    return InputError(
+                        f"{label} row {first_row + row}{line} has {_fields(len(record))}, "
+                        f"the header has {len(header)}: every row needs one value per column "
+                        "(quote a field that holds a comma)"
+                    )
+        except csv.Error:
+            pass
+        finally:
+            text.detach()
+    match = _FIELD_COUNT.search(message)
+    assert match is not None
+    return InputError(
+        f"{label}: a row has {match.group(2)} fields, the header has {match.group(1)}: "
+        f"{message[match.end() :].strip(': ')[:SHOWN_TEXT]!r}"
+    )
+
+
+def _parquet_blocks(
+    path: Path,
+    columns: list[str],
+    block_rows: int,
+    row_groups: list[int] | None,
+    first_row: int,
+    hint: str,
+) -> Iterator[Block]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        schema = pq.read_schema(path)
+        for name in columns:
+            kind = schema.field(name).type
+            if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+                suffix = f"; {hint}" if hint else ""
+                raise InputError(
+                    f"{path} column {name!r} has type {kind}, expected a numeric type{suffix}"
+                )
+        # No pre-buffering: it reads whole row groups ahead and multiplies the memory by the
+        # number of columns in flight.
+        with pq.ParquetFile(path, pre_buffer=False) as parquet:
+            if row_groups is None and parquet.metadata.num_rows == 0:
+                raise InputError(f"{path} has no data rows")
+            batches = parquet.iter_batches(
+                batch_size=min(block_rows, 1 << 16), columns=columns, row_groups=row_groups
+            )
+            checked = _no_nulls(batches, path, columns, first_row)
+            for block in _rebuffer(checked, block_rows, first_row):
+                _check_block(block, columns, str(path), hint, None, None, first_row)
+                yield block
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(f"cannot read {path} as Parquet: {_short(exc)}") from None
+
+
+def _no_nulls(
+    batches: Iterable["pa.RecordBatch"], path: Path, columns: list[str], first_row: int
+) -> Iterator["pa.RecordBatch"]:
+    offset = first_row
+    for batch in batches:
+        for name, column in zip(columns, batch.columns, strict=True):
+            if column.null_count:
+                nulls = column.is_null().to_numpy(zero_copy_only=False)
+                row = offset + int(np.flatnonzero(nulls)[0])
+                raise InputError(f"{path} column {name!r} row {row + 1}: missing value (null)")
+        offset += batch.num_rows
+        yield batch
+
+
+def _fields(count: int) -> str:
+    return "1 field" if count == 1 else f"{count} fields"
+
+
+def _short(error: BaseException) -> str:
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return text[:200]
+
+
+def _quote(text: str) -> str:
+    return repr(text if len(text) <= SHOWN_TEXT else text[:SHOWN_TEXT] + "…")
+
+
+# --------------------------------------------------------------------------- partitions
+
+
+@dataclass(frozen=True)
+class Partition:
+    """A piece of one file that a worker reads alone: a byte range of a CSV file (after the
+    header, starting at a record boundary) or a run of Parquet row groups."""
+
+    path: Path
+    start: int  # CSV: byte offset; Parquet: first row group
+    stop: int  # CSV: byte offset (exclusive); Parquet: row group (exclusive)
+    rows: int | None  # known for Parquet (metadata); counted for CSV
+
+
+def partitions(path: Path, target_bytes: int = 64 << 20) -> list[Partition]:
+    """Split one file for parallel readers: byte ranges cut at record boundaries (a newline
+    outside quotes: under RFC 4180 the quotes before it are even in number), or row groups."""
+    path = check_table_path(path)
+    if not is_csv(path):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            metadata = pq.read_metadata(path)
+        except (OSError, pa.ArrowException) as exc:
+            raise InputError(f"cannot read {path} as Parquet: {_short(exc)}") from None
+        parts, start, rows, size = [], 0, 0, 0
+        for group in range(metadata.num_row_groups):
+            rows += metadata.row_group(group).num_rows
+            size += metadata.row_group(group).total_byte_size
+            if size >= target_bytes or group == metadata.num_row_groups - 1:
+                parts.append(Partition(path, start, group + 1, rows))
+                start, rows, size = group + 1, 0, 0
+        return parts
+    end = path.stat().st_size
+    with _open_binary(path) as handle:
+        begin = _record_end(handle, 0)
+        cuts = [begin]
+        position = begin
+        while position < end:
+            position = _record_end(handle, max(position, cuts[-1] + target_bytes))
+            cuts.append(min(position, end))
+    return [Partition(path, a, b, None) for a, b in itertools.pairwise(cuts) if b > a]
+
+
+def _record_end(handle: BinaryIO, at_least: int) -> int:
+    """The offset just after the first newline at or beyond ``at_least`` with an even number
+    of quote characters before it (counted from the start of the file)."""
+    handle.seek(0)
+    quotes = 0
+    position = 0
+    while position < at_least:  # count the quotes before at_least, a block at a time
+        chunk = handle.read(min(1 << 22, at_least - position))
+        if not chunk:
+            return position
+        quotes += chunk.count(b'"')
+        position += len(chunk)
+    while True:
+        chunk = handle.read(1 << 16)
+        if not chunk:
+            return position
+        start = 0
+        while (newline := chunk.find(b"\n", start)) >= 0:
+            quotes += chunk.count(b'"', start, newline)
+            if quotes % 2 == 0:
+                return position + newline + 1
+            start = newline + 1
+        quotes += chunk.count(b'"', start)
+        position += len(chunk)
+
+
+def partition_rows(part: Partition, header: list[str]) -> int:
+    """The number of data rows in a partition, as the reader will count them."""
+    if part.rows is not None:
+        return part.rows
+    data = _read_range(part)
+    simple = (
+        b'"' not in data
+        and b"\n\n" not in data
+        and b"\n\r\n" not in data
+        and not data.startswith((b"\n", b"\r\n"))
+        and data.count(b"\r") == data.count(b"\r\n")  # no lone CR: pyarrow ends rows there
+    )
+    if simple:
+        tail = data[data.rfind(b"\n") + 1 :]
+        return data.count(b"\n") + (1 if tail.strip(b"\r") else 0)
+    import pyarrow as pa
+
+    try:
+        reader = _csv_reader(io.BytesIO(data), [header[0]], header, text=True)
+        return sum(batch.num_rows for batch in reader)
+    except pa.ArrowException:
+        return -1  # unreadable: the worker that parses it names the problem
+
+
+def partition_blocks(
+    part: Partition, columns: list[str], header: list[str], first_row: int, block_rows: int
+) -> Iterator[Block]:
+    """A partition's blocks; rows are numbered from ``first_row`` in the whole file."""
+    if not is_csv(part.path):
+        yield from _parquet_blocks(
+            part.path, columns, block_rows, list(range(part.start, part.stop)), first_row, ""
+        )
+        return
+    data = _read_range(part)
+    yield from _csv_blocks(
+        lambda: io.BytesIO(data), str(part.path), columns, block_rows, "", header, first_row
+    )
+
+
+def _read_range(part: Partition) -> bytes:
+    with _open_binary(part.path) as handle:
+        handle.seek(part.start)
+        return handle.read(part.stop - part.start)
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def csv_bytes(columns: Sequence[str], values: np.ndarray) -> bytes:
+    """CSV with a header and 17 significant digits, so floats survive the round trip exactly."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(columns)
+    np.savetxt(buffer, np.asarray(values, dtype=np.float64), delimiter=",", fmt="%.17g")
+    return buffer.getvalue().encode("utf-8")
+
+
+@contextlib.contextmanager
+def prediction_writer(path: Path, columns: Sequence[str]) -> Iterator[Callable[..., None]]:
+    """Append prediction blocks to ``path`` (CSV or Parquet) in constant memory, atomically:
+    blocks go to a temporary file that replaces ``path`` only when every block is written."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in TABLE_SUFFIXES:
+        raise InputError(
+            f"unsupported output format {suffix or '(no extension)'!r} for {path}: "
+            "expected .csv or .parquet"
+        )
+    if path.is_dir():
+        raise InputError(f"cannot write {path}: it is a folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    os.fchmod(fd, 0o644)
+    try:
+        if suffix == ".csv":
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+                handle.write(",".join(columns) + "\n")
+
+                def write_csv(*arrays: np.ndarray) -> None:
+                    block = np.column_stack([np.asarray(a, dtype=np.float64) for a in arrays])
+                    np.savetxt(handle, block, delimiter=",", fmt="%.17g")
+
+                yield write_csv
+                handle.flush()
+                os.fsync(handle.fileno())
+        else:
+            os.close(fd)
+            yield from _parquet_writer(tmp_name, columns)
+        os.replace(tmp_name, path)
+    except OSError as exc:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def _parquet_writer(tmp_name: str, columns: Sequence[str]) -> Iterator[Callable[..., None]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    writer: pq.ParquetWriter | None = None
+
+    def write_parquet(*arrays: np.ndarray) -> None:
+        nonlocal writer
+        table = pa.table({name: np.asarray(a) for name, a in zip(columns, arrays, strict=True)})
+        if writer is None:
+            writer = pq.ParquetWriter(tmp_name, table.schema)
+        writer.write_table(table)
+
+    try:
+        yield write_parquet
+        if writer is None:  # no rows: still a valid, empty file
+            pq.write_table(
+                pa.table({name: pa.array([], pa.float64()) for name in columns}), tmp_name
+            )
+    finally:
+        if writer is not None:
+            writer.close()

@@ -1,0 +1,184 @@
+"""Fixtures for the exporter tests: the California models, onnxruntime, edge-case rows.
+
+Everything that builds a model from data goes through ``fit_linear_model`` and
+``california_models`` here, so a module path moved by a refactor is fixed in one place.
+Helpers are fixtures that return functions (conftest modules are not importable under
+pytest's importlib mode).
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+
+def fit_linear_model(X, y, names: Sequence[str] | None = None, target: str = "y"):
+    """A LinearModel fitted the project's way (standardized lstsq) on in-memory arrays."""
+    from linreg_ops.engines import fit_linear_regression
+    from linreg_ops.model import LinearModel
+    from linreg_ops.pipeline import feature_statistics
+    from linreg_ops.stats import MomentStats
+
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    estimator = fit_linear_regression(X, y)
+    return LinearModel(
+        feature_names=tuple(names if names is not None else (f"x{i}" for i in range(X.shape[1]))),
+        target_name=target,
+        coef=np.asarray(estimator.coef_, dtype=np.float64),
+        intercept=float(estimator.intercept_),
+        stats=feature_statistics(MomentStats.of(X, y), X),
+    )
+
+
+def quantize(
+    model,
+    dtype="int8",
+    granularity="per-tensor",
+    rounding="hessian",
+    input_dtype=None,
+    calibration="minmax",
+):
+    """The quantized model, or the integer-only one when ``input_dtype`` is given."""
+    from linreg_ops.quantize import IntegerConfig, QuantConfig, build_integer_model, quantize_model
+
+    config = QuantConfig(dtype, granularity, rounding)
+    if input_dtype is None:
+        return quantize_model(model, config)
+    return build_integer_model(model, config, IntegerConfig(input_dtype, calibration))
+
+
+@dataclass(frozen=True)
+class California:
+    model: object
+    quantized: object
+    integer: object
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+
+
+def california_models() -> California:
+    """The seed's run: California Housing, train_test_split 80/20 with random_state 42."""
+    from sklearn.datasets import fetch_california_housing
+    from sklearn.model_selection import train_test_split
+
+    bunch = fetch_california_housing()
+    X_train, X_test, y_train, y_test = train_test_split(
+        np.ascontiguousarray(bunch.data, dtype=np.float64),
+        np.asarray(bunch.target, dtype=np.float64),
+        test_size=0.2,
+        random_state=42,
+    )
+    model = fit_linear_model(X_train, y_train, bunch.feature_names, bunch.target_names[0])
+    return California(
+        model=model,
+        quantized=quantize(model, "int8"),
+        integer=quantize(model, "int8", input_dtype="int16"),
+        X_train=X_train,
+        y_train=y_train,
+        X_test=X_test,
+        y_test=y_test,
+    )
+
+
+@pytest.fixture(scope="module")
+def cal_models() -> California:
+    """Float, int8 quantized and int8×int16 integer-only models of California Housing."""
+    return california_models()
+
+
+@pytest.fixture(scope="module")
+def fit() -> Callable:
+    """``fit(X, y, names=None)``: a LinearModel for synthetic data."""
+    return fit_linear_model
+
+
+@pytest.fixture(scope="module")
+def quantize_variants() -> Callable:
+    """``make(model, dtype, granularity, rounding, input_dtype=None, calibration)``."""
+    return quantize
+
+
+@pytest.fixture(scope="module")
+def ort_run() -> Callable:
+    """Run ONNX bytes in onnxruntime's CPU provider: ``run(bytes, X, optimize=True)``.
+
+    ``optimize=False`` turns off every graph optimization, to show that none of them (a fusion
+    into a com.microsoft kernel, say) changes the results.
+    """
+    import onnxruntime
+
+    def run(model_bytes: bytes, X: np.ndarray, optimize: bool = True) -> list[np.ndarray]:
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 1
+        if not optimize:
+            options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+        session = onnxruntime.InferenceSession(
+            model_bytes, options, providers=["CPUExecutionProvider"]
+        )
+        return session.run(None, {"X": X})
+
+    return run
+
+
+def _edge_values(integer, finite_max: float, limits=None) -> np.ndarray:
+    """Per feature, raw values at and around every interesting point of its input grid, and
+    of the calibration limits (the training minimum and maximum) when they are given."""
+    scale = integer.input_scale.astype(np.float64)
+    zero = integer.input_zero_point.astype(np.float64)
+    qmin, qmax = integer.input_range
+    codes = np.array([qmin, qmin + 1, qmax - 1, qmax, 0, 1, -1, 2, -2], dtype=np.float64)
+    steps = np.concatenate(
+        [
+            codes,
+            codes + 0.5,  # exact ties in float64 (≤ 41 significant bits)
+            codes - 0.5,
+            [qmin - 1, qmax + 1, qmin - 1000, qmax + 1000, 10 * qmin, 10 * qmax],
+        ]
+    )
+    on_grid = (steps[None, :] - zero[:, None]) * scale[:, None]  # (d, k): x with x/s = step − zp
+    if limits is not None:
+        on_grid = np.concatenate([on_grid, np.column_stack(limits)], axis=1)
+    around = np.concatenate(
+        [on_grid, np.nextafter(on_grid, np.inf), np.nextafter(on_grid, -np.inf)], axis=1
+    )
+    fixed = np.array([0.0, -0.0, 1e-300, -1e-300, 1e30, -1e30, finite_max, -finite_max])
+    fixed = np.concatenate([fixed, [np.inf, -np.inf]])
+    return np.concatenate([around, np.broadcast_to(fixed, (len(scale), fixed.size))], axis=1)
+
+
+@pytest.fixture(scope="module")
+def edge_rows() -> Callable:
+    """``rows(integer, n, seed, dtype, limits)``: n rows mixing every edge of the model's inputs.
+
+    Each cell is either on the input grid (codes at qmin/qmax, exact ties, one ulp either
+    side), beyond the calibration limits, huge (up to ±1e300 or float32's max, ±inf), or
+    uniform over the calibrated range and a bit beyond. Fixed rows push every feature to its
+    limit in the direction of its weight's sign, so the extreme reachable output codes occur.
+    """
+
+    def rows(integer, n: int, seed: int = 0, dtype=np.float64, limits=None) -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        finite_max = 1e300 if dtype == np.float64 else float(np.finfo(np.float32).max)
+        values = _edge_values(integer, finite_max, limits)
+        d = values.shape[0]
+        picked = values[np.arange(d), rng.integers(0, values.shape[1], size=(n, d))]
+        qmin, qmax = integer.input_range
+        scale = integer.input_scale.astype(np.float64)
+        low = (qmin - integer.input_zero_point) * scale
+        high = (qmax - integer.input_zero_point) * scale
+        span = high - low
+        uniform = rng.uniform(low - 0.1 * span, high + 0.1 * span, size=(n, d))
+        choice = rng.random((n, d))
+        X = np.where(choice < 0.5, picked, uniform)
+        sign = np.sign(integer.weights)
+        top, bottom = np.where(sign >= 0, high, low), np.where(sign >= 0, low, high)
+        fixed = np.stack([top, bottom, low, high, top * 1.5, bottom * 1.5])
+        X[: len(fixed)] = fixed
+        with np.errstate(over="ignore"):
+            return X.astype(dtype)
+
+    return rows

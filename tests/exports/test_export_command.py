@@ -1,0 +1,300 @@
+"""``linreg-ops export`` end to end: each format written atomically from the current version,
+its SHA-256 recorded in exports.json, and each verified in its own runtime — onnxruntime,
+the MLflow pyfunc loader and a real ``mlflow models serve`` beside ``linreg-ops serve``."""
+
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from linreg_ops import store
+
+pytestmark = pytest.mark.slow
+BIN = Path(sys.executable).parent
+
+
+def exports_of(models_dir: Path) -> list[dict]:
+    return json.loads((models_dir / "exports.json").read_text())["exports"]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "kind", "name"),
+    [
+        ("onnx", "integer", "m.onnx"),
+        ("onnx", "float", "f.onnx"),
+        ("c", "integer", "linreg_model.h"),
+    ],
+)
+def test_file_exports_are_recorded_with_their_sha256(
+    run_cli, models_copy, tmp_path, fmt, kind, name
+):
+    output = tmp_path / "out" / name
+    result = run_cli(
+        "export",
+        "--models-dir",
+        models_copy,
+        "--format",
+        fmt,
+        "--model",
+        kind,
+        "--output",
+        output,
+        check=True,
+    )
+    digest = hashlib.sha256(output.read_bytes()).hexdigest()
+    assert f"sha256 {digest}" in result.stdout
+    (entry,) = exports_of(models_copy)
+    assert (entry["format"], entry["model"], entry["version"]) == (fmt, kind, 2)
+    assert entry["sha256"] == digest
+    assert entry["bytes"] == output.stat().st_size
+    assert entry["path"] == str(output.resolve())
+    version = store.open_version(models_copy)
+    assert entry["artifact_sha256"] == version.sha256(entry["artifact"])
+    assert [p.name for p in output.parent.iterdir()] == [name], "no temporary file left"
+
+
+def test_the_onnx_integer_export_reproduces_predict_integer_only(
+    run_cli, models_copy, models, test_rows, tmp_path
+):
+    import onnxruntime as ort
+
+    output = tmp_path / "integer.onnx"
+    run_cli(
+        "export",
+        "--models-dir",
+        models_copy,
+        "--format",
+        "onnx",
+        "--model",
+        "integer",
+        "--output",
+        output,
+        check=True,
+    )
+    session = ort.InferenceSession(str(output), providers=["CPUExecutionProvider"])
+    X = test_rows[1][:, :-1].astype(np.float32)
+    outputs = dict(
+        zip([o.name for o in session.get_outputs()], session.run(None, {"X": X}), strict=True)
+    )
+    np.testing.assert_array_equal(
+        outputs["codes"], models.integer.predict_codes(X.astype(np.float64))[0]
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--format", "c", "--model", "float"], "the C export is of the integer-only model"),
+        (["--format", "tar"], "argument --format: invalid choice"),
+        (["--format", "onnx"], "the following arguments are required: --output"),
+    ],
+)
+def test_bad_export_arguments_exit_2(run_cli, models_copy, tmp_path, args, words):
+    result = run_cli(
+        "export",
+        "--models-dir",
+        models_copy,
+        *args,
+        *(["--output", tmp_path / "x"] if "c" in args else []),
+    )
+    assert result.returncode == 2
+    assert words in result.stderr
+    assert not (models_copy / "exports.json").exists()
+
+
+def test_export_from_an_empty_folder_exits_2(run_cli, tmp_path):
+    result = run_cli(
+        "export",
+        "--models-dir",
+        tmp_path / "none",
+        "--format",
+        "onnx",
+        "--output",
+        tmp_path / "m.onnx",
+    )
+    assert result.returncode == 2
+    assert "no model in" in result.stderr
+
+
+def test_export_of_a_missing_model_kind_exits_2(run_cli, california, tmp_path):
+    from linreg_ops import pipeline
+
+    pipeline.train(california, tmp_path / "models")
+    result = run_cli(
+        "export",
+        "--models-dir",
+        tmp_path / "models",
+        "--format",
+        "onnx",
+        "--model",
+        "quantized",
+        "--output",
+        tmp_path / "q.onnx",
+    )
+    assert result.returncode == 2
+    assert "has no quantized model: run linreg-ops quantize" in result.stderr
+
+
+# --------------------------------------------------------------------------- MLflow
+
+
+def test_mlflow_float_model_loads_without_pickle_and_predicts_the_same(
+    run_cli, models_copy, models, test_rows, tmp_path
+):
+    import mlflow.pyfunc
+
+    output = tmp_path / "mlflow-float"
+    run_cli(
+        "export",
+        "--models-dir",
+        models_copy,
+        "--format",
+        "mlflow",
+        "--model",
+        "float",
+        "--output",
+        output,
+        check=True,
+    )
+    files = {p.name for p in output.rglob("*") if p.is_file()}
+    assert {"MLmodel", "input_example.json", "serving_input_example.json"} <= files
+    assert not [name for name in files if name.endswith((".pkl", ".pickle", ".joblib"))]
+    assert any(name.endswith(".skops") for name in files)
+    mlmodel = (output / "MLmodel").read_text()
+    assert "serialization_format: skops" in mlmodel
+    assert "linreg_ops:" in mlmodel
+    assert "manifest_sha256" in mlmodel
+    assert "signature:" in mlmodel
+    assert "MedInc" in mlmodel
+    X = test_rows[1][:, :-1]
+    frame = pd.DataFrame(X, columns=list(models.float.feature_names))
+    predicted = np.asarray(mlflow.pyfunc.load_model(str(output)).predict(frame), dtype=np.float64)
+    np.testing.assert_allclose(predicted, models.float.predict(X), rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("kind", ["quantized", "integer"])
+def test_mlflow_quantized_models_are_code_and_json(
+    run_cli, models_copy, models, test_rows, tmp_path, kind
+):
+    import mlflow.pyfunc
+
+    output = tmp_path / f"mlflow-{kind}"
+    run_cli(
+        "export",
+        "--models-dir",
+        models_copy,
+        "--format",
+        "mlflow",
+        "--model",
+        kind,
+        "--output",
+        output,
+        check=True,
+    )
+    assert not [p for p in output.rglob("*") if p.suffix in (".pkl", ".pickle")]
+    X = test_rows[1][:, :-1]
+    frame = pd.DataFrame(X, columns=list(models.float.feature_names))
+    predicted = np.asarray(mlflow.pyfunc.load_model(str(output)).predict(frame), dtype=np.float64)
+    np.testing.assert_array_equal(predicted, models.get(kind).predict(X))
+
+
+def test_mlflow_export_refuses_a_folder_that_is_not_empty(run_cli, models_copy, tmp_path):
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "keep.txt").write_text("mine")
+    result = run_cli(
+        "export", "--models-dir", models_copy, "--format", "mlflow", "--output", tmp_path / "taken"
+    )
+    assert result.returncode == 2
+    assert "already exists" in result.stderr
+    assert (tmp_path / "taken" / "keep.txt").read_text() == "mine"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(url: str, process: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(
+                f"{process.args[0]} exited: {process.stdout.read() if process.stdout else ''}"
+            )
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.3)
+    raise AssertionError(f"{url} did not answer")
+
+
+def invocations(url: str, payload: dict) -> list[float]:
+    request = urllib.request.Request(
+        f"{url}/invocations",
+        data=json.dumps(payload).encode(),
+        headers={"content-type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())["predictions"]
+
+
+def test_mlflow_models_serve_answers_as_linreg_ops_serve(
+    run_cli, models_copy, models, test_rows, tmp_path
+):
+    output = tmp_path / "mlflow-model"
+    run_cli(
+        "export",
+        "--models-dir",
+        models_copy,
+        "--format",
+        "mlflow",
+        "--model",
+        "float",
+        "--output",
+        output,
+        check=True,
+    )
+    ours, theirs = free_port(), free_port()
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}:{os.environ['PATH']}",
+        "MLFLOW_TRACKING_URI": f"file://{tmp_path / 'mlruns'}",
+    }
+    servers = [
+        subprocess.Popen([str(BIN / "linreg-ops"), "serve", "--models-dir", str(models_copy), "--port", str(ours)],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env),
+        subprocess.Popen([str(BIN / "mlflow"), "models", "serve", "-m", str(output), "--env-manager", "local",
+                          "-h", "127.0.0.1", "-p", str(theirs), "--workers", "1"],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env),
+    ]  # fmt: skip
+    try:
+        wait_for(f"http://127.0.0.1:{ours}/ready", servers[0])
+        wait_for(f"http://127.0.0.1:{theirs}/ping", servers[1])
+        rows = test_rows[1][:50, :-1]
+        payload = {
+            "dataframe_split": {"columns": list(models.float.feature_names), "data": rows.tolist()}
+        }
+        from_ours = invocations(f"http://127.0.0.1:{ours}", payload)
+        from_mlflow = invocations(f"http://127.0.0.1:{theirs}", payload)
+        np.testing.assert_allclose(from_mlflow, from_ours, rtol=1e-12, atol=0)
+        np.testing.assert_array_equal(from_ours, models.float.predict(rows))
+    finally:
+        for server in servers:
+            server.send_signal(signal.SIGINT)
+        for server in servers:
+            try:
+                server.communicate(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()

@@ -1,0 +1,81 @@
+"""Every curl example in the README, run as written against a real ``linreg-ops serve``:
+one per route, each answering 2xx with the body the README promises."""
+
+import json
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def curl_examples() -> list[str]:
+    """The README's curl commands (a command may continue over lines ending in a backslash)."""
+    text = README.read_text()
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", text, re.DOTALL):
+        for command in re.split(r"(?<!\\)\n", block):
+            command = command.replace("\\\n", " ").strip()
+            if command.startswith("curl "):
+                commands.append(command)
+    return commands
+
+
+def test_the_readme_has_a_curl_example_per_route():
+    from linreg_ops.serve import ServeSettings, create_app
+
+    routes = set(create_app(ServeSettings(models_dir=Path("unused"))).openapi()["paths"]) | {
+        "/docs"
+    }
+    shown = {re.search(r"localhost:8000(/[a-z]*)", c).group(1) for c in curl_examples()}
+    assert routes <= shown, f"no curl example for {sorted(routes - shown)}"
+
+
+@pytest.fixture(scope="module")
+def server(trained_dir):
+    if shutil.which("curl") is None:
+        pytest.fail("the README's examples need curl: apt-get install curl")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen(
+        [str(Path(sys.executable).with_name("linreg-ops")), "serve", "--models-dir", str(trained_dir), "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=1)
+            break
+        except OSError:
+            assert process.poll() is None, "serve exited"
+            assert time.monotonic() < deadline, "serve did not start"
+            time.sleep(0.1)
+    yield port
+    process.terminate()
+    process.communicate(timeout=10)
+
+
+@pytest.mark.parametrize("command", curl_examples())
+def test_each_readme_curl_example_works(server, command):
+    command = command.replace("localhost:8000", f"localhost:{server}")
+    result = subprocess.run(
+        ["bash", "-c", command.replace("curl ", "curl -sS --fail-with-body ", 1)],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    if "/docs" in command:
+        assert "SwaggerUIBundle" in result.stdout
+    else:
+        body = json.loads(result.stdout)
+        if "/predict" in command or "/invocations" in command:
+            assert body["predictions"]
+            assert all(isinstance(p, float) for p in body["predictions"])
