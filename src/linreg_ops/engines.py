@@ -235,11 +235,16 @@ class Summary:
 
     def merge(self, other: "Summary") -> "Summary":
         rate = min(self.sample_rate, other.sample_rate)
+        sample = [
+            rows if part.sample_rate == rate else rows[rows[:, 0] < rate]  # only if rate fell
+            for part in (self, other)
+            for rows in part.sample
+        ]
         merged = Summary(
             self.train.merge(other.train),
             self.test.merge(other.test),
             rate,
-            [rows[rows[:, 0] < rate] for rows in (*self.sample, *other.sample)],
+            sample,
             [*self.stored_test, *other.stored_test],
         )
         merged.bound()
@@ -256,18 +261,29 @@ class Summary:
 
 
 def summarize(
-    X: np.ndarray, y: np.ndarray, first_row: int, test_size: float, random_state: int
+    X: np.ndarray,
+    y: np.ndarray,
+    first_row: int,
+    test_size: float,
+    random_state: int,
+    sample_rate: float = 1.0,
 ) -> Summary:
-    """Split a block by row hash and summarize both sides."""
+    """Split a block by row hash and summarize both sides. ``sample_rate`` is the rate of the
+    summary this block will be merged into: rows it would drop are not copied at all."""
     index = np.arange(first_row, first_row + len(y), dtype=np.uint64)
     test = held_out_rows(index, random_state, test_size)
-    train = ~test
-    keys = row_uniforms(index[train], random_state + 1)
+    if test.any():
+        train = ~test
+        X_train, y_train, train_index = X[train], y[train], index[train]
+    else:  # no copy of a block without test rows
+        X_train, y_train, train_index = X, y, index
+    keys = row_uniforms(train_index, random_state + 1)
+    kept = keys < sample_rate
     summary = Summary(
-        MomentStats.of(X[train], y[train]),
+        MomentStats.of(X_train, y_train),
         MomentStats.of(X[test], y[test]),
-        1.0,
-        [np.column_stack([keys, X[train]])],
+        sample_rate,
+        [np.column_stack([keys[kept], X_train[kept]])],
         [np.column_stack([index[test].astype(np.float64), X[test], y[test]])],
     )
     summary.bound()
@@ -313,12 +329,24 @@ def _fit_files(source: FileSource, config: TrainConfig) -> Fit:
 
 
 def _stream_summary(source: FileSource, config: TrainConfig) -> Summary:
-    """One pass over the files in blocks: memory is one block, whatever their size."""
+    """One pass over the files in blocks: memory is one block, whatever their size.
+
+    BLAS runs on one thread here: the statistics are small products on cache-sized blocks,
+    and the cores are busy parsing (pyarrow's threads); a second BLAS thread only contends.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _stream_pass(source, config)
+
+
+def _stream_pass(source: FileSource, config: TrainConfig) -> Summary:
     columns = [*source.feature_names, source.target_name]
     summary: Summary | None = None
     for first_row, block in _file_blocks(source, columns, config.chunk_rows):
+        rate = 1.0 if summary is None else summary.sample_rate
         part = summarize(
-            block[:, :-1], block[:, -1], first_row, config.test_size, config.random_state
+            block[:, :-1], block[:, -1], first_row, config.test_size, config.random_state, rate
         )
         summary = part if summary is None else summary.merge(part)
     assert summary is not None  # tables refuses a file without data rows
@@ -430,15 +458,15 @@ def _piece_summary(
     piece: _Piece, columns: list[str], chunk_rows: int, test_size: float, random_state: int
 ) -> Summary | None:
     """Runs on a worker: one partition → its summary (None for a partition with no rows)."""
-    summary, seen = None, 0
-    for block in tables.partition_blocks(
-        piece.part, columns, piece.header, piece.first_row, chunk_rows
-    ):
-        part = summarize(
-            block.values[:, :-1], block.values[:, -1], block.offset, test_size, random_state
-        )
+    summary: Summary | None = None
+    seen = 0
+    blocks = tables.partition_blocks(piece.part, columns, piece.header, piece.first_row, chunk_rows)
+    for block in blocks:
+        rate = 1.0 if summary is None else summary.sample_rate
+        values = block.values
+        part = summarize(values[:, :-1], values[:, -1], block.offset, test_size, random_state, rate)
         summary = part if summary is None else summary.merge(part)
-        seen += len(block.values)
+        seen += len(values)
     if seen != piece.rows:
         raise RuntimeError(
             f"{piece.part.path} bytes {piece.part.start}-{piece.part.stop}: counted "

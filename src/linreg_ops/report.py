@@ -127,7 +127,7 @@ def predicted_vs_actual_png(
             ylabel=_label(f"predicted {target}", units),
             title=f"{label}: predicted vs actual",
         )
-        axes.legend(loc="upper left")
+        axes.legend(loc="lower right")
     figure.suptitle("Test split")
     return _figure_png(figure)
 

@@ -106,11 +106,13 @@ class MomentStats:
         ones: np.ndarray,
     ) -> "MomentStats":
         n = len(y)
-        mean_x = ones[:n] @ X / n
+        xc = x_buffer[:n]
+        np.copyto(xc, X)  # a contiguous copy in cache, whatever X's layout (a column slice)
+        low, high = _column_range(xc)
+        mean_x = ones[:n] @ xc / n
         mean_y = float(y.sum()) / n
-        xc = np.subtract(X, mean_x, out=x_buffer[:n])
+        np.subtract(xc, mean_x, out=xc)
         yc = np.subtract(y, mean_y, out=y_buffer[:n])
-        low, high = _column_range(X)
         return cls(n, mean_x, mean_y, xc.T @ xc, xc.T @ yc, float(yc @ yc), low, high)
 
     def merge(self, other: "MomentStats") -> "MomentStats":

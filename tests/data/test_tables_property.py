@@ -5,13 +5,16 @@ hostile text, written in random dialects, read whole, in blocks, in byte-range p
 import csv
 import io
 import string
+from unittest import mock
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from linreg_ops import tables
+from linreg_ops.errors import InputError
 
 NUMBERS = st.floats(allow_nan=False, allow_infinity=False, width=64).filter(
     lambda v: abs(v) < 1e300  # squares of larger values overflow; tables itself accepts them
@@ -91,6 +94,11 @@ def test_every_reading_path_gives_pandas_numbers(tmp_path_factory, table, block_
     in_memory = tables.parse_csv(data, selected, label="body").values
     np.testing.assert_array_equal(in_memory, expected)
 
+    with mock.patch.object(tables, "PARSE_BYTES", part_bytes):  # a big file's parallel reader
+        parallel = list(tables._parallel_csv_blocks(path, selected, block_rows, "", threads=2))
+    assert [b.offset for b in parallel] == [b.offset for b in blocks]
+    np.testing.assert_array_equal(np.vstack([b.values for b in parallel]), expected)
+
     header = tables.read_header(path)
     parts = tables.partitions(path, part_bytes)
     counts = [tables.partition_rows(part, header) for part in parts]
@@ -103,6 +111,29 @@ def test_every_reading_path_gives_pandas_numbers(tmp_path_factory, table, block_
     ]
     assert [b.offset for b in read][:1] == [0]
     np.testing.assert_array_equal(np.vstack([b.values for b in read]), expected)
+
+
+def test_the_parallel_reader_raises_the_first_error_once_and_yields_nothing_twice(tmp_path):
+    lines = ["a,b"] + [f"{i},{i}" for i in range(2000)]
+    lines[1500] = "1500,oops"
+    lines[1900] = "1900,later"
+    path = tmp_path / "bad.csv"
+    path.write_text("\n".join(lines) + "\n")
+    seen = []
+
+    def read() -> None:
+        for block in tables._parallel_csv_blocks(path, ["a", "b"], 100, "", threads=2):
+            seen.append(block.offset)
+
+    error = r"column 'b' row 1500: non-numeric value 'oops'"
+    with (
+        mock.patch.object(tables, "PARSE_BYTES", 1000),
+        mock.patch.object(tables, "CSV_BLOCK_BYTES", 1000),  # the re-read goes block by block
+        pytest.raises(InputError, match=error),
+    ):
+        read()
+    assert seen == sorted(set(seen)), "a block was yielded twice"
+    assert seen[-1] < 1500
 
 
 @settings(max_examples=25, deadline=None)
