@@ -106,3 +106,15 @@ def test_row_hash_split_share():
     held_out = held_out_rows(np.arange(200_000), 42, 0.2)
     assert held_out.mean() == pytest.approx(0.2, abs=0.005)
     assert not np.array_equal(held_out, held_out_rows(np.arange(200_000), 43, 0.2))
+
+
+def test_a_feature_on_a_tiny_scale_beside_a_huge_one_is_not_constant():
+    """Constant means no variation against the column's own magnitude: a feature varying on
+    a 1e-7 scale beside one on 1e6 (a ratio beyond 1e-12) keeps its coefficient."""
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(5000, 2)) * np.array([1e-7, 1e6])
+    y = X @ np.array([3e7, 2e-6]) + rng.normal(scale=0.01, size=5000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RankWarning)  # and no warning calls it constant
+        coef, _ = solve(MomentStats.of(X, y), ["tiny", "huge"])
+    np.testing.assert_allclose(coef, [3e7, 2e-6], rtol=1e-3)
