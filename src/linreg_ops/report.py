@@ -108,6 +108,12 @@ def _label(name: str, units: str | None) -> str:
 def predicted_vs_actual_png(
     y_true: np.ndarray, predictions: dict[str, np.ndarray], target: str, units: str | None
 ) -> bytes:
+    return _figure_png(predicted_vs_actual_figure(y_true, predictions, target, units))
+
+
+def predicted_vs_actual_figure(
+    y_true: np.ndarray, predictions: dict[str, np.ndarray], target: str, units: str | None
+) -> "Figure":
     """One panel per model, same axes: points on the diagonal are exact predictions."""
     from matplotlib.figure import Figure
 
@@ -129,12 +135,18 @@ def predicted_vs_actual_png(
         )
         axes.legend(loc="lower right")
     figure.suptitle("Test split")
-    return _figure_png(figure)
+    return figure
 
 
 def residuals_png(
     y_true: np.ndarray, predictions: dict[str, np.ndarray], target: str, units: str | None
 ) -> bytes:
+    return _figure_png(residuals_figure(y_true, predictions, target, units))
+
+
+def residuals_figure(
+    y_true: np.ndarray, predictions: dict[str, np.ndarray], target: str, units: str | None
+) -> "Figure":
     """The float model's residuals against its prediction (structure means the linear model
     misses something), and every model's residual distribution on one axis."""
     from matplotlib.figure import Figure
@@ -159,7 +171,7 @@ def residuals_png(
         title="Residual distribution per model",
     )
     hist_axes.legend()
-    return _figure_png(figure)
+    return figure
 
 
 def context_lines(models: Models) -> list[str]:

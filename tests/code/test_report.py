@@ -74,3 +74,41 @@ def test_run_report_embeds_the_table_as_printed(models, test_rows, tmp_path):
     markdown = (tmp_path / "report.md").read_text()
     assert report.comparison_table(report.comparison_rows(models, evaluation)) in markdown
     assert "- version: 2 of" in markdown
+
+
+def test_the_plots_name_each_model_and_the_units():
+    """Issue 8: float points hidden under int8 ones, an unnamed residual plot, no units."""
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=50)
+    predictions = {"float64": y + 0.1, "int8 per-tensor hessian": y + 0.2, "integer-only": y}
+    figure = report.predicted_vs_actual_figure(y, predictions, "MedHouseVal", "$100,000s")
+    panels = figure.axes
+    assert [axes.get_title() for axes in panels] == [
+        f"{label}: predicted vs actual" for label in predictions
+    ]
+    for axes in panels:  # each model in its own panel: none hides another
+        assert len(axes.collections) == 1
+        assert axes.get_xlabel() == "actual MedHouseVal ($100,000s)"
+        assert axes.get_ylabel() == "predicted MedHouseVal ($100,000s)"
+    figure = report.residuals_figure(y, predictions, "MedHouseVal", "$100,000s")
+    scatter, histogram = figure.axes
+    assert scatter.get_title() == "Residuals of the float64 model"
+    assert scatter.get_ylabel() == "actual − predicted ($100,000s)"
+    assert [t.get_text() for t in histogram.get_legend().get_texts()] == list(predictions)
+    no_units = report.residuals_figure(y, predictions, "y", None)
+    assert no_units.axes[0].get_xlabel() == "predicted y"
+
+
+def test_the_model_card_is_the_same_bytes_for_two_runs(california, tmp_path):
+    from linreg_ops import pipeline
+
+    cards = []
+    for run in ("first", "second"):
+        pipeline.run(california, tmp_path / "models", tmp_path / run)
+        cards.append((tmp_path / run / "model_card.md").read_bytes())
+    assert cards[0] == cards[1]
+    text = cards[0].decode()
+    for words in ("Intended use and limits", "Extrapolation", "clips", "SHA-256",
+                  "train_test_split", "| integer-only int8×int16 minmax |", "| MedInc |",
+                  "numpy"):  # fmt: skip
+        assert words in text

@@ -224,3 +224,28 @@ def test_a_header_field_beyond_the_csv_module_limit_is_a_clear_error(tmp_path):
     path.write_text("a" * 200_000 + ",y\n1,2\n3,4\n5,6\n7,8\n")
     with pytest.raises(InputError, match="as CSV: field larger than field limit"):
         data.file_source(path, "y")
+
+
+def test_a_quoted_field_with_commas_between_features_shifts_nothing(tmp_path):
+    """Issue 8: read_table(["a", "y"]) used to return [1.0, 5.0] for this row."""
+    from linreg_ops import tables
+
+    path = tmp_path / "q.csv"
+    path.write_text('a,addr,y\n1,"north, 5, x",3\n')
+    np.testing.assert_array_equal(tables.read_table(path, ["a", "y"]).values, [[1.0, 3.0]])
+
+
+def test_a_spreadsheet_export_trains(run_cli, tmp_path):
+    """Issue 8: BOM, CRLF, every field quoted and a multi-line note used to be 'a bug'."""
+    rng = np.random.default_rng(3)
+    lines = ['"a","b","c","note","y"']
+    for i in range(60):
+        a, b, c = (float(v) for v in rng.normal(size=3))
+        note = f'"line one\r\nline two, with ""quotes"" {i}"'
+        lines.append(f'"{a!r}","{b!r}","{c!r}",{note},"{2 * a - b + 0.5 * c!r}"')
+    path = tmp_path / "sheet.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(lines).encode() + b"\r\n")
+    result = run_cli("train", "--data", path, "--target", "y", "--features", "a,b,c",
+                     "--models-dir", tmp_path / "m")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "R² Score: 1.0000" in result.stdout

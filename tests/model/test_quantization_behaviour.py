@@ -316,3 +316,16 @@ def test_gate_can_be_switched_off(models_copy):
     assert predict.load(models_copy).quantized.dtype == "int4"
     gate = predict.load_metrics(result.version)["gate"]
     assert gate["quantized"] == {"max_r2_drop": True, "max_abs_diff": True}
+
+
+def test_a_gate_failure_in_run_leaves_the_previous_version(models_copy, regression_csv):
+    """Issue 9: run used to replace model.json and delete the quantized models before its
+    gate refused the new ones."""
+    before = snapshot(models_copy)
+    with pytest.raises(QualityGateError):
+        pipeline.run(
+            data.file_source(regression_csv, "y"), models_copy, models_copy.parent / "reports",
+            quant=QuantConfig("int2", rounding="nearest"),
+        )  # fmt: skip
+    assert snapshot(models_copy) == before
+    assert predict.load(models_copy).kinds() == ["float", "quantized", "integer"]

@@ -221,3 +221,9 @@ def test_dask_prediction_writes_the_same_numbers(parquet_folder, scheduler, tmp_
     values = pq.read_table(path).to_pandas()[FEATURES].to_numpy()
     assert rows == len(values)
     np.testing.assert_array_equal(written, models.quantized.predict(values))
+
+
+def test_a_constant_target_is_refused_by_the_dask_engine_too(scheduler, tmp_path):
+    path = write_csv(tmp_path / "c.csv", ["a", "y"], [[i, 7.0] for i in range(50)])
+    with pytest.raises(InputError, match="target column 'y' is constant"):
+        engines.fit(data.file_source(path, "y"), TrainConfig(engine="dask", scheduler=scheduler))
