@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal, Self, TypeVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from linreg_ops.config import Calibration, Granularity, Rounding, parse_dtype
+from linreg_ops.config import Calibration, Granularity, QuantDtype, Rounding, parse_dtype
 from linreg_ops.errors import ArtifactError, InputError
 from linreg_ops.model import FeatureStats, IntegerLinearModel, LinearModel, QuantizedLinearModel
 
@@ -56,6 +56,14 @@ def _float32(name: str, values: list[float], *, positive: bool) -> None:
         raise ValueError(f"{name} must hold float32 values")
     if positive and np.any(array < FLOAT32_TINY):
         raise ValueError(f"{name} must be positive (at least {FLOAT32_TINY:g})")
+
+
+def _dtype(name: str) -> QuantDtype:
+    """``parse_dtype`` inside a schema validator, where a refusal is a ValueError."""
+    try:
+        return parse_dtype(name)
+    except InputError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def _unique_features(features: list[str]) -> None:
@@ -182,10 +190,7 @@ class QuantizedModelDoc(Versioned):
     def _consistent(self) -> Self:
         _unique_features(self.features)
         d = len(self.features)
-        try:
-            dtype = parse_dtype(self.dtype)
-        except InputError as exc:
-            raise ValueError(str(exc)) from None
+        dtype = _dtype(self.dtype)
         if (dtype.bits, dtype.symmetric) != (self.bits, self.symmetric):
             raise ValueError(f"bits/symmetric do not match dtype {self.dtype}")
         _lengths("one per feature", d, weights=self.weights, feature_mean=self.feature_mean,
@@ -281,10 +286,7 @@ class IntegerModelDoc(Versioned):
     def _consistent(self) -> Self:
         _unique_features(self.features)
         d = len(self.features)
-        try:
-            dtype = parse_dtype(self.weight_dtype)
-        except InputError as exc:
-            raise ValueError(str(exc)) from None
+        dtype = _dtype(self.weight_dtype)
         if not dtype.symmetric:
             raise ValueError("weight_dtype must be a symmetric intN")
         _lengths("one per feature", d, weights=self.weights, input_scale=self.input_scale,

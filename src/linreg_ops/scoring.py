@@ -149,6 +149,16 @@ def _validated_rows(rows: Any, field: str) -> list[Any]:
 # --------------------------------------------------------------------------- rows
 
 
+def _check_names(names: list[str], features: Sequence[str], where: str) -> None:
+    """Every feature named, and nothing else."""
+    unknown = [name for name in names if name not in features]
+    if unknown:
+        raise RequestError(422, f"{where}: unknown feature {unknown[0]!r}")
+    missing = [name for name in features if name not in names]
+    if missing:
+        raise RequestError(422, f"{where}: missing feature {missing[0]!r}")
+
+
 def rows_to_matrix(rows: list[Any], features: Sequence[str], field: str) -> np.ndarray:
     """Validated rows (lists in feature order or objects by name) → float64 matrix."""
     d = len(features)
@@ -157,12 +167,7 @@ def rows_to_matrix(rows: list[Any], features: Sequence[str], field: str) -> np.n
     out = np.empty((len(rows), d))
     for i, row in enumerate(rows):
         if isinstance(row, dict):
-            unknown = [key for key in row if key not in features]
-            if unknown:
-                raise RequestError(422, f"{field}[{i}]: unknown feature {unknown[0]!r}")
-            missing = [name for name in features if name not in row]
-            if missing:
-                raise RequestError(422, f"{field}[{i}]: missing feature {missing[0]!r}")
+            _check_names(list(row), features, f"{field}[{i}]")
             out[i] = [row[name] for name in features]
         else:
             if len(row) != d:
@@ -177,12 +182,7 @@ def columns_to_matrix(
     columns: list[str], data: list[Any], features: Sequence[str], field: str
 ) -> np.ndarray:
     """A column-named table (MLflow's ``dataframe_split``) → float64 matrix in feature order."""
-    unknown = [name for name in columns if name not in features]
-    if unknown:
-        raise RequestError(422, f"{field}: unknown feature {unknown[0]!r}")
-    missing = [name for name in features if name not in columns]
-    if missing:
-        raise RequestError(422, f"{field}: missing feature {missing[0]!r}")
+    _check_names(columns, features, field)
     if len(set(columns)) != len(columns):
         raise RequestError(422, f"{field}: a column is named twice")
     for i, row in enumerate(data):

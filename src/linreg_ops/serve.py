@@ -18,11 +18,9 @@ import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
@@ -107,7 +105,10 @@ def describe_service(models: Models, settings: ServeSettings) -> dict[str, Any]:
         "metrics": predict.load_metrics(version),
         "training_data": manifest.training_data,
         "split": manifest.split,
-        "versions": {**manifest.versions, "serving": _versions()},
+        "versions": {
+            **manifest.versions,
+            "serving": store.package_versions(("linreg-ops", "numpy", "pyarrow", "fastapi")),
+        },
         "limits": {
             "max_batch": settings.max_batch,
             "max_body_bytes": settings.max_body_bytes,
@@ -124,16 +125,6 @@ def describe_service(models: Models, settings: ServeSettings) -> dict[str, Any]:
             "zero_point": quantized.zero_point.tolist(),
         }
     return info
-
-
-def _versions() -> dict[str, str | None]:
-    def version(name: str) -> str | None:
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            return None
-
-    return {"linreg-ops": __version__, "numpy": np.__version__, "fastapi": version("fastapi")}
 
 
 # --------------------------------------------------------------------------- app

@@ -411,16 +411,21 @@ def _mkdir(path: Path) -> None:
 def _write_file(path: Path, data: bytes) -> None:
     """A new read-only file, flushed to disk before anything refers to it."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _create(path, data, os.O_EXCL, 0o444)
     except OSError as exc:
         raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _create(path: Path, data: bytes, flags: int, mode: int) -> None:
+    """Create ``path`` with ``data`` and flush it to disk (raises OSError)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | flags, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
@@ -489,14 +494,7 @@ def atomic_write(path: Path, data: bytes) -> Path:
     temporary = path.parent / f".{path.name}.{os.getpid()}.tmp"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _create(temporary, data, os.O_TRUNC, 0o644)
         os.replace(temporary, path)
     except OSError as exc:
         temporary.unlink(missing_ok=True)
@@ -583,8 +581,10 @@ def _now_utc() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def package_versions() -> dict[str, str | None]:
-    """The versions that wrote a run, for its manifest."""
+def package_versions(
+    names: tuple[str, ...] = ("linreg-ops", "numpy", "scikit-learn", "pyarrow"),
+) -> dict[str, str | None]:
+    """Python's version and the installed versions of ``names`` (None if not installed)."""
 
     def version(name: str) -> str | None:
         try:
@@ -592,10 +592,4 @@ def package_versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             return None
 
-    return {
-        "python": platform.python_version(),
-        "linreg-ops": version("linreg-ops"),
-        "numpy": version("numpy"),
-        "scikit-learn": version("scikit-learn"),
-        "pyarrow": version("pyarrow"),
-    }
+    return {"python": platform.python_version(), **{name: version(name) for name in names}}
