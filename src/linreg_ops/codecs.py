@@ -27,7 +27,8 @@ INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 FLOAT32_TINY = float(np.finfo(np.float32).tiny)
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
-Name = Annotated[str, Field(min_length=1, max_length=1024)]
+NAME_MAX_CHARS = 1024
+Name = Annotated[str, Field(min_length=1, max_length=NAME_MAX_CHARS)]
 Finite = float  # finiteness comes from ``allow_inf_nan=False`` on every schema
 Int32 = Annotated[int, Field(ge=INT32_MIN, le=INT32_MAX)]
 

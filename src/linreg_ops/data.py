@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from linreg_ops import tables
+from linreg_ops import codecs, tables
 from linreg_ops.errors import InputError
 from linreg_ops.store import sha256_bytes, sha256_file
 
@@ -128,4 +128,12 @@ def feature_columns(
                 raise InputError(f"{path} has no feature columns besides the target {target!r}")
         tables.check_columns(str(path), header, [*chosen, target])
     assert chosen is not None
+    for name in [*chosen, target]:  # what a model file can name (checked again on load)
+        if not name or len(name) > codecs.NAME_MAX_CHARS:
+            what = "has no name" if not name else f"has a name of {len(name):,} characters"
+            raise InputError(
+                f"column {[*chosen, target].index(name) + 1} of the selection {what}: names "
+                f"of 1 to {codecs.NAME_MAX_CHARS} characters are kept in the model; "
+                "pass --features with the columns to use (or rename it)"
+            )
     return chosen

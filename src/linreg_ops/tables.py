@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 CSV_BLOCK_BYTES = 4 << 20  # pyarrow's parse unit; memory is a few of these whatever the file
+MAX_CSV_BLOCK_BYTES = 1 << 30  # a record (one huge field) longer than this is refused
 PARSE_BYTES = 16 << 20  # a large CSV file is parsed in ranges of this size, in parallel
 PARSE_THREADS = 4
 SHOWN_TEXT = 40  # characters of a bad cell quoted in a message
@@ -72,13 +73,20 @@ class Table:
 
 
 def table_files(spec: str | Path) -> list[Path]:
-    """A file, a folder of .csv/.parquet files, or a glob pattern → the files, sorted."""
+    """A file, a folder of .csv/.parquet files, or a glob pattern → the files, sorted.
+
+    A path that exists is taken literally (``runs[1].csv`` is a file name, not a pattern).
+    Hidden files are skipped, in a folder as by a glob: ``._part.csv`` (macOS metadata) or
+    a writer's ``.part.csv.tmp`` is not data.
+    """
     text = str(spec)
-    if any(char in text for char in "*?["):
+    if any(char in text for char in "*?[") and not os.path.lexists(text):
         files = sorted(Path(p) for p in glob.glob(text) if Path(p).is_file())
     elif Path(spec).is_dir():
         files = sorted(
-            p for p in Path(spec).iterdir() if p.suffix.lower() in TABLE_SUFFIXES and p.is_file()
+            p
+            for p in Path(spec).iterdir()
+            if p.suffix.lower() in TABLE_SUFFIXES and not p.name.startswith(".") and p.is_file()
         )
     else:
         return [check_table_path(Path(spec))]
@@ -125,16 +133,25 @@ def read_header(path: Path) -> list[str]:
 
 def _csv_header(label: str, handle: BinaryIO) -> list[str]:
     """The first record, by the standard library's RFC 4180 reader: a quoted header may hold
-    commas or newlines, and a malformed data row further on must not hide the header."""
-    text = io.TextIOWrapper(handle, encoding="utf-8-sig", newline="")
+    commas or newlines, and a malformed data row further on must not hide the header.
+
+    Blank lines before it are skipped (as pyarrow skips them). Only the header must be
+    UTF-8: bytes of another encoding in the rows read ahead belong to columns the caller
+    may not select, and the row reader judges those.
+    """
+    text = io.TextIOWrapper(handle, encoding="utf-8-sig", errors="surrogateescape", newline="")
     try:
-        header = next(csv.reader(text), None)
-    except (csv.Error, UnicodeDecodeError) as exc:
+        header = next((record for record in csv.reader(text) if record), None)
+    except csv.Error as exc:
         raise InputError(f"cannot read {label} as CSV: {exc}") from None
     finally:
         text.detach()
     if not header:
         raise InputError(f"{label} is empty: expected a header row and data rows")
+    for name in header:
+        if any("\udc80" <= char <= "\udcff" for char in name):
+            shown = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            raise InputError(f"cannot read {label}: the header is not UTF-8 text: {_quote(shown)}")
     return header
 
 
@@ -206,8 +223,8 @@ def count_csv_rows(data: bytes) -> int:
 
     try:
         header = _csv_header("CSV", io.BytesIO(data))
-        reader = _csv_reader(io.BytesIO(data), [header[0]], None, text=True)
-        return sum(batch.num_rows for batch in reader)
+        batches = _batches(lambda: io.BytesIO(data), [header[0]], None, text=True)
+        return sum(batch.num_rows for batch in batches)
     except (InputError, pa.ArrowException):
         return 0  # unreadable: the full parse names the problem
 
@@ -221,7 +238,7 @@ def _open_binary(path: Path) -> BinaryIO:
 
 def _csv_file_blocks(path: Path, columns: list[str], block_rows: int, hint: str) -> Iterator[Block]:
     threads = min(os.cpu_count() or 1, PARSE_THREADS)
-    if threads > 1 and path.stat().st_size >= 4 * PARSE_BYTES:
+    if threads > 1 and path.stat().st_size >= 4 * PARSE_BYTES and splittable(path):
         blocks = _parallel_csv_blocks(path, columns, block_rows, hint, threads)
     else:
         opener = lambda: _open_binary(path)  # noqa: E731
@@ -240,7 +257,7 @@ def _parallel_csv_blocks(
     """The same blocks as the one-thread reader, from byte ranges parsed by ``threads``
     threads (pyarrow releases the GIL) and consumed in file order, a few ranges in flight.
 
-    Ranges are cut at record boundaries outside quotes (``partitions``). On any parse error
+    Only a ``splittable`` file comes here: its ranges are cut at newlines. On any parse error
     the file is read again in order by the one-thread reader, which names the first bad cell
     exactly as it always does.
     """
@@ -267,14 +284,19 @@ def _parallel_csv_blocks(
                 yield from parsed
 
     opener = lambda: _open_binary(path)  # noqa: E731
+    given = 0  # rows yielded
     try:
         for block in _rebuffer(batches(), block_rows, 0):
             _check_block(block, columns, str(path), hint, opener, None, 0)
             yield block
+            given += len(block.values)
     except pa.ArrowInvalid:
-        for _ in _csv_blocks(opener, str(path), columns, block_rows, hint, None, 0):
-            pass  # read in order, to raise the same error, for the same row, as ever
-        raise InputError(f"cannot read {path} as CSV: a byte range failed to parse") from None
+        # Read in order from the start: the same blocks, so the error (if it is one) is
+        # raised for the same row as ever, and a range pyarrow could not parse alone (a
+        # field larger than a parse block) is read; rows already given are skipped.
+        for block in _csv_blocks(opener, str(path), columns, block_rows, hint, None, 0):
+            if block.offset >= given:
+                yield block
 
 
 def _csv_blocks(
@@ -291,19 +313,50 @@ def _csv_blocks(
     import pyarrow as pa
 
     try:
-        with opener() as handle:
-            reader = _csv_reader(handle, columns, names, text=False)
-            for block in _rebuffer(map(_as_rows, reader), block_rows, first_row):
-                _check_block(block, columns, label, hint, opener, names, first_row)
-                yield block
+        batches = _batches(opener, columns, names, text=False)
+        for block in _rebuffer(map(_as_rows, batches), block_rows, first_row):
+            _check_block(block, columns, label, hint, opener, names, first_row)
+            yield block
     except pa.ArrowInvalid as exc:
         raise _locate_csv_error(opener, label, columns, names, first_row, exc, hint) from None
     except pa.ArrowException as exc:
         raise InputError(f"cannot read {label} as CSV: {_short(exc)}") from None
 
 
+def _batches(
+    opener: Callable[[], BinaryIO], columns: list[str], names: list[str] | None, *, text: bool
+) -> Iterator["pa.RecordBatch"]:
+    """The source's record batches. A record longer than pyarrow's parse block (one field of
+    megabytes) makes it refuse the block: the read restarts with blocks four times larger,
+    skipping the rows already given, up to MAX_CSV_BLOCK_BYTES."""
+    import pyarrow as pa
+
+    block_bytes, given = CSV_BLOCK_BYTES, 0
+    while True:
+        try:
+            with opener() as handle:
+                skip = given
+                for batch in _csv_reader(handle, columns, names, text=text, block=block_bytes):
+                    if skip >= batch.num_rows:
+                        skip -= batch.num_rows
+                        continue
+                    batch, skip = batch.slice(skip), 0
+                    given += batch.num_rows
+                    yield batch
+            return
+        except pa.ArrowInvalid as exc:
+            if "straddl" not in str(exc) or block_bytes >= MAX_CSV_BLOCK_BYTES:
+                raise
+            block_bytes *= 4
+
+
 def _csv_reader(
-    handle: BinaryIO, columns: list[str], names: list[str] | None, *, text: bool
+    handle: BinaryIO,
+    columns: list[str],
+    names: list[str] | None,
+    *,
+    text: bool,
+    block: int = CSV_BLOCK_BYTES,
 ) -> Any:
     import pyarrow as pa
     import pyarrow.csv as pacsv
@@ -311,9 +364,7 @@ def _csv_reader(
     kind = pa.binary() if text else pa.float64()
     return pacsv.open_csv(
         handle,
-        read_options=pacsv.ReadOptions(
-            block_size=CSV_BLOCK_BYTES, use_threads=False, column_names=names
-        ),
+        read_options=pacsv.ReadOptions(block_size=block, use_threads=False, column_names=names),
         # RFC 4180: a quoted field may hold newlines, so a block never ends inside one.
         parse_options=pacsv.ParseOptions(newlines_in_values=True),
         convert_options=pacsv.ConvertOptions(
@@ -418,12 +469,11 @@ def _csv_cell_text(
     opener: Callable[[], BinaryIO], column: str, names: list[str] | None, row: int
 ) -> str:
     """The raw text of one cell (0-based data row within the source)."""
-    with opener() as handle:
-        seen = 0
-        for batch in _csv_reader(handle, [column], names, text=True):
-            if row < seen + batch.num_rows:
-                return bytes(batch.column(0)[row - seen].as_py()).decode("utf-8", "replace")
-            seen += batch.num_rows
+    seen = 0
+    for batch in _batches(opener, [column], names, text=True):
+        if row < seen + batch.num_rows:
+            return bytes(batch.column(0)[row - seen].as_py()).decode("utf-8", "replace")
+        seen += batch.num_rows
     return ""
 
 
@@ -457,6 +507,8 @@ def _locate_csv_error(
                 )
     if _FIELD_COUNT.search(message):
         return _field_count_error(opener, label, names, first_row, message)
+    if "Empty CSV file" in message:  # a header row without a line end, and nothing else
+        return InputError(f"{label} has a header but no data rows")
     if "UTF8" in message or "UTF-8" in message:
         return InputError(f"cannot read {label}: not UTF-8 text ({_short(error)})")
     return InputError(f"cannot read {label} as CSV: {_short(error)}")
@@ -467,19 +519,18 @@ def _first_bad_number(
 ) -> tuple[str, int, str] | None:
     """(column, 0-based row, text) of the first cell that does not parse as a number, by
     the same Arrow parser as the fast path (whitespace trimmed as the CSV reader trims it)."""
-    with opener() as handle:
-        seen = 0
-        for batch in _csv_reader(handle, columns, names, text=True):
-            bad: list[tuple[int, str, str]] = []
-            for j, name in enumerate(columns):
-                index = _first_unparsable(batch.column(j))
-                if index is not None:
-                    text = bytes(batch.column(j)[index].as_py()).decode("utf-8", "replace")
-                    bad.append((index, name, text))
-            if bad:
-                index, name, text = min(bad, key=lambda item: (item[0], columns.index(item[1])))
-                return name, seen + index, text
-            seen += batch.num_rows
+    seen = 0
+    for batch in _batches(opener, columns, names, text=True):
+        bad: list[tuple[int, str, str]] = []
+        for j, name in enumerate(columns):
+            index = _first_unparsable(batch.column(j))
+            if index is not None:
+                text = bytes(batch.column(j)[index].as_py()).decode("utf-8", "replace")
+                bad.append((index, name, text))
+        if bad:
+            index, name, text = min(bad, key=lambda item: (item[0], columns.index(item[1])))
+            return name, seen + index, text
+        seen += batch.num_rows
     return None
 
 
@@ -520,7 +571,7 @@ def _field_count_error(
         text = io.TextIOWrapper(handle, encoding="utf-8-sig", errors="replace", newline="")
         reader = csv.reader(text)
         try:
-            header = names if names is not None else next(reader, [])
+            header = names if names is not None else next((r for r in reader if r), [])
             row = 0
             for record in reader:
                 if not record:  # a blank line: pyarrow skips it too
@@ -613,18 +664,25 @@ def _quote(text: str) -> str:
 
 @dataclass(frozen=True)
 class Partition:
-    """A piece of one file that a worker reads alone: a byte range of a CSV file (after the
-    header, starting at a record boundary) or a run of Parquet row groups."""
+    """A piece of one file that a worker reads alone: a byte range of a CSV file (starting at
+    a record boundary; with the header row when ``header`` is true) or a run of Parquet row
+    groups."""
 
     path: Path
     start: int  # CSV: byte offset; Parquet: first row group
     stop: int  # CSV: byte offset (exclusive); Parquet: row group (exclusive)
     rows: int | None  # known for Parquet (metadata); counted for CSV
+    header: bool = False  # CSV: the range is the whole file, header row included
 
 
 def partitions(path: Path, target_bytes: int = 64 << 20) -> list[Partition]:
-    """Split one file for parallel readers: byte ranges cut at record boundaries (a newline
-    outside quotes: under RFC 4180 the quotes before it are even in number), or row groups."""
+    """Split one file for parallel readers: row groups of a Parquet file, byte ranges of a CSV.
+
+    A CSV is cut only where a cut is certain to fall between records: at a newline, in a
+    file with no quote character (a quoted field may hold newlines, and a quote inside an
+    unquoted field is literal, so no count of quotes can place a cut safely) and no lone
+    carriage return (which also ends a record). Any other CSV is one partition.
+    """
     path = check_table_path(path)
     if not is_csv(path):
         import pyarrow as pa
@@ -642,74 +700,71 @@ def partitions(path: Path, target_bytes: int = 64 << 20) -> list[Partition]:
                 parts.append(Partition(path, start, group + 1, rows))
                 start, rows, size = group + 1, 0, 0
         return parts
+    if not splittable(path):
+        return [Partition(path, 0, path.stat().st_size, None, header=True)]
     return list(_csv_ranges(path, target_bytes))
 
 
-def _csv_ranges(path: Path, target_bytes: int) -> Iterator[Partition]:
-    """Byte ranges of a CSV file, each found as the scan reaches it (one pass over the file:
-    a reader can parse the first ranges while the scan looks for the next cuts)."""
-    end = path.stat().st_size
+def splittable(path: Path) -> bool:
+    """Whether every newline of a CSV file ends a record and nothing else does: no quote
+    character, no carriage return outside CRLF (memchr searches: fast on common files)."""
     with _open_binary(path) as handle:
-        previous = None
-        for cut in _record_cuts(handle, target_bytes):
-            if previous is not None and cut > previous:
-                yield Partition(path, previous, cut, None)
-            previous = cut
+        pending_cr = False  # the previous chunk ended with a CR: is it a CRLF?
+        while chunk := handle.read(1 << 22):
+            if chunk.find(b'"') >= 0 or (pending_cr and not chunk.startswith(b"\n")):
+                return False
+            pending_cr = chunk.endswith(b"\r")
+            if chunk.find(b"\r") >= 0:
+                body = chunk[:-1] if pending_cr else chunk
+                if body.count(b"\r") != body.count(b"\r\n"):
+                    return False
+    return True
+
+
+def _csv_ranges(path: Path, target_bytes: int) -> Iterator[Partition]:
+    """Byte ranges of a splittable CSV file, each found as the scan reaches it: the first
+    starts after the header line, each ends after a newline."""
+    end = path.stat().st_size
+    previous = None
+    with _open_binary(path) as handle:
+        position, wanted = 0, 0  # the next cut: the first newline at or after ``wanted``
+        while chunk := handle.read(1 << 22):
+            start = max(0, wanted - position)
+            while start < len(chunk) and (newline := chunk.find(b"\n", start)) >= 0:
+                cut = position + newline + 1
+                if previous is not None:
+                    yield Partition(path, previous, cut, None)
+                previous, wanted = cut, cut + target_bytes
+                start = max(newline + 1, wanted - position)
+            position += len(chunk)
     if previous is not None and end > previous:
         yield Partition(path, previous, end, None)
-
-
-def _quotes(chunk: bytes, start: int, stop: int) -> int:
-    """Quote characters in chunk[start:stop]; a memchr search first, as most files have none."""
-    return 0 if chunk.find(b'"', start, stop) < 0 else chunk.count(b'"', start, stop)
-
-
-def _record_cuts(handle: BinaryIO, target_bytes: int) -> Iterator[int]:
-    """Offsets just after the header and then after the first record end at least
-    ``target_bytes`` further on, in one pass: a record ends at a newline with an even number
-    of quote characters before it (counted from the start of the file)."""
-    quotes = position = 0
-    wanted = 0  # the next cut is the first record end at or after this offset
-    while chunk := handle.read(1 << 22):
-        start = 0
-        while start < len(chunk):
-            if position + start < wanted:  # nothing to cut before ``wanted``: count quotes only
-                skip = min(len(chunk), wanted - position)
-                quotes += _quotes(chunk, start, skip)
-                start = skip
-                continue
-            newline = chunk.find(b"\n", start)
-            if newline < 0:
-                quotes += _quotes(chunk, start, len(chunk))
-                break
-            quotes += _quotes(chunk, start, newline)
-            start = newline + 1
-            if quotes % 2 == 0:
-                yield position + start
-                wanted = position + start + target_bytes
-        position += len(chunk)
 
 
 def partition_rows(part: Partition, header: list[str]) -> int:
     """The number of data rows in a partition, as the reader will count them."""
     if part.rows is not None:
         return part.rows
-    data = _read_range(part)
-    # Without quotes, blank lines or carriage returns a row is a line: count the newlines.
-    # (find() is a memchr; each test fails fast on the common file, which has none of them.)
-    simple = (
-        data.find(b'"') < 0
-        and data.find(b"\r") < 0
-        and not data.startswith(b"\n")
-        and b"\n\n" not in data
-    )
-    if simple:
-        return data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
     import pyarrow as pa
 
+    if part.header:  # a whole file that could not be cut: stream it, never hold it all
+        opener: Callable[[], BinaryIO] = lambda: _open_binary(part.path)  # noqa: E731
+        names = None
+    else:
+        data = _read_range(part)
+        # Without quotes, blank lines or carriage returns a row is a line: count the
+        # newlines. (find() is a memchr; each test fails fast on the common file.)
+        simple = (
+            data.find(b'"') < 0
+            and data.find(b"\r") < 0
+            and not data.startswith(b"\n")
+            and b"\n\n" not in data
+        )
+        if simple:
+            return data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
+        opener, names = (lambda: pa.BufferReader(data)), header
     try:
-        reader = _csv_reader(pa.BufferReader(data), [header[0]], header, text=True)
-        return sum(batch.num_rows for batch in reader)
+        return sum(batch.num_rows for batch in _batches(opener, [header[0]], names, text=True))
     except pa.ArrowException:
         return -1  # unreadable: the worker that parses it names the problem
 
@@ -725,6 +780,10 @@ def partition_blocks(
         return
     import pyarrow as pa
 
+    if part.header:  # a whole file that could not be cut: stream it, never hold it all
+        opener: Callable[[], BinaryIO] = lambda: _open_binary(part.path)  # noqa: E731
+        yield from _csv_blocks(opener, str(part.path), columns, block_rows, "", None, first_row)
+        return
     data = _read_range(part)
     yield from _csv_blocks(
         lambda: pa.BufferReader(data), str(part.path), columns, block_rows, "", header, first_row

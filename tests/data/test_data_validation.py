@@ -215,7 +215,7 @@ def test_corrupt_parquet_is_unreadable(tmp_path):
 def test_csv_that_is_not_text_is_unreadable(tmp_path):
     path = tmp_path / "binary.csv"
     path.write_bytes(b"\xff\xfe\x00\x81,y\n1,1\n")
-    with pytest.raises(InputError, match="cannot read"):
+    with pytest.raises(InputError, match=r"cannot read .*binary\.csv: the header is not UTF-8"):
         data.file_source(path, "y")
 
 
@@ -249,3 +249,109 @@ def test_a_spreadsheet_export_trains(run_cli, tmp_path):
                      "--models-dir", tmp_path / "m")  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "R² Score: 1.0000" in result.stdout
+
+
+# ------------------------------------------------------------------ the attack's findings
+
+
+def test_another_encoding_in_a_column_not_used_reads(tmp_path):
+    """Attack D1: Latin-1 text in an unselected column, early in the file, failed the header
+    read (the header reader decodes ahead) — while the same bytes further on were fine."""
+    from linreg_ops import tables
+
+    rows = b"".join(b"%d,%d,caf\xe9\n" % (i, 2 * i) for i in range(20))
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(b"a,y,note\n" + rows)
+    assert tables.read_header(path) == ["a", "y", "note"]
+    np.testing.assert_array_equal(tables.read_table(path, ["a", "y"]).values[:, 1], range(0, 40, 2))
+    with pytest.raises(InputError, match=r"column 'note' row 1: non-numeric value 'caf"):
+        tables.read_table(path, ["note"])
+
+
+def test_a_field_larger_than_a_parse_block_reads_on_every_path(tmp_path, monkeypatch):
+    """Attack D3: one field larger than pyarrow's 4 MiB block failed the file ("straddling
+    object") on every engine; the read now retries with larger blocks."""
+    from linreg_ops import tables
+
+    monkeypatch.setattr(tables, "CSV_BLOCK_BYTES", 1 << 10)  # the same, at a small scale
+    monkeypatch.setattr(tables, "PARSE_BYTES", 1 << 12)  # and through the parallel reader
+    rows = [f"{i},{2 * i},short" for i in range(3000)]
+    rows[1500] = f'1500,3000,"{"x" * 20_000}"'
+    path = tmp_path / "wide-field.csv"
+    path.write_text("a,y,note\n" + "\n".join(rows) + "\n")
+    expected = np.column_stack([np.arange(3000), 2 * np.arange(3000)])
+    blocks = list(tables.iter_blocks(path, ["a", "y"], 700))
+    assert [b.offset for b in blocks] == [0, 700, 1400, 2100, 2800]
+    np.testing.assert_array_equal(np.vstack([b.values for b in blocks]), expected)
+    parts = tables.partitions(path, 1 << 12)
+    header = tables.read_header(path)
+    assert sum(tables.partition_rows(part, header) for part in parts) == 3000
+    body = path.read_bytes()
+    assert tables.count_csv_rows(body) == 3000
+    np.testing.assert_array_equal(tables.parse_csv(body, ["a", "y"], label="b").values, expected)
+
+
+def test_a_bad_value_after_a_huge_field_is_still_named(tmp_path, monkeypatch):
+    from linreg_ops import tables
+
+    monkeypatch.setattr(tables, "CSV_BLOCK_BYTES", 1 << 10)
+    rows = [f"{i},{2 * i},short" for i in range(300)]
+    rows[100] = f'100,200,"{"x" * 20_000}"'
+    rows[250] = "250,oops,short"
+    path = tmp_path / "wide-field.csv"
+    path.write_text("a,y,note\n" + "\n".join(rows) + "\n")
+    with pytest.raises(InputError, match="column 'y' row 251: non-numeric value 'oops'"):
+        tables.read_table(path, ["a", "y"])
+
+
+def test_blank_lines_before_the_header_are_skipped_as_pyarrow_skips_them(tmp_path):
+    """Attack D4: a leading blank line made the file "empty"."""
+    path = tmp_path / "blank-first.csv"
+    path.write_text("\n\n" + "a,b,y\n" + "\n".join(",".join(map(str, r)) for r in GOOD_ROWS))
+    assert data.file_source(path, "y").feature_names == ("a", "b")
+    assert fit(path, test_size=0.34).train.n == 4
+
+
+def test_a_header_without_a_line_end_has_no_data_rows(tmp_path):
+    """Attack D5: pyarrow's "Empty CSV file or block: cannot infer number of columns"."""
+    path = tmp_path / "header-only.csv"
+    path.write_text("a,b,y")
+    with pytest.raises(InputError, match=r"header-only\.csv has a header but no data rows"):
+        fit(path)
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        (["a", "", "y"], "column 2 of the selection has no name"),
+        (["a", "b" * 1025, "y"], "column 2 of the selection has a name of 1,025 characters"),
+        (["a", "b", "y" * 2000], "column 3 of the selection has a name of 2,000 characters"),
+    ],
+)
+def test_a_column_name_a_model_cannot_keep_is_refused_before_training(tmp_path, header, message):
+    """Attack D6: refused only when the staged model was verified, naming a staging path."""
+    path = csv_file(tmp_path, header=header)
+    with pytest.raises(InputError, match=message):
+        data.file_source(path, header[-1])
+
+
+def test_an_existing_file_whose_name_looks_like_a_glob_is_that_file(tmp_path):
+    """Attack A5: ``runs[1].csv`` was taken as a pattern matching ``runs1.csv``."""
+    from linreg_ops import tables
+
+    literal = csv_file(tmp_path, name="runs[1].csv")
+    csv_file(tmp_path, name="runs1.csv", rows=GOOD_ROWS[:4])
+    assert tables.table_files(literal) == [literal]
+    assert tables.table_files(tmp_path / "runs*.csv") == [tmp_path / "runs1.csv", literal]
+
+
+def test_hidden_files_in_a_folder_are_not_data(tmp_path):
+    """Attack A6: a folder's ``._part.csv`` (macOS metadata) or a writer's temporary file
+    was read as data, while a glob over the same folder skipped it."""
+    from linreg_ops import tables
+
+    part = csv_file(tmp_path, name="part-0.csv")
+    (tmp_path / "._part-0.csv").write_bytes(b"\x00\x05\x16\x07 macOS resource fork")
+    csv_file(tmp_path, name=".part-1.csv.tmp.csv")
+    assert tables.table_files(tmp_path) == [part]
+    assert tables.table_files(tmp_path / "*.csv") == [part]
