@@ -125,7 +125,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise InputError("--output needs --input PATH (the rows to predict)")
     model = models.get(kind)
     X, y, source = predict.labelled_rows(models, args.data, args.target)
-    predictions, clipped = predict.predict_rows(model, X)
+    predictions, clipped = predict.predict_rows(model, X, source=source)
     metrics = regression_metrics(y, predictions)
     print(f"Model: {kind} (version {models.version.number} of {args.models_dir})")
     print(f"Rows: {y.size} from {source}")
@@ -396,8 +396,8 @@ def _limit(text: str) -> float | None:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number or 'none', got {text!r}") from None
-    if math.isnan(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a number ≥ 0 or 'none', got {text}")
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number ≥ 0 or 'none', got {text}")
     return value
 
 

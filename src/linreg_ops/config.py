@@ -134,8 +134,9 @@ class GateConfig:
             ("--max-r2-drop", self.max_r2_drop),
             ("--max-abs-diff", self.max_abs_diff),
         ):
-            if value is not None and (math.isnan(value) or value < 0):
-                raise InputError(f"{name} must be a number ≥ 0 or 'none', got {value}")
+            if value is not None and not (math.isfinite(value) and value >= 0):
+                # inf would be written to metrics.json as Infinity, which is not JSON
+                raise InputError(f"{name} must be a finite number ≥ 0 or 'none', got {value}")
 
 
 @dataclass(frozen=True)

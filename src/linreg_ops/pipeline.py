@@ -346,8 +346,12 @@ class _Quantized:
         integer: IntegerConfig,
         gate: GateConfig,
     ) -> "_Quantized":
+        check_float32_range(model)
         quantized = quantize_model(model, config)
         integer_model = build_integer_model(model, config, integer)
+        # decoded as a reader will, so a refusal names the new model, not a staging file
+        codecs.decode_quantized(codecs.encode_quantized(quantized), "new quantized_model.json")
+        codecs.decode_integer(codecs.encode_integer(integer_model), "new integer_model.json")
         figures = fidelity(model, quantized, X, y)
         integer_figures = fidelity(model, integer_model, X, y)
         for label, numbers in (
@@ -445,6 +449,25 @@ class SeedCheck:
     intercept_error: float
 
 
+def check_float32_range(model: LinearModel) -> None:
+    """The quantized models keep feature statistics and scales in float32 (what another
+    runtime reads): a feature beyond its range cannot be quantized, only rescaled."""
+    stats = model.stats
+    for j, name in enumerate(model.feature_names):
+        reach = max(abs(stats.minimum[j]), abs(stats.maximum[j]), abs(stats.mean[j]))
+        if reach > codecs.FLOAT32_MAX:
+            raise InputError(
+                f"feature {name!r} reaches {reach:.3g}, beyond float32's range "
+                f"({codecs.FLOAT32_MAX:.3g}) in which quantized models keep their statistics: "
+                "rescale the column (other units) to quantize"
+            )
+        if 0 < stats.std[j] < codecs.FLOAT32_TINY or stats.std[j] > codecs.FLOAT32_MAX:
+            raise InputError(
+                f"feature {name!r} has a standard deviation of {stats.std[j]:.3g}, which float32 "
+                "cannot hold to full precision: rescale the column (other units) to quantize"
+            )
+
+
 def seed_check(result: QuantizeResult) -> SeedCheck:
     """scikit-learn's own ``predict`` with the float coefficients (no unpickling), the same
     sum by hand, and the dequantized model's raw-space coefficients by hand."""
@@ -495,6 +518,8 @@ def export(
     version = store.open_version(models_dir)
     models = predict.load_models(version)
     model = models.get(kind)
+    store.check_outside(models_dir, output, "--output")
+    store.read_exports(models_dir)  # a broken record is refused before anything is written
     artifact = predict.ARTIFACT_OF[kind]
     artifact_sha = version.sha256(artifact)
     if export_format == "mlflow":

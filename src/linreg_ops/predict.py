@@ -8,6 +8,8 @@ bit), so an artifact that is valid but not the one published, or a runtime that 
 differently, is refused instead of served.
 """
 
+import contextlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,12 +34,28 @@ KNOWN_ANSWER_ROWS = 16
 KNOWN_ANSWER_TOLERANCE = 1e-9  # relative, for the float paths (the integer path is exact)
 
 
-def predict_rows(model: AnyModel, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Predictions, and which rows had inputs clipped to an integer model's calibrated range."""
-    if isinstance(model, IntegerLinearModel):
-        codes, clipped = model.predict_codes(X)
-        return codes * np.float64(model.output_scale), clipped
-    return model.predict(X), np.zeros(len(X), dtype=bool)
+def predict_rows(
+    model: AnyModel, X: np.ndarray, first_row: int = 0, source: str = "input"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Predictions, and which rows had inputs clipped to an integer model's calibrated range.
+
+    Finite inputs can still overflow a float model (1e300 times a coefficient): such a row
+    is refused by number (``first_row`` numbers the rows of ``X`` in ``source``), never
+    written as ``inf`` or serialized as ``null``.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is checked just below
+        if isinstance(model, IntegerLinearModel):
+            codes, clipped = model.predict_codes(X)
+            predictions = codes * np.float64(model.output_scale)
+        else:
+            predictions, clipped = model.predict(X), np.zeros(len(X), dtype=bool)
+    if not np.isfinite(predictions).all():
+        row = first_row + int(np.flatnonzero(~np.isfinite(predictions))[0]) + 1
+        raise InputError(
+            f"{source} row {row}: the prediction overflows float64 "
+            "(the inputs are far outside anything the model was trained on)"
+        )
+    return predictions, clipped
 
 
 # --------------------------------------------------------------------------- loading
@@ -90,8 +108,13 @@ def load_models(version: Version) -> Models:
 
 
 def known_answers(models: dict[ModelKind, AnyModel], rows: np.ndarray) -> dict[str, Any]:
-    """The manifest section a loader checks: probe rows and what each model answers."""
-    answers: dict[str, Any] = {"rows": rows.tolist()}
+    """The manifest section a loader checks: probe rows, the features they are (by name:
+    the rows are positional, so a model whose names were swapped would answer them the
+    same) and what each model answers."""
+    names = {model.feature_names for model in models.values()}
+    if len(names) != 1:
+        raise ArtifactError("the models do not name the same features")
+    answers: dict[str, Any] = {"features": list(names.pop()), "rows": rows.tolist()}
     for kind, model in models.items():
         if isinstance(model, IntegerLinearModel):
             answers[kind] = model.predict_codes(rows)[0].tolist()
@@ -119,10 +142,16 @@ def check_known_answers(models: Models) -> None:
         usable = rows.ndim == 2 and rows.shape[1] == models.float.n_features
         usable = usable and np.isfinite(rows).all()
         usable = usable and all(e.shape == (len(rows),) for e in expected.values())
+        features = answers["features"]
     except (KeyError, TypeError, ValueError):
         usable = False
     if not usable:
         raise ArtifactError(f"{models.version}: {store.MANIFEST_JSON} has no usable known_answers")
+    if features != list(models.float.feature_names):
+        raise ArtifactError(
+            f"{models.version}: the models name the features {list(models.float.feature_names)}, "
+            f"but {store.MANIFEST_JSON} recorded {features} when the version was published"
+        )
     for kind, answer in expected.items():
         model = models.get(kind)
         if isinstance(model, IntegerLinearModel):
@@ -174,6 +203,7 @@ def predict_file(
     """
     model = models.get(kind)
     files = tables.table_files(input_spec)
+    check_output(models, files, output_path)
     columns = ["prediction", "clipped"] if kind == "integer" else ["prediction"]
     names = list(model.feature_names)
     for path in files:  # every header first: a missing column fails before any output
@@ -183,7 +213,7 @@ def predict_file(
     with tables.prediction_writer(output_path, columns) as write:
         for path in files:
             for block in tables.iter_blocks(path, names, chunk_rows):
-                predictions, clipped = predict_rows(model, block.values)
+                predictions, clipped = predict_rows(model, block.values, block.offset, str(path))
                 if kind == "integer":
                     write(predictions, clipped.astype(np.int64))
                 else:
@@ -195,6 +225,16 @@ def predict_file(
                 if progress:
                     progress(len(predictions))
     return FilePrediction(rows, clipped_rows, first_clipped[:SHOWN_CLIPPED])
+
+
+def check_output(models: Models, inputs: list[Path], output: Path) -> None:
+    """An output must not replace one of its inputs, nor land in the models folder (where it
+    would replace a seed link, or write into a version that is never written again)."""
+    store.check_outside(models.version.models_dir, output, "--output")
+    for path in inputs:
+        with contextlib.suppress(OSError):
+            if os.path.samefile(path, output):
+                raise InputError(f"--output {output} is the input file {path}: choose another")
 
 
 def stored_test_rows(models: Models) -> tables.Table:
@@ -239,13 +279,13 @@ class Evaluation:
 
 def evaluate(models: Models, X: np.ndarray, y: np.ndarray, source: str) -> Evaluation:
     """Every published model of the version on the same labelled rows. Writes nothing."""
-    float_pred = models.float.predict(X)
+    float_pred, _ = predict_rows(models.float, X, source=source)
     figures: dict[ModelKind, dict[str, float]] = {
         "float": {**regression_metrics(y, float_pred), "max_abs_diff": 0.0, "mean_abs_diff": 0.0}
     }
     for kind in models.kinds():
         if kind != "float":
-            predictions, clipped = predict_rows(models.get(kind), X)
+            predictions, clipped = predict_rows(models.get(kind), X, source=source)
             figures[kind] = quantized_fidelity(y, float_pred, predictions, clipped)
     return Evaluation(source, int(y.size), figures)
 
@@ -286,7 +326,7 @@ def _score_partition(
     names = list(model.feature_names)
     blocks = [b.values for b in tables.partition_blocks(part, names, header, first_row, 1 << 16)]
     values = np.vstack(blocks) if blocks else np.empty((0, len(names)))
-    predictions, clipped = predict_rows(model, values)
+    predictions, clipped = predict_rows(model, values, first_row, str(part.path))
     columns: dict[str, np.ndarray] = {"prediction": predictions}
     if kind == "integer":
         columns["clipped"] = clipped.astype(np.int64)
@@ -297,7 +337,11 @@ def dask_predict(
     models: Models, kind: ModelKind, input_spec: str | Path, output: Path, scheduler: str | None
 ) -> int:
     """Score every partition of the input on the cluster (read by ``tables``, like every other
-    path) and write a Parquet dataset: a folder with one part file per partition."""
+    path) and write a Parquet dataset: a folder with one part file per partition.
+
+    The folder must not exist: it is written under a temporary name beside it and renamed
+    into place whole, so no part file of an earlier run (or of a failed one) is mixed in.
+    """
     import dask.dataframe as dd
     from dask.delayed import delayed
 
@@ -307,25 +351,45 @@ def dask_predict(
     model = models.get(kind)
     names = list(model.feature_names)
     files = tables.table_files(input_spec)
+    output = Path(output)
+    check_output(models, files, output)
+    if output.exists() or output.is_symlink():
+        raise InputError(f"{output} already exists: Dask writes its predictions to a new folder")
     found = []
     for path in files:
         header = tables.read_header(path)
         tables.check_columns(str(path), header, names)
         found += [(part, header) for part in tables.partitions(path, engines.PARTITION_BYTES)]
-    with DaskSession(scheduler) as client:
-        counts = client.gather(
-            client.compute([delayed(tables.partition_rows)(p, h) for p, h in found])
-        )
-        if min(counts, default=0) < 0:  # a partition pyarrow refuses: read in order to name it
-            for path in files:
-                for _ in tables.iter_blocks(path, names):
-                    pass
-        offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(int).tolist()
-        meta = {"prediction": "f8", **({"clipped": "i8"} if kind == "integer" else {})}
-        parts = [
-            delayed(_score_partition, pure=True)(part, header, offset, model, kind)
-            for (part, header), offset in zip(found, offsets, strict=True)
-        ]
-        scored = dd.from_delayed(parts, meta=meta)
-        client.compute(scored.to_parquet(str(output), write_index=False, compute=False)).result()
+    staging = store.staging_sibling(output)
+    try:
+        with DaskSession(scheduler) as client:
+            counts = client.gather(
+                client.compute([delayed(tables.partition_rows)(p, h) for p, h in found])
+            )
+            if min(counts, default=0) < 0:  # a partition pyarrow refuses: read in order
+                for path in files:
+                    for _ in tables.iter_blocks(path, names):
+                        pass
+            offsets = _offsets_within_files([part.path for part, _ in found], counts)
+            meta = {"prediction": "f8", **({"clipped": "i8"} if kind == "integer" else {})}
+            parts = [
+                delayed(_score_partition, pure=True)(part, header, offset, model, kind)
+                for (part, header), offset in zip(found, offsets, strict=True)
+            ]
+            scored = dd.from_delayed(parts, meta=meta)
+            written = scored.to_parquet(str(staging), write_index=False, compute=False)
+            client.compute(written).result()
+        store.rename_into_place(staging, output)
+    finally:
+        store.remove_tree(staging)
     return int(sum(counts))
+
+
+def _offsets_within_files(paths: list[Path], counts: list[int]) -> list[int]:
+    """Each partition's first row, numbered from 0 within its own file (as errors name it)."""
+    offsets: list[int] = []
+    seen: dict[Path, int] = {}
+    for path, count in zip(paths, counts, strict=True):
+        offsets.append(seen.get(path, 0))
+        seen[path] = offsets[-1] + count
+    return offsets

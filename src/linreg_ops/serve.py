@@ -19,7 +19,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from fastapi import FastAPI, Request
@@ -33,6 +33,9 @@ from linreg_ops.config import SERVE_DEFAULTS
 from linreg_ops.errors import InputError
 from linreg_ops.predict import Models
 from linreg_ops.scoring import Limits, RequestError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -252,7 +255,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
             raise RequestError(
                 422, f"model: {kind!r} is not published here: run linreg-ops quantize"
             )
-        predictions, _ = predict.predict_rows(models.get(kind), X)
+        predictions = _predictions(models.get(kind), X)
         artifact = predict.ARTIFACT_OF[kind]
         info = {
             "kind": kind,
@@ -280,10 +283,18 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         X = scoring.invocations_request(
             body, _content_type(request), models.float.feature_names, limits
         )
-        return JSONBody({"predictions": models.float.predict(X)})
+        return JSONBody({"predictions": _predictions(models.float, X)})
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app
+
+
+def _predictions(model: predict.AnyModel, X: "np.ndarray") -> "np.ndarray":
+    """A request's predictions; a row whose prediction overflows is a 422 naming it."""
+    try:
+        return predict.predict_rows(model, X, source="request")[0]
+    except InputError as exc:
+        raise RequestError(422, str(exc)) from None
 
 
 def _content_type(request: Request) -> str:
@@ -359,9 +370,16 @@ def run(
         log_level=log_level,
         access_log=False,
     )
-    if workers > 1:
-        Multiprocess(config, sockets=[sock]).run()
-        return 0
-    server = uvicorn.Server(config)
-    server.run(sockets=[sock])
-    return 0 if server.started else 1
+    with sock:
+        if workers > 1:
+            Multiprocess(config, sockets=[sock]).run()
+            return 0
+        server = uvicorn.Server(config)
+        try:
+            server.run(sockets=[sock])
+        except SystemExit:  # uvicorn's exit 3 on a failed start-up is not our gate's exit 3
+            raise InputError(
+                f"version {version.number} could not be loaded when the service started "
+                "(the log above says why)"
+            ) from None
+        return 0 if server.started else 1

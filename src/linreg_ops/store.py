@@ -129,14 +129,39 @@ def open_version(models_dir: Path, number: int | None = None) -> Version:
     models_dir = Path(models_dir)
     if number is None:
         path = _resolve_current(models_dir)
+        expected = int(path.name) if path.parent.name == VERSIONS else None
     else:
-        path = models_dir / VERSIONS / str(number)
-        if not _is_real_dir(path):
-            raise ArtifactError(f"{models_dir} has no version {number}")
+        path = _version_dir(models_dir, number)
+        expected = number
     manifest = _read_manifest(path)
-    if number is not None and manifest.version != number:
-        raise ArtifactError(f"{path / MANIFEST_JSON} says version {manifest.version}, not {number}")
+    if expected is not None and manifest.version != expected:
+        raise ArtifactError(
+            f"{path / MANIFEST_JSON} says version {manifest.version}, not {expected}"
+        )
     return Version(models_dir, manifest.version, path, manifest)
+
+
+def _version_dir(models_dir: Path, number: int) -> Path:
+    """``versions/<number>``; or ``current`` when it is a copied folder holding that version
+    (a CI artifact or an image copies the link's target, not always ``versions/``)."""
+    _check_versions_folder(models_dir)
+    path = models_dir / VERSIONS / str(number)
+    if _is_real_dir(path):
+        return path
+    current = models_dir / CURRENT
+    if _is_real_dir(current):
+        with contextlib.suppress(ArtifactError):
+            if _read_manifest(current).version == number:
+                return current
+    raise ArtifactError(f"{models_dir} has no version {number}")
+
+
+def _check_versions_folder(models_dir: Path) -> None:
+    """``versions/`` must be a real folder: through a symlink, a version could be replaced
+    (or published) somewhere outside the models folder."""
+    folder = models_dir / VERSIONS
+    if folder.is_symlink() or (folder.exists() and not _is_real_dir(folder)):
+        raise ArtifactError(f"{folder} is not a folder (a symbolic link?): refusing to use it")
 
 
 def _resolve_current(models_dir: Path) -> Path:
@@ -160,6 +185,7 @@ def _resolve_current(models_dir: Path) -> Path:
         raise ArtifactError(f"{current} is neither a link to a version nor a folder") from None
     if not _VERSION_LINK.fullmatch(target):
         raise ArtifactError(f"{current} points to {target!r}, not to a version in {VERSIONS}/")
+    _check_versions_folder(models_dir)
     path = models_dir / target
     if not _is_real_dir(path):
         raise ArtifactError(f"{current} points to {target}, which is missing")
@@ -265,19 +291,33 @@ def writer(
     models_dir = Path(models_dir)
     try:
         models_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(models_dir / LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        fd = os.open(models_dir / LOCK, flags, 0o644)
     except OSError as exc:
+        if exc.errno == errno.ELOOP:  # a link would lock (and truncate) some other file
+            raise ArtifactError(f"{models_dir / LOCK} is a symbolic link: remove it") from None
         raise InputError(f"cannot write to {models_dir}: {exc.strerror or exc}") from None
+    locked = False
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ArtifactError(f"{models_dir / LOCK} is not a regular file: remove it")
         _acquire(fd, models_dir, lock_timeout)
+        locked = True
+        _check_versions_folder(models_dir)
+        if _is_real_dir(models_dir / CURRENT):
+            raise ArtifactError(
+                f"{models_dir / CURRENT} is a copied folder, not a link to a version: this "
+                "models folder can be read but not written; train into a new one"
+            )
         holder = Holder(os.getpid(), command, _now_utc())
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(holder.__dict__).encode(), 0)
         _remove_stale(models_dir)
         yield Writer(models_dir, command)
     finally:
-        with contextlib.suppress(OSError):
-            os.ftruncate(fd, 0)
+        if locked:  # a writer that timed out must not erase the holder's name
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
         os.close(fd)  # closing releases the lock, also when the process is killed
 
 
@@ -308,9 +348,11 @@ def _busy_message(fd: int, models_dir: Path, timeout: float) -> str:
 def _remove_stale(models_dir: Path) -> None:
     """What a killed writer left: staging folders and half-made links. Safe: we hold the lock."""
     staging = models_dir / STAGING
-    if staging.is_dir():
+    if _is_real_dir(staging):
         for entry in staging.iterdir():
             _remove_tree(entry)
+    elif staging.exists() or staging.is_symlink():
+        _remove_tree(staging)  # a link is removed, never followed: its target is not ours
     for entry in models_dir.glob(".link-*"):
         entry.unlink(missing_ok=True)
 
@@ -500,6 +542,40 @@ def atomic_write(path: Path, data: bytes) -> Path:
         temporary.unlink(missing_ok=True)
         raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
     return path
+
+
+def check_outside(models_dir: Path, output: Path, flag: str) -> None:
+    """Refuse an output path inside the models folder (links followed, as a write would)."""
+    root = Path(models_dir).resolve()
+    target = Path(output).resolve()
+    if target == root or root in target.parents:
+        raise InputError(
+            f"{flag} {output} is inside the models folder {models_dir}, whose versions are "
+            "never written again: write it elsewhere"
+        )
+
+
+def staging_sibling(path: Path) -> Path:
+    """A new, unused name beside ``path``, for building a folder that is renamed into place."""
+    path = Path(path)
+    _mkdir(path.parent)
+    return path.parent / f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.partial"
+
+
+def rename_into_place(staging: Path, target: Path) -> None:
+    """Rename a finished folder to ``target``: rename(2) fails on a file or a non-empty
+    folder there, so a folder another writer made meanwhile is refused, never merged."""
+    try:
+        os.rename(staging, target)
+    except OSError as exc:
+        raise InputError(f"cannot write {target}: {exc.strerror or exc}") from None
+    _fsync_dir(target.parent)
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a file or folder that may or may not exist (links removed, never followed)."""
+    if path.exists() or path.is_symlink():
+        _remove_tree(path)
 
 
 def copy_current(

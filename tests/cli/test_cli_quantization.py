@@ -71,6 +71,7 @@ def test_options_reach_the_artifacts(run_cli, models_copy):
         ["--calibration", "mse"],
         ["--max-r2-drop", "-1"],
         ["--max-abs-diff", "nan"],
+        ["--max-abs-diff", "inf"],  # attack C1: written to metrics.json as Infinity
     ],
 )
 def test_bad_quantize_options_exit_2(run_cli, models_copy, args):
@@ -100,3 +101,30 @@ def test_predict_integer_only_reports_clipped_rows(run_cli, trained_dir):
     assert "Model: integer" in result.stdout
     assert "Rows with inputs clipped to the calibrated range:" in result.stdout
     assert "R² Score: 0.57" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("scale", "words"),
+    [(1e39, "reaches 3.9e+39, beyond float32's range"), (1e-40, "cannot hold to full precision")],
+)
+def test_a_feature_float32_cannot_hold_is_one_line_exit_2(run_cli, tmp_path, scale, words):
+    """Attack C4: a feature of 1e39 crashed quantization with a NaN traceback (exit 1)."""
+    import numpy as np
+
+    from helpers import write_csv
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 2))
+    y = 2 * X[:, 1] + rng.normal(size=300)
+    X[:, 0] *= scale
+    data = write_csv(tmp_path / "wide.csv", ["a", "b", "y"], np.column_stack([X, y]).tolist())
+    models = tmp_path / "models"
+    run_cli("train", "--data", data, "--target", "y", "--models-dir", models, check=True)
+    before = snapshot(models)
+    result = run_cli("quantize", "--models-dir", models)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "error: feature 'a' " in result.stderr
+    assert words in result.stderr
+    assert "staging" not in result.stderr
+    assert snapshot(models) == before

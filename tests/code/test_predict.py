@@ -166,3 +166,57 @@ def test_models_from_two_runs_cannot_be_mixed(models_copy, tmp_path, regression_
     with pytest.raises(ArtifactError):
         predict.load(models_copy)
     shutil.rmtree(other)
+
+
+# ------------------------------------------------------------------ the attack's findings
+
+
+def test_a_prediction_that_overflows_names_its_row(models, tmp_path):
+    """Attack A4: finite inputs of 1e308 gave inf predictions, written to the output file
+    (and served as null); now the row is refused by number, and nothing is written."""
+    row = np.sign(models.float.coef) * 1.7e308  # every term of one sign: the sum overflows
+    values = np.vstack([np.ones((5, models.float.n_features)), row])
+    path = write_csv(tmp_path / "in.csv", list(models.float.feature_names), values.tolist())
+    for kind in ("float", "quantized"):
+        with pytest.raises(InputError, match=r"in\.csv row 6: the prediction overflows float64"):
+            predict.predict_file(models, kind, path, tmp_path / "out.csv", chunk_rows=4)
+        assert not (tmp_path / "out.csv").exists()
+    done = predict.predict_file(models, "integer", path, tmp_path / "out.csv")  # clips: finite
+    assert done.rows == 6
+    assert 6 in done.first_clipped
+    with pytest.raises(InputError, match="labelled row 6: the prediction overflows"):
+        predict.evaluate(models, values, np.ones(6), "labelled")
+
+
+def test_an_output_inside_the_models_folder_or_onto_its_input_is_refused(models_copy, tmp_path):
+    """Attacks B1/B2: ``--output models/model.json.csv`` wrote into the models folder, and
+    ``--output`` equal to ``--input`` replaced the input."""
+    models = predict.load(models_copy)
+    rows = np.ones((3, models.float.n_features))
+    path = write_csv(tmp_path / "in.csv", list(models.float.feature_names), rows.tolist())
+    before = path.read_bytes()
+    with pytest.raises(InputError, match="is the input file"):
+        predict.predict_file(models, "float", path, path)
+    assert path.read_bytes() == before
+    for inside in ("predictions.csv", "versions/1/p.csv", "current/p.csv"):
+        with pytest.raises(InputError, match="is inside the models folder"):
+            predict.predict_file(models, "float", path, models_copy / inside)
+    (tmp_path / "link").symlink_to(models_copy)
+    with pytest.raises(InputError, match="is inside the models folder"):
+        predict.predict_file(models, "float", path, tmp_path / "link" / "p.csv")
+
+
+def test_known_answers_name_the_features(models_copy):
+    """Attack A7: two features' names swapped in model.json (SHA rewritten) answered the
+    positional probe rows the same, and loaded: every request then mixed the columns."""
+
+    def swap(data: bytes) -> bytes:
+        payload = json.loads(data)
+        names = payload["features"]
+        names[0], names[1] = names[1], names[0]
+        return codecs.json_bytes(payload)
+
+    for name in ("model.json", "quantized_model.json", "integer_model.json"):
+        _rewrite(models_copy, name, swap)
+    with pytest.raises(ArtifactError, match=r"recorded .* when the version was published"):
+        predict.load(models_copy)

@@ -125,6 +125,82 @@ def test_a_copy_that_followed_the_links_still_reads(tmp_path):
     assert store.read_artifact(version, "model.json") == b"m"
 
 
+def test_a_copied_current_serves_its_version_by_number_and_refuses_writers(tmp_path):
+    """Attack C5: ``current`` copied as a folder, without ``versions/``: version 1 by number
+    (what a pinned service worker asks for) is that folder; a writer is refused, not mixed."""
+    import shutil
+
+    publish(tmp_path / "models", {"model.json": b"m"})
+    copy = tmp_path / "copy"
+    shutil.copytree(tmp_path / "models" / "current", copy / "current", symlinks=False)
+    assert store.open_version(copy, 1).path == copy / "current"
+    with pytest.raises(ArtifactError, match="has no version 2"):
+        store.open_version(copy, 2)
+    with pytest.raises(ArtifactError, match="copied folder, not a link"):
+        publish(copy, {"model.json": b"n"})
+
+
+def test_a_version_folder_must_hold_its_own_number(tmp_path):
+    publish(tmp_path, {"model.json": b"m"})
+    publish(tmp_path, {"model.json": b"n"})
+    (tmp_path / "current").unlink()
+    os.rename(tmp_path / "versions" / "1", tmp_path / "versions" / "3")
+    (tmp_path / "current").symlink_to("versions/3")
+    with pytest.raises(ArtifactError, match="says version 1, not 3"):
+        store.open_version(tmp_path)
+
+
+def test_a_linked_lock_file_is_refused_and_its_target_left_alone(tmp_path):
+    """Attack B3: the lock was opened through a symlink and truncated on release."""
+    publish(tmp_path / "models", {"model.json": b"m"})
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep me")
+    (tmp_path / "models" / ".lock").unlink()
+    (tmp_path / "models" / ".lock").symlink_to(precious)
+    with pytest.raises(ArtifactError, match=r"\.lock is a symbolic link"):
+        publish(tmp_path / "models", {"model.json": b"n"})
+    assert precious.read_text() == "keep me"
+
+
+def test_a_linked_staging_folder_is_removed_not_emptied(tmp_path):
+    """Attack B3: the stale-staging clean-up followed a ``.staging`` symlink and deleted
+    everything in the folder it pointed to."""
+    publish(tmp_path / "models", {"model.json": b"m"})
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "data.csv").write_text("a,b\n1,2\n")
+    staging = tmp_path / "models" / ".staging"
+    staging.rmdir()
+    staging.symlink_to(elsewhere)
+    publish(tmp_path / "models", {"model.json": b"n"})
+    assert (elsewhere / "data.csv").read_text() == "a,b\n1,2\n"
+    assert not staging.is_symlink()
+
+
+def test_a_linked_versions_folder_is_refused(tmp_path):
+    """Attack B3: ``versions`` as a link let a writer publish, and readers read, elsewhere."""
+    publish(tmp_path / "models", {"model.json": b"m"})
+    versions = tmp_path / "models" / "versions"
+    os.rename(versions, tmp_path / "outside")
+    versions.symlink_to(tmp_path / "outside")
+    with pytest.raises(ArtifactError, match="versions is not a folder"):
+        store.open_version(tmp_path / "models")
+    with pytest.raises(ArtifactError, match="versions is not a folder"):
+        publish(tmp_path / "models", {"model.json": b"n"})
+    assert sorted(p.name for p in (tmp_path / "outside").iterdir()) == ["1"]
+
+
+def test_a_writer_that_times_out_leaves_the_holders_name(tmp_path):
+    with store.writer(tmp_path, "the holder", 1.0):
+        with pytest.raises(StoreBusyError), store.writer(tmp_path, "late", 0.1):
+            pass
+        with (
+            pytest.raises(StoreBusyError, match=r"\(the holder, since"),
+            store.writer(tmp_path, "later", 0.1),
+        ):
+            pass
+
+
 def _version_with(tmp_path: Path, replace) -> store.Version:
     version = publish(tmp_path, {"model.json": b'{"a": 1}'})
     path = version.path / "model.json"

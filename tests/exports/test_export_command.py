@@ -298,3 +298,29 @@ def test_mlflow_models_serve_answers_as_linreg_ops_serve(
                 server.communicate(timeout=20)
             except subprocess.TimeoutExpired:
                 server.kill()
+
+
+def test_an_export_into_the_models_folder_is_refused(run_cli, models_copy):
+    """Attack B1: ``--output models/model.json`` replaced the seed link with an ONNX file."""
+    before = (models_copy / "model.json").read_bytes()
+    for output in (models_copy / "model.json", models_copy / "exports" / "m.onnx"):
+        result = run_cli(
+            "export", "--models-dir", models_copy, "--format", "onnx", "--output", output
+        )
+        assert result.returncode == 2
+        assert "is inside the models folder" in result.stderr
+    assert (models_copy / "model.json").is_symlink()
+    assert (models_copy / "model.json").read_bytes() == before
+    assert not (models_copy / "exports").exists()
+
+
+def test_a_broken_export_record_is_refused_before_the_export_is_written(
+    run_cli, models_copy, tmp_path
+):
+    """Attack D8: the export was written, then the record refused: a file nothing records."""
+    (models_copy / "exports.json").write_text('{"schema_version": 2, "exports": [{}]}')
+    output = tmp_path / "m.onnx"
+    result = run_cli("export", "--models-dir", models_copy, "--format", "onnx", "--output", output)
+    assert result.returncode == 2
+    assert "exports.json" in result.stderr
+    assert not output.exists()

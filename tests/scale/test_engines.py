@@ -134,16 +134,63 @@ def test_every_engine_reads_a_messy_csv_as_the_clean_one(
     np.testing.assert_array_equal(from_messy.stored_test, from_clean.stored_test)
 
 
-def test_a_csv_is_cut_at_record_boundaries_outside_quotes(messy_csv):
-    messy, _, _, y = messy_csv
-    parts = tables.partitions(messy, 20_000)
-    assert len(parts) > 5
+def test_a_csv_with_quotes_is_one_partition_and_a_plain_one_is_cut_at_newlines(messy_csv, tmp_path):
+    messy, clean, _, y = messy_csv
+    (whole,) = tables.partitions(messy, 20_000)
+    assert (whole.start, whole.stop, whole.header) == (0, messy.stat().st_size, True)
     header = tables.read_header(messy)
-    assert sum(tables.partition_rows(part, header) for part in parts) == len(y)
-    data_bytes = messy.read_bytes()
+    assert tables.partition_rows(whole, header) == len(y)
+
+    plain = tmp_path / "plain.csv"
+    plain.write_bytes(clean.read_bytes().replace(b"\n", b"\r\n"))
+    parts = tables.partitions(plain, 20_000)
+    assert len(parts) > 5
+    data_bytes = plain.read_bytes()
+    assert parts[0].start == data_bytes.index(b"\r\n") + 2  # right after the header
     for part in parts[1:]:
         assert data_bytes[part.start - 2 : part.start] == b"\r\n"
-        assert data_bytes[: part.start].count(b'"') % 2 == 0
+
+
+def _hostile(kind: str, X: np.ndarray, y: np.ndarray) -> bytes:
+    """A file whose newlines (or quotes) fool a reader that cuts it by counting quotes or
+    splitting at newlines; the attack that found each is in the name."""
+    names = ["x0", "note", "x1", "x2", "x3", "x4", "y"]
+    if kind == "quote in the header":
+        names[1] = 'no"te'
+    rows = []
+    for i, (row, target) in enumerate(zip(X.tolist(), y.tolist(), strict=True)):
+        note = "plain"
+        if kind == "bare quote in a field" and i % 7 == 0:
+            note = 'say "hi'  # a literal quote: the field does not start with one
+        elif kind == "bare quote in a field" and i % 11 == 5:
+            note = '"two\nlines"'  # so a quote count takes this newline for a record end
+        rows.append(",".join([repr(row[0]), note, *map(repr, row[1:]), repr(target)]))
+    newline = "\r" if kind == "lone carriage returns" else "\n"
+    return newline.join([",".join(names), *rows]).encode() + newline.encode()
+
+
+@pytest.mark.parametrize(
+    "kind", ["bare quote in a field", "quote in the header", "lone carriage returns"]
+)
+@pytest.mark.parametrize("engine", ["sklearn", "streaming", "dask"])
+def test_every_engine_reads_a_file_no_cut_can_split_like_pandas(
+    kind, engine, scheduler, tmp_path, monkeypatch
+):
+    import pandas as pd
+
+    X, y, _ = synthetic(4, 3000)
+    path = tmp_path / "hostile.csv"
+    path.write_bytes(_hostile(kind, X, y))
+    frame = pd.read_csv(path, dtype=dict.fromkeys(FEATURES, "float64"))
+    np.testing.assert_array_equal(frame[FEATURES].to_numpy(), X)  # the file is what we think
+    monkeypatch.setattr(engines, "PARTITION_BYTES", 2000)  # many ranges, if it were cut
+    monkeypatch.setattr(tables, "PARSE_BYTES", 2000)  # the parallel reader, if it were cut
+    config = TrainConfig(engine=engine, chunk_rows=500, scheduler=scheduler)
+    fit = engines.fit(data.file_source(path, "y", FEATURES), config)
+    clean = write_csv(tmp_path / "clean.csv", [*FEATURES, "y"], np.column_stack([X, y]).tolist())
+    expected = engines.fit(data.file_source(clean, "y", FEATURES), config)
+    np.testing.assert_allclose(fit.coef, expected.coef, rtol=1e-12)
+    assert fit.train.n == expected.train.n
 
 
 def test_dask_uses_every_worker_on_one_parquet_file(scheduler, tmp_path, monkeypatch):
@@ -221,6 +268,32 @@ def test_dask_prediction_writes_the_same_numbers(parquet_folder, scheduler, tmp_
     values = pq.read_table(path).to_pandas()[FEATURES].to_numpy()
     assert rows == len(values)
     np.testing.assert_array_equal(written, models.quantized.predict(values))
+
+    # Attack A3/C3: a second run into the same folder added its part files to the first's
+    with pytest.raises(InputError, match="out already exists"):
+        predict.dask_predict(models, "quantized", path, tmp_path / "out", scheduler)
+    assert pq.read_table(tmp_path / "out").num_rows == len(values)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")], "staging left"
+
+
+def test_dask_prediction_names_a_bad_row_within_its_own_file(scheduler, tmp_path, monkeypatch):
+    """Attack D7: rows were numbered across every file of a folder, so an error in the
+    second file named a row number its own file does not have."""
+    monkeypatch.setattr(engines, "PARTITION_BYTES", 2_000)
+    X, y, _ = synthetic(6, 600)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rows = np.column_stack([X, y]).tolist()
+    write_csv(folder / "a.csv", [*FEATURES, "y"], rows[:300])
+    bad = [list(r) for r in rows[300:]]
+    bad[250][2] = "oops"
+    write_csv(folder / "b.csv", [*FEATURES, "y"], bad)
+    pipeline.train(data.file_source(folder / "a.csv", "y"), tmp_path / "models")
+    models = predict.load(tmp_path / "models")
+    with pytest.raises(InputError, match=r"b\.csv column 'x2' row 251: non-numeric value 'oops'"):
+        predict.dask_predict(models, "float", folder, tmp_path / "out", scheduler)
+    assert not (tmp_path / "out").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")], "staging left"
 
 
 def test_a_constant_target_is_refused_by_the_dask_engine_too(scheduler, tmp_path):

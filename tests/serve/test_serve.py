@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 
 from helpers import CALIFORNIA_FEATURES, tamper
 from linreg_ops import pipeline, predict
-from linreg_ops.errors import ArtifactError
+from linreg_ops.errors import ArtifactError, InputError
 from linreg_ops.serve import ServeSettings, create_app
 
 FEATURES = list(CALIFORNIA_FEATURES)
@@ -331,3 +331,33 @@ def test_tampered_artifact_stops_start_up(models_copy):
 def test_importing_serve_loads_nothing(tmp_path):
     # The app object can be created for a folder that does not exist: loading is in the lifespan.
     create_app(ServeSettings(models_dir=tmp_path / "nowhere"))
+
+
+def test_a_start_up_that_fails_in_the_worker_is_an_input_error_not_exit_3(models_copy, monkeypatch):
+    """Attack C5: uvicorn exits 3 when the lifespan fails (a model changed between the CLI's
+    check and the worker's load) — the CLI's exit code for a failed quality gate."""
+    from linreg_ops import serve, store
+
+    version = store.open_version(models_copy)
+    tamper(models_copy, "model.json", lambda data: data.replace(b"1", b"2", 1))
+    for name in ("MODELS_DIR", "MODEL_VERSION", "MAX_BATCH", "MAX_BODY_BYTES"):
+        monkeypatch.delenv(f"LINREG_OPS_{name}", raising=False)  # restored after the test
+    with pytest.raises(InputError, match="could not be loaded when the service"):
+        serve.run(
+            version, host="127.0.0.1", port=0, workers=1, max_batch=10,
+            max_body_bytes=1000, log_level="critical",
+        )  # fmt: skip
+
+
+def test_a_prediction_that_overflows_is_a_422_naming_the_row(client, models):
+    """Attack A4: finite inputs near float64's maximum were answered 200 with null."""
+    big = (np.sign(models.float.coef) * 1.7e308).tolist()
+    for kind in ("float", "quantized"):
+        response = post_json(client, "/predict", {"instances": [ROW, big], "model": kind})
+        assert response.status_code == 422
+        assert "request row 2: the prediction overflows float64" in response.json()["message"]
+    response = post_json(client, "/invocations", {"instances": [ROW, ROW, big]})
+    assert response.status_code == 422
+    assert "request row 3" in response.json()["message"]
+    response = post_json(client, "/predict", {"instances": [ROW, big], "model": "integer"})
+    assert response.status_code == 200  # inputs are clipped: every answer is finite

@@ -117,3 +117,29 @@ def test_a_burst_of_large_rejected_bodies_costs_little_and_leaves_memory_as_it_w
     finally:
         process.terminate()
         process.communicate(timeout=10)
+
+
+def test_two_workers_serve_a_folder_whose_current_is_a_copy(trained_dir, tmp_path):
+    """Attack C5: a folder holding ``current`` as a copied folder (what a copy that follows
+    links, without ``versions/``, leaves) loaded in the CLI, then failed in every worker."""
+    import shutil
+
+    copied = tmp_path / "copied"
+    shutil.copytree(trained_dir / "current", copied / "current", symlinks=False)
+    port = free_port()
+    executable = Path(sys.executable).with_name("linreg-ops")
+    command = [
+        *[str(executable), "serve", "--models-dir", str(copied), "--port", str(port)],
+        *["--workers", "2"],
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_ready(url, process)
+        for _ in range(6):  # both workers answer
+            with urllib.request.urlopen(f"{url}/ready", timeout=5) as response:
+                assert json.loads(response.read())["status"] == "ready"
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=10)[0]
+    assert "has no version" not in output

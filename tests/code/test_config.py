@@ -1,0 +1,20 @@
+"""Options are checked where they are made, so every entry point (CLI, Python) refuses the
+same values with the same words."""
+
+import math
+
+import pytest
+
+from linreg_ops.config import GateConfig
+from linreg_ops.errors import InputError
+
+
+@pytest.mark.parametrize("value", [-1e-9, math.nan, math.inf, -math.inf])
+@pytest.mark.parametrize("field", ["max_r2_drop", "max_abs_diff"])
+def test_a_gate_limit_is_a_finite_number_or_none(field, value):
+    with pytest.raises(InputError, match="must be a finite number ≥ 0 or 'none'"):
+        GateConfig(**{field: value})
+
+
+def test_zero_and_none_are_limits():
+    assert GateConfig(max_r2_drop=0.0, max_abs_diff=None).max_r2_drop == 0.0
