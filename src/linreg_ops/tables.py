@@ -81,7 +81,7 @@ def table_files(spec: str | Path) -> list[Path]:
     """
     text = str(spec)
     if any(char in text for char in "*?[") and not os.path.lexists(text):
-        files = sorted(Path(p) for p in glob.glob(text) if Path(p).is_file())
+        files = sorted(Path(p) for p in glob.glob(_literal_prefix(text)) if Path(p).is_file())
     elif Path(spec).is_dir():
         files = sorted(
             p
@@ -93,6 +93,18 @@ def table_files(spec: str | Path) -> list[Path]:
     if not files:
         raise InputError(f"no .csv or .parquet files in {spec}")
     return [check_table_path(path) for path in files]
+
+
+def _literal_prefix(pattern: str) -> str:
+    """The pattern with its longest existing folder prefix escaped: in ``g[1]/*.csv`` with a
+    folder ``g[1]``, the brackets are that folder's name, not a character class."""
+    parts = Path(pattern).parts
+    known = 0
+    while known < len(parts) - 1 and os.path.isdir(os.path.join(*parts[: known + 1])):
+        known += 1
+    if known == 0:
+        return pattern
+    return os.path.join(glob.escape(os.path.join(*parts[:known])), *parts[known:])
 
 
 def check_table_path(path: Path) -> Path:
@@ -248,7 +260,7 @@ def _csv_file_blocks(path: Path, columns: list[str], block_rows: int, hint: str)
         seen = True
         yield block
     if not seen:
-        raise InputError(f"{path} has a header but no data rows")
+        raise no_rows_error(path)
 
 
 def _parallel_csv_blocks(
@@ -345,7 +357,10 @@ def _batches(
                     yield batch
             return
         except pa.ArrowInvalid as exc:
-            if "straddl" not in str(exc) or block_bytes >= MAX_CSV_BLOCK_BYTES:
+            # a record longer than the block: "straddling object", or, when the first
+            # block holds no whole line (a header of megabytes), "Empty CSV file or block"
+            retry = "straddl" in str(exc) or "Empty CSV" in str(exc)
+            if not retry or block_bytes >= MAX_CSV_BLOCK_BYTES:
                 raise
             block_bytes *= 4
 
@@ -567,6 +582,7 @@ def _field_count_error(
     message: str,
 ) -> InputError:
     """Walk the records with the standard library's csv module to number the bad row."""
+    limit = csv.field_size_limit(MAX_CSV_BLOCK_BYTES)  # data fields may be of any size
     with opener() as handle:
         text = io.TextIOWrapper(handle, encoding="utf-8-sig", errors="replace", newline="")
         reader = csv.reader(text)
@@ -588,6 +604,7 @@ def _field_count_error(
             pass
         finally:
             text.detach()
+            csv.field_size_limit(limit)
     match = _FIELD_COUNT.search(message)
     assert match is not None
     return InputError(
@@ -620,7 +637,7 @@ def _parquet_blocks(
         # number of columns in flight.
         with pq.ParquetFile(path, pre_buffer=False) as parquet:
             if row_groups is None and parquet.metadata.num_rows == 0:
-                raise InputError(f"{path} has no data rows")
+                raise no_rows_error(path)
             batches = parquet.iter_batches(
                 batch_size=min(block_rows, 1 << 20), columns=columns, row_groups=row_groups
             )
@@ -723,22 +740,45 @@ def splittable(path: Path) -> bool:
 
 def _csv_ranges(path: Path, target_bytes: int) -> Iterator[Partition]:
     """Byte ranges of a splittable CSV file, each found as the scan reaches it: the first
-    starts after the header line, each ends after a newline."""
+    starts after the header line (blank lines before it skipped, as every reader skips
+    them), each ends after a newline."""
     end = path.stat().st_size
     previous = None
     with _open_binary(path) as handle:
-        position, wanted = 0, 0  # the next cut: the first newline at or after ``wanted``
+        first = handle.readline()
+        line = first.removeprefix(b"\xef\xbb\xbf")
+        while line in (b"\n", b"\r\n"):
+            line = handle.readline()
+        if not line.endswith(b"\n"):
+            return  # a header and nothing after it
+        previous = position = handle.tell()
+        wanted = position + target_bytes  # the next cut: the first newline at or after this
         while chunk := handle.read(1 << 22):
             start = max(0, wanted - position)
             while start < len(chunk) and (newline := chunk.find(b"\n", start)) >= 0:
                 cut = position + newline + 1
-                if previous is not None:
-                    yield Partition(path, previous, cut, None)
+                yield Partition(path, previous, cut, None)
                 previous, wanted = cut, cut + target_bytes
                 start = max(newline + 1, wanted - position)
             position += len(chunk)
-    if previous is not None and end > previous:
+    if end > previous:
         yield Partition(path, previous, end, None)
+
+
+def check_rows_per_file(paths: Sequence[Path], counts: Sequence[int]) -> None:
+    """Every file of an input holds data rows (partition ``counts`` by file, in order), as
+    the one-pass reader demands: a file of only a header is a mistake, not an empty part."""
+    totals = dict.fromkeys(paths, 0)
+    for path, count in zip(paths, counts, strict=True):
+        totals[path] += count
+    for path, total in totals.items():
+        if total == 0:
+            raise no_rows_error(path)
+
+
+def no_rows_error(path: Path) -> InputError:
+    what = "a header but no data rows" if is_csv(path) else "no data rows"
+    return InputError(f"{path} has {what}")
 
 
 def partition_rows(part: Partition, header: list[str]) -> int:
@@ -802,7 +842,12 @@ def _read_range(part: Partition) -> bytes:
 def csv_bytes(columns: Sequence[str], values: np.ndarray) -> bytes:
     """CSV with a header and 17 significant digits, so floats survive the round trip exactly."""
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerow(columns)
+    # The writer quotes the terminator's characters only: a name holding a lone CR (a line
+    # end to every reader) must be quoted too, so such a header is quoted whole.
+    if any("\r" in name for name in columns):
+        csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_ALL).writerow(columns)
+    else:
+        csv.writer(buffer, lineterminator="\n").writerow(columns)
     np.savetxt(buffer, np.asarray(values, dtype=np.float64), delimiter=",", fmt="%.17g")
     return buffer.getvalue().encode("utf-8")
 

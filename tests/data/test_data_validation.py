@@ -355,3 +355,79 @@ def test_hidden_files_in_a_folder_are_not_data(tmp_path):
     csv_file(tmp_path, name=".part-1.csv.tmp.csv")
     assert tables.table_files(tmp_path) == [part]
     assert tables.table_files(tmp_path / "*.csv") == [part]
+
+
+# ------------------------------------------------------------------ the second attack
+
+
+def test_a_header_longer_than_a_parse_block_reads(tmp_path, monkeypatch):
+    """A header of megabytes (thousands of long names) made pyarrow's first block hold no
+    whole line: "Empty CSV file or block", reported as "no data rows"."""
+    from linreg_ops import tables
+
+    monkeypatch.setattr(tables, "CSV_BLOCK_BYTES", 1 << 10)
+    names = [f"column_{i:04d}_" + "n" * 40 for i in range(100)]  # 5 KB of header
+    rows = [[i, 2 * i, *range(98)] for i in range(30)]
+    path = write_csv(tmp_path / "wide.csv", names, rows)
+    values = tables.read_table(path, [names[0], names[1]]).values
+    np.testing.assert_array_equal(values[:, 1], 2 * values[:, 0])
+    assert len(values) == 30
+
+
+def test_a_glob_under_a_folder_with_brackets_in_its_name_reads_that_folder(tmp_path):
+    """Second attack: ``g[1]/*.csv`` read ``g1/f.csv`` (the brackets a character class)."""
+    from linreg_ops import tables
+
+    (tmp_path / "g[1]").mkdir()
+    (tmp_path / "g1").mkdir()
+    mine = csv_file(tmp_path / "g[1]", name="f.csv")
+    csv_file(tmp_path / "g1", name="f.csv")
+    assert tables.table_files(f"{tmp_path}/g[1]/*.csv") == [mine]
+    assert tables.table_files(f"{tmp_path}/g[0-9]/*.csv") == [tmp_path / "g1" / "f.csv"]
+
+
+def test_a_column_name_holding_a_carriage_return_round_trips(tmp_path):
+    """Second attack: the stored test split wrote the name ``a\\rb`` unquoted, so reading it
+    back split the header, and training failed naming a deleted staging file."""
+    from linreg_ops import pipeline, predict
+
+    rows = [[i, (i * 7) % 5, 2 * i - (i * 7) % 5 + 0.1 * (i % 3)] for i in range(40)]
+    path = tmp_path / "data.csv"
+    lines = ['"a\rb",c,y'] + [",".join(map(str, row)) for row in rows]  # quoted, as csv writes
+    path.write_bytes("\n".join(lines).encode() + b"\n")
+    pipeline.train(data.file_source(path, "y"), tmp_path / "models")
+    models = predict.load(tmp_path / "models")
+    assert models.float.feature_names == ("a\rb", "c")
+    assert len(predict.stored_test_rows(models).values) > 0
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize(
+    ("column", "message"),
+    [
+        ("a", "column 'a' varies by only .*underflow float64; rescale it"),
+        ("y", "target column 'y' holds values so small .*underflow float64"),
+    ],
+)
+def test_values_whose_squares_underflow_are_a_clean_error(tmp_path, engine, column, message):
+    """Second attack: a varying target near 1e-300 was called constant; a feature near
+    1e-170 was called constant and dropped; at 1e-160 a coefficient lost five digits."""
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(60, 2))
+    y = X @ [1.0, 2.0] + rng.normal(scale=0.1, size=60)
+    table = {"a": X[:, 0], "b": X[:, 1], "y": y}
+    table[column] = table[column] * (1e-170 if column == "a" else 1e-300)
+    path = write_csv(tmp_path / "tiny.csv", ["a", "b", "y"], np.column_stack(list(table.values())))
+    with pytest.raises(InputError, match=message):
+        fit(path, engine=engine)
+
+
+def test_a_short_row_after_a_very_long_field_is_still_numbered(tmp_path):
+    """Second attack: past the csv module's 128 KB field limit the row number was lost."""
+    rows = [f"{i},{i},x" for i in range(10)]
+    rows[3] = f'3,3,"{"z" * 200_000}"'
+    rows[7] = "7,7"
+    path = tmp_path / "long.csv"
+    path.write_text("a,y,note\n" + "\n".join(rows) + "\n")
+    with pytest.raises(InputError, match=r"long\.csv row 8 \(line 9\) has 2 fields"):
+        fit(path, features=["a"])
