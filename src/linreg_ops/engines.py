@@ -65,6 +65,10 @@ def fit(source: Source, config: TrainConfig) -> Fit:
 # --------------------------------------------------------------------------- the check
 
 
+# Below this, squared deviations fall among float64's subnormals (2.2e-308) and lose digits.
+SMALLEST_SPREAD = 1e-150
+
+
 def check_trainable(
     train: MomentStats, test: MomentStats, features: Sequence[str], target: str, source: str
 ) -> None:
@@ -91,10 +95,24 @@ def check_trainable(
                 f"{source}: column {column!r} holds values so large that their squares "
                 "overflow float64; rescale it (e.g. to thousands or millions)"
             )
+    spread = total.max_x - total.min_x
+    for name, width in zip(features, spread, strict=True):
+        if 0.0 < width < SMALLEST_SPREAD:
+            raise InputError(
+                f"{source}: column {name!r} varies by only {width:.3g}, so little that the "
+                "squares of its deviations underflow float64; rescale it (e.g. to millionths)"
+            )
+    if total.cyy < SMALLEST_SPREAD**2 and 0.0 < abs(total.mean_y) < SMALLEST_SPREAD:
+        raise InputError(
+            f"{source}: target column {target!r} holds values so small (about "
+            f"{total.mean_y:.3g}) that the squares of its deviations underflow float64; "
+            "rescale it"
+        )
     if total.cyy == 0.0:
         raise InputError(
             f"{source}: target column {target!r} is constant (every row is "
-            f"{total.mean_y:g}); there is nothing to learn"
+            f"{total.mean_y:g}), or varies too little for float64 to tell; there is "
+            "nothing to learn"
         )
     if train.cyy == 0.0:
         raise InputError(
@@ -441,14 +459,20 @@ def _pieces(source: FileSource, client: "Client") -> list[_Piece]:
         header = tables.read_header(path)
         for part in tables.partitions(path, PARTITION_BYTES):
             found.append((part, header))
-    counts = client.compute(
-        [delayed(tables.partition_rows, pure=True)(part, header) for part, header in found]
+    counts: list[int] = client.gather(
+        client.compute(
+            [delayed(tables.partition_rows, pure=True)(part, header) for part, header in found]
+        )
+    )
+    if min(counts, default=0) < 0:  # unreadable: the sequential reader names the problem
+        _first_error(source)
+        raise RuntimeError("a partition failed to parse, the whole input did not")
+    # a file without data rows may have no partition at all: count every file
+    tables.check_rows_per_file(
+        [*source.files, *(part.path for part, _ in found)], [0] * len(source.files) + counts
     )
     pieces, offset = [], 0
-    for (part, header), rows in zip(found, client.gather(counts), strict=True):
-        if rows < 0:  # unreadable: the sequential reader names the problem
-            _first_error(source)
-            raise RuntimeError(f"{part.path}: a partition failed to parse, the whole file did not")
+    for (part, header), rows in zip(found, counts, strict=True):
         pieces.append(_Piece(part, header, offset, rows))
         offset += rows
     return pieces

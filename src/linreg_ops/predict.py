@@ -370,7 +370,9 @@ def dask_predict(
                 for path in files:
                     for _ in tables.iter_blocks(path, names):
                         pass
-            offsets = _offsets_within_files([part.path for part, _ in found], counts)
+            paths = [part.path for part, _ in found]
+            tables.check_rows_per_file([*files, *paths], [0] * len(files) + counts)
+            offsets = _offsets_within_files(paths, counts)
             meta = {"prediction": "f8", **({"clipped": "i8"} if kind == "integer" else {})}
             parts = [
                 delayed(_score_partition, pure=True)(part, header, offset, model, kind)

@@ -300,3 +300,66 @@ def test_a_constant_target_is_refused_by_the_dask_engine_too(scheduler, tmp_path
     path = write_csv(tmp_path / "c.csv", ["a", "y"], [[i, 7.0] for i in range(50)])
     with pytest.raises(InputError, match="target column 'y' is constant"):
         engines.fit(data.file_source(path, "y"), TrainConfig(engine="dask", scheduler=scheduler))
+
+
+def test_a_blank_line_before_a_numeric_header_is_no_data_row_on_any_path(
+    scheduler, tmp_path, monkeypatch
+):
+    """Second attack: the first byte range began after the first newline, so with a blank
+    line first the header ``2019,2020,2021`` was read as a data row by Dask (and by the
+    parallel reader of a large file): one prediction too many, a fake training row."""
+    monkeypatch.setattr(engines, "PARTITION_BYTES", 3_000)
+    monkeypatch.setattr(tables, "PARSE_BYTES", 3_000)
+    X, y, _ = synthetic(8, 600)
+    names = ["2019", "2020", "2021", "2022", "2023"]
+    clean = write_csv(tmp_path / "clean.csv", [*names, "2024"], np.column_stack([X, y]).tolist())
+    path = tmp_path / "blank-first.csv"
+    path.write_bytes(b"\xef\xbb\xbf\r\n\n" + clean.read_bytes())
+    assert tables.partitions(path, 3_000)[0].start == path.read_bytes().index(b"2024\n") + 5
+    blocks = list(tables.iter_blocks(path, names, 100))  # the parallel reader
+    np.testing.assert_array_equal(np.vstack([b.values for b in blocks]), X)
+    expected = engines.fit(data.file_source(clean, "2024"), TrainConfig(engine="streaming"))
+    config = TrainConfig(engine="dask", scheduler=scheduler)
+    fit = engines.fit(data.file_source(path, "2024"), config)
+    np.testing.assert_allclose(fit.coef, expected.coef, rtol=1e-12)
+    pipeline.train(data.file_source(clean, "2024"), tmp_path / "models")
+    models = predict.load(tmp_path / "models")
+    assert predict.dask_predict(models, "float", path, tmp_path / "out", scheduler) == 600
+
+
+@pytest.mark.parametrize(
+    "content", [b"a,b,y\n", b"a,b,y", b"a,b,y\n\n\n", b"\xef\xbb\xbfa,b,y\r\n"]
+)
+def test_dask_refuses_a_file_of_only_a_header_as_streaming_does(scheduler, tmp_path, content):
+    """Second attack: a header-only file was a traceback on Dask (train and predict), or
+    0 predictions with exit 0; one among good files was skipped where streaming refuses."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    good = [[i, (i * 7) % 5, 2 * i - (i * 7) % 5 + 0.1 * (i % 3)] for i in range(40)]
+    write_csv(folder / "a.csv", ["a", "b", "y"], good)
+    (folder / "b.csv").write_bytes(content)
+    message = r"b\.csv has a header but no data rows"
+    for engine in ("streaming", "dask"):
+        with pytest.raises(InputError, match=message):
+            engines.fit(
+                data.file_source(folder, "y"), TrainConfig(engine=engine, scheduler=scheduler)
+            )
+        with pytest.raises(InputError, match=message):
+            engines.fit(
+                data.file_source(folder / "b.csv", "y"),
+                TrainConfig(engine=engine, scheduler=scheduler),
+            )
+    pipeline.train(data.file_source(folder / "a.csv", "y"), tmp_path / "models")
+    models = predict.load(tmp_path / "models")
+    with pytest.raises(InputError, match=message):
+        predict.dask_predict(models, "float", folder / "b.csv", tmp_path / "out", scheduler)
+    assert not (tmp_path / "out").exists()
+
+
+def test_dask_refuses_an_empty_parquet_file(scheduler, tmp_path):
+    path = tmp_path / "empty.parquet"
+    pq.write_table(
+        pa.table({"a": pa.array([], pa.float64()), "y": pa.array([], pa.float64())}), path
+    )
+    with pytest.raises(InputError, match=r"empty\.parquet has no data rows"):
+        engines.fit(data.file_source(path, "y"), TrainConfig(engine="dask", scheduler=scheduler))
