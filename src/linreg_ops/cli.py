@@ -277,16 +277,12 @@ def _print_evaluation(models_dir: Path, data: Path | None, target: str | None) -
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from linreg_ops import predict, quantize, report
+    from linreg_ops import pipeline
 
-    models = predict.load(args.models_dir)
-    X, y, source = predict.labelled_rows(models, args.data, args.target)
-    rows = quantize.sweep(models.float, X, y)
-    table = report.sweep_table(rows)
-    print(f"Quantization sweep on {y.size} rows from {source}")
-    print(table)
-    paths = report.write_sweep_report(args.reports_dir, table, source, models.float, X, y, rows)
-    print("Report: " + ", ".join(str(path) for path in paths))
+    result = pipeline.sweep(args.models_dir, args.reports_dir, args.data, args.target)
+    print(f"Quantization sweep on {result.n_rows} rows from {result.source}")
+    print(result.table)
+    print("Report: " + ", ".join(str(path) for path in result.reports))
     return EXIT_OK
 
 

@@ -111,11 +111,25 @@ class FloatModelDoc(Versioned):
         )  # fmt: skip
         for row in stats.standardized_correlation:
             _lengths("a d×d matrix", d, standardized_correlation_row=row)
+        _correlation(np.asarray(stats.standardized_correlation, dtype=np.float64))
         if min(stats.feature_std) <= 0.0:
             raise ValueError("feature_std must be positive (1 for a constant feature)")
         if any(lo > hi for lo, hi in zip(stats.feature_min, stats.feature_max, strict=True)):
             raise ValueError("feature_min exceeds feature_max")
         return self
+
+
+def _correlation(matrix: np.ndarray) -> None:
+    """ZᵀZ/n of standardized features: symmetric, 1 on the diagonal (0 for a constant
+    feature), positive semi-definite — what the Hessian-aware rounding factorizes."""
+    tolerance = 1e-6
+    if not np.allclose(matrix, matrix.T, rtol=0.0, atol=tolerance):
+        raise ValueError("standardized_correlation must be symmetric")
+    diagonal = np.diag(matrix)
+    if np.any((np.abs(diagonal - 1.0) > tolerance) & (np.abs(diagonal) > tolerance)):
+        raise ValueError("standardized_correlation must have 1 (or 0) on its diagonal")
+    if len(matrix) and np.linalg.eigvalsh(matrix).min() < -tolerance * len(matrix):
+        raise ValueError("standardized_correlation must be positive semi-definite")
 
 
 def float_model_dict(model: LinearModel) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from linreg_ops.quantize import (
     quantize_model,
     rounding_note,
 )
+from linreg_ops.quantize import sweep as quantize_sweep
 from linreg_ops.stats import MomentStats
 from linreg_ops.store import Version
 
@@ -143,6 +144,7 @@ def run(
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
 ) -> RunResult:
     """Train, quantize and gate in memory; publish one version; then evaluate and report."""
+    store.check_outside(models_dir, reports_dir, "--reports-dir")
     store.check_writable(reports_dir)  # before any work: a run must not fail at its end
     with store.writer(models_dir, command, lock_timeout) as writer:
         trained = _Trained.of(source, config)
@@ -449,6 +451,29 @@ class SeedCheck:
     intercept_error: float
 
 
+@dataclass(frozen=True)
+class SweepResult:
+    source: str
+    n_rows: int
+    table: str
+    reports: list[Path]
+
+
+def sweep(
+    models_dir: Path, reports_dir: Path, data: str | Path | None, target: str | None
+) -> SweepResult:
+    """Every symmetric intN × rounding × granularity of the current float model, measured on
+    the same labelled rows, as a table and a plot. Writes only the reports."""
+    store.check_outside(models_dir, reports_dir, "--reports-dir")
+    models = predict.load(models_dir)
+    check_float32_range(models.float)
+    X, y, source = predict.labelled_rows(models, data, target)
+    rows = quantize_sweep(models.float, X, y)
+    table = report.sweep_table(rows)
+    paths = report.write_sweep_report(reports_dir, table, source, models.float, X, y, rows)
+    return SweepResult(source, int(y.size), table, paths)
+
+
 def check_float32_range(model: LinearModel) -> None:
     """The quantized models keep feature statistics and scales in float32 (what another
     runtime reads): a feature beyond its range cannot be quantized, only rescaled."""
@@ -461,10 +486,12 @@ def check_float32_range(model: LinearModel) -> None:
                 f"({codecs.FLOAT32_MAX:.3g}) in which quantized models keep their statistics: "
                 "rescale the column (other units) to quantize"
             )
-        if 0 < stats.std[j] < codecs.FLOAT32_TINY or stats.std[j] > codecs.FLOAT32_MAX:
+        spans = (stats.maximum[j] - stats.minimum[j], stats.high[j] - stats.low[j])
+        width = min((span for span in spans if span > 0), default=0.0)
+        if 0 < width < codecs.FLOAT32_TINY * 2**16:  # the integer model's input scale
             raise InputError(
-                f"feature {name!r} has a standard deviation of {stats.std[j]:.3g}, which float32 "
-                "cannot hold to full precision: rescale the column (other units) to quantize"
+                f"feature {name!r} spans only {width:.3g}, too little for a float32 scale of "
+                "its integer codes: rescale the column (other units) to quantize"
             )
 
 
@@ -508,18 +535,40 @@ def export(
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
 ) -> ExportResult:
     """Write the current version's ``kind`` model as ONNX, a C99 header or an MLflow model,
-    and record the export's SHA-256 in the store's ``exports.json``."""
+    and record the export's SHA-256 in the store's ``exports.json``.
+
+    The writer lock is held from the start: a folder that cannot record the export (busy,
+    read-only, a copy) is refused before the output is written, and the version exported
+    is the one current while it is recorded.
+    """
     if export_format not in EXPORT_FORMATS:
         raise InputError(
             f"unknown format {export_format!r}: expected one of {', '.join(EXPORT_FORMATS)}"
         )
     if export_format == "c" and kind != "integer":
         raise InputError("the C export is of the integer-only model: use --model integer")
-    version = store.open_version(models_dir)
+    store.open_version(models_dir)  # "no model in …" before a folder is created for the lock
+    store.check_outside(models_dir, output, "--output")
+    with store.writer(models_dir, command, lock_timeout) as writer:
+        version = writer.current()
+        store.read_exports(models_dir)  # a broken record is refused before anything is written
+        digest, size = _write_export(version, export_format, kind, output)
+        artifact = predict.ARTIFACT_OF[kind]
+        entry = {
+            "version": version.number, "model": kind, "format": export_format,
+            "path": str(Path(output).resolve()), "sha256": digest, "bytes": size,
+            "artifact": artifact, "artifact_sha256": version.sha256(artifact),
+        }  # fmt: skip
+        store.record_export(writer, entry)
+    return ExportResult(version, kind, export_format, Path(output), digest, size)
+
+
+def _write_export(
+    version: Version, export_format: str, kind: ModelKind, output: Path
+) -> tuple[str, int]:
+    """Write one export of ``version``; its SHA-256 and size (of every file, for MLflow)."""
     models = predict.load_models(version)
     model = models.get(kind)
-    store.check_outside(models_dir, output, "--output")
-    store.read_exports(models_dir)  # a broken record is refused before anything is written
     artifact = predict.ARTIFACT_OF[kind]
     artifact_sha = version.sha256(artifact)
     if export_format == "mlflow":
@@ -543,26 +592,18 @@ def export(
         write_mlflow_model(
             output, models, kind, example, metadata, store.read_artifact(version, artifact)
         )
-        digest, size = tree_sha256(output)
+        return tree_sha256(output)
+    if export_format == "onnx":
+        from linreg_ops.exports.onnx import onnx_model_bytes
+
+        data = onnx_model_bytes(model, artifact_sha256=artifact_sha)
     else:
-        if export_format == "onnx":
-            from linreg_ops.exports.onnx import onnx_model_bytes
+        from linreg_ops.exports.c import c_header_text
 
-            data = onnx_model_bytes(model, artifact_sha256=artifact_sha)
-        else:
-            from linreg_ops.exports.c import c_header_text
-
-            assert isinstance(model, IntegerLinearModel)
-            data = c_header_text(model, artifact_sha256=artifact_sha).encode("utf-8")
-        store.atomic_write(output, data)
-        digest, size = store.sha256_bytes(data), len(data)
-    entry = {
-        "version": version.number, "model": kind, "format": export_format,
-        "path": str(Path(output).resolve()), "sha256": digest, "bytes": size,
-        "artifact": artifact, "artifact_sha256": artifact_sha,
-    }  # fmt: skip
-    store.record_export(models_dir, entry, command, lock_timeout)
-    return ExportResult(version, kind, export_format, Path(output), digest, size)
+        assert isinstance(model, IntegerLinearModel)
+        data = c_header_text(model, artifact_sha256=artifact_sha).encode("utf-8")
+    store.atomic_write(output, data)
+    return store.sha256_bytes(data), len(data)
 
 
 def _package_version() -> str:

@@ -72,6 +72,7 @@ CURRENT = "current"
 MANIFEST_MAX_BYTES = 4 << 20
 ARTIFACT_MAX_BYTES = 1 << 30  # the stored test split of a wide file is the largest artifact
 _VERSION_LINK = re.compile(r"versions/([1-9][0-9]{0,8})")
+MAX_VERSION = 999_999_999  # what _VERSION_LINK accepts
 
 
 # --------------------------------------------------------------------------- manifest
@@ -299,8 +300,13 @@ def writer(
         raise InputError(f"cannot write to {models_dir}: {exc.strerror or exc}") from None
     locked = False
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ArtifactError(f"{models_dir / LOCK} is not a regular file: remove it")
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink > 1:
+            # a hard link would have the holder's name written into (and erased from) a
+            # file outside the folder
+            raise ArtifactError(
+                f"{models_dir / LOCK} is not a regular file of its own (a link?): remove it"
+            )
         _acquire(fd, models_dir, lock_timeout)
         locked = True
         _check_versions_folder(models_dir)
@@ -354,7 +360,8 @@ def _remove_stale(models_dir: Path) -> None:
     elif staging.exists() or staging.is_symlink():
         _remove_tree(staging)  # a link is removed, never followed: its target is not ours
     for entry in models_dir.glob(".link-*"):
-        entry.unlink(missing_ok=True)
+        if entry.is_symlink():  # ours are links; anything else so named is left alone
+            entry.unlink(missing_ok=True)
 
 
 def _remove_tree(path: Path) -> None:
@@ -436,7 +443,13 @@ class Writer:
         folder = self.models_dir / VERSIONS
         numbers = [0]
         if folder.is_dir():
-            numbers += [int(e.name) for e in folder.iterdir() if re.fullmatch(r"[0-9]+", e.name)]
+            numbers += [
+                int(entry.name)
+                for entry in folder.iterdir()
+                if _VERSION_LINK.fullmatch(f"{VERSIONS}/{entry.name}")
+            ]
+        if max(numbers) >= MAX_VERSION:
+            raise ArtifactError(f"{folder} already holds version {max(numbers)}, the last one")
         return max(numbers) + 1
 
 
@@ -637,17 +650,14 @@ def read_exports(models_dir: Path) -> list[ExportEntry]:
     return decode(Exports, read_regular_file(path, MANIFEST_MAX_BYTES), str(path)).exports
 
 
-def record_export(
-    models_dir: Path, entry: dict[str, Any], command: str, lock_timeout: float
-) -> None:
-    """Append one export to ``exports.json`` (under the writer lock, atomically)."""
-    with writer(models_dir, command, lock_timeout):
-        entries = [e.model_dump() for e in read_exports(models_dir)]
-        entries.append(ExportEntry(**{**entry, "created_utc": _now_utc()}).model_dump())
-        document = {"schema_version": SCHEMA_VERSION, "exports": entries}
-        atomic_write(
-            Path(models_dir) / EXPORTS_JSON, (json.dumps(document, indent=2) + "\n").encode()
-        )
+def record_export(held: "Writer", entry: dict[str, Any]) -> None:
+    """Append one export to ``exports.json``, atomically; ``held`` proves the caller holds
+    the writer lock (taken before the export was written, so a folder that cannot be
+    written to is refused before any output exists)."""
+    entries = [e.model_dump() for e in read_exports(held.models_dir)]
+    entries.append(ExportEntry(**{**entry, "created_utc": _now_utc()}).model_dump())
+    document = {"schema_version": SCHEMA_VERSION, "exports": entries}
+    atomic_write(held.models_dir / EXPORTS_JSON, (json.dumps(document, indent=2) + "\n").encode())
 
 
 # --------------------------------------------------------------------------- provenance

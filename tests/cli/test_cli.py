@@ -277,6 +277,10 @@ def test_bad_training_data_exits_2_and_changes_nothing(run_cli, models_copy, tmp
             ],
             "unsupported data format '.json'",
         ),
+        (  # second attack: the report went into the current (immutable) version
+            ["run", "--models-dir", "{models}", "--reports-dir", "{models}/current"],
+            "--reports-dir {models}/current is inside the models folder",
+        ),
     ],
 )
 def test_usage_errors_exit_2(run_cli, models_copy, tmp_path, args, message):
@@ -284,7 +288,7 @@ def test_usage_errors_exit_2(run_cli, models_copy, tmp_path, args, message):
     args = [a.format(empty=tmp_path / "empty", models=models_copy) for a in args]
     result = run_cli(*args, cwd=tmp_path)
     assert result.returncode == 2, result.stdout + result.stderr
-    assert message in result.stderr
+    assert message.format(models=models_copy) in result.stderr
     assert "Traceback" not in result.stderr
     assert snapshot(models_copy) == before
 

@@ -105,7 +105,7 @@ def test_predict_integer_only_reports_clipped_rows(run_cli, trained_dir):
 
 @pytest.mark.parametrize(
     ("scale", "words"),
-    [(1e39, "reaches 3.9e+39, beyond float32's range"), (1e-40, "cannot hold to full precision")],
+    [(1e39, "reaches 3.9e+39, beyond float32's range"), (1e-40, "too little for a float32 scale")],
 )
 def test_a_feature_float32_cannot_hold_is_one_line_exit_2(run_cli, tmp_path, scale, words):
     """Attack C4: a feature of 1e39 crashed quantization with a NaN traceback (exit 1)."""
@@ -128,3 +128,37 @@ def test_a_feature_float32_cannot_hold_is_one_line_exit_2(run_cli, tmp_path, sca
     assert words in result.stderr
     assert "staging" not in result.stderr
     assert snapshot(models) == before
+
+
+def test_a_sweep_of_a_feature_float32_cannot_hold_is_one_line_exit_2(run_cli, tmp_path):
+    """Second attack: ``quantize --sweep`` skipped the float32 check: a NaN traceback."""
+    import numpy as np
+
+    from helpers import write_csv
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 2))
+    y = 2 * X[:, 1] + rng.normal(size=300)
+    X[:, 0] *= 1e100
+    data = write_csv(tmp_path / "wide.csv", ["a", "b", "y"], np.column_stack([X, y]).tolist())
+    models = tmp_path / "models"
+    run_cli("train", "--data", data, "--target", "y", "--models-dir", models, check=True)
+    result = run_cli("quantize", "--sweep", "--models-dir", models, "--reports-dir", tmp_path / "r")
+    assert result.returncode == 2, result.stderr
+    assert "feature 'a' reaches 3.9e+100, beyond float32's range" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("inside", ["current", "versions/2", ".staging", "reports"])
+def test_reports_inside_the_models_folder_are_refused(run_cli, models_copy, inside):
+    """Second attack: ``--reports-dir models/current`` wrote into an immutable version, and
+    ``models/.staging`` into a folder the next writer empties."""
+    before = snapshot(models_copy)
+    result = run_cli(
+        "quantize", "--sweep", "--models-dir", models_copy,
+        "--reports-dir", models_copy / inside,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "--reports-dir" in result.stderr
+    assert "is inside the models folder" in result.stderr
+    assert snapshot(models_copy) == before

@@ -63,6 +63,12 @@ def test_json_bytes_sorts_keys_and_refuses_nan():
         codecs.json_bytes({"x": float("nan")})
 
 
+def _set_correlation(document: dict, i: int, j: int, value: float, mirror: float | None = None):
+    matrix = document["training_statistics"]["standardized_correlation"]
+    matrix[i][j] = value
+    matrix[j][i] = value if mirror is None else mirror
+
+
 # (kind, edit of the document, words the one-line message must contain)
 BAD_EDITS = [
     ("float", lambda d: d.update(coef=d["coef"][:-1]), "coef has 7 values, expected 8"),
@@ -75,6 +81,10 @@ BAD_EDITS = [
         "feature_std must be positive",
     ),
     ("float", lambda d: d.update(features=["a"] * 8), "features lists a name twice"),
+    # second attack: an indefinite matrix loaded, then crashed quantize (LinAlgError)
+    ("float", lambda d: _set_correlation(d, 0, 1, 5.0), "must be positive semi-definite"),
+    ("float", lambda d: _set_correlation(d, 0, 1, 0.5, 0.4), "must be symmetric"),
+    ("float", lambda d: _set_correlation(d, 2, 2, 3.0), "1 (or 0) on its diagonal"),
     ("float", lambda d: d.update(extra=1), "extra: Extra inputs are not permitted"),
     ("float", lambda d: d.pop("target"), "target: Field required"),
     ("float", lambda d: d.update(schema_version=99), "written by a newer linreg-ops"),

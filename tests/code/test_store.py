@@ -287,3 +287,37 @@ def test_atomic_write_leaves_the_old_file_or_the_new_one(tmp_path, monkeypatch):
         store.atomic_write(path, b"new")
     assert path.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["report.md"], "temporary file left behind"
+
+
+def test_a_hard_linked_lock_file_is_refused_and_its_target_left_alone(tmp_path):
+    """Second attack: a ``.lock`` hard-linked to a file outside had that file emptied."""
+    publish(tmp_path / "models", {"model.json": b"m"})
+    precious = tmp_path / "precious.csv"
+    precious.write_text("a,b\n1,2\n")
+    (tmp_path / "models" / ".lock").unlink()
+    os.link(precious, tmp_path / "models" / ".lock")
+    with pytest.raises(ArtifactError, match="not a regular file of its own"):
+        publish(tmp_path / "models", {"model.json": b"n"})
+    assert precious.read_text() == "a,b\n1,2\n"
+
+
+def test_stray_version_folders_cannot_make_the_next_version_unreadable(tmp_path):
+    """Second attack: ``versions/999999999`` made the next version 1000000000, a number
+    ``current`` may not name, so every reader refused the folder."""
+    publish(tmp_path, {"model.json": b"m"})
+    (tmp_path / "versions" / "1000000000").mkdir()  # not a version number: ignored
+    (tmp_path / "versions" / "007").mkdir()  # nor this
+    assert publish(tmp_path, {"model.json": b"n"}).number == 2
+    (tmp_path / "versions" / "999999999").mkdir()
+    with pytest.raises(ArtifactError, match="already holds version 999999999, the last one"):
+        publish(tmp_path, {"model.json": b"o"})
+    assert store.open_version(tmp_path).number == 2
+
+
+def test_a_folder_named_like_a_half_made_link_is_left_alone(tmp_path):
+    """Second attack: a directory ``.link-x`` made every writer fail with a traceback."""
+    publish(tmp_path, {"model.json": b"m"})
+    (tmp_path / ".link-x").mkdir()
+    (tmp_path / ".link-x" / "keep").write_text("mine")
+    assert publish(tmp_path, {"model.json": b"n"}).number == 2
+    assert (tmp_path / ".link-x" / "keep").read_text() == "mine"

@@ -324,3 +324,19 @@ def test_a_broken_export_record_is_refused_before_the_export_is_written(
     assert result.returncode == 2
     assert "exports.json" in result.stderr
     assert not output.exists()
+
+
+def test_an_export_to_a_busy_folder_writes_nothing(run_cli, models_copy, tmp_path):
+    """Second attack: the export was written (an existing file replaced), and only then was
+    the lock taken to record it: on a busy or read-only folder, an unrecorded export."""
+    output = tmp_path / "m.onnx"
+    output.write_bytes(b"the previous export")
+    with store.writer(models_copy, "a long training run", 1.0):
+        result = run_cli(
+            "export", "--models-dir", models_copy, "--format", "onnx", "--output", output,
+            "--lock-timeout", "0.2",
+        )  # fmt: skip
+    assert result.returncode == 2
+    assert "is being written by" in result.stderr
+    assert output.read_bytes() == b"the previous export"
+    assert not (models_copy / "exports.json").exists()
