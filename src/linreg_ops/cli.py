@@ -214,7 +214,7 @@ def _print_training(models_dir: Path, result: "TrainResult") -> None:
 
 
 def _print_quantization(models_dir: Path, result: "QuantizeResult") -> None:
-    from linreg_ops import pipeline, predict, store
+    from linreg_ops import pipeline, store
 
     model, quantized, integer = result.model, result.quantized, result.integer
     if result.note:
@@ -251,7 +251,7 @@ def _print_quantization(models_dir: Path, result: "QuantizeResult") -> None:
     print(f"Mean difference: {difference.mean()}")
     figures, integer_figures = result.figures, result.integer_figures
     print(
-        f"Test split, {predict.describe(quantized)}: "
+        f"Test split, {quantized.label}: "
         f"R² {figures['r2']:.4f} (ΔR² {figures['delta_r2']:+.6f}), "
         f"max |Δŷ| {figures['max_abs_diff']:.6f}, mean |Δŷ| {figures['mean_abs_diff']:.6f}"
     )

@@ -4,7 +4,9 @@ Each knows how to predict, because prediction is a line or two of arithmetic tha
 identical wherever it runs (batch CLI, HTTP service, container). None knows a file format.
 """
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -22,6 +24,55 @@ def row_dot(X: np.ndarray, coef: np.ndarray) -> np.ndarray:
     """
     products: np.ndarray = np.einsum("ij,j->i", np.ascontiguousarray(X, dtype=np.float64), coef)
     return products
+
+
+KNOWN_ANSWER_TOLERANCE = 1e-9  # relative: a float path's known answers (integer codes: exact)
+
+
+class Predictor(Protocol):
+    """What every model kind offers, so no caller needs to ask which kind it holds."""
+
+    @property
+    def feature_names(self) -> tuple[str, ...]: ...
+
+    @property
+    def n_features(self) -> int: ...
+
+    @property
+    def label(self) -> str:
+        """The model as a table, a plot or a message names it."""
+        ...
+
+    def predict(self, X: np.ndarray) -> np.ndarray: ...
+
+    def predict_clipped(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Predictions, and which rows had an input clipped to a calibrated range."""
+        ...
+
+    def answers(self, rows: np.ndarray) -> np.ndarray:
+        """What a manifest records to recognize this model: its exact output on ``rows``."""
+        ...
+
+    def reproduces(self, rows: np.ndarray, answers: np.ndarray) -> bool:
+        """Whether this model gives ``answers`` on ``rows`` (as ``answers`` recorded them)."""
+        ...
+
+
+class _FloatOutput(ABC):
+    """The float kinds' shared answers: nothing is clipped, answers agree to a tolerance."""
+
+    @abstractmethod
+    def predict(self, X: np.ndarray) -> np.ndarray: ...
+
+    def predict_clipped(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.predict(X), np.zeros(len(X), dtype=bool)
+
+    def answers(self, rows: np.ndarray) -> np.ndarray:
+        return self.predict(rows)
+
+    def reproduces(self, rows: np.ndarray, answers: np.ndarray) -> bool:
+        tolerance = KNOWN_ANSWER_TOLERANCE * (1.0 + np.abs(answers))
+        return bool(np.all(np.abs(self.predict(rows) - answers) <= tolerance))
 
 
 @dataclass(frozen=True)
@@ -45,7 +96,7 @@ class FeatureStats:
 
 
 @dataclass(frozen=True)
-class LinearModel:
+class LinearModel(_FloatOutput):
     """A fitted float64 linear model ``y = X @ coef + intercept`` and its training statistics."""
 
     feature_names: tuple[str, ...]
@@ -66,13 +117,17 @@ class LinearModel:
     def feature_std(self) -> np.ndarray:
         return self.stats.std
 
+    @property
+    def label(self) -> str:
+        return "float64"
+
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Float64 predictions for rows of ``X`` in ``feature_names`` order."""
         return row_dot(X, self.coef) + self.intercept
 
 
 @dataclass(frozen=True)
-class QuantizedLinearModel:
+class QuantizedLinearModel(_FloatOutput):
     """Integer weights in standardized feature space: real = scale·(q − zero_point).
 
     Prediction: ``z = (x − feature_mean) / feature_std`` (float32 statistics), then
@@ -98,6 +153,10 @@ class QuantizedLinearModel:
     @property
     def n_features(self) -> int:
         return len(self.feature_names)
+
+    @property
+    def label(self) -> str:
+        return f"{self.dtype} {self.granularity} {self.rounding}"
 
     def dequantized_weights(self) -> np.ndarray:
         """Real-valued weights in standardized space, exactly as the integers encode them."""
@@ -204,7 +263,22 @@ class IntegerLinearModel:
         return out, clipped
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        return self.predict_codes(X)[0] * np.float64(self.output_scale)
+        return self.predict_clipped(X)[0]
+
+    def predict_clipped(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        codes, clipped = self.predict_codes(X)
+        return codes * np.float64(self.output_scale), clipped
+
+    @property
+    def label(self) -> str:
+        return f"integer-only {self.weight_dtype}×int{self.input_bits} {self.calibration}"
+
+    def answers(self, rows: np.ndarray) -> np.ndarray:
+        """The output codes: an integer model is recognized bit for bit."""
+        return self.predict_codes(rows)[0]
+
+    def reproduces(self, rows: np.ndarray, answers: np.ndarray) -> bool:
+        return bool(np.array_equal(self.answers(rows), answers))
 
 
 def _float_accumulation_is_exact(model: IntegerLinearModel, X: np.ndarray) -> bool:

@@ -357,8 +357,8 @@ class _Quantized:
         figures = fidelity(model, quantized, X, y)
         integer_figures = fidelity(model, integer_model, X, y)
         for label, numbers in (
-            (predict.describe(quantized), figures),
-            (predict.describe(integer_model), integer_figures),
+            (quantized.label, figures),
+            (integer_model.label, integer_figures),
         ):
             failure = gate_failure(label, numbers, gate)
             if failure:

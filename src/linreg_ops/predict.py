@@ -10,7 +10,7 @@ differently, is refused instead of served.
 
 import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,21 +21,20 @@ from linreg_ops import codecs, store, tables
 from linreg_ops.config import DEFAULT_CHUNK_ROWS, MODEL_KINDS, ModelKind
 from linreg_ops.errors import ArtifactError, InputError
 from linreg_ops.metrics import quantized_fidelity, regression_metrics
-from linreg_ops.model import IntegerLinearModel, LinearModel, QuantizedLinearModel
+from linreg_ops.model import IntegerLinearModel, LinearModel, Predictor, QuantizedLinearModel
 from linreg_ops.store import Version
 
-AnyModel = LinearModel | QuantizedLinearModel | IntegerLinearModel
+AnyModel = LinearModel | QuantizedLinearModel | IntegerLinearModel  # each one a Predictor
 ARTIFACT_OF: dict[ModelKind, str] = {
     "float": store.MODEL_JSON,
     "quantized": store.QUANTIZED_MODEL_JSON,
     "integer": store.INTEGER_MODEL_JSON,
 }
 KNOWN_ANSWER_ROWS = 16
-KNOWN_ANSWER_TOLERANCE = 1e-9  # relative, for the float paths (the integer path is exact)
 
 
 def predict_rows(
-    model: AnyModel, X: np.ndarray, first_row: int = 0, source: str = "input"
+    model: Predictor, X: np.ndarray, first_row: int = 0, source: str = "input"
 ) -> tuple[np.ndarray, np.ndarray]:
     """Predictions, and which rows had inputs clipped to an integer model's calibrated range.
 
@@ -44,11 +43,7 @@ def predict_rows(
     written as ``inf`` or serialized as ``null``.
     """
     with np.errstate(over="ignore", invalid="ignore"):  # overflow is checked just below
-        if isinstance(model, IntegerLinearModel):
-            codes, clipped = model.predict_codes(X)
-            predictions = codes * np.float64(model.output_scale)
-        else:
-            predictions, clipped = model.predict(X), np.zeros(len(X), dtype=bool)
+        predictions, clipped = model.predict_clipped(X)
     if not np.isfinite(predictions).all():
         row = first_row + int(np.flatnonzero(~np.isfinite(predictions))[0]) + 1
         raise InputError(
@@ -107,7 +102,7 @@ def load_models(version: Version) -> Models:
     return models
 
 
-def known_answers(models: dict[ModelKind, AnyModel], rows: np.ndarray) -> dict[str, Any]:
+def known_answers(models: Mapping[ModelKind, Predictor], rows: np.ndarray) -> dict[str, Any]:
     """The manifest section a loader checks: probe rows, the features they are (by name:
     the rows are positional, so a model whose names were swapped would answer them the
     same) and what each model answers."""
@@ -116,10 +111,7 @@ def known_answers(models: dict[ModelKind, AnyModel], rows: np.ndarray) -> dict[s
         raise ArtifactError("the models do not name the same features")
     answers: dict[str, Any] = {"features": list(names.pop()), "rows": rows.tolist()}
     for kind, model in models.items():
-        if isinstance(model, IntegerLinearModel):
-            answers[kind] = model.predict_codes(rows)[0].tolist()
-        else:
-            answers[kind] = model.predict(rows).tolist()
+        answers[kind] = model.answers(rows).tolist()
     return answers
 
 
@@ -153,13 +145,7 @@ def check_known_answers(models: Models) -> None:
             f"but {store.MANIFEST_JSON} recorded {features} when the version was published"
         )
     for kind, answer in expected.items():
-        model = models.get(kind)
-        if isinstance(model, IntegerLinearModel):
-            same = np.array_equal(model.predict_codes(rows)[0], answer)
-        else:
-            tolerance = KNOWN_ANSWER_TOLERANCE * (1.0 + np.abs(answer))
-            same = bool(np.all(np.abs(model.predict(rows) - answer) <= tolerance))
-        if not same:
+        if not models.get(kind).reproduces(rows, answer):
             raise ArtifactError(
                 f"{models.version}: the {kind} model does not reproduce the predictions "
                 f"recorded when it was published ({store.MANIFEST_JSON} known_answers); "
@@ -288,15 +274,6 @@ def evaluate(models: Models, X: np.ndarray, y: np.ndarray, source: str) -> Evalu
             predictions, clipped = predict_rows(models.get(kind), X, source=source)
             figures[kind] = quantized_fidelity(y, float_pred, predictions, clipped)
     return Evaluation(source, int(y.size), figures)
-
-
-def describe(model: AnyModel) -> str:
-    """The label a table or a plot gives a model."""
-    if isinstance(model, QuantizedLinearModel):
-        return f"{model.dtype} {model.granularity} {model.rounding}"
-    if isinstance(model, IntegerLinearModel):
-        return f"integer-only {model.weight_dtype}×int{model.input_bits} {model.calibration}"
-    return "float64"
 
 
 def check_kind(kind: str) -> ModelKind:

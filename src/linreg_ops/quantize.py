@@ -34,7 +34,7 @@ from linreg_ops.config import (
 )
 from linreg_ops.errors import InputError
 from linreg_ops.metrics import quantized_fidelity
-from linreg_ops.model import IntegerLinearModel, LinearModel, QuantizedLinearModel
+from linreg_ops.model import IntegerLinearModel, LinearModel, Predictor, QuantizedLinearModel
 from linreg_ops.rounding import OPTIMAL_MAX_FEATURES, ROUNDERS, Grid, objective, sphere_decode
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
@@ -334,18 +334,11 @@ def build_integer_model(
 
 
 def fidelity(
-    model: LinearModel,
-    other: QuantizedLinearModel | IntegerLinearModel,
-    X: np.ndarray,
-    y: np.ndarray,
+    model: LinearModel, other: Predictor, X: np.ndarray, y: np.ndarray
 ) -> dict[str, float]:
     """How far a quantized or integer-only model is from the float ``model`` on these rows."""
-    if isinstance(other, IntegerLinearModel):
-        codes, clipped = other.predict_codes(X)
-        return quantized_fidelity(
-            y, model.predict(X), codes * np.float64(other.output_scale), clipped
-        )
-    return quantized_fidelity(y, model.predict(X), other.predict(X))
+    predictions, clipped = other.predict_clipped(X)
+    return quantized_fidelity(y, model.predict(X), predictions, clipped)
 
 
 def limits_met(figures: dict[str, float], gate: GateConfig) -> dict[str, bool]:

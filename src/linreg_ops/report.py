@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from linreg_ops import store
-from linreg_ops.predict import ARTIFACT_OF, Evaluation, Models, describe
+from linreg_ops.predict import ARTIFACT_OF, Evaluation, Models
 from linreg_ops.quantize import float_parameter_bytes, quantized_parameter_bytes
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ def comparison_rows(models: Models, evaluation: Evaluation) -> list[ModelRow]:
             assert models.integer is not None
             bits = int(models.integer.weight_dtype.removeprefix("int"))
             parameters = quantized_parameter_bytes(model.n_features, bits)
-        rows.append(ModelRow(describe(model), figures, name, models.version.size(name), parameters))
+        rows.append(ModelRow(model.label, figures, name, models.version.size(name), parameters))
     return rows
 
 
@@ -206,9 +206,7 @@ def write_run_report(
 ) -> list[Path]:
     """``report.md`` (context lines, then the table as printed) and its two pictures."""
     table = comparison_table(comparison_rows(models, evaluation))
-    predictions = {
-        describe(models.get(kind)): models.get(kind).predict(X) for kind in models.kinds()
-    }
+    predictions = {models.get(kind).label: models.get(kind).predict(X) for kind in models.kinds()}
     target = models.float.target_name
     markdown = "\n".join(
         [
@@ -348,9 +346,7 @@ def model_card(models: Models, evaluation: Evaluation, units: str | None) -> str
     ]
     for kind in models.kinds():
         name = ARTIFACT_OF[kind]
-        lines.append(
-            f"  - `{name}` ({describe(models.get(kind))}), SHA-256 `{version.sha256(name)}`"
-        )
+        lines.append(f"  - `{name}` ({models.get(kind).label}), SHA-256 `{version.sha256(name)}`")
     lines += [
         "",
         "## Intended use and limits",
@@ -383,7 +379,7 @@ def model_card(models: Models, evaluation: Evaluation, units: str | None) -> str
     ]
     for kind, figures in evaluation.figures.items():
         lines.append(
-            f"| {describe(models.get(kind))} | {figures['r2']:.6f} | {figures['mse']:.6f} | "
+            f"| {models.get(kind).label} | {figures['r2']:.6f} | {figures['mse']:.6f} | "
             f"{figures.get('delta_r2', 0.0):+.2e} | {figures['max_abs_diff']:.6f} | "
             f"{figures['mean_abs_diff']:.6f} | {int(figures.get('clipped_rows', 0))} |"
         )

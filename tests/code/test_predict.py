@@ -220,3 +220,20 @@ def test_known_answers_name_the_features(models_copy):
         _rewrite(models_copy, name, swap)
     with pytest.raises(ArtifactError, match=r"recorded .* when the version was published"):
         predict.load(models_copy)
+
+
+def test_every_kind_answers_as_a_predictor(models, test_rows):
+    """The protocol the callers use instead of asking which kind a model is."""
+    X = test_rows[1][:50, :-1]
+    labels = set()
+    for kind in models.kinds():
+        model = models.get(kind)
+        predictions, clipped = model.predict_clipped(X)
+        np.testing.assert_array_equal(predictions, model.predict(X))
+        assert clipped.shape == (50,) and clipped.dtype == bool
+        answers = model.answers(X[:5])
+        assert model.reproduces(X[:5], answers)
+        assert not model.reproduces(X[:5], answers + 1)  # one code, or far beyond 1e-9
+        labels.add(model.label)
+    assert len(labels) == 3
+    assert models.integer.answers(X).dtype.kind == "i"  # codes: recognized bit for bit

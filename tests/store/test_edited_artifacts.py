@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from linreg_ops import predict, store
 from linreg_ops.errors import InputError
+from linreg_ops.model import KNOWN_ANSWER_TOLERANCE
 
 ARTIFACTS = [
     "model.json",
@@ -137,7 +138,7 @@ def test_an_edited_artifact_is_refused_or_predicts_the_same(template, data, name
             if kind == "integer":
                 np.testing.assert_array_equal(after, before)
             else:
-                tolerance = predict.KNOWN_ANSWER_TOLERANCE * (1.0 + np.abs(before))
+                tolerance = KNOWN_ANSWER_TOLERANCE * (1.0 + np.abs(before))
                 assert np.all(np.abs(after - before) <= tolerance), f"{kind} predictions changed"
     finally:
         shutil.rmtree(folder, ignore_errors=True)
