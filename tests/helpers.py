@@ -1,5 +1,7 @@
 """Constants and small helpers shared by the test suites (importable: tests/ is on pythonpath)."""
 
+import signal
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -111,3 +113,16 @@ def tamper(models_dir: Path, name: str, edit, rewrite_sha: bool = False) -> Path
         manifest_path.chmod(0o644)
         manifest_path.write_text(json.dumps(manifest, indent=2))
     return path
+
+
+def stop(process: subprocess.Popen, timeout: float = 20.0, sig: int = signal.SIGTERM) -> str:
+    """Stop a server the way an operator would, then kill it if it hangs; always reaped, so
+    no still-running Popen is left for the garbage collector (a ResourceWarning in a later
+    test). Returns what it printed."""
+    process.send_signal(sig)
+    try:
+        output = process.communicate(timeout=timeout)[0]
+    except subprocess.TimeoutExpired:
+        process.kill()
+        output = process.communicate()[0]
+    return output or ""

@@ -230,7 +230,8 @@ def test_every_kind_answers_as_a_predictor(models, test_rows):
         model = models.get(kind)
         predictions, clipped = model.predict_clipped(X)
         np.testing.assert_array_equal(predictions, model.predict(X))
-        assert clipped.shape == (50,) and clipped.dtype == bool
+        assert clipped.shape == (50,)
+        assert clipped.dtype == bool
         answers = model.answers(X[:5])
         assert model.reproduces(X[:5], answers)
         assert not model.reproduces(X[:5], answers + 1)  # one code, or far beyond 1e-9

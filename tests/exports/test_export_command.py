@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from helpers import stop
 from linreg_ops import store
 
 pytestmark = pytest.mark.slow
@@ -292,12 +293,7 @@ def test_mlflow_models_serve_answers_as_linreg_ops_serve(
         np.testing.assert_array_equal(from_ours, models.float.predict(rows))
     finally:
         for server in servers:
-            server.send_signal(signal.SIGINT)
-        for server in servers:
-            try:
-                server.communicate(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            stop(server, sig=signal.SIGINT)
 
 
 def test_an_export_into_the_models_folder_is_refused(run_cli, models_copy):

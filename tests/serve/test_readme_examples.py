@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import stop
+
 pytestmark = pytest.mark.slow
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -60,8 +62,7 @@ def server(trained_dir):
             assert time.monotonic() < deadline, "serve did not start"
             time.sleep(0.1)
     yield port
-    process.terminate()
-    process.communicate(timeout=10)
+    stop(process)
 
 
 @pytest.mark.parametrize("command", curl_examples())

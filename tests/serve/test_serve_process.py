@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers import stop
+
 pytestmark = pytest.mark.slow
 
 
@@ -56,8 +58,7 @@ def test_serve_over_real_http(trained_dir, models, test_rows):
         with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
             assert json.loads(response.read()) == {"status": "ok"}
     finally:
-        process.terminate()
-        process.communicate(timeout=10)
+        stop(process)
 
 
 def test_serve_refuses_a_folder_without_models(run_cli, tmp_path):
@@ -115,8 +116,7 @@ def test_a_burst_of_large_rejected_bodies_costs_little_and_leaves_memory_as_it_w
             f"RSS {idle / 1e6:.0f} MB idle, {after / 1e6:.0f} MB after"
         )
     finally:
-        process.terminate()
-        process.communicate(timeout=10)
+        stop(process)
 
 
 def test_two_workers_serve_a_folder_whose_current_is_a_copy(trained_dir, tmp_path):
@@ -140,6 +140,5 @@ def test_two_workers_serve_a_folder_whose_current_is_a_copy(trained_dir, tmp_pat
             with urllib.request.urlopen(f"{url}/ready", timeout=5) as response:
                 assert json.loads(response.read())["status"] == "ready"
     finally:
-        process.terminate()
-        output = process.communicate(timeout=10)[0]
+        output = stop(process)
     assert "has no version" not in output

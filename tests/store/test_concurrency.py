@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import write_csv
+from helpers import stop, write_csv
 from linreg_ops import data, pipeline, predict, store
 
 pytestmark = pytest.mark.slow
@@ -219,8 +219,4 @@ def test_two_workers_and_a_killed_one_serve_the_same_version_after_a_retrain(tmp
         assert get(f"{url}/ready")["version"] == 1
         assert get(f"{url}/metadata")["version"] == 1
     finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server, sig=signal.SIGINT)

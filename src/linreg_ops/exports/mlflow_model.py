@@ -10,6 +10,7 @@ from typing import Any
 
 import mlflow
 import numpy as np
+import pandas as pd
 from mlflow.pyfunc.model import PythonModel
 
 from linreg_ops.model import IntegerLinearModel, QuantizedLinearModel
@@ -31,7 +32,8 @@ class LinregOpsModel(PythonModel):
         else:
             self.model = codecs.decode_quantized(data, path)
 
-    def predict(self, context: Any, model_input: Any, params: Any = None) -> np.ndarray:
+    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> np.ndarray:
+        # A DataFrame hint: MLflow validates against the logged signature, not the hint.
         from linreg_ops.predict import predict_rows
 
         X = model_input[list(self.model.feature_names)].to_numpy(dtype=np.float64)
