@@ -259,9 +259,25 @@ def _input_quantizers(
     std = model.feature_std
     widest = float(np.max((high - low) / std, initial=0.0))
     step = widest / (qmax - qmin) if widest > 0 else 1.0
-    scale = (std * step).astype(np.float32).astype(np.float64)
-    zero_point = np.rint(qmin - low / scale).astype(np.int64)
-    return scale, zero_point, low, high
+    scale = _float32_at_least(std * step)
+    # The calibrated minimum is code qmin exactly; the maximum must then fit below qmax. A
+    # float32 scale rounded up keeps (high − low)/scale within the code span, and a scale is
+    # widened by one float32 step where a rounding tie would still carry it one code past.
+    while True:
+        zero_point = (qmin - np.rint(low / scale)).astype(np.int64)
+        past = np.rint(high / scale) + zero_point > qmax
+        if not past.any():
+            return scale, zero_point, low, high
+        scale = np.where(past, _float32_at_least(np.nextafter(scale, np.inf)), scale)
+
+
+def _float32_at_least(values: np.ndarray) -> np.ndarray:
+    """The smallest float32 values not below ``values`` (as float64): a scale never shrinks."""
+    rounded = values.astype(np.float32)
+    below = rounded.astype(np.float64) < values
+    rounded[below] = np.nextafter(rounded[below], np.float32(np.inf))
+    widened: np.ndarray = rounded.astype(np.float64)
+    return widened
 
 
 def build_integer_model(
@@ -303,6 +319,9 @@ def build_integer_model(
     centre = model.intercept + float(model.coef @ model.feature_mean)
     reach = np.maximum(np.abs(low - model.feature_mean), np.abs(high - model.feature_mean))
     bound = 1.01 * (abs(centre) + float(np.abs(model.coef) @ reach)) + 1e-12
+    # Never finer than one accumulator step: a model that predicts (almost) one value
+    # everywhere would otherwise need a multiplier beyond any shift.
+    bound = max(bound, accumulator_scale * (2 ** (OUTPUT_BITS - 1) - 1) * 2.0**-29)
     output_scale = _float32(bound / (2 ** (OUTPUT_BITS - 1) - 1))
     mantissa, exponent = np.frexp(accumulator_scale / output_scale)  # M = mantissa·2^exponent
     multiplier = round(float(mantissa) * 2**31)

@@ -38,6 +38,12 @@ class Grid:
         clipped: np.ndarray = np.clip(codes, self.qmin, self.qmax).astype(np.int64)
         return clipped
 
+    def only(self, index: int) -> "Grid":
+        """The grid of one weight, so a one-element slice is never broadcast over all scales."""
+        return Grid(
+            self.scale[index : index + 1], self.zero_point[index : index + 1], self.qmin, self.qmax
+        )
+
 
 def objective(weights: np.ndarray, gram: np.ndarray, grid: Grid, codes: np.ndarray) -> float:
     """(w − ŵ)ᵀ H (w − ŵ): the squared prediction drift on the training rows (times n)."""
@@ -72,8 +78,9 @@ def _gptq(weights: np.ndarray, gram: np.ndarray, grid: Grid) -> np.ndarray:
     permuted = Grid(grid.scale[order], grid.zero_point[order], grid.qmin, grid.qmax)
     codes = np.empty(d, dtype=np.int64)
     for j in range(d):
-        codes[j] = permuted.nearest(work[j : j + 1])[0]
-        error = (work[j] - permuted.dequantize(codes[j : j + 1])[0]) / upper[j, j]
+        own = permuted.only(j)
+        codes[j] = own.nearest(work[j : j + 1])[0]
+        error = (work[j] - own.dequantize(codes[j : j + 1])[0]) / upper[j, j]
         work[j + 1 :] -= error * upper[j, j + 1 :]
     result = np.empty(d, dtype=np.int64)
     result[order] = codes

@@ -188,8 +188,11 @@ def solve(stats: MomentStats, feature_names: Sequence[str]) -> tuple[np.ndarray,
     beta, _, rank, _ = np.linalg.lstsq(correlation, target, rcond=None)
     active = int((~constant).sum())
     if rank < active:
-        _, vectors = np.linalg.eigh(correlation)
-        involved = np.argsort(-np.abs(vectors[:, 0]))[:2]
+        # Among the non-constant columns only: a constant column's zeroed row has eigenvalue 0
+        # too, and its eigenvector would name it instead of the collinear ones.
+        kept = np.flatnonzero(~constant)
+        _, vectors = np.linalg.eigh(correlation[np.ix_(kept, kept)])
+        involved = kept[np.argsort(-np.abs(vectors[:, 0]))[:2]]
         names = ", ".join(repr(feature_names[i]) for i in sorted(involved))
         warnings.warn(
             f"features {names} are collinear: the minimum-norm solution is used",

@@ -1,10 +1,15 @@
 """Model behaviour: the scale guard, quantized fidelity on California, determinism, freshness."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
+import linreg_ops.model as model_module
+from helpers import fit_model
 from linreg_ops import data, pipeline, predict, store
 from linreg_ops.engines import fit_linear_regression
+from linreg_ops.model import IntegerLinearModel, _float_accumulation_is_exact
 from linreg_ops.quantize import QuantConfig, quantize_model
 
 
@@ -89,3 +94,233 @@ def test_user_data_spanning_1e_minus6_to_1e6(tmp_path):
     result = pipeline.train(source, tmp_path / "models")
     np.testing.assert_allclose(result.model.coef, true_coef, rtol=1e-3)
     assert result.metrics["r2"] > 0.999
+
+
+# --------------------------------------------------------------------------- integer-only edges
+# The fast path of IntegerLinearModel.predict_codes against the documented arithmetic, on
+# tiny models whose every input code (and one beyond each end) is a row, with biases,
+# multipliers and shifts that put the extreme accumulators exactly on the output range's ends.
+
+
+def integer_model(weights, *, input_bits=3, multiplier=2**30, shift=20, bias=0, output_bits=16):
+    weights = np.asarray(weights, dtype=np.int64)
+    d = weights.size
+    return IntegerLinearModel(
+        feature_names=tuple(f"x{j}" for j in range(d)),
+        target_name="y",
+        weight_dtype="int64",
+        weights=weights,
+        accumulator_scale=1.0,
+        rounding="nearest",
+        bias=int(bias),
+        input_bits=input_bits,
+        input_scale=np.full(d, 0.5, dtype=np.float32),
+        input_zero_point=np.arange(d, dtype=np.int64) - 1,
+        calibration="minmax",
+        output_bits=output_bits,
+        output_scale=1.0,
+        multiplier=int(multiplier),
+        shift=int(shift),
+    )
+
+
+def reference_codes(model, X):
+    """Steps 1–3 of IntegerLinearModel's docstring in numpy int64, wrap-around included."""
+    X = np.asarray(X, dtype=np.float64)
+    qmin, qmax = model.input_range
+    with np.errstate(over="ignore", invalid="ignore"):
+        raw = np.rint(X / model.input_scale.astype(np.float64)) + model.input_zero_point
+        clipped = ((raw < qmin) | (raw > qmax)).any(axis=1)
+        codes = np.clip(raw, qmin, qmax).astype(np.int64)
+    accumulator = (codes * model.weights).sum(axis=1) + np.int64(model.bias)
+    rounding = np.int64(1) << np.int64(model.shift - 1)
+    out = (accumulator * np.int64(model.multiplier) + rounding) >> np.int64(model.shift)
+    return np.clip(out, *model.output_range), clipped
+
+
+def every_code_row(model):
+    """One row per input code vector in [qmin − 1, qmax + 1]^d, at the codes' centres."""
+    qmin, qmax = model.input_range
+    axes = [np.arange(qmin - 1, qmax + 2)] * model.n_features
+    codes = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, model.n_features)
+    return (codes - model.input_zero_point) * model.input_scale.astype(np.float64)
+
+
+def assert_fast_path_matches(model, X):
+    assert _float_accumulation_is_exact(model, X)
+    codes, clipped = model.predict_codes(X)
+    expected_codes, expected_clipped = reference_codes(model, X)
+    assert codes.dtype == np.int64
+    np.testing.assert_array_equal(clipped, expected_clipped)
+    np.testing.assert_array_equal(codes, expected_codes)
+
+
+def edge_biases(model, a_min, a_max):
+    """Biases that put a_min or a_max exactly on (and one beside) each end of the output range,
+    and a few far ones (accumulators near and beyond 2^50, products near 2^62)."""
+    low, high = model.output_range
+    m, s = model.multiplier, model.shift
+    rounding = 1 << (s - 1)
+    found = {0, 3 * 2**49, -3 * 2**49, 2**55, -(2**55)}
+    if m == 1:
+        found.add(2**62 - rounding - a_max)  # (a_max + bias)·m + 2^(s−1) = 2^62 exactly
+    if m > 0:
+        for target in (low, high + 1):
+            for end in (a_min, a_max):
+                bias = -((rounding - target * 2**s) // m) - end  # first bias reaching target
+                found.update({bias - 1, bias, bias + 1})
+    return sorted(b for b in found if -(2**63) <= b < 2**63)
+
+
+@pytest.mark.parametrize("weights", [[1], [-1], [3], [1, 2], [2, -1], [0, -3]])
+def test_integer_fast_path_at_the_output_range_ends(weights):
+    for shift in (1, 2, 20, 48, 62):
+        multipliers = {0, 1, 2, 3, 2**shift - 1, 2**shift, 2**shift + 1, 2**30, 2**31 - 1}
+        for multiplier in sorted(m for m in multipliers if m < 2**63):
+            for output_bits in (16, 64):
+                model = integer_model(
+                    weights, multiplier=multiplier, shift=shift, output_bits=output_bits
+                )
+                X = every_code_row(model)
+                qmin, qmax = model.input_range
+                a_min = sum(min(w * qmin, w * qmax) for w in weights)
+                a_max = sum(max(w * qmin, w * qmax) for w in weights)
+                for bias in edge_biases(model, a_min, a_max):
+                    assert_fast_path_matches(replace(model, bias=bias), X)
+
+
+def guard_case(**changes):
+    base = integer_model([1, -2, 3], input_bits=8, shift=30)
+    arrays = {"weights", "input_zero_point", "input_scale"}
+    return replace(base, **{k: np.asarray(v) if k in arrays else v for k, v in changes.items()})
+
+
+GUARD_EDGES = [  # (change, inside the float route's proof) on both sides of every bound
+    ({}, True),
+    ({"input_bits": 3}, True),
+    ({"input_bits": 2}, False),
+    ({"input_bits": 32}, True),
+    ({"input_bits": 33}, False),
+    ({"output_bits": 1}, True),
+    ({"output_bits": 0}, False),
+    ({"output_bits": 64}, True),
+    ({"output_bits": 65}, False),
+    ({"shift": 1}, True),
+    ({"shift": 0}, False),
+    ({"shift": 62}, True),
+    ({"shift": 63}, False),
+    ({"multiplier": -(2**63)}, True),
+    ({"multiplier": -(2**63) - 1}, False),
+    ({"multiplier": 2**63 - 1}, True),
+    ({"multiplier": 2**63}, False),
+    ({"bias": -(2**63)}, True),
+    ({"bias": -(2**63) - 1}, False),
+    ({"bias": 2**63 - 1}, True),
+    ({"bias": 2**63}, False),
+    ({"input_zero_point": [0, 2**50 - 1, 0]}, True),
+    ({"input_zero_point": [0, 0, 2**50]}, False),
+    ({"input_zero_point": [-(2**50), 0, 0]}, False),
+    ({"weights": [2**43 - 2, 1, 0]}, True),  # Σ|w|·2^7 just below 2^50
+    ({"weights": [2**43 - 1, 0, -1]}, False),
+    ({"weights": [1.0, -2.0, 3.0]}, False),
+    ({"input_zero_point": [0.0, 1.0, 2.0]}, False),
+    ({"weights": [1, -2]}, False),
+    ({"input_zero_point": [0, 1]}, False),
+    ({"input_scale": np.ones(2, dtype=np.float32)}, False),
+]
+
+
+@pytest.mark.parametrize(("changes", "inside"), GUARD_EDGES)
+def test_the_float_route_is_taken_exactly_inside_its_proof(changes, inside):
+    """``_float_accumulation_is_exact`` on both sides of each documented bound; where it says
+    yes, the float route must reproduce the int64 arithmetic."""
+    model = guard_case(**changes)
+    X = np.array([[0.5, -3.0, 1e9], [2.0, 0.0, -1.5], [np.inf, 0.25, 7.0]])
+    assert _float_accumulation_is_exact(model, X) is inside
+    if inside:
+        assert_fast_path_matches(model, X)
+
+
+def test_the_float_route_refuses_rows_of_another_shape():
+    model = guard_case()
+    assert _float_accumulation_is_exact(model, np.zeros((4, 3)))
+    assert not _float_accumulation_is_exact(model, np.zeros((4, 2)))
+    assert not _float_accumulation_is_exact(model, np.zeros(3))
+    assert not _float_accumulation_is_exact(model, np.zeros((4, 3, 1)))
+    empty = replace(
+        model, feature_names=(), weights=np.zeros(0, dtype=np.int64),
+        input_zero_point=np.zeros(0, dtype=np.int64), input_scale=np.zeros(0, np.float32),
+    )  # fmt: skip
+    assert not _float_accumulation_is_exact(empty, np.zeros((4, 0)))
+
+
+def test_nan_inputs_go_the_int64_way():
+    """Rows with a NaN (their int64 codes cannot be carried in float64) get exactly what the
+    int64 route gives them, beside clipped and ordinary rows."""
+    model = integer_model([2, -1, 1], input_bits=8, shift=20)
+    X = every_code_row(replace(model, input_bits=3))[:40].copy()
+    X[::3, 0] = np.nan
+    X[1::5, 1] = 1e300  # clipped
+    with np.errstate(invalid="ignore"):
+        fast = model.predict_codes(X)
+        exact = model._predict_codes_int64(X)
+    np.testing.assert_array_equal(fast[0], exact[0])
+    np.testing.assert_array_equal(fast[1], exact[1])
+
+
+def test_only_rows_with_an_input_out_of_range_are_redone(monkeypatch):
+    """The float route redoes (slowly, exactly) only the rows whose accumulator overflowed."""
+    model = integer_model([3, -2], input_bits=8, shift=20)
+    X = every_code_row(replace(model, input_bits=3))
+    X = np.concatenate([X, np.array([[1e300, 0.0], [0.0, -1e300]])])
+    redone = []
+    real = model_module._predict_rows_clipped
+
+    def spy(model, rows, *args):
+        redone.append(len(rows))
+        return real(model, rows, *args)
+
+    monkeypatch.setattr(model_module, "_predict_rows_clipped", spy)
+    assert_fast_path_matches(model, X)
+    assert sum(redone) == 2
+
+
+@pytest.mark.parametrize("layout", ["fortran", "strided"])
+def test_rows_in_any_layout_over_many_blocks(monkeypatch, layout):
+    model = integer_model([3, -2, 1], input_bits=8, shift=20)
+    rng = np.random.default_rng(21)
+    X = rng.integers(-140, 140, (500, 3)) * 0.5 + rng.choice([0.0, 0.25], (500, 3))
+    X = np.asfortranarray(X) if layout == "fortran" else np.repeat(X, 2, axis=1)[:, ::2]
+    assert not X.flags.c_contiguous
+    monkeypatch.setattr(model_module, "ROW_BLOCK", 7)
+    assert_fast_path_matches(model, X)
+
+
+# Long double inputs a float64 cannot hold: just above a code's rounding tie.
+TIE = np.longdouble(2) ** -60
+
+
+def test_inputs_are_rounded_to_float64_before_anything_else():
+    """A long double just above a tie rounds to the tie in float64 (then half to even): every
+    route must give the codes of the float64 value, whatever array type arrives."""
+    model = integer_model([3, -2], input_bits=8, shift=20)
+    ties = (np.arange(-6, 6, dtype=np.longdouble)[:, None] + 0.5) * 0.5  # (k + ½)·scale
+    X = np.concatenate([np.hstack([ties + TIE, ties - TIE])] * 2)
+    X[len(ties) :, 1] = 1e300  # the same values again, on rows redone for a clipped input
+    as64 = X.astype(np.float64)
+    for route in (model.predict_codes, model._predict_codes_int64, model.quantize_inputs):
+        got, want = route(X), route(as64)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+    assert (reference_codes(model, X)[0] == model.predict_codes(X)[0]).all()
+
+
+def test_float_and_quantized_predictions_are_float64_of_float64_inputs():
+    rng = np.random.default_rng(22)
+    X = rng.normal(size=(50, 3))
+    model = fit_model(X, X @ np.array([1.0, -2.0, 0.5]) + rng.normal(size=50))
+    wide = X.astype(np.longdouble) + TIE * rng.integers(0, 8, X.shape)
+    for predictor in (model, quantize_model(model, QuantConfig("int8"))):
+        predictions = predictor.predict(wide)
+        assert predictions.dtype == np.float64
+        np.testing.assert_array_equal(predictions, predictor.predict(wide.astype(np.float64)))

@@ -1,6 +1,7 @@
 """Sufficient statistics: merging uneven chunks equals one pass, and the solve equals sklearn."""
 
 import itertools
+import os
 import warnings
 
 import numpy as np
@@ -9,7 +10,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.linear_model import LinearRegression
 
-from linreg_ops.stats import MomentStats, RankWarning, held_out_rows, merge_all, row_uniforms, solve
+from linreg_ops.stats import (
+    BLOCK_ROWS,
+    MomentStats,
+    RankWarning,
+    held_out_rows,
+    merge_all,
+    row_uniforms,
+    solve,
+)
 
 
 def well_conditioned(seed: int, n: int = 3000, d: int = 6):
@@ -118,3 +127,167 @@ def test_a_feature_on_a_tiny_scale_beside_a_huge_one_is_not_constant():
         warnings.simplefilter("error", RankWarning)  # and no warning calls it constant
         coef, _ = solve(MomentStats.of(X, y), ["tiny", "huge"])
     np.testing.assert_allclose(coef, [3e7, 2e-6], rtol=1e-3)
+
+
+def splitmix64_uniform(row: int, seed: int) -> float:
+    """The row hash written out with Python integers: splitmix64 of row + seed·golden ratio."""
+    mask = 2**64 - 1
+    z = (row + (seed % 2**64) * 0x9E3779B97F4A7C15) & mask
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+    z ^= z >> 31
+    return (z >> 11) / 2.0**53
+
+
+@pytest.mark.parametrize("seed", [0, 42, 2**32 + 7, 2**63 + 5, -1, 2**64 + 42])
+def test_row_hash_is_splitmix64_of_row_and_seed(seed):
+    """The split must not change between versions (a published model's test rows depend on
+    it): bit for bit the reference splitmix64, for any integer seed taken modulo 2^64."""
+    rows = [0, 1, 2, 3, 1000, 123_456_789, 2**40 + 3, 2**63 - 1]
+    expected = [splitmix64_uniform(row, seed) for row in rows]
+    np.testing.assert_array_equal(row_uniforms(np.array(rows), seed), expected)
+    np.testing.assert_array_equal(row_uniforms(np.array(rows), seed % 2**64), expected)
+
+
+def test_held_out_rows_are_those_below_the_test_size():
+    index = np.arange(1000)
+    uniforms = row_uniforms(index, 7)
+    for row in (3, 500, 999):  # a test size equal to a row's own number: that row stays in
+        test_size = float(uniforms[row])
+        held_out = held_out_rows(index, 7, test_size)
+        np.testing.assert_array_equal(held_out, uniforms < test_size)
+        assert not held_out[row]
+    assert not held_out_rows(index, 7, 0.0).any()
+
+
+def test_an_empty_block_is_the_identity_of_merging():
+    X, y = well_conditioned(7, n=50, d=3)
+    empty = MomentStats.of(X[:0], y[:0])
+    assert (empty.n, empty.mean_y, empty.cyy) == (0, 0.0, 0.0)
+    np.testing.assert_array_equal(empty.mean_x, np.zeros(3))
+    np.testing.assert_array_equal(empty.cxx, np.zeros((3, 3)))
+    np.testing.assert_array_equal(empty.cxy, np.zeros(3))
+    np.testing.assert_array_equal(empty.min_x, np.full(3, np.inf))  # identities of min / max
+    np.testing.assert_array_equal(empty.max_x, np.full(3, -np.inf))
+    whole = MomentStats.of(X, y)
+    assert empty.merge(whole) is whole
+    assert whole.merge(empty) is whole
+    assert merge_all([empty, whole, empty]) is whole
+
+
+def assert_same_moments(merged, whole):
+    assert merged.n == whole.n
+    assert merged.mean_y == pytest.approx(whole.mean_y, rel=1e-12)
+    assert merged.cyy == pytest.approx(whole.cyy, rel=1e-10)
+    np.testing.assert_allclose(merged.mean_x, whole.mean_x, rtol=1e-12)
+    np.testing.assert_allclose(merged.cxx, whole.cxx, rtol=1e-10, atol=1e-8)
+    np.testing.assert_allclose(merged.cxy, whole.cxy, rtol=1e-10, atol=1e-8)
+    np.testing.assert_array_equal(merged.min_x, whole.min_x)
+    np.testing.assert_array_equal(merged.max_x, whole.max_x)
+
+
+def test_merging_single_rows_equals_one_pass():
+    X, y = well_conditioned(8, n=40, d=3)
+    rows = [MomentStats.of(X[i : i + 1], y[i : i + 1]) for i in range(len(y))]
+    assert_same_moments(merge_all(rows), MomentStats.of(X, y))
+    # and one row merged onto the rest, from either side
+    rest = MomentStats.of(X[1:], y[1:])
+    assert_same_moments(rest.merge(rows[0]), MomentStats.of(X, y))
+    assert_same_moments(rows[0].merge(rest), MomentStats.of(X, y))
+
+
+def test_merging_keeps_every_moment_of_y():
+    X, y = well_conditioned(9, n=1000, d=2)
+    y = y * 10 + 50  # a mean far from zero: the dy² term of cyy matters
+    parts = [MomentStats.of(X[a : a + 300], y[a : a + 300]) for a in range(0, 1000, 300)]
+    assert_same_moments(merge_all(parts), MomentStats.of(X, y))
+    assert merge_all(parts).cyy == pytest.approx(float(np.sum((y - y.mean()) ** 2)), rel=1e-10)
+
+
+def test_merging_overflowing_statistics_is_silent():
+    """Values near the float64 limit overflow the moments; merging them must not warn (the
+    caller checks the statistics are finite and names the column)."""
+    X = np.full((4, 1), 1.7e308)
+    y = np.ones(4)
+    parts = [MomentStats.of(X[a : a + 2], y[a : a + 2]) for a in (0, 2)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        merged = merge_all(parts)
+    assert not np.isfinite(merged.cxx).all()
+
+
+def test_squared_error_of_an_exact_fit_is_zero():
+    rng = np.random.default_rng(12)
+    X = rng.normal(size=(200, 3))
+    coef = np.array([0.5, -1.0, 2.0])
+    y = X @ coef + 0.25
+    stats = MomentStats.of(X, y)
+    assert stats.squared_error(coef, 0.25) == pytest.approx(0.0, abs=1e-18)
+    assert stats.squared_error(coef, 0.5) == pytest.approx(200 * 0.25**2, rel=1e-9)
+
+
+def test_a_relative_spread_of_exactly_1e_minus_12_counts_as_constant():
+    stats = MomentStats(
+        1, np.array([1.0]), 0.0, np.array([[1e-24]]), np.zeros(1), 0.0, np.ones(1), np.ones(1)
+    )
+    assert stats.std_x[0] == 1e-12 * abs(stats.mean_x[0])  # exactly at the bound
+    with pytest.warns(RankWarning, match="feature 'x' is constant"):
+        coef, _ = solve(stats, ["x"])
+    assert coef[0] == 0.0
+
+
+def test_solve_refuses_a_wrong_number_of_feature_names():
+    X, y = well_conditioned(10, n=100, d=3)
+    X[:, 0] = 1.0  # a constant column, so the names are read
+    with pytest.raises(ValueError, match="zip"):
+        solve(MomentStats.of(X, y), ["a", "b"])
+
+
+def constant_and_collinear_table():
+    X, y = well_conditioned(13)
+    X[:, 2] = 5.0
+    X[:, 4] = 3.0 * X[:, 3]
+    return MomentStats.of(X, y)
+
+
+def test_rank_warnings_point_at_the_caller_and_see_past_a_constant_column():
+    """A constant column and a collinear pair in one table: both warnings, each attributed to
+    the line that called ``solve`` (so the caller's warning filters apply)."""
+    with pytest.warns(RankWarning) as record:
+        coef, _ = solve(constant_and_collinear_table(), list("abcdef"))
+    messages = sorted(str(warning.message) for warning in record)
+    assert len(messages) == 2
+    assert messages[0] == "feature 'c' is constant: its coefficient is 0"
+    assert messages[1].endswith("are collinear: the minimum-norm solution is used")
+    if "MUTANT_UNDER_TEST" not in os.environ:  # mutmut's trampoline adds a stack frame
+        assert {warning.filename for warning in record} == {__file__}
+    assert coef[2] == 0.0
+
+
+def test_the_collinear_warning_names_the_collinear_pair_beside_a_constant_column():
+    with pytest.warns(RankWarning) as record:
+        solve(constant_and_collinear_table(), list("abcdef"))
+    assert any("features 'd', 'e' are collinear" in str(w.message) for w in record)
+
+
+def test_targets_are_rounded_to_float64_first():
+    """A long double target with digits float64 cannot hold gives the statistics of its
+    float64 value (the summary is the same whatever array type a reader produced)."""
+    X, y = well_conditioned(14, n=64, d=2)
+    wide = y.astype(np.longdouble) + np.longdouble(2) ** -60 * np.arange(64) * y
+    got, want = MomentStats.of(X, wide), MomentStats.of(X, wide.astype(np.float64))
+    assert (got.mean_y, got.cyy) == (want.mean_y, want.cyy)
+    np.testing.assert_array_equal(got.cxy, want.cxy)
+
+
+def test_overflow_across_blocks_is_silent_too():
+    X = np.full((BLOCK_ROWS + 2, 1), 1.7e308)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        stats = MomentStats.of(X, np.ones(len(X)))
+    assert not np.isfinite(stats.mean_x).all()
+
+
+def test_merging_nothing_is_an_error():
+    with pytest.raises(ValueError, match=r"^no statistics to merge$"):
+        merge_all([])
