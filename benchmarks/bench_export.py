@@ -22,11 +22,12 @@ import platform
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+from timing import best_time
 
 
 def load_split():
@@ -88,15 +89,6 @@ def quiet(function: Callable, *args, **kwargs):
     """Run a quantization call without its progress prints; exceptions pass through."""
     with contextlib.redirect_stdout(io.StringIO()):
         return function(*args, **kwargs)
-
-
-def best_time(function: Callable, repeats: int) -> tuple[float, object]:
-    best, result = float("inf"), None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = function()
-        best = min(best, time.perf_counter() - start)
-    return best, result
 
 
 def main() -> None:

@@ -9,21 +9,12 @@ times on the whole array; the best time counts. Ratios are against the float mod
 
 import argparse
 import platform
-import time
 from pathlib import Path
 
 import numpy as np
 
 from linreg_ops import predict
-
-
-def best_time(function, repeats: int) -> tuple[float, np.ndarray]:
-    best, result = float("inf"), None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = function()
-        best = min(best, time.perf_counter() - start)
-    return best, result
+from timing import best_time
 
 
 def main() -> None:

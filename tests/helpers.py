@@ -126,3 +126,30 @@ def stop(process: subprocess.Popen, timeout: float = 20.0, sig: int = signal.SIG
         process.kill()
         output = process.communicate()[0]
     return output or ""
+
+
+def integer_model(
+    weights, input_scale, input_zero_point, *, input_bits, multiplier, shift, bias=0, output_bits=16
+):
+    """An IntegerLinearModel with chosen integers (accumulator and output scale 1): the
+    arithmetic's edge cases without a training run."""
+    from linreg_ops.model import IntegerLinearModel
+
+    weights = np.asarray(weights, dtype=np.int64)
+    return IntegerLinearModel(
+        feature_names=tuple(f"x{j}" for j in range(weights.size)),
+        target_name="y",
+        weight_dtype="int64",
+        weights=weights,
+        accumulator_scale=1.0,
+        rounding="nearest",
+        bias=int(bias),
+        input_bits=input_bits,
+        input_scale=np.asarray(input_scale, dtype=np.float32),
+        input_zero_point=np.asarray(input_zero_point, dtype=np.int64),
+        calibration="minmax",
+        output_bits=output_bits,
+        output_scale=1.0,
+        multiplier=int(multiplier),
+        shift=int(shift),
+    )

@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 import linreg_ops.model as model_module
-from helpers import fit_model
+from helpers import fit_model, integer_model
 from linreg_ops.errors import InputError
-from linreg_ops.model import IntegerLinearModel, _float_accumulation_is_exact, _requantization
+from linreg_ops.model import _float_accumulation_is_exact, _requantization
 from linreg_ops.quantize import IntegerConfig, QuantConfig, build_integer_model
 
 INT64 = 2**63
@@ -216,22 +216,15 @@ def direct_model(rng, d, input_bits, weight_total, multiplier, shift, bias, outp
         [round(r * weight_total) * int(rng.choice([-1, 1])) for r in raw], dtype=np.int64
     )
     span = 2**input_bits
-    return IntegerLinearModel(
-        feature_names=tuple(f"x{j}" for j in range(d)),
-        target_name="y",
-        weight_dtype="int64",
-        weights=weights,
-        accumulator_scale=1.0,
-        rounding="nearest",
-        bias=int(bias),
+    return integer_model(
+        weights,
+        10.0 ** rng.uniform(-4, 4, d),
+        rng.integers(-2 * span, 2 * span, d),
         input_bits=input_bits,
-        input_scale=(10.0 ** rng.uniform(-4, 4, d)).astype(np.float32),
-        input_zero_point=rng.integers(-2 * span, 2 * span, d).astype(np.int64),
-        calibration="minmax",
+        multiplier=multiplier,
+        shift=shift,
+        bias=bias,
         output_bits=output_bits,
-        output_scale=1.0,
-        multiplier=int(multiplier),
-        shift=int(shift),
     )
 
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 import linreg_ops.model as model_module
-from helpers import fit_model
+from helpers import fit_model, integer_model
 from linreg_ops import data, pipeline, predict, store
 from linreg_ops.engines import fit_linear_regression
-from linreg_ops.model import IntegerLinearModel, _float_accumulation_is_exact
+from linreg_ops.model import _float_accumulation_is_exact
 from linreg_ops.quantize import QuantConfig, quantize_model
 
 
@@ -102,25 +102,19 @@ def test_user_data_spanning_1e_minus6_to_1e6(tmp_path):
 # multipliers and shifts that put the extreme accumulators exactly on the output range's ends.
 
 
-def integer_model(weights, *, input_bits=3, multiplier=2**30, shift=20, bias=0, output_bits=16):
-    weights = np.asarray(weights, dtype=np.int64)
-    d = weights.size
-    return IntegerLinearModel(
-        feature_names=tuple(f"x{j}" for j in range(d)),
-        target_name="y",
-        weight_dtype="int64",
-        weights=weights,
-        accumulator_scale=1.0,
-        rounding="nearest",
-        bias=int(bias),
+def small_integer_model(
+    weights, *, input_bits=3, multiplier=2**30, shift=20, bias=0, output_bits=16
+):
+    d = len(weights)
+    return integer_model(
+        weights,
+        np.full(d, 0.5),
+        np.arange(d) - 1,
         input_bits=input_bits,
-        input_scale=np.full(d, 0.5, dtype=np.float32),
-        input_zero_point=np.arange(d, dtype=np.int64) - 1,
-        calibration="minmax",
+        multiplier=multiplier,
+        shift=shift,
+        bias=bias,
         output_bits=output_bits,
-        output_scale=1.0,
-        multiplier=int(multiplier),
-        shift=int(shift),
     )
 
 
@@ -178,7 +172,7 @@ def test_integer_fast_path_at_the_output_range_ends(weights):
         multipliers = {0, 1, 2, 3, 2**shift - 1, 2**shift, 2**shift + 1, 2**30, 2**31 - 1}
         for multiplier in sorted(m for m in multipliers if m < 2**63):
             for output_bits in (16, 64):
-                model = integer_model(
+                model = small_integer_model(
                     weights, multiplier=multiplier, shift=shift, output_bits=output_bits
                 )
                 X = every_code_row(model)
@@ -190,7 +184,7 @@ def test_integer_fast_path_at_the_output_range_ends(weights):
 
 
 def guard_case(**changes):
-    base = integer_model([1, -2, 3], input_bits=8, shift=30)
+    base = small_integer_model([1, -2, 3], input_bits=8, shift=30)
     arrays = {"weights", "input_zero_point", "input_scale"}
     return replace(base, **{k: np.asarray(v) if k in arrays else v for k, v in changes.items()})
 
@@ -257,7 +251,7 @@ def test_the_float_route_refuses_rows_of_another_shape():
 def test_nan_inputs_go_the_int64_way():
     """Rows with a NaN (their int64 codes cannot be carried in float64) get exactly what the
     int64 route gives them, beside clipped and ordinary rows."""
-    model = integer_model([2, -1, 1], input_bits=8, shift=20)
+    model = small_integer_model([2, -1, 1], input_bits=8, shift=20)
     X = every_code_row(replace(model, input_bits=3))[:40].copy()
     X[::3, 0] = np.nan
     X[1::5, 1] = 1e300  # clipped
@@ -270,7 +264,7 @@ def test_nan_inputs_go_the_int64_way():
 
 def test_only_rows_with_an_input_out_of_range_are_redone(monkeypatch):
     """The float route redoes (slowly, exactly) only the rows whose accumulator overflowed."""
-    model = integer_model([3, -2], input_bits=8, shift=20)
+    model = small_integer_model([3, -2], input_bits=8, shift=20)
     X = every_code_row(replace(model, input_bits=3))
     X = np.concatenate([X, np.array([[1e300, 0.0], [0.0, -1e300]])])
     redone = []
@@ -287,7 +281,7 @@ def test_only_rows_with_an_input_out_of_range_are_redone(monkeypatch):
 
 @pytest.mark.parametrize("layout", ["fortran", "strided"])
 def test_rows_in_any_layout_over_many_blocks(monkeypatch, layout):
-    model = integer_model([3, -2, 1], input_bits=8, shift=20)
+    model = small_integer_model([3, -2, 1], input_bits=8, shift=20)
     rng = np.random.default_rng(21)
     X = rng.integers(-140, 140, (500, 3)) * 0.5 + rng.choice([0.0, 0.25], (500, 3))
     X = np.asfortranarray(X) if layout == "fortran" else np.repeat(X, 2, axis=1)[:, ::2]
@@ -303,7 +297,7 @@ TIE = np.longdouble(2) ** -60
 def test_inputs_are_rounded_to_float64_before_anything_else():
     """A long double just above a tie rounds to the tie in float64 (then half to even): every
     route must give the codes of the float64 value, whatever array type arrives."""
-    model = integer_model([3, -2], input_bits=8, shift=20)
+    model = small_integer_model([3, -2], input_bits=8, shift=20)
     ties = (np.arange(-6, 6, dtype=np.longdouble)[:, None] + 0.5) * 0.5  # (k + ½)·scale
     X = np.concatenate([np.hstack([ties + TIE, ties - TIE])] * 2)
     X[len(ties) :, 1] = 1e300  # the same values again, on rows redone for a clipped input
