@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 import linreg_ops.model as model_module
-from helpers import fit_model, integer_model
+from helpers import fit_model, integer_model, model_with
 from linreg_ops import data, pipeline, predict, store
 from linreg_ops.engines import fit_linear_regression
-from linreg_ops.model import _float_accumulation_is_exact
+from linreg_ops.model import KNOWN_ANSWER_TOLERANCE, _float_accumulation_is_exact
 from linreg_ops.quantize import QuantConfig, quantize_model
 
 
@@ -318,3 +318,62 @@ def test_float_and_quantized_predictions_are_float64_of_float64_inputs():
         predictions = predictor.predict(wide)
         assert predictions.dtype == np.float64
         np.testing.assert_array_equal(predictions, predictor.predict(wide.astype(np.float64)))
+
+
+# --------------------------------------------------------------------------- known answers
+
+
+def constant_prediction_model(prediction):
+    """A float model that predicts ``prediction`` exactly for an all-zero row."""
+    X = np.random.default_rng(23).normal(size=(20, 2))
+    return model_with(np.zeros(2), prediction, X)
+
+
+@pytest.mark.parametrize(
+    ("answer", "prediction", "reproduced"),
+    [
+        (0.0, 0.0, True),
+        (0.0, KNOWN_ANSWER_TOLERANCE, True),  # exactly at the tolerance: still the same model
+        (0.0, 1.5 * KNOWN_ANSWER_TOLERANCE, False),
+        (-250.0, -250.0 - 2e-7, True),  # tolerance 1e-9·251
+        (-250.0, -250.0 - 3e-7, False),
+        (1e6, 1e6 + 5e-4, True),  # relative: 1e-9·(1 + 1e6) ≈ 1e-3
+        (1e6, 1e6 + 2e-3, False),
+    ],
+)
+def test_a_float_model_reproduces_answers_to_a_relative_1e_minus_9(answer, prediction, reproduced):
+    """A manifest's known answers recognize a float model to KNOWN_ANSWER_TOLERANCE·(1 + |ŷ|),
+    bound included: loose enough for another BLAS, tight enough to catch other weights."""
+    model = constant_prediction_model(prediction)
+    rows = np.zeros((1, 2))
+    assert model.predict(rows)[0] == prediction
+    assert model.reproduces(rows, np.array([answer])) is reproduced
+
+
+def test_an_integer_model_is_recognized_by_its_output_codes():
+    """An integer model's known answers are its int64 output codes, compared bit for bit: a
+    model whose bias moves one code is not the same model, even with the same clipped rows."""
+    model = small_integer_model([3, -2], input_bits=8, shift=30, bias=-5)
+    X = every_code_row(replace(model, input_bits=3))
+    answers = model.answers(X)
+    assert answers.dtype == np.int64
+    np.testing.assert_array_equal(answers, reference_codes(model, X)[0])
+    assert model.reproduces(X, answers)
+    assert not replace(model, bias=-4).reproduces(X, answers)
+
+
+def test_the_int64_route_gives_every_row_its_code_over_many_blocks(monkeypatch):
+    """Models beyond the float route's bound accumulate in int64, block by block: every row of
+    a batch of many blocks (some clipped, most wrapping around int64) must get its own code."""
+    model = guard_case(weights=[2**43 - 1, 0, -1])
+    rng = np.random.default_rng(24)
+    X = rng.integers(-140, 140, (200, 3)) * 0.5
+    X[::9, 1] = 1e300
+    assert not _float_accumulation_is_exact(model, X)
+    monkeypatch.setattr(model_module, "ROW_BLOCK", 7)
+    codes, clipped = model.predict_codes(X)
+    expected_codes, expected_clipped = reference_codes(model, X)
+    np.testing.assert_array_equal(clipped, expected_clipped)
+    np.testing.assert_array_equal(codes, expected_codes)
+    assert clipped.any()
+    assert not clipped.all()

@@ -291,3 +291,23 @@ def test_overflow_across_blocks_is_silent_too():
 def test_merging_nothing_is_an_error():
     with pytest.raises(ValueError, match=r"^no statistics to merge$"):
         merge_all([])
+
+
+def test_both_rank_warnings_of_one_call_point_at_the_same_line():
+    """The constant-column and the collinear warnings of one ``solve`` call are attributed to
+    the same frame (the caller's line, however deep the call): one filter silences both."""
+    with pytest.warns(RankWarning) as record:
+        solve(constant_and_collinear_table(), list("abcdef"))
+    assert len(record) == 2
+    assert len({(warning.filename, warning.lineno) for warning in record}) == 1
+
+
+def test_features_in_an_object_array_give_the_statistics_of_their_float64_values():
+    """Python numbers boxed in an object array (what a reader of mixed columns hands over) are
+    converted like any other array type: the summary of their float64 values, bit for bit."""
+    X, y = well_conditioned(15, n=64, d=2)
+    boxed = np.array([[int(row[0]), float(row[1])] for row in X], dtype=object)
+    got, want = MomentStats.of(boxed, y), MomentStats.of(boxed.astype(np.float64), y)
+    assert (got.n, got.mean_y, got.cyy) == (want.n, want.mean_y, want.cyy)
+    for field in ("mean_x", "cxx", "cxy", "min_x", "max_x"):
+        np.testing.assert_array_equal(getattr(got, field), getattr(want, field))
