@@ -318,9 +318,10 @@ def build_integer_model(
     # Output scale: the largest |ŷ| any input inside the calibrated range can produce.
     centre = model.intercept + float(model.coef @ model.feature_mean)
     reach = np.maximum(np.abs(low - model.feature_mean), np.abs(high - model.feature_mean))
-    bound = 1.01 * (abs(centre) + float(np.abs(model.coef) @ reach)) + 1e-12
+    bound = 1.01 * (abs(centre) + float(np.abs(model.coef) @ reach))
     # Never finer than one accumulator step: a model that predicts (almost) one value
-    # everywhere would otherwise need a multiplier beyond any shift.
+    # everywhere would otherwise need a multiplier beyond any shift. (A floor relative to
+    # the accumulator, not an absolute one: the target's units must not matter.)
     bound = max(bound, accumulator_scale * (2 ** (OUTPUT_BITS - 1) - 1) * 2.0**-29)
     output_scale = _float32(bound / (2 ** (OUTPUT_BITS - 1) - 1))
     mantissa, exponent = np.frexp(accumulator_scale / output_scale)  # M = mantissa·2^exponent

@@ -102,8 +102,11 @@ def _coordinate_descent(
                 if not grid.qmin <= new_code <= grid.qmax:
                     continue
                 delta = step * grid.scale[j]
-                change = 2.0 * delta * gradient[j] + delta * delta * gram[j, j]
-                if change < -1e-15 * max(1.0, abs(float(residual @ gradient))):
+                curvature = delta * delta * gram[j, j]
+                change = 2.0 * delta * gradient[j] + curvature
+                # Only a fall beyond rounding noise counts, noise relative to the objective
+                # and to this move (no absolute floor: the weights' units must not matter).
+                if change < -1e-15 * max(curvature, abs(float(residual @ gradient))):
                     codes[j] = new_code
                     residual[j] += delta
                     gradient += delta * gram[:, j]

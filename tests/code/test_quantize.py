@@ -20,6 +20,8 @@ from linreg_ops.quantize import (
     IntegerConfig,
     QuantConfig,
     _clips,
+    _float32,
+    _grid,
     _int32_bias,
     _shrink_factors,
     build_integer_model,
@@ -155,6 +157,25 @@ def test_float32_scale_never_underflows(values):
     assert scale >= np.finfo(np.float32).tiny
 
 
+def test_float32_rounds_to_float32_and_lifts_only_positive_values_to_the_smallest_normal():
+    tiny = float(np.finfo(np.float32).tiny)
+    assert _float32(0.1) == float(np.float32(0.1))
+    assert _float32(1e-300) == tiny
+    assert _float32(0.0) == 0.0
+    assert _float32(-0.1) == float(np.float32(-0.1))
+    assert _float32(-1e-300) == 0.0
+
+
+def test_integer_values_are_calibrated_by_their_real_magnitude():
+    """int8's −128 has no int8 absolute value (np.abs wraps it to −128): the range must be
+    taken in float64, or 5 would look like the largest magnitude."""
+    values = np.array([-128, 5], dtype=np.int8)
+    assert choose_scale_and_zero_point(values, parse_dtype("int8")) == (
+        float(np.float32(128 / 127)),
+        0,
+    )
+
+
 # --------------------------------------------------------------------------- sizes, sweep, gate
 
 
@@ -248,6 +269,24 @@ def test_range_factors_to_try():
         assert len(wide) < len(narrow)
 
 
+def test_range_factors_are_whole_percents_or_five_percent_steps_for_wide_models():
+    """The scale search's grid: every 1% from 125% down to 50% of the min/max range, every
+    5% above 64 features (so 100%, the min/max grid itself, is one of the steps)."""
+    for d, step in [(8, 0.01), (65, 0.05)]:
+        factors = _shrink_factors(QuantConfig(rounding="hessian"), d)
+        np.testing.assert_allclose(factors, np.arange(1.25, 0.5 - step / 2, -step), atol=1e-12)
+
+
+def test_a_shrunk_grid_scales_every_range_including_the_one_lent_to_a_zero_weight():
+    values = np.array([0.5, -2.0, 0.0, 3.0])
+    for granularity in ("per-tensor", "per-channel"):
+        grid = _grid(values, parse_dtype("int8"), granularity, 0.5)
+        ranges = np.abs(values) if granularity == "per-channel" else np.full(4, 3.0)
+        ranges[2] = 3.0  # a zero weight gets the (shrunk) tensor's scale
+        np.testing.assert_array_equal(grid.scale, np.float32(ranges * 0.5 / 127))
+        np.testing.assert_array_equal(grid.zero_point, np.zeros(4))
+
+
 def test_clips_is_beyond_half_a_step_past_either_end():
     grid = Grid(np.full(1, 0.5), np.full(1, 2), -7, 7)  # code = value / 0.5 + 2
     edge_high, edge_low = (7.5 - 2) * 0.5, (-7.5 - 2) * 0.5
@@ -325,6 +364,20 @@ def test_an_input_at_the_calibrated_maximum_is_not_reported_as_clipped():
     assert not clipped.any()
 
 
+def test_a_rounding_tie_that_would_code_the_maximum_past_qmax_widens_that_scale():
+    """Step 0.25 exactly (a float32): the minimum is −101.5 steps, a tie rint takes to
+    −102, and the maximum 153.5 steps, a tie rint takes to 154, one code past 127. That
+    feature's scale is widened by one float32 step; the other feature's is untouched."""
+    low, high = np.array([-101.5 * 0.25, -1.0]), np.array([153.5 * 0.25, 1.0])
+    model = direct_model([1.0, 1.0], 0.0, [0.0, 0.0], [1.0, 1.0], low, high)
+    built = build_integer_model(model, integer=IntegerConfig("int8", "minmax"))
+    widened = np.nextafter(np.float32(0.25), np.float32(1.0))
+    np.testing.assert_array_equal(built.input_scale, [widened, np.float32(0.25)])
+    codes, clipped = built.quantize_inputs(np.stack([low, high]))
+    assert not clipped.any()
+    np.testing.assert_array_equal(codes, [[-128, -128], [126, -120]])
+
+
 def test_percentile_calibration_narrower_than_one_standard_deviation():
     mean, std = np.zeros(2), np.ones(2)
     quantiles = (np.array([-0.15, -0.05]), np.array([0.25, 0.05]))  # the widest spans 0.4 σ
@@ -365,6 +418,25 @@ def test_the_output_scale_fits_the_calibrated_range_tightly(mean, low, high, int
     assert np.all(np.abs(codes) < 2**15 - 1)
     assert np.abs(codes).max() >= 0.9 * (2**15 - 1)
     np.testing.assert_allclose(built.predict(X), model.predict(X), atol=4 * built.output_scale)
+
+
+@pytest.mark.parametrize("exponent", [-20, -40, -60, 20])
+def test_integer_only_inference_does_not_depend_on_the_targets_units(exponent):
+    """The same model with its target in other units (coefficients and intercept times a
+    power of two, down to |ŷ| ~ 1e-18) builds the same integers and output codes, its
+    output scale multiplied by that power: no absolute floor drowns small predictions."""
+    model, X, _ = small_model(d=3, seed=2)
+    factor = 2.0**exponent
+    scaled = replace(model, coef=model.coef * factor, intercept=model.intercept * factor)
+    reference, built = build_integer_model(model), build_integer_model(scaled)
+    np.testing.assert_array_equal(built.weights, reference.weights)
+    assert (built.bias, built.multiplier, built.shift) == (
+        reference.bias,
+        reference.multiplier,
+        reference.shift,
+    )
+    assert built.output_scale == reference.output_scale * factor
+    np.testing.assert_array_equal(built.predict_codes(X)[0], reference.predict_codes(X)[0])
 
 
 def test_a_multiplier_rounding_up_to_2_to_the_31_is_renormalised():

@@ -331,3 +331,134 @@ def test_gptq_on_a_per_channel_grid_uses_each_weights_own_scale():
     gram = np.diag([3.0, 2.0, 1.0])
     grid = Grid(np.abs(values) / 7, np.zeros(3, dtype=np.int64), -7, 7)  # per-channel
     np.testing.assert_array_equal(_gptq(values, gram, grid), grid.nearest(values))
+
+
+def test_gptq_leaves_a_constant_feature_for_last_wherever_it_sits():
+    """Act-order with ties: features of equal H diagonal (every feature of a correlation
+    matrix) are rounded in index order and a constant feature (a zero diagonal) last, so
+    moving the constant column from the front to the back changes no code."""
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        z = rng.normal(size=(300, 7))
+        z[:, 1:] = z[:, :1] + 0.1 * rng.normal(size=(300, 6))
+        z = (z - z.mean(0)) / z.std(0)
+        z[:, 0] = 0.0
+        gram = z.T @ z / 300
+        values = rng.normal(size=7) * 2
+        grid = Grid(np.full(7, 2.0 / 7), np.zeros(7, dtype=np.int64), -7, 7)
+        back = np.r_[1:7, 0]
+        moved = _gptq(values[back], gram[np.ix_(back, back)], grid)
+        np.testing.assert_array_equal(_gptq(values, gram, grid)[back], moved)
+
+
+def test_hessian_rounding_corrects_two_correlated_weights():
+    """Two weights are the smallest case with errors to cancel: both 0.4 of a step round
+    down to 0 and, with a correlation of 0.99, add up; one code up nearly cancels them."""
+    gram = np.array([[1.0, 0.99], [0.99, 1.0]])
+    grid = Grid(np.full(2, 1.0), np.zeros(2, dtype=np.int64), -7, 7)
+    values = np.array([0.4, 0.4])
+    np.testing.assert_array_equal(grid.nearest(values), [0, 0])
+    codes = round_hessian(values, gram, grid)
+    assert sorted(codes.tolist()) == [0, 1]
+    nearest = objective(values, gram, grid, grid.nearest(values))
+    assert objective(values, gram, grid, codes) < nearest / 10
+
+
+def test_the_polish_can_move_a_code_onto_either_end_of_the_range():
+    grid = Grid(np.ones(2), np.zeros(2, dtype=np.int64), -7, 7)
+    values = np.array([-7.0, 7.0])
+    start = np.array([-6, 6], dtype=np.int64)
+    polished = _coordinate_descent(values, np.eye(2), grid, start)
+    np.testing.assert_array_equal(polished, [-7, 7])
+
+
+@settings(max_examples=60, deadline=None)
+@given(problem=problems(), exponent=st.sampled_from([-60, -30, -12, 12, 30]))
+def test_hessian_rounding_does_not_depend_on_the_units_of_the_weights(problem, exponent):
+    """Weights and scales times a power of two (a target in other units) is the same
+    problem with the objective scaled exactly: the same codes must come out."""
+    values, gram, grid = problem
+    factor = 2.0**exponent
+    scaled = Grid(grid.scale * factor, grid.zero_point, grid.qmin, grid.qmax)
+    np.testing.assert_array_equal(
+        round_hessian(values * factor, gram, scaled), round_hessian(values, gram, grid)
+    )
+
+
+def test_the_grid_of_one_weight_has_that_weights_scale_and_zero_point_only():
+    grid = Grid(np.array([0.5, 2.0, 4.0]), np.array([3, 4, 5]), 0, 15)
+    one = grid.only(1)
+    np.testing.assert_array_equal(one.scale, [2.0])
+    np.testing.assert_array_equal(one.zero_point, [4])
+    assert (one.qmin, one.qmax) == (0, 15)
+    np.testing.assert_array_equal(one.nearest(np.array([3.1])), [6])
+
+
+def test_enumerate_returns_integer_codes():
+    codes, finished, nodes = _enumerate(
+        np.array([[2.0, 0.5], [0.0, 1.0]]),
+        np.array([0.3, -1.6]),
+        np.zeros(2, dtype=np.int64),
+        np.full(2, -7.0),
+        np.full(2, 7.0),
+        100,
+    )
+    assert codes.dtype == np.int64
+    assert finished
+    assert nodes > 0
+
+
+def interior_problems(count=120):
+    """Random (partly collinear) problems whose optimum lies inside the range: the answer
+    comes from the unconstrained search in the LLL-reduced basis."""
+    for seed in range(count):
+        rng = np.random.default_rng(seed)
+        d = 2 + seed % 3
+        z = rng.normal(size=(50, d))
+        if seed % 2:
+            noise = (0.3, 0.05, 0.005)[seed % 3]
+            z[:, 1:] = z[:, :1] + noise * rng.normal(size=(50, d - 1))
+        gram = z.T @ z / 50
+        scale = rng.uniform(0.05, 3.0, d)
+        values = scale * rng.uniform(-7, 7, d) * 0.8
+        yield values, gram, Grid(scale, np.zeros(d, dtype=np.int64), -7, 7)
+
+
+def test_sphere_decode_matches_brute_force_when_the_optimum_is_inside_the_range():
+    for values, gram, grid in interior_problems():
+        result = sphere_decode(values, gram, grid, grid.nearest(values))
+        assert result.proven_optimal
+        best = brute_force_cost(values, gram, grid)
+        assert objective(values, gram, grid, result.codes) <= best * (1 + 1e-9) + 1e-12
+
+
+def test_an_optimum_on_the_edge_of_the_range_needs_no_second_search():
+    """The range is inclusive: an unconstrained optimum at qmin or qmax is accepted as the
+    constrained one, so it costs the same nodes as the same problem one code inside."""
+    rng = np.random.default_rng(1)
+    z = rng.normal(size=(100, 3))
+    z[:, 1:] += z[:, :1]
+    gram = z.T @ z / 100
+    grid = Grid(np.full(3, 0.25), np.zeros(3, dtype=np.int64), -7, 7)
+    start = np.zeros(3, dtype=np.int64)
+    for edge, inside in [([7, -3, 2], [6, -3, 2]), ([-7, 0, 1], [-6, 0, 1])]:
+        on_edge = sphere_decode(grid.scale * np.array(edge) + 0.01, gram, grid, start)
+        np.testing.assert_array_equal(on_edge.codes, edge)
+        assert on_edge.proven_optimal
+        shifted = sphere_decode(grid.scale * np.array(inside) + 0.01, gram, grid, start)
+        assert on_edge.nodes == shifted.nodes
+
+
+def test_lll_reduces_dense_random_bases():
+    """The definition of an LLL-reduced basis (δ = 3/4), on unskewed Gaussian bases."""
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        n = 2 + seed % 5
+        basis = rng.normal(size=(n, n))
+        reduced, unimodular = lll_reduce(basis)
+        np.testing.assert_allclose(basis @ unimodular, reduced, atol=1e-9)
+        _, r = np.linalg.qr(reduced)
+        for k in range(1, n):
+            for j in range(k):
+                assert abs(r[j, k] / r[j, j]) <= 0.5 + 1e-9
+            assert 0.75 * r[k - 1, k - 1] ** 2 <= r[k - 1, k] ** 2 + r[k, k] ** 2 + 1e-9
