@@ -34,6 +34,9 @@ def load_split():
     from sklearn.datasets import fetch_california_housing
     from sklearn.model_selection import train_test_split
 
+    from linreg_ops.data import use_shared_cache
+
+    use_shared_cache(Path(__file__).parents[1])  # offline, as make run
     bunch = fetch_california_housing()
     X = np.ascontiguousarray(bunch.data, dtype=np.float64)
     parts = train_test_split(X, bunch.target, test_size=0.2, random_state=42)

@@ -6,6 +6,7 @@ California Housing goes through scikit-learn's own ``fetch_california_housing`` 
 here and read by ``tables``; the engines split them by row hash.
 """
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from linreg_ops.errors import InputError
 from linreg_ops.store import sha256_bytes, sha256_file
 
 CALIFORNIA_SOURCE = "sklearn.datasets.fetch_california_housing"
+SHARED_CACHE = Path("shared", "datasets", "california_housing", "scikit_learn_data")
 CALIFORNIA_UNITS = "$100,000s"  # MedHouseVal: median house value per block group
 
 
@@ -61,6 +63,15 @@ class FileSource:
 
 
 Source = ArraySource | FileSource
+
+
+def use_shared_cache(checkout: Path) -> None:
+    """Point scikit-learn at the shared cache beside ``checkout`` as the Makefile does, for
+    scripts run outside ``make`` (the seed's shims, the benchmarks); an explicit
+    ``SCIKIT_LEARN_DATA`` wins."""
+    cache = checkout.resolve().parent / SHARED_CACHE
+    if "SCIKIT_LEARN_DATA" not in os.environ and cache.is_dir():
+        os.environ["SCIKIT_LEARN_DATA"] = str(cache)
 
 
 def california_source() -> ArraySource:

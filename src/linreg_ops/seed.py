@@ -5,19 +5,14 @@ Makefile does (``../shared/datasets/california_housing/scikit_learn_data`` besid
 checkout, unless ``SCIKIT_LEARN_DATA`` is set), then runs the ``linreg-ops`` command.
 """
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from linreg_ops.cli import main
-
-SHARED_CACHE = Path("shared", "datasets", "california_housing", "scikit_learn_data")
+from linreg_ops.data import use_shared_cache
 
 
 def run_script(command: str, script: str, argv: Sequence[str]) -> int:
     """``linreg-ops <command> <argv>``, with the shared data cache found from ``script``."""
-    checkout = Path(script).resolve().parents[1]
-    cache = checkout.parent / SHARED_CACHE
-    if "SCIKIT_LEARN_DATA" not in os.environ and cache.is_dir():
-        os.environ["SCIKIT_LEARN_DATA"] = str(cache)
+    use_shared_cache(Path(script).resolve().parents[1])
     return main([command, *argv])
