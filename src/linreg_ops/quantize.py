@@ -40,6 +40,7 @@ from linreg_ops.rounding import OPTIMAL_MAX_FEATURES, ROUNDERS, Grid, objective,
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 OUTPUT_BITS = 16
 BIAS_MAX_SHIFT = 16
+TIE_WIDENINGS = 4  # scale widenings for rounding ties in the input calibration (1 suffices)
 __all__ = ["IntegerConfig", "QuantConfig", "parse_dtype"]  # re-exported: the quantization API
 
 
@@ -50,9 +51,16 @@ def _float32(value: float) -> float:
     """Scales are stored as float32, so quantize with exactly the value another runtime reads.
 
     A positive scale never rounds to zero (or to a subnormal): it is at least float32's
-    smallest normal number.
+    smallest normal number. One beyond float32's range is refused: the units are too large.
     """
-    return max(float(np.float32(value)), FLOAT32_TINY) if value > 0 else float(np.float32(value))
+    with np.errstate(over="ignore"):
+        rounded = float(np.float32(value))
+    if not np.isfinite(rounded):
+        raise InputError(
+            f"a quantization scale of {value:.3g} is beyond float32: the target's or the "
+            "features' values are too large to quantize; express them in larger units"
+        )
+    return max(rounded, FLOAT32_TINY) if value > 0 else rounded
 
 
 def choose_scale_and_zero_point(values: np.ndarray, dtype: QuantDtype) -> tuple[float, int]:
@@ -243,13 +251,17 @@ def quantize_model(
 
 
 def _input_quantizers(
-    model: LinearModel, bits: int, calibration: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    model: LinearModel, bits: int, calibration: str, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
     """Per-feature input scale σ_j·t and zero point, one step t (in standard deviations) for all.
 
     A common step in standardized units is what lets the standardized integer weights multiply
     the input codes directly: every product then sits at the same scale, weight_scale·t.
-    t is the smallest step that fits every feature's calibrated range into the codes.
+    t is the smallest step that fits every feature's calibrated range into the codes. A
+    feature whose weight code is 0 never reaches the accumulator, so where σ_j·t would need a
+    zero point beyond int32 (a constant column of 1e9, say) it gets a scale of its own.
+    Returns the scales, zero points, calibrated range and t (the largest σ-step of the
+    features that share it, after rounding up to float32).
     """
     stats = model.stats
     low, high = (
@@ -260,15 +272,45 @@ def _input_quantizers(
     widest = float(np.max((high - low) / std, initial=0.0))
     step = widest / (qmax - qmin) if widest > 0 else 1.0
     scale = _float32_at_least(std * step)
+    unfit = (weights == 0) & ~(np.abs(qmin - np.rint(low / scale)) <= INT32_MAX)
+    if unfit.any():
+        reach = np.maximum(high - low, np.maximum(np.abs(low), np.abs(high)))
+        scale = np.where(unfit, _float32_at_least(reach / (qmax - qmin)), scale)
     # The calibrated minimum is code qmin exactly; the maximum must then fit below qmax. A
     # float32 scale rounded up keeps (high − low)/scale within the code span, and a scale is
-    # widened by one float32 step where a rounding tie would still carry it one code past.
-    while True:
-        zero_point = (qmin - np.rint(low / scale)).astype(np.int64)
+    # widened by one float32 step where a rounding tie would still carry it one code past
+    # (once is enough: a tie needs (high − low)/scale within one rounding of the span).
+    for _ in range(TIE_WIDENINGS):
+        offset = np.rint(low / scale)
+        _check_zero_points(model, qmin - offset, bits)
+        zero_point = (qmin - offset).astype(np.int64)
         past = np.rint(high / scale) + zero_point > qmax
         if not past.any():
-            return scale, zero_point, low, high
+            sharing = ~unfit if (~unfit).any() else np.ones_like(unfit)
+            return scale, zero_point, low, high, float(np.max((scale / std)[sharing]))
         scale = np.where(past, _float32_at_least(np.nextafter(scale, np.inf)), scale)
+    raise InputError(  # unreachable for finite ranges; a bound instead of a loop without end
+        "cannot fit the calibrated input ranges into the input codes"
+    )
+
+
+def _check_zero_points(model: LinearModel, zero_points: np.ndarray, bits: int) -> None:
+    """Zero points are stored as int32: a feature far from zero for its spread (a constant
+    column of 1e9, say) has none, so name it instead of writing a model that cannot load."""
+    outside = np.flatnonzero(~(np.abs(zero_points) <= INT32_MAX))
+    if outside.size:
+        j = int(outside[0])
+        name, stats = model.feature_names[j], model.stats
+        where = (
+            f"is constant at {stats.minimum[j]:.6g}"
+            if stats.minimum[j] == stats.maximum[j]
+            else f"lies around {stats.mean[j]:.6g}, far from zero for its spread "
+            f"(σ {stats.std[j]:.3g})"
+        )
+        raise InputError(
+            f"integer-only inference cannot code feature {name!r} as int{bits} inputs: it "
+            f"{where}; centre it or leave it out"
+        )
 
 
 def _float32_at_least(values: np.ndarray) -> np.ndarray:
@@ -298,11 +340,10 @@ def build_integer_model(
     weight_config = replace(config, dtype=f"int{bits}", granularity="per-tensor")
     quantized = quantize_model(model, weight_config)
     input_bits = integer.input_bits
-    input_scale, input_zero_point, low, high = _input_quantizers(
-        model, input_bits, integer.calibration
-    )
     weights = quantized.weights
-    step = float(np.max(input_scale / model.feature_std))
+    input_scale, input_zero_point, low, high, step = _input_quantizers(
+        model, input_bits, integer.calibration, weights
+    )
     accumulator_scale = float(quantized.scale[0]) * step
     effective_coef = accumulator_scale * weights / input_scale
     # Bias correction: keep the float model's mean training prediction.
@@ -329,6 +370,8 @@ def build_integer_model(
     if multiplier == 2**31:
         multiplier, exponent = 2**30, exponent + 1
     shift = 31 - int(exponent)
+    if not 2**30 <= multiplier < 2**31:
+        raise InputError(f"integer-only requantization multiplier {multiplier} is out of range")
     if not 1 <= shift <= 62:
         raise InputError(f"integer-only requantization shift {shift} is out of range")
     return IntegerLinearModel(

@@ -13,6 +13,7 @@ from hypothesis.extra.numpy import arrays
 
 import linreg_ops.quantize as quantize_module
 from helpers import fit_model
+from linreg_ops import codecs
 from linreg_ops.config import GateConfig
 from linreg_ops.errors import InputError
 from linreg_ops.model import FeatureStats, LinearModel
@@ -645,3 +646,48 @@ def test_an_intercept_too_large_for_the_weights_is_refused():
         match=r"^the model has NaN or infinite coefficients; refit it before quantizing$",
     ):
         quantize_model(direct_model([np.nan]), QuantConfig("int8"))
+
+
+# --------------------------------------------------------------------------- hostile ranges (attack)
+
+
+@pytest.mark.parametrize(
+    ("value", "bits"),
+    [(1.7e18, 16), (1e9, 16), (-1e20, 8), (5e5, 16)],  # hung / built but would not load / wrapped
+)
+def test_a_weightless_column_far_from_zero_gets_a_scale_of_its_own(value, bits):
+    """A constant column (weight 0) far from zero: σ·t would need a zero point beyond int32
+    (the tie loop then ran for minutes, or the model was refused on load); its codes never
+    reach the accumulator, so it gets a scale of its own and the model builds and loads."""
+    model = direct_model([1.0, 0.0], mean=[0, value], low=[-3, value], high=[3, value])
+    built = build_integer_model(model, integer=IntegerConfig(f"int{bits}"))
+    loaded = codecs.decode_integer(codecs.encode_integer(built), "x")
+    rows = np.array([[-3.0, value], [0.0, value], [3.0, value], [1.0, value]])
+    codes, clipped = loaded.quantize_inputs(rows)
+    assert not clipped.any()
+    assert codes[0, 0] == -(2 ** (bits - 1))
+    # within half an input step per weighted feature and an output step or two
+    tolerance = 0.5 * np.abs(model.coef) @ built.input_scale + 2 * built.output_scale
+    np.testing.assert_allclose(loaded.predict(rows), model.predict(rows), atol=tolerance)
+    assert loaded.input_scale[0] == built.input_scale[0]  # the weighted feature keeps σ·t
+
+
+def test_a_weighted_column_too_far_from_zero_for_its_spread_is_refused_by_name():
+    """A million σ from zero: its zero point would not fit int32, and it has a weight, so
+    no scale of its own can serve it (before, the model built and then failed to load)."""
+    model = direct_model([1.0, 1000.0], mean=[0, 1000.0], std=[1, 1e-3])
+    message = re.escape("cannot code feature 'x1' as int16 inputs: it lies around 1000, far")
+    with pytest.raises(InputError, match=message):
+        build_integer_model(model)
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        direct_model([1e40], 0.0, [0.0], [1.0], [-3.0], [1e4]),  # output scale beyond float32
+        direct_model([1e100, 1e100]),  # weight scale beyond float32 (a target in tiny units)
+    ],
+)
+def test_scales_beyond_float32_are_refused_not_stored_as_inf(model):
+    with pytest.raises(InputError, match="is beyond float32"):
+        build_integer_model(model)

@@ -58,6 +58,7 @@ def test_a_kill_after_any_file_operation_leaves_one_complete_version(template, t
     assert dry["current"] == 3
     assert dry["count"] >= 15, "the command should perform many file operations"
     assert len(trials) == dry["count"], "one trial per file operation"
+    print(f"\n{command}: killed after each of its {dry['count']} file operations in turn")
     assert all(t["killed"] for t in trials)
     previous_files = None
     moved = False
