@@ -295,21 +295,15 @@ def _input_quantizers(
 
 
 def _check_zero_points(model: LinearModel, zero_points: np.ndarray, bits: int) -> None:
-    """Zero points are stored as int32: a feature far from zero for its spread (a constant
-    column of 1e9, say) has none, so name it instead of writing a model that cannot load."""
+    """Zero points are stored as int32: a weighted feature far from zero for its spread has
+    none, so name it instead of writing a model that cannot load."""
     outside = np.flatnonzero(~(np.abs(zero_points) <= INT32_MAX))
     if outside.size:
         j = int(outside[0])
-        name, stats = model.feature_names[j], model.stats
-        where = (
-            f"is constant at {stats.minimum[j]:.6g}"
-            if stats.minimum[j] == stats.maximum[j]
-            else f"lies around {stats.mean[j]:.6g}, far from zero for its spread "
-            f"(σ {stats.std[j]:.3g})"
-        )
         raise InputError(
-            f"integer-only inference cannot code feature {name!r} as int{bits} inputs: it "
-            f"{where}; centre it or leave it out"
+            f"integer-only inference cannot code feature {model.feature_names[j]!r} as "
+            f"int{bits} inputs: it lies around {model.stats.mean[j]:.6g}, far from zero for its "
+            f"spread (σ {model.stats.std[j]:.3g}); centre it or leave it out"
         )
 
 
@@ -370,8 +364,6 @@ def build_integer_model(
     if multiplier == 2**31:
         multiplier, exponent = 2**30, exponent + 1
     shift = 31 - int(exponent)
-    if not 2**30 <= multiplier < 2**31:
-        raise InputError(f"integer-only requantization multiplier {multiplier} is out of range")
     if not 1 <= shift <= 62:
         raise InputError(f"integer-only requantization shift {shift} is out of range")
     return IntegerLinearModel(

@@ -669,7 +669,29 @@ def test_a_weightless_column_far_from_zero_gets_a_scale_of_its_own(value, bits):
     # within half an input step per weighted feature and an output step or two
     tolerance = 0.5 * np.abs(model.coef) @ built.input_scale + 2 * built.output_scale
     np.testing.assert_allclose(loaded.predict(rows), model.predict(rows), atol=tolerance)
-    assert loaded.input_scale[0] == built.input_scale[0]  # the weighted feature keeps σ·t
+    assert loaded.input_scale[0] == float32_ceil(6 / 65535 if bits == 16 else 6 / 255)  # σ·t
+    own = abs(value) / (2**bits - 1)  # its own: the largest magnitude over the code span
+    assert built.input_scale[1] == float32_ceil(own)
+
+
+@pytest.mark.parametrize("offset", [2**31 - 1 - 2**15, -(2**31 - 1)])
+def test_a_weightless_column_keeps_the_common_step_up_to_a_zero_point_of_int32(offset):
+    """The boundary of the rule above: rint(low/scale) = offset gives the zero point
+    −2^15 − offset, at (or one below) the int32 limits: still σ·t, exactly."""
+    scale = float(float32_ceil(6 / 65535))
+    value = offset * scale
+    model = direct_model([1.0, 0.0], mean=[0, value], low=[-3, value], high=[3, value])
+    built = build_integer_model(model)
+    assert built.input_scale[1] == built.input_scale[0] == np.float32(scale)
+    assert built.input_zero_point[1] == -(2**15) - offset
+
+
+def test_a_model_whose_every_column_is_weightless_and_far_from_zero_predicts_its_intercept():
+    model = direct_model([0.0, 0.0], 2.0, mean=[1e10, -1e12], low=[1e10, -1e12], high=[1e10, -1e12])
+    built = build_integer_model(model)
+    rows = np.array([[1e10, -1e12]])
+    assert built.predict(rows)[0] == pytest.approx(2.0, abs=2 * built.accumulator_scale)
+    assert not built.predict_clipped(rows)[1].any()
 
 
 def test_a_weighted_column_too_far_from_zero_for_its_spread_is_refused_by_name():
@@ -689,5 +711,9 @@ def test_a_weighted_column_too_far_from_zero_for_its_spread_is_refused_by_name()
     ],
 )
 def test_scales_beyond_float32_are_refused_not_stored_as_inf(model):
-    with pytest.raises(InputError, match="is beyond float32"):
+    message = (
+        r"a quantization scale of \S+ is beyond float32: the target's or the features' values "
+        "are too large to quantize; express them in larger units"
+    )
+    with pytest.raises(InputError, match=f"^{message}$"):
         build_integer_model(model)
