@@ -13,6 +13,7 @@ of each row's index, so every engine, block size and partitioning holds out the 
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -441,7 +442,7 @@ def _merge_moments(a: MomentStats, b: MomentStats) -> MomentStats:
 
 
 @dataclass(frozen=True)
-class _Piece:
+class Piece:
     """A partition with its place in the whole input."""
 
     part: tables.Partition
@@ -450,36 +451,59 @@ class _Piece:
     rows: int
 
 
-def _pieces(source: FileSource, client: "Client") -> list[_Piece]:
-    """Every file's partitions, their rows counted on the workers, numbered in file order."""
+def checked_headers(files: Sequence[Path], columns: list[str]) -> list[tuple[Path, list[str]]]:
+    """Every file's header, with the selected columns checked: before any cluster starts, so
+    a missing column names its file at once."""
+    headers = [(path, tables.read_header(path)) for path in files]
+    for path, header in headers:
+        tables.check_columns(str(path), header, columns)
+    return headers
+
+
+def count_pieces(
+    headers: list[tuple[Path, list[str]]],
+    columns: list[str],
+    client: "Client",
+    hint: str = "",
+) -> list[Piece]:
+    """Every file's partitions, their rows counted on the workers, numbered in input order.
+    A partition pyarrow cannot parse is named by reading the input in order."""
     from dask.delayed import delayed
 
-    found = []
-    for path in source.files:
-        header = tables.read_header(path)
-        for part in tables.partitions(path, PARTITION_BYTES):
-            found.append((part, header))
+    found = [
+        (part, header)
+        for path, header in headers
+        for part in tables.partitions(path, PARTITION_BYTES)
+    ]
     counts: list[int] = client.gather(
         client.compute(
             [delayed(tables.partition_rows, pure=True)(part, header) for part, header in found]
         )
     )
+    files = [path for path, _ in headers]
     if min(counts, default=0) < 0:  # unreadable: the sequential reader names the problem
-        _first_error(source)
+        read_in_order(files, columns, hint)
         raise RuntimeError("a partition failed to parse, the whole input did not")
     # a file without data rows may have no partition at all: count every file
     tables.check_rows_per_file(
-        [*source.files, *(part.path for part, _ in found)], [0] * len(source.files) + counts
+        [*files, *(part.path for part, _ in found)], [0] * len(files) + counts
     )
     pieces, offset = [], 0
     for (part, header), rows in zip(found, counts, strict=True):
-        pieces.append(_Piece(part, header, offset, rows))
+        pieces.append(Piece(part, header, offset, rows))
         offset += rows
     return pieces
 
 
+def read_in_order(files: Sequence[Path], columns: list[str], hint: str = "") -> None:
+    """Read the input in order with the streaming reader: it raises the first data error."""
+    for path in files:
+        for _ in tables.iter_blocks(path, columns, 1 << 16, hint=hint):
+            pass
+
+
 def _piece_summary(
-    piece: _Piece, columns: list[str], chunk_rows: int, test_size: float, random_state: int
+    piece: Piece, columns: list[str], chunk_rows: int, test_size: float, random_state: int
 ) -> Summary | None:
     """Runs on a worker: one partition → its summary (None for a partition with no rows)."""
     summary: Summary | None = None
@@ -510,11 +534,10 @@ def _dask_summary(source: FileSource, config: TrainConfig) -> Summary:
     from dask.delayed import delayed
 
     columns = [*source.feature_names, source.target_name]
-    for path in source.files:  # types and schema first, so the error names the file
-        tables.check_columns(str(path), tables.read_header(path), columns)
+    headers = checked_headers(source.files, columns)
     try:
         with DaskSession(config.scheduler) as client:
-            pieces = _pieces(source, client)
+            pieces = count_pieces(headers, columns, client, source.hint)
             tasks = [
                 delayed(_piece_summary, pure=True)(
                     piece, columns, config.chunk_rows, config.test_size, config.random_state
@@ -523,18 +546,12 @@ def _dask_summary(source: FileSource, config: TrainConfig) -> Summary:
             ]
             summary: Summary | None = client.compute(_tree(tasks, _merge_optional)).result()
     except InputError:
-        _first_error(source)  # the same message, for the first bad row, as streaming gives
+        # the same message, for the first bad row, as streaming gives
+        read_in_order(source.files, columns, source.hint)
         raise
     if summary is None:
         raise InputError(f"{source.description} has no data rows")
     return summary
-
-
-def _first_error(source: FileSource) -> None:
-    """Read the input in order with the streaming reader: it raises the first data error."""
-    columns = [*source.feature_names, source.target_name]
-    for _ in _file_blocks(source, columns, 1 << 16):
-        pass
 
 
 def dask_arrays(

@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,6 +23,9 @@ from linreg_ops.errors import ArtifactError, InputError
 from linreg_ops.metrics import quantized_fidelity, regression_metrics
 from linreg_ops.model import IntegerLinearModel, LinearModel, Predictor, QuantizedLinearModel
 from linreg_ops.store import Version
+
+if TYPE_CHECKING:
+    from linreg_ops.engines import Piece
 
 AnyModel = LinearModel | QuantizedLinearModel | IntegerLinearModel  # each one a Predictor
 ARTIFACT_OF: dict[ModelKind, str] = {
@@ -332,28 +335,16 @@ def dask_predict(
     check_output(models, files, output)
     if output.exists() or output.is_symlink():
         raise InputError(f"{output} already exists: Dask writes its predictions to a new folder")
-    found = []
-    for path in files:
-        header = tables.read_header(path)
-        tables.check_columns(str(path), header, names)
-        found += [(part, header) for part in tables.partitions(path, engines.PARTITION_BYTES)]
+    headers = engines.checked_headers(files, names)
     staging = store.staging_sibling(output)
     try:
         with DaskSession(scheduler) as client:
-            counts = client.gather(
-                client.compute([delayed(tables.partition_rows)(p, h) for p, h in found])
-            )
-            if min(counts, default=0) < 0:  # a partition pyarrow refuses: read in order
-                for path in files:
-                    for _ in tables.iter_blocks(path, names):
-                        pass
-            paths = [part.path for part, _ in found]
-            tables.check_rows_per_file([*files, *paths], [0] * len(files) + counts)
-            offsets = _offsets_within_files(paths, counts)
+            pieces = engines.count_pieces(headers, names, client)
+            offsets = _offsets_within_files(pieces)
             meta = {"prediction": "f8", **({"clipped": "i8"} if kind == "integer" else {})}
             parts = [
-                delayed(_score_partition, pure=True)(part, header, offset, model, kind)
-                for (part, header), offset in zip(found, offsets, strict=True)
+                delayed(_score_partition, pure=True)(piece.part, piece.header, offset, model, kind)
+                for piece, offset in zip(pieces, offsets, strict=True)
             ]
             scored = dd.from_delayed(parts, meta=meta)
             written = scored.to_parquet(str(staging), write_index=False, compute=False)
@@ -361,14 +352,12 @@ def dask_predict(
         store.rename_into_place(staging, output)
     finally:
         store.remove_tree(staging)
-    return int(sum(counts))
+    return sum(piece.rows for piece in pieces)
 
 
-def _offsets_within_files(paths: list[Path], counts: list[int]) -> list[int]:
+def _offsets_within_files(pieces: "list[Piece]") -> list[int]:
     """Each partition's first row, numbered from 0 within its own file (as errors name it)."""
-    offsets: list[int] = []
-    seen: dict[Path, int] = {}
-    for path, count in zip(paths, counts, strict=True):
-        offsets.append(seen.get(path, 0))
-        seen[path] = offsets[-1] + count
-    return offsets
+    file_start: dict[Path, int] = {}
+    for piece in pieces:
+        file_start.setdefault(piece.part.path, piece.first_row)
+    return [piece.first_row - file_start[piece.part.path] for piece in pieces]
