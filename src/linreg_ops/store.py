@@ -35,9 +35,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from linreg_ops.codecs import SCHEMA_VERSION, Versioned, decode
 from linreg_ops.config import DEFAULT_LOCK_TIMEOUT
@@ -78,6 +78,19 @@ MAX_VERSION = 999_999_999  # what _VERSION_LINK accepts
 # --------------------------------------------------------------------------- manifest
 
 
+def _artifact_name(name: str) -> str:
+    """A manifest names files of its own version, from a fixed set: a path
+    (``../../secret.txt``) would be read from, and copied to, outside the version."""
+    if name not in ARTIFACTS:
+        raise ValueError(
+            f"{name!r} is not a linreg-ops artifact (expected one of {', '.join(ARTIFACTS)})"
+        )
+    return name
+
+
+ArtifactName = Annotated[str, AfterValidator(_artifact_name)]
+
+
 class ArtifactEntry(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
@@ -93,7 +106,7 @@ class Manifest(Versioned):
     parent: int | None = Field(default=None, ge=1)
     created_utc: str
     command: str
-    artifacts: dict[str, ArtifactEntry]
+    artifacts: dict[ArtifactName, ArtifactEntry]
     training_data: dict[str, Any]
     split: dict[str, Any]
     versions: dict[str, str | None]
@@ -628,7 +641,7 @@ class ExportEntry(BaseModel):
     path: str
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     bytes: int = Field(ge=0)
-    artifact: str
+    artifact: ArtifactName
     artifact_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     created_utc: str
 
