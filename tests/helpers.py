@@ -153,3 +153,18 @@ def integer_model(
         multiplier=int(multiplier),
         shift=int(shift),
     )
+
+
+def device_node(path: Path) -> Path:
+    """A character device like /dev/null (1, 3) at ``path``: the real /dev/null is never put
+    at risk. Creating one needs root (CAP_MKNOD)."""
+    import os
+    import stat
+
+    import pytest
+
+    try:
+        os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    except PermissionError:
+        pytest.skip("creating a character device (mknod) needs root")
+    return path

@@ -97,6 +97,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(report.comparison_table(report.comparison_rows(result.models, evaluation)))
     print()
     print("Report: " + ", ".join(str(path) for path in result.reports))
+    for problem in result.unwritten:  # the version is published: say so, and what is missing
+        print(
+            f"linreg-ops run: warning: version {result.train.version.number} is published, "
+            f"but {problem}",
+            file=sys.stderr,
+        )
     return EXIT_OK
 
 

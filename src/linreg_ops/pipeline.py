@@ -7,7 +7,7 @@ train → quantize → evaluate → publish → report in one version, so a gate
 ``run`` cannot destroy the previous models.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +72,7 @@ class RunResult:
     models: Models
     evaluation: Evaluation
     reports: list[Path]
+    unwritten: list[str]  # reports that could not replace the old ones once published (why)
 
 
 # --------------------------------------------------------------------------- stages
@@ -143,9 +144,25 @@ def run(
     command: str = "linreg-ops run",
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
 ) -> RunResult:
-    """Train, quantize and gate in memory; publish one version; then evaluate and report."""
+    """Train, quantize and gate in memory; evaluate the staged version and write its reports
+    beside their places; publish it; then move the reports into place. Everything that can
+    run out of space happens before the version is published, so a failure changes nothing;
+    after it, a report that cannot replace the old one is named in ``unwritten``."""
     store.check_outside(models_dir, reports_dir, "--reports-dir")
     store.check_writable(reports_dir)  # before any work: a run must not fail at its end
+    units = source.target_units if isinstance(source, ArraySource) else None
+    staged: dict[Path, store.StagedFile] = {}  # each report, by the path the user will see
+    evaluated: list[tuple[Models, Evaluation]] = []
+
+    def verify_and_report(version: Version) -> None:
+        verify(version)
+        models = predict.load_models(version)
+        evaluation = predict.evaluate(models, X, y, f"stored test split ({store.TEST_SPLIT_CSV})")
+        evaluated.append((models, evaluation))
+        for name, data in report.run_report_files(models, evaluation, X, y, units).items():
+            path = Path(reports_dir) / name
+            staged[path] = store.stage_file(path, data)
+
     with store.writer(models_dir, command, lock_timeout) as writer:
         trained = _Trained.of(source, config)
         X, y = trained.test_features, trained.test_y
@@ -155,18 +172,31 @@ def run(
             **quantized.files(),
             store.METRICS_JSON: codecs.json_bytes(quantized.metrics(trained.metrics_doc(), gate)),
         }
-        version = writer.publish(
-            files,
-            _sections(trained.provenance(source), quantized.models(), X),
-            parent=_current_or_none(writer),
-            verify=verify,
-        )
-    models = predict.load_models(version)
-    evaluation = predict.evaluate(models, X, y, f"stored test split ({store.TEST_SPLIT_CSV})")
-    units = source.target_units if isinstance(source, ArraySource) else None
-    reports = report.write_run_report(reports_dir, models, evaluation, X, y, units)
+        try:
+            version = writer.publish(
+                files,
+                _sections(trained.provenance(source), quantized.models(), X),
+                parent=_current_or_none(writer),
+                verify=verify_and_report,
+            )
+        except BaseException:
+            store.discard_files(list(staged.values()))
+            raise
+    reports, unwritten = [], []
+    for path, item in staged.items():
+        try:
+            store.place_file(item)
+            reports.append(path)
+        except InputError as exc:
+            unwritten.append(str(exc))
+    models, evaluation = evaluated[0]
     return RunResult(
-        trained.result(version), quantized.result(version), models, evaluation, reports
+        trained.result(version),
+        quantized.result(version),
+        replace(models, version=version),
+        evaluation,
+        reports,
+        unwritten,
     )
 
 

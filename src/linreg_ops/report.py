@@ -196,15 +196,15 @@ def context_lines(models: Models) -> list[str]:
     return lines
 
 
-def write_run_report(
-    reports_dir: Path,
+def run_report_files(
     models: Models,
     evaluation: Evaluation,
     X: np.ndarray,
     y: np.ndarray,
     units: str | None,
-) -> list[Path]:
-    """``report.md`` (context lines, then the table as printed) and its two pictures."""
+) -> dict[str, bytes]:
+    """``report.md`` (context lines, then the table as printed), the model card and the two
+    pictures, by file name: ``run`` writes them before it publishes the version they describe."""
     table = comparison_table(comparison_rows(models, evaluation))
     predictions = {models.get(kind).label: models.get(kind).predict(X) for kind in models.kinds()}
     target = models.float.target_name
@@ -228,13 +228,12 @@ def write_run_report(
             "",
         ]
     )
-    files = {
+    return {
         "report.md": markdown.encode("utf-8"),
         "model_card.md": model_card(models, evaluation, units).encode("utf-8"),
         "predicted_vs_actual.png": predicted_vs_actual_png(y, predictions, target, units),
         "residuals.png": residuals_png(y, predictions, target, units),
     }
-    return [store.atomic_write(Path(reports_dir) / name, data) for name, data in files.items()]
 
 
 SWEEP_FLOOR = 1e-12  # zeros drawn on a log axis sit at this value

@@ -329,9 +329,13 @@ def writer(
                 "models folder can be read but not written; train into a new one"
             )
         holder = Holder(os.getpid(), command, _now_utc())
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(holder.__dict__).encode(), 0)
-        _remove_stale(models_dir)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(holder.__dict__).encode(), 0)
+            _remove_stale(models_dir)
+        except OSError as exc:  # a full disk, a quota: nothing was published yet
+            raise InputError(f"cannot write to {models_dir}: {exc.strerror or exc}") from None
+        _repair_seed_paths(models_dir)
         yield Writer(models_dir, command)
     finally:
         if locked:  # a writer that timed out must not erase the holder's name
@@ -415,6 +419,39 @@ class Writer:
         """
         number = self._next_number()
         staging = self.models_dir / STAGING / f"{number}-{os.getpid()}"
+        final = self.models_dir / VERSIONS / str(number)
+        current = self.models_dir / CURRENT
+        try:
+            staged = self._stage(staging, number, files, sections, parent, carry)
+            if verify is not None:
+                verify(staged)
+            _fsync_dir(staging)
+            _mkdir(final.parent)
+            _rename(staging, final)
+            _fsync_dir(final.parent)
+            _point(current, f"{VERSIONS}/{number}")  # the one switch: raises only if not made
+        except BaseException:
+            # Nothing is published until ``current`` names the new version: whatever failed
+            # (a full disk, a quota, a refusal), leave no trace of it.
+            if not _names(current, number):
+                _discard(staging)
+                _discard(final)
+            raise
+        # Published. What follows only mirrors it, so no failure here may say otherwise:
+        # a seed path that cannot be updated now is repaired by the next writer.
+        _seed_paths(self.models_dir, staged.manifest)
+        return Version(self.models_dir, number, final, staged.manifest)
+
+    def _stage(
+        self,
+        staging: Path,
+        number: int,
+        files: Mapping[str, bytes],
+        sections: Mapping[str, Any],
+        parent: Version | None,
+        carry: tuple[str, ...],
+    ) -> Version:
+        """The new version written whole into ``staging`` and read back against its manifest."""
         _mkdir(staging)
         entries: dict[str, dict[str, Any]] = {}
         for name in carry:
@@ -441,16 +478,7 @@ class Writer:
         staged = Version(self.models_dir, number, staging, _read_manifest(staging))
         for name in staged.manifest.artifacts:
             read_artifact(staged, name)  # what was written is what the manifest says
-        if verify is not None:
-            verify(staged)
-        _fsync_dir(staging)
-        final = self.models_dir / VERSIONS / str(number)
-        _mkdir(final.parent)
-        _rename(staging, final)
-        _fsync_dir(final.parent)
-        _point(self.models_dir / CURRENT, f"{VERSIONS}/{number}")
-        _seed_paths(self.models_dir, staged.manifest)
-        return Version(self.models_dir, number, final, staged.manifest)
+        return staged
 
     def _next_number(self) -> int:
         folder = self.models_dir / VERSIONS
@@ -511,63 +539,166 @@ def _rename(source: Path, target: Path) -> None:
 
 
 def _point(link: Path, target: str) -> None:
-    """Make ``link`` a symlink to ``target`` atomically (a new link renamed over the old)."""
-    if link.is_symlink() and os.readlink(link) == target:
+    """Make ``link`` a symlink to ``target`` atomically (a new link renamed over the old).
+    Raises only when ``link`` was left as it was: once renamed, the link is in place."""
+    if _names_target(link, target):
         return
     temporary = link.parent / f".link-{link.name}-{os.getpid()}"
     try:
         temporary.unlink(missing_ok=True)
         os.symlink(target, temporary)
         os.replace(temporary, link)
-        _fsync_dir(link.parent)
     except OSError as exc:
-        temporary.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
         raise InputError(f"cannot update {link}: {exc.strerror or exc}") from None
+    with contextlib.suppress(InputError):  # durability only: the link is already in place
+        _fsync_dir(link.parent)
+
+
+def _names_target(link: Path, target: str) -> bool:
+    try:
+        return os.readlink(link) == target
+    except OSError:
+        return False
+
+
+def _names(current: Path, number: int) -> bool:
+    """Whether ``current`` names version ``number`` (i.e. it is published)."""
+    return _names_target(current, f"{VERSIONS}/{number}")
+
+
+def _discard(path: Path) -> None:
+    """Remove what an unpublished version left, as far as possible (the next writer removes
+    a staging folder this could not)."""
+    with contextlib.suppress(OSError):
+        remove_tree(path)
 
 
 def _seed_paths(models_dir: Path, manifest: Manifest) -> None:
     """``models/<name>`` → ``current/<name>`` for what the current version holds, and no link
-    for what it does not (so nothing dangles; a reader of a removed name gets "missing")."""
+    for what it does not (so nothing dangles; a reader of a removed name gets "missing").
+    Each is tried, none may fail the caller: the version is already published, and a path
+    left behind is repaired by the next writer."""
     for name in SEED_PATHS:
         link = models_dir / name
-        if name == MANIFEST_JSON or name in manifest.artifacts:
-            _point(link, f"{CURRENT}/{name}")
-        elif link.is_symlink() and os.readlink(link) == f"{CURRENT}/{name}":
-            link.unlink()
+        with contextlib.suppress(InputError, OSError):
+            if name == MANIFEST_JSON or name in manifest.artifacts:
+                _point(link, f"{CURRENT}/{name}")
+            elif _names_target(link, f"{CURRENT}/{name}"):
+                link.unlink()
+
+
+def _repair_seed_paths(models_dir: Path) -> None:
+    """What a writer that published and then met a full disk could not link."""
+    with contextlib.suppress(ArtifactError):
+        _seed_paths(models_dir, open_version(models_dir).manifest)
 
 
 def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise InputError(f"cannot write to {path}: {exc.strerror or exc}") from None
 
 
 def check_writable(folder: Path) -> None:
     """Create ``folder`` if needed and check files can be created in it."""
     folder = Path(folder)
+    target, kind = output_target(folder)
+    if kind is not None and kind != "a folder":
+        raise InputError(f"cannot write to {folder}: it is {kind}, not a folder")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        target.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"cannot write to {folder}: {exc.strerror or exc}") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
+    if not os.access(target, os.W_OK | os.X_OK):
         raise InputError(f"cannot write to {folder}: Permission denied")
+
+
+# What a path can be besides a regular file; only a FIFO and a character device take writes.
+_NOT_FILES = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+STREAMS = ("a FIFO", "a character device")
+
+
+def output_target(path: Path) -> tuple[Path, str | None]:
+    """Where a write to a user-named ``path`` lands — links followed, so a link is written
+    through, never replaced by a file — and what is there: None for a regular file or nothing
+    yet, else "a FIFO", "a character device", "a folder", … A file where a folder of the path
+    should be is refused here, not met as a traceback halfway through writing."""
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode  # the kernel follows links, /proc's magic ones too
+    except FileNotFoundError:
+        return path.resolve(), None
+    except NotADirectoryError:
+        target = path.resolve()
+        blocker = next(
+            (p for p in reversed(target.parents) if os.path.exists(p) and not p.is_dir()),
+            target.parent,
+        )
+        raise InputError(f"cannot write {path}: {blocker} is not a folder") from None
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    kind = next((kind for test, kind in _NOT_FILES if test(mode)), None)
+    return (path.resolve() if kind is None else path), kind
+
+
+@dataclass(frozen=True)
+class StagedFile:
+    """A whole file under a temporary name beside ``path``, waiting to be renamed over it."""
+
+    temporary: Path
+    path: Path
+
+
+def stage_file(path: Path, data: bytes) -> StagedFile:
+    """Write ``data`` beside ``path`` and flush it, taking the space it needs now; ``place_file``
+    renames it over ``path``. Only a regular file (or nothing) is ever replaced: a FIFO, a
+    device or a folder at ``path`` is refused, never renamed over."""
+    target, kind = output_target(path)
+    if kind is not None:
+        raise InputError(f"cannot write {path}: it is {kind}, not a file")
+    temporary = target.parent / f".{target.name}.{os.getpid()}.tmp"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _create(temporary, data, os.O_TRUNC, 0o644)
+    except OSError as exc:
+        _discard(temporary)
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return StagedFile(temporary, target)
+
+
+def place_file(staged: StagedFile) -> None:
+    """Rename a staged file over its target: readers see the old file or the new one."""
+    try:
+        os.replace(staged.temporary, staged.path)
+    except OSError as exc:
+        _discard(staged.temporary)
+        raise InputError(f"cannot write {staged.path}: {exc.strerror or exc}") from None
+
+
+def discard_files(staged: list[StagedFile]) -> None:
+    """Remove staged files that will not be placed (what they would have replaced stays)."""
+    for item in staged:
+        _discard(item.temporary)
 
 
 def atomic_write(path: Path, data: bytes) -> Path:
     """Write a file outside the models folder (a report, an export) so that readers see the
     old file or the new one, never half: a temporary file in the same folder, renamed."""
-    path = Path(path)
-    temporary = path.parent / f".{path.name}.{os.getpid()}.tmp"
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _create(temporary, data, os.O_TRUNC, 0o644)
-        os.replace(temporary, path)
-    except OSError as exc:
-        temporary.unlink(missing_ok=True)
-        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
-    return path
+    place_file(stage_file(path, data))
+    return Path(path)
 
 
 def check_outside(models_dir: Path, output: Path, flag: str) -> None:
@@ -595,7 +726,8 @@ def rename_into_place(staging: Path, target: Path) -> None:
         os.rename(staging, target)
     except OSError as exc:
         raise InputError(f"cannot write {target}: {exc.strerror or exc}") from None
-    _fsync_dir(target.parent)
+    with contextlib.suppress(InputError):  # durability only: the folder is in place
+        _fsync_dir(target.parent)
 
 
 def remove_tree(path: Path) -> None:

@@ -59,19 +59,19 @@ def test_plots_are_real_pictures(noise):
         assert len(data) > 10_000
 
 
-def test_run_report_embeds_the_table_as_printed(models, test_rows, tmp_path):
+def test_run_report_embeds_the_table_as_printed(models, test_rows):
     from linreg_ops import predict
 
     X, y = test_rows[1][:, :-1], test_rows[1][:, -1]
     evaluation = predict.evaluate(models, X, y, "stored test split")
-    paths = report.write_run_report(tmp_path, models, evaluation, X, y, "$100,000s")
-    assert sorted(p.name for p in paths) == [
+    files = report.run_report_files(models, evaluation, X, y, "$100,000s")
+    assert sorted(files) == [
         "model_card.md",
         "predicted_vs_actual.png",
         "report.md",
         "residuals.png",
     ]
-    markdown = (tmp_path / "report.md").read_text()
+    markdown = files["report.md"].decode("utf-8")
     assert report.comparison_table(report.comparison_rows(models, evaluation)) in markdown
     assert "- version: 2 of" in markdown
 
