@@ -15,7 +15,7 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 
@@ -107,25 +107,30 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from linreg_ops import predict
+    from linreg_ops import predict, tables
     from linreg_ops.metrics import regression_metrics
 
     kind: ModelKind = "integer" if args.integer_only else predict.check_kind(args.model)
     models = predict.load(args.models_dir)
     if args.input is not None:
         if args.output is None:
-            raise InputError("--input needs --output PATH (.csv or .parquet)")
+            raise InputError("--input needs --output PATH (.csv or .parquet, or - for stdout)")
         if args.engine == "dask":
+            if args.output == tables.STDOUT:
+                raise InputError("--engine dask writes a Parquet dataset (a folder), not -")
             rows = predict.dask_predict(models, kind, args.input, args.output, args.scheduler)
             print(f"Wrote {rows} {kind} predictions to {args.output} (a Parquet dataset)")
             return EXIT_OK
+        # the predictions may be standard output: then what is said goes to stderr
+        said = sys.stderr if tables.is_stdout(args.output) else sys.stdout
         with _progress_bar("rows") as progress:
             done = predict.predict_file(
                 models, kind, args.input, args.output, args.chunk_rows, progress
             )
-        print(f"Wrote {done.rows} {kind} predictions to {args.output}")
+        where = "standard output" if args.output == tables.STDOUT else args.output
+        print(f"Wrote {done.rows} {kind} predictions to {where}", file=said)
         if kind == "integer":
-            _print_clipped(done.rows, done.clipped_rows, done.first_clipped)
+            _print_clipped(done.rows, done.clipped_rows, done.first_clipped, said)
         return EXIT_OK
     if args.output is not None:
         raise InputError("--output needs --input PATH (the rows to predict)")
@@ -296,14 +301,17 @@ def _join(values: np.ndarray) -> str:
     return ", ".join(f"{value:.8g}" for value in np.asarray(values).tolist())
 
 
-def _print_clipped(total: int, clipped: int, first: list[int]) -> None:
+def _print_clipped(total: int, clipped: int, first: list[int], file: TextIO | None = None) -> None:
     """Which rows had an input outside the calibrated range (their prediction is less exact)."""
     share = 100.0 * clipped / max(total, 1)
-    print(f"Rows with inputs clipped to the calibrated range: {clipped} of {total} ({share:.2f}%)")
+    print(
+        f"Rows with inputs clipped to the calibrated range: {clipped} of {total} ({share:.2f}%)",
+        file=file,
+    )
     if clipped:
         shown = ", ".join(str(row) for row in first[:FIRST_ROWS])
         more = f" and {clipped - FIRST_ROWS} more" if clipped > FIRST_ROWS else ""
-        print(f"Clipped rows (1-based): {shown}{more}")
+        print(f"Clipped rows (1-based): {shown}{more}", file=file)
 
 
 @contextlib.contextmanager
@@ -525,7 +533,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="predict --input rows to --output, or score the stored test split",
     )
     sub.add_argument("--input", help="rows to predict: a .csv/.parquet file, folder or glob")
-    sub.add_argument("--output", type=Path, help="where to write predictions (.csv or .parquet)")
+    sub.add_argument(
+        "--output",
+        type=Path,
+        help="where to write predictions: .csv or .parquet, or - for CSV on standard output",
+    )
     sub.add_argument("--model", choices=("float", "quantized"), default="float")
     sub.add_argument(
         "--integer-only",

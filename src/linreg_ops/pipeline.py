@@ -543,6 +543,7 @@ def seed_check(result: QuantizeResult) -> SeedCheck:
 
 
 EXPORT_FORMATS = ("onnx", "c", "mlflow")
+EXPORT_SUFFIXES = {"onnx": ".onnx", "c": ".h"}  # an MLflow model is a folder
 
 
 @dataclass(frozen=True)
@@ -579,6 +580,7 @@ def export(
         raise InputError("the C export is of the integer-only model: use --model integer")
     store.open_version(models_dir)  # "no model in …" before a folder is created for the lock
     store.check_outside(models_dir, output, "--output")
+    check_export_path(export_format, Path(output))
     with store.writer(models_dir, command, lock_timeout) as writer:
         version = writer.current()
         store.read_exports(models_dir)  # a broken record is refused before anything is written
@@ -591,6 +593,24 @@ def export(
         }  # fmt: skip
         store.record_export(writer, entry)
     return ExportResult(version, kind, export_format, Path(output), digest, size)
+
+
+def check_export_path(export_format: str, output: Path) -> None:
+    """An export is a file (or, for MLflow, a folder) whose SHA-256 is recorded: not standard
+    output, and named for what it holds, so ``x.h`` is never an ONNX graph."""
+    if str(output) == "-":
+        raise InputError("--output -: an export is written to a file whose SHA-256 is recorded")
+    suffix = output.suffix.lower()
+    expected = EXPORT_SUFFIXES.get(export_format)
+    if expected is not None and suffix != expected:
+        raise InputError(
+            f"--output {output}: {export_format} exports are {expected} files; "
+            f"name it {output.stem}{expected}"
+        )
+    if expected is None and suffix in EXPORT_SUFFIXES.values():
+        raise InputError(
+            f"--output {output}: {export_format} exports are folders, not {suffix} files"
+        )
 
 
 def _write_export(

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import SEED_MSE, SEED_R2, snapshot, tamper, write_csv
+from helpers import SEED_MSE, SEED_R2, device_node, snapshot, tamper, write_csv
 from linreg_ops import __version__, cli, predict, store
 
 pytestmark = pytest.mark.slow
@@ -356,3 +356,139 @@ def test_unexpected_errors_exit_1(monkeypatch, capsys, trained_dir):
     monkeypatch.setattr(cli, "cmd_evaluate", explode)
     assert cli.main(["evaluate", "--models-dir", str(trained_dir)]) == 1
     assert "unexpected error" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- --output targets
+
+
+def predict_rows_csv(tmp_path: Path, test_rows, n: int = 50) -> Path:
+    columns, values = test_rows
+    return write_csv(tmp_path / "rows.csv", list(columns), values[:n].tolist())
+
+
+@pytest.mark.parametrize("kind", [[], ["--integer-only"]])
+def test_predict_output_dash_writes_csv_to_stdout(
+    run_cli, trained_dir, models, test_rows, tmp_path, kind
+):
+    rows = predict_rows_csv(tmp_path, test_rows)
+    result = run_cli(
+        "predict", "--models-dir", trained_dir, "--input", rows, "--output", "-", *kind, check=True
+    )
+    lines = result.stdout.splitlines()
+    assert lines[0] == ("prediction,clipped" if kind else "prediction")
+    written = np.loadtxt(lines[1:], delimiter=",", ndmin=2)
+    model = models.integer if kind else models.float
+    np.testing.assert_array_equal(written[:, 0], model.predict(test_rows[1][:50, :-1]))
+    # what is said goes to stderr, so stdout is the table and nothing else
+    assert "Wrote 50 " in result.stderr
+    assert "to standard output" in result.stderr
+    assert ("Rows with inputs clipped" in result.stderr) == bool(kind)
+    assert not (tmp_path / "-").exists()
+
+
+def test_predict_to_a_closed_pipe_stops_quietly(trained_dir, test_rows, tmp_path):
+    columns, values = test_rows
+    rows = write_csv(tmp_path / "rows.csv", list(columns), values.tolist())  # > a pipe's buffer
+    process = subprocess.Popen(
+        [str(Path(sys.executable).with_name("linreg-ops")), "predict", "--models-dir", str(trained_dir),
+         "--input", str(rows), "--output", "-"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdout.readline() == b"prediction\n"
+    process.stdout.close()  # like `| head -1`
+    with process.stderr:
+        stderr = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 0, stderr
+    assert "Traceback" not in stderr, stderr
+    assert "Exception ignored" not in stderr, stderr
+
+
+@pytest.mark.parametrize("name", ["null", "null.csv", "null.parquet"])
+def test_predict_writes_through_a_device_and_leaves_it_a_device(
+    run_cli, trained_dir, test_rows, tmp_path, name
+):
+    """Attack: ``--output /dev/null`` (as root) was replaced by a regular file, exit 0."""
+    import stat
+
+    device = device_node(tmp_path / name)
+    rows = predict_rows_csv(tmp_path, test_rows)
+    result = run_cli("predict", "--models-dir", trained_dir, "--input", rows, "--output", device)
+    assert result.returncode == 0, result.stderr
+    assert stat.S_ISCHR(device.lstat().st_mode), "the device was replaced"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, "rows.csv"])
+
+
+@pytest.mark.parametrize("name", ["p.csv", "p", "p.parquet"])
+def test_predict_writes_through_a_fifo(run_cli, trained_dir, models, test_rows, tmp_path, name):
+    import os
+    import stat
+    import threading
+
+    fifo = tmp_path / name
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    rows = predict_rows_csv(tmp_path, test_rows)
+    result = run_cli(
+        "predict", "--models-dir", trained_dir, "--input", rows, "--output", fifo, timeout=60
+    )
+    reader.join(timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert stat.S_ISFIFO(fifo.lstat().st_mode), "the FIFO was replaced"
+    expected = models.float.predict(test_rows[1][:50, :-1])
+    if name.endswith(".parquet"):
+        import io
+
+        import pyarrow.parquet as pq
+
+        written = pq.read_table(io.BytesIO(received[0])).column("prediction").to_numpy()
+    else:
+        written = np.loadtxt(received[0].decode().splitlines()[1:], delimiter=",")
+    np.testing.assert_array_equal(written, expected)
+
+
+def test_predict_through_a_link_writes_the_linked_file(run_cli, trained_dir, test_rows, tmp_path):
+    (tmp_path / "real.csv").write_text("old\n")
+    (tmp_path / "link.csv").symlink_to("real.csv")
+    rows = predict_rows_csv(tmp_path, test_rows)
+    run_cli(
+        "predict",
+        "--models-dir",
+        trained_dir,
+        "--input",
+        rows,
+        "--output",
+        tmp_path / "link.csv",
+        check=True,
+    )
+    assert (tmp_path / "link.csv").is_symlink(), "the link was replaced by a file"
+    assert (tmp_path / "real.csv").read_text().startswith("prediction\n")
+
+
+@pytest.mark.parametrize(
+    ("output", "args", "message"),
+    [
+        ("folder", [], "cannot write {output}: it is a folder, not a file"),
+        ("afile/p.csv", [], "cannot write {output}: {tmp}/afile is not a folder"),
+        ("afile/deeper/p.csv", [], "cannot write {output}: {tmp}/afile is not a folder"),
+        ("-", ["--engine", "dask"], "--engine dask writes a Parquet dataset (a folder), not -"),
+        ("p.txt", [], "unsupported output format '.txt'"),
+    ],
+)
+def test_predict_outputs_that_cannot_be_written_are_one_line(
+    run_cli, trained_dir, test_rows, tmp_path, output, args, message
+):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "afile").write_text("mine")
+    rows = predict_rows_csv(tmp_path, test_rows)
+    target = output if output == "-" else tmp_path / output
+    before = snapshot(tmp_path)
+    result = run_cli(
+        "predict", "--models-dir", trained_dir, "--input", rows, "--output", target, *args
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert message.format(output=target, tmp=tmp_path) in lines[0]
+    assert snapshot(tmp_path) == before

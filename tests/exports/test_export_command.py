@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import stop
+from helpers import device_node, snapshot, stop
 from linreg_ops import store
 
 pytestmark = pytest.mark.slow
@@ -336,3 +336,88 @@ def test_an_export_to_a_busy_folder_writes_nothing(run_cli, models_copy, tmp_pat
     assert "is being written by" in result.stderr
     assert output.read_bytes() == b"the previous export"
     assert not (models_copy / "exports.json").exists()
+
+
+# --------------------------------------------------------------------------- --output targets
+
+
+def export_to(run_cli, models_dir: Path, output, fmt: str = "onnx", kind: str = "float"):
+    return run_cli(
+        "export", "--models-dir", models_dir, "--format", fmt, "--model", kind, "--output", output
+    )
+
+
+def one_line_exit_2(result, words: str) -> None:
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert words in lines[0]
+
+
+@pytest.mark.parametrize(("fmt", "name"), [("onnx", "null.onnx"), ("c", "null.h")])
+def test_an_export_never_replaces_a_device(run_cli, models_copy, tmp_path, fmt, name):
+    """Attack: ``export --output /dev/null`` (as root) replaced the device by a file, exit 0."""
+    import stat
+
+    device = device_node(tmp_path / name)
+    result = export_to(run_cli, models_copy, device, fmt, "integer")
+    one_line_exit_2(result, f"cannot write {device}: it is a character device, not a file")
+    assert stat.S_ISCHR(device.lstat().st_mode)
+    assert not (models_copy / "exports.json").exists(), "an export that was not written"
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "mlflow"])
+def test_an_export_never_replaces_a_fifo(run_cli, models_copy, tmp_path, fmt):
+    import os
+    import stat
+
+    fifo = tmp_path / ("m.onnx" if fmt == "onnx" else "model")
+    os.mkfifo(fifo)
+    result = export_to(run_cli, models_copy, fifo, fmt)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+    assert not (models_copy / "exports.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("fmt", "kind", "name", "words"),
+    [
+        ("onnx", "float", "x.h", "--output {output}: onnx exports are .onnx files; name it x.onnx"),
+        ("onnx", "float", "x", "onnx exports are .onnx files"),
+        ("onnx", "float", "x.onnx.tmp", "onnx exports are .onnx files"),
+        ("c", "integer", "x.onnx", "--output {output}: c exports are .h files; name it x.h"),
+        ("c", "integer", "x.c", "c exports are .h files"),
+        ("mlflow", "float", "x.onnx", "mlflow exports are folders, not .onnx files"),
+        ("mlflow", "float", "x.h", "mlflow exports are folders, not .h files"),
+        ("onnx", "float", "-", "--output -: an export is written to a file"),
+        ("mlflow", "float", "-", "--output -: an export is written to a file"),
+        ("onnx", "float", "afile/x.onnx", "cannot write {output}: {tmp}/afile is not a folder"),
+        ("c", "integer", "afile/sub/x.h", "cannot write {output}: {tmp}/afile is not a folder"),
+        ("mlflow", "float", "afile/model", "cannot write {output}"),
+        ("onnx", "float", "folder.onnx", "cannot write {output}: it is a folder, not a file"),
+    ],
+)
+def test_export_outputs_that_do_not_fit_are_one_line(
+    run_cli, models_copy, tmp_path, fmt, kind, name, words
+):
+    (tmp_path / "afile").write_text("mine")
+    (tmp_path / "folder.onnx").mkdir()
+    output = name if name == "-" else tmp_path / name
+    before = snapshot(tmp_path)
+    result = export_to(run_cli, models_copy, output, fmt, kind)
+    one_line_exit_2(result, words.format(output=output, tmp=tmp_path))
+    assert "Traceback" not in result.stderr
+    assert snapshot(tmp_path) == before, "nothing written, nothing removed"
+    assert not (models_copy / "exports.json").exists()
+
+
+def test_an_export_through_a_link_writes_the_linked_file(run_cli, models_copy, tmp_path):
+    (tmp_path / "real.onnx").write_bytes(b"old")
+    (tmp_path / "link.onnx").symlink_to("real.onnx")
+    result = export_to(run_cli, models_copy, tmp_path / "link.onnx")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "link.onnx").is_symlink(), "the link was replaced by a file"
+    digest = hashlib.sha256((tmp_path / "real.onnx").read_bytes()).hexdigest()
+    (entry,) = exports_of(models_copy)
+    assert (entry["path"], entry["sha256"]) == (str(tmp_path / "real.onnx"), digest)
