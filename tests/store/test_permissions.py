@@ -18,20 +18,78 @@ from linreg_ops import data, pipeline, store
 pytestmark = pytest.mark.slow
 LINREG_OPS = str(Path(sys.executable).with_name("linreg-ops"))
 NOBODY = 65534
+DROP = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
 
 
-def as_user(*args: object) -> subprocess.CompletedProcess:
-    """``linreg-ops ARGS`` as an unprivileged user (``nobody`` when the tests run as root)."""
-    prefix = []
-    if os.geteuid() == 0:
-        if shutil.which("setpriv") is None:
-            pytest.fail("running as root: install util-linux's setpriv to drop privileges")
-        prefix = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
-    env = {**os.environ, "HOME": "/tmp", "MPLCONFIGDIR": tempfile.gettempdir()}
-    return subprocess.run(
-        [*prefix, LINREG_OPS, *map(str, args)],
-        capture_output=True, text=True, timeout=120, check=False, env=env,
+def nobody_can_import(python: str, env: dict[str, str]) -> bool:
+    probe = subprocess.run(
+        [*DROP, python, "-c", "import linreg_ops.cli"],
+        capture_output=True, timeout=120, check=False, env=env, cwd=tempfile.gettempdir(),
     )  # fmt: skip
+    return probe.returncode == 0
+
+
+@pytest.fixture(scope="module")
+def command():
+    """How an unprivileged user runs linreg-ops: ``nobody`` when the tests run as root.
+
+    A checkout under a 0700 folder (what ``mktemp -d`` makes) is out of nobody's reach, and
+    so are its virtualenv and source: then they run from a hard-linked copy (seconds, no
+    bytes copied) in a folder every user can enter, or the tests skip saying why."""
+    env = {**os.environ, "HOME": "/tmp", "MPLCONFIGDIR": tempfile.gettempdir()}
+    if os.geteuid() != 0:
+        yield [LINREG_OPS], env
+        return
+    if shutil.which("setpriv") is None:
+        pytest.fail("running as root: install util-linux's setpriv to drop privileges")
+    if nobody_can_import(sys.executable, env):
+        yield [*DROP, LINREG_OPS], env
+        return
+    import linreg_ops
+
+    copy = Path(tempfile.mkdtemp(prefix="linreg-ops-perm-checkout-", dir="/tmp"))
+    try:
+        copy.chmod(0o755)
+        source = Path(linreg_ops.__file__).parents[1]
+        trees = [(source, copy / "src")]
+        if sys.prefix != sys.base_prefix:  # a virtualenv, most likely in the checkout
+            trees.append((Path(sys.prefix), copy / "venv"))
+        for tree, linked in trees:  # cp -al: hard links, no bytes copied
+            made = subprocess.run(
+                ["cp", "-al", str(tree), str(linked)], capture_output=True, text=True, check=False
+            )
+            if made.returncode != 0:
+                pytest.skip(
+                    f"nobody cannot reach {tree} (a folder above it is private), and a "
+                    f"hard-linked copy in /tmp failed ({made.stderr.strip()}): run the tests "
+                    "from a checkout other users can enter"
+                )
+        in_venv = copy / "venv" / Path(sys.executable).relative_to(sys.prefix)
+        python = str(in_venv) if sys.prefix != sys.base_prefix else sys.executable
+        env = {**env, "PYTHONPATH": str(copy / "src")}
+        if not nobody_can_import(python, env):
+            pytest.skip(
+                f"nobody cannot read the copy of {source} and {sys.prefix} either (files "
+                "private to their owner?): run the tests from a checkout others can read"
+            )
+        yield [*DROP, python, "-m", "linreg_ops"], env
+    finally:
+        subprocess.run(["rm", "-rf", str(copy)], check=False)
+
+
+@pytest.fixture
+def as_user(command):
+    """``as_user(*ARGS)``: ``linreg-ops ARGS`` as an unprivileged user."""
+    prefix, env = command
+
+    def run(*args: object) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [*prefix, *map(str, args)],
+            capture_output=True, text=True, timeout=120, check=False, env=env,
+            cwd=tempfile.gettempdir(),
+        )  # fmt: skip
+
+    return run
 
 
 @pytest.fixture
@@ -66,14 +124,14 @@ def one_line_exit_2(result: subprocess.CompletedProcess, words: str) -> None:
     assert words in lines[0]
 
 
-def test_reading_a_folder_you_cannot_write_works(published):
+def test_reading_a_folder_you_cannot_write_works(as_user, published):
     models, _ = published
     result = as_user("predict", "--models-dir", models)
     assert result.returncode == 0, result.stderr
     assert "Model: float (version 1" in result.stdout
 
 
-def test_writing_to_a_folder_you_cannot_write_is_one_line(published):
+def test_writing_to_a_folder_you_cannot_write_is_one_line(as_user, published):
     models, source = published
     before = sorted(p.name for p in models.iterdir())
     one_line_exit_2(
@@ -83,7 +141,7 @@ def test_writing_to_a_folder_you_cannot_write_is_one_line(published):
     assert sorted(p.name for p in models.iterdir()) == before
 
 
-def test_an_output_you_cannot_write_is_one_line(published, shared_dir):
+def test_an_output_you_cannot_write_is_one_line(as_user, published, shared_dir):
     models, source = published
     locked = shared_dir / "locked"
     locked.mkdir(mode=0o755)
@@ -94,7 +152,9 @@ def test_an_output_you_cannot_write_is_one_line(published, shared_dir):
     assert list(locked.iterdir()) == []
 
 
-def test_a_reports_folder_you_cannot_write_is_refused_before_any_work(published, shared_dir):
+def test_a_reports_folder_you_cannot_write_is_refused_before_any_work(
+    as_user, published, shared_dir
+):
     models, source = published
     mine = shared_dir / "mine"
     mine.mkdir()
@@ -120,7 +180,7 @@ def test_a_reports_folder_you_cannot_write_is_refused_before_any_work(published,
     assert store.open_version(mine / "models").number == 1, "nothing was published"
 
 
-def test_an_artifact_you_cannot_read_is_one_line(published):
+def test_an_artifact_you_cannot_read_is_one_line(as_user, published):
     models, _ = published
     path = store.open_version(models).path / "model.json"
     path.chmod(0)
