@@ -165,11 +165,13 @@ def test_every_space_budget_is_exit_2_or_a_whole_version(
     templates, tmp_path, can_mount, command, template, new, resource
 ):
     trials = drive(resource, templates, command, template, tmp_path / "work")
+    unit = "pages" if resource == "bytes" else "inodes"
     for t in trials:
-        where = f"{command} ({template}) on a tmpfs with {t['budget']} free {resource}"
+        where = f"{command} ({template}) on a tmpfs with {t['budget']} free {unit}"
         check_outcome(t, new, "No space left on device", where)
     outcomes = [t["status"] for t in trials]
-    print(f"\n{command} ({template}), {resource}: exit 2 up to budget "
-          f"{outcomes.index(0) - 1}, exit 0 from {outcomes.index(0)}")  # fmt: skip
+    first = outcomes.index(0)
+    print(f"\n{command} ({template}): exit 2 with {trials[first - 1]['budget']} free {unit}, "
+          f"exit 0 from {trials[first]['budget']} (budgets {[t['budget'] for t in trials]})")  # fmt: skip
     assert outcomes[0] == 2
     assert outcomes[-3:] == [0, 0, 0], "more room never turns success into failure"
