@@ -80,7 +80,9 @@ class QuantDtype:
 
 def parse_dtype(name: str) -> QuantDtype:
     """``int8`` → symmetric 8-bit, ``uint8`` → asymmetric 8-bit; any width from 2 to 16."""
-    match = re.fullmatch(r"(u?)int(\d+)", name)
+    # ASCII digits without a leading zero: the name is stored and read by other runtimes, so
+    # only its canonical spelling is accepted (not ``int08``, nor ``int٨`` with an Arabic 8).
+    match = re.fullmatch(r"(u?)int([1-9][0-9]*)", name)
     if not match or int(match.group(2)) not in SUPPORTED_BITS:
         raise InputError(
             f"unsupported dtype {name!r}: expected intN or uintN with N from 2 to 16 "
