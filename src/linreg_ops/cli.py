@@ -23,10 +23,14 @@ from linreg_ops import __version__
 from linreg_ops.config import (
     CALIBRATIONS,
     DEFAULT_LOCK_TIMEOUT,
+    DEFAULT_MODELS_DIR,
+    DEFAULT_REPORTS_DIR,
     ENGINES,
     GRANULARITIES,
     INPUT_BITS,
+    LOG_LEVELS,
     MODEL_KINDS,
+    MODELS_DIR_ENV,
     PREDICT_ENGINES,
     ROUNDINGS,
     SERVE_DEFAULTS,
@@ -35,6 +39,7 @@ from linreg_ops.config import (
     ModelKind,
     QuantConfig,
     TrainConfig,
+    models_dir_default,
 )
 from linreg_ops.errors import InputError, QualityGateError
 
@@ -104,7 +109,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from linreg_ops import predict
     from linreg_ops.metrics import regression_metrics
 
-    kind: ModelKind = "integer" if args.integer_only else predict.check_kind(args.model)
+    kind = _model_kind(args)
     models = predict.load(args.models_dir)
     if args.input is not None:
         if args.output is None:
@@ -168,16 +173,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     require("uvicorn", "serve", "linreg-ops serve")
     from linreg_ops import serve
 
-    models = predict.load(args.models_dir)  # fail fast, with a clear message, before binding
-    return serve.run(
-        models.version,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        max_batch=args.max_batch,
-        max_body_bytes=args.max_body_bytes,
-        log_level=args.log_level,
-    )
+    settings = serve.serve_settings(
+        models_dir=args.models_dir, host=args.host, port=args.port, workers=args.workers,
+        max_batch=args.max_batch, max_body_bytes=args.max_body_bytes, log_level=args.log_level,
+        drain_seconds=args.drain_seconds,
+    )  # fmt: skip
+    # fail fast, with a clear message, before binding
+    models = predict.load(settings.models_dir, settings.model_version)
+    return serve.run(models.version, settings)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -188,8 +191,6 @@ def _announce_training(args: argparse.Namespace) -> "Source":
     from linreg_ops import data
 
     if args.data is None:
-        if args.target is not None or args.features is not None:
-            raise InputError("--target and --features need --data PATH")
         print("Loading California Housing dataset.")
         source: Source = data.california_source()
     else:
@@ -319,6 +320,32 @@ def _progress_bar(unit: str) -> Iterator[Callable[[int], None] | None]:
         yield advance
 
 
+def _model_kind(args: argparse.Namespace) -> ModelKind:
+    """``--model``, with ``--integer-only`` as the alias of ``--model integer``."""
+    if args.integer_only:
+        if args.model not in (None, "integer"):
+            raise InputError(
+                f"--integer-only means --model integer; it conflicts with --model {args.model}"
+            )
+        return "integer"
+    kind: ModelKind = args.model or "float"
+    return kind
+
+
+def _check_labelled(args: argparse.Namespace) -> None:
+    """``--target`` and ``--features`` describe the ``--data`` file: alone they mean nothing,
+    and silently ignoring them would hide a forgotten ``--data``."""
+    if getattr(args, "data", None) is not None:
+        return
+    given = [
+        flag
+        for flag, name in (("--target", "target"), ("--features", "features"))
+        if getattr(args, name, None) is not None
+    ]
+    if given:
+        raise InputError(f"{' and '.join(given)} need{'s' if len(given) == 1 else ''} --data PATH")
+
+
 def _train_config(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         args.test_size, args.random_state, args.engine, args.chunk_rows, args.scheduler
@@ -371,7 +398,12 @@ def _seconds(text: str) -> float:
 
 
 def _feature_list(text: str) -> list[str]:
-    return [name.strip() for name in text.split(",") if name.strip()]
+    """Column names between commas, taken exactly as written: a column may be named
+    " HouseAge " (spaces are part of a CSV header's names)."""
+    names = text.split(",")
+    if any(name == "" for name in names):
+        raise argparse.ArgumentTypeError(f"an empty column name in {text!r}")
+    return names
 
 
 def _test_size(text: str) -> float:
@@ -403,7 +435,10 @@ def _limit(text: str) -> float | None:
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "--models-dir", type=Path, default=Path("models"), help="models folder (default: models)"
+        "--models-dir",
+        type=Path,
+        default=models_dir_default(),
+        help=f"models folder (default: ${MODELS_DIR_ENV}, else {DEFAULT_MODELS_DIR})",
     )
     writing = argparse.ArgumentParser(add_help=False)
     writing.add_argument(
@@ -486,7 +521,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reporting = argparse.ArgumentParser(add_help=False)
     reporting.add_argument(
-        "--reports-dir", type=Path, default=Path("reports"), help="default: reports"
+        "--reports-dir",
+        type=Path,
+        default=DEFAULT_REPORTS_DIR,
+        help=f"default: {DEFAULT_REPORTS_DIR}",
     )
 
     parser = argparse.ArgumentParser(
@@ -520,11 +558,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("--input", help="rows to predict: a .csv/.parquet file, folder or glob")
     sub.add_argument("--output", type=Path, help="where to write predictions (.csv or .parquet)")
-    sub.add_argument("--model", choices=("float", "quantized"), default="float")
+    sub.add_argument(
+        "--model",
+        choices=MODEL_KINDS,
+        help="float (default), quantized (int weights) or integer (integer-only inference)",
+    )
     sub.add_argument(
         "--integer-only",
         action="store_true",
-        help="integer-only inference: quantized inputs, integer accumulation and output",
+        help="the same as --model integer: quantized inputs, integer accumulation and output",
     )
     sub.add_argument(
         "--engine",
@@ -561,27 +603,24 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="serve /predict, /invocations (MLflow protocol), /health, /ready, /metadata",
     )
-    sub.add_argument("--host", default=SERVE_DEFAULTS.host, help=f"default: {SERVE_DEFAULTS.host}")
+    serving = SERVE_DEFAULTS  # each default below can also come from LINREG_OPS_<FLAG>
+    sub.add_argument("--host", help=f"address to listen on (default: {serving.host})")
+    sub.add_argument("--port", type=_port, help=f"default: {serving.port}; 0: any free port")
+    sub.add_argument("--workers", type=_positive, help=f"processes (default: {serving.workers})")
     sub.add_argument(
-        "--port",
-        type=_port,
-        default=SERVE_DEFAULTS.port,
-        help=f"default: {SERVE_DEFAULTS.port}; 0: any free port",
-    )
-    sub.add_argument("--workers", type=_positive, default=SERVE_DEFAULTS.workers, help="default: 1")
-    sub.add_argument(
-        "--max-batch", type=_positive, default=SERVE_DEFAULTS.max_batch, help="rows (default 10000)"
+        "--max-batch", type=_positive, help=f"rows per request (default: {serving.max_batch})"
     )
     sub.add_argument(
         "--max-body-bytes",
         type=_positive,
-        default=SERVE_DEFAULTS.max_body_bytes,
-        help="default: 8 MiB",
+        help=f"bytes per request body (default: {serving.max_body_bytes})",
     )
+    sub.add_argument("--log-level", choices=LOG_LEVELS, help=f"default: {serving.log_level}")
     sub.add_argument(
-        "--log-level",
-        choices=("critical", "error", "warning", "info", "debug"),
-        default=SERVE_DEFAULTS.log_level,
+        "--drain-seconds",
+        type=_seconds,
+        help="after SIGTERM, keep serving until requests stop, at most this long "
+        f"(default: {serving.drain_seconds:g})",
     )
     sub.set_defaults(handler=cmd_serve)
     return parser
@@ -593,6 +632,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(arguments)
     args.command_line = shlex.join(["linreg-ops", *arguments])
     try:
+        _check_labelled(args)
         status: int = args.handler(args)
         return status
     except QualityGateError as exc:

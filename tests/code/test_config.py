@@ -20,7 +20,9 @@ def test_zero_and_none_are_limits():
     assert GateConfig(max_r2_drop=0.0, max_abs_diff=None).max_r2_drop == 0.0
 
 
-@pytest.mark.parametrize("name", ["int08", "uint016", "int\u0668", "int\uff18", "int8 ", " int8", "int+8"])
+@pytest.mark.parametrize(
+    "name", ["int08", "uint016", "int\u0668", "int\uff18", "int8 ", " int8", "int+8"]
+)
 def test_only_the_canonical_spelling_of_a_dtype_is_accepted(name):
     """Issue 13: ``int٨`` (an Arabic-Indic 8) and ``int08`` were accepted and stored."""
     with pytest.raises(InputError, match="unsupported dtype"):
