@@ -149,8 +149,8 @@ def wrk(url: str, body: Path, connections: int, cap: int, seconds: int, workdir:
 
 
 def mlflow_model(models_dir: Path, workdir: Path) -> Path:
-    """The same float model as an MLflow sklearn model (``linreg-ops export --format mlflow``:
-    MLflow's own flavor, the estimator stored with skops)."""
+    """The same float model as an MLflow model (``linreg-ops export --format mlflow``: a
+    pyfunc that reads model.json and predicts through linreg-ops)."""
     target = workdir / "mlflow-model"
     pipeline.export(models_dir, "mlflow", "float", target)
     return target

@@ -418,9 +418,10 @@ class IntegerLinearModel:
         Otherwise the codes are accumulated in int64, as written.
         """
         X = np.asarray(X, dtype=np.float64)
-        if _float_accumulation_is_exact(self, X):
-            return _predict_codes_float(self, X)
-        return self._predict_codes_int64(X)
+        with np.errstate(over="ignore"):  # x / input_scale beyond float64: a clipped code
+            if _float_accumulation_is_exact(self, X):
+                return _predict_codes_float(self, X)
+            return self._predict_codes_int64(X)
 
     def _predict_codes_int64(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The exact int64 route, for any model and any input shape."""

@@ -61,8 +61,7 @@ def predict_rows(
     if outside.any():
         index = int(np.flatnonzero(outside)[0])
         raise InputError(f"{source} row {first_row + index + 1}: {domain_error(model, X[index])}")
-    with np.errstate(over="ignore"):  # x / input_scale overflows to inf: a clipped code
-        return model.predict_clipped(X)
+    return model.predict_clipped(X)
 
 
 # --------------------------------------------------------------------------- loading
