@@ -4,7 +4,7 @@
 
 Needs `wrk` (Debian: apt-get install wrk) and MLflow (the `mlflow` extra, which `make test`
 installs); the MLflow side serves the same float model, exported with `linreg-ops export
---format mlflow` (MLflow's sklearn flavor). Both servers get one worker and the same model; wrk runs one thread, so the two cores are shared by one
+--format mlflow` (a pyfunc over model.json). Both servers get one worker and the same model; wrk runs one thread, so the two cores are shared by one
 server and one client. Every load is bounded twice: a request count and a time cap. Only
 loopback addresses are used. Prints a table and the ratios (linreg-ops / MLflow).
 """
