@@ -168,8 +168,8 @@ class _FloatOutput(ABC):
         if len(X) == 0:
             return np.empty(0, dtype=np.int64)
         directions = self.edit_directions()
-        movement = np.abs(X @ directions[:, :-1].T + directions[:, -1])  # (rows, directions)
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):  # huge rows: 0
+            movement = np.abs(X @ directions[:, :-1].T + directions[:, -1])  # (rows, dirs)
             ratio = movement / self.rounding_bound(X)[:, None]
         ratio[~np.isfinite(ratio)] = 0.0
         return np.unique(np.argmax(ratio, axis=0))
@@ -341,6 +341,8 @@ class IntegerLinearModel:
     3. requantize once: out = clip((acc · multiplier + 2^(shift−1)) >> shift, output range),
        multiplier an int32 M0·2^31 with M0 in [0.5, 1)
     4. outside the integer path: ŷ = output_scale · out
+
+    A row is *clipped* when either clip in steps 1 and 3 changed a value.
     """
 
     feature_names: tuple[str, ...]
