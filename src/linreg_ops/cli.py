@@ -42,6 +42,7 @@ from linreg_ops.config import (
     models_dir_default,
 )
 from linreg_ops.errors import InputError, QualityGateError
+from linreg_ops.exports.onnx import INPUT_TYPES as ONNX_INPUT_TYPES
 
 if TYPE_CHECKING:
     from linreg_ops.data import Source
@@ -155,7 +156,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     result = pipeline.export(
         args.models_dir, args.format, args.model, args.output, command=args.command_line,
-        lock_timeout=args.lock_timeout,
+        lock_timeout=args.lock_timeout, onnx_input=args.onnx_input,
     )  # fmt: skip
     print(
         f"Exported the {result.kind} model of version {result.version.number} as {result.format} "
@@ -292,9 +293,11 @@ def _join(values: np.ndarray) -> str:
 
 
 def _print_clipped(total: int, clipped: int, first: list[int]) -> None:
-    """Which rows had an input outside the calibrated range (their prediction is less exact)."""
+    """Which rows the integer model clipped: an input outside its codes, or an output beyond
+    the output codes (their prediction is the end of the model's range, not their own)."""
     share = 100.0 * clipped / max(total, 1)
-    print(f"Rows with inputs clipped to the calibrated range: {clipped} of {total} ({share:.2f}%)")
+    what = "Rows clipped to the model's range (input or output)"
+    print(f"{what}: {clipped} of {total} ({share:.2f}%)")
     if clipped:
         shown = ", ".join(str(row) for row in first[:FIRST_ROWS])
         more = f" and {clipped - FIRST_ROWS} more" if clipped > FIRST_ROWS else ""
@@ -596,6 +599,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--model", choices=MODEL_KINDS, default="float")
     sub.add_argument(
         "--output", required=True, type=Path, help="a file (onnx, c) or a new folder (mlflow)"
+    )
+    sub.add_argument(
+        "--onnx-input",
+        choices=ONNX_INPUT_TYPES,
+        default=None,
+        help=f"the ONNX graph's input type (default {ONNX_INPUT_TYPES[0]}, predict's numbers; "
+        "float32 rounds the inputs first)",
     )
     sub.set_defaults(handler=cmd_export)
     sub = commands.add_parser(

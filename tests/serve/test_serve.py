@@ -356,7 +356,9 @@ def test_a_prediction_that_overflows_is_a_422_naming_the_row(client, models):
     for kind in ("float", "quantized"):
         response = post_json(client, "/predict", {"instances": [ROW, big], "model": kind})
         assert response.status_code == 422
-        assert "request row 2: the prediction overflows float64" in response.json()["message"]
+        message = response.json()["message"]
+        assert message.startswith("request row 2: column 'MedInc' holds 1.7e+308, beyond ±")
+        assert "where the prediction could overflow float64" in message
     response = post_json(client, "/invocations", {"instances": [ROW, ROW, big]})
     assert response.status_code == 422
     assert "request row 3" in response.json()["message"]
