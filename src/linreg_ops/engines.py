@@ -23,7 +23,14 @@ from linreg_ops.config import IN_MEMORY_ROWS, TrainConfig
 from linreg_ops.data import ArraySource, FileSource, Source
 from linreg_ops.errors import InputError
 from linreg_ops.extras import require
-from linreg_ops.stats import MomentStats, held_out_rows, merge_all, row_uniforms, solve
+from linreg_ops.stats import (
+    MomentStats,
+    constant_features,
+    held_out_rows,
+    merge_all,
+    row_uniforms,
+    solve,
+)
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -70,21 +77,29 @@ def fit(source: Source, config: TrainConfig) -> Fit:
 SMALLEST_SPREAD = 1e-150
 
 
+def check_counts(n: int, n_train: int, n_test: int, d: int, source: str) -> None:
+    """Enough rows, and enough on each side of the split, for ``d`` features."""
+    if n < d + 2:
+        raise InputError(
+            f"{source}: {n} rows is too few to fit {d} features (need at least {d + 2})"
+        )
+    if n_train < d + 2 or n_test < 2:
+        raise InputError(
+            f"{source}: the split leaves {n_train} training and {n_test} test rows; "
+            f"need at least {d + 2} training rows and 2 test rows (change --test-size)"
+        )
+
+
 def check_trainable(
     train: MomentStats, test: MomentStats, features: Sequence[str], target: str, source: str
 ) -> None:
-    """The one check of what a least-squares fit can use, on every engine's statistics."""
-    d = len(features)
+    """The one check of what a least-squares fit can use, on every engine's statistics.
+
+    Constant means one value in every row (minimum = maximum), decided exactly, so a target
+    of 4.2 everywhere is refused like 5.0, and ``1e15 + x`` is not constant.
+    """
     total = train.merge(test)
-    if total.n < d + 2:
-        raise InputError(
-            f"{source}: {total.n} rows is too few to fit {d} features (need at least {d + 2})"
-        )
-    if train.n < d + 2 or test.n < 2:
-        raise InputError(
-            f"{source}: the split leaves {train.n} training and {test.n} test rows; "
-            f"need at least {d + 2} training rows and 2 test rows (change --test-size)"
-        )
+    check_counts(total.n, train.n, test.n, len(features), source)
     for part in (total, train):
         diagonal = np.diag(part.cxx)
         if not (np.isfinite(diagonal).all() and math.isfinite(part.cyy)):
@@ -96,26 +111,25 @@ def check_trainable(
                 f"{source}: column {column!r} holds values so large that their squares "
                 "overflow float64; rescale it (e.g. to thousands or millions)"
             )
-    spread = total.max_x - total.min_x
-    for name, width in zip(features, spread, strict=True):
-        if 0.0 < width < SMALLEST_SPREAD:
+        spread = part.max_x - part.min_x
+        for name, width in zip(features, spread, strict=True):
+            if 0.0 < width < SMALLEST_SPREAD:
+                raise InputError(
+                    f"{source}: column {name!r} varies by only {width:.3g}, so little that the "
+                    "squares of its deviations underflow float64; rescale it (e.g. to millionths)"
+                )
+        if 0.0 < part.max_y - part.min_y < SMALLEST_SPREAD:
             raise InputError(
-                f"{source}: column {name!r} varies by only {width:.3g}, so little that the "
-                "squares of its deviations underflow float64; rescale it (e.g. to millionths)"
+                f"{source}: target column {target!r} holds values so small (varying by "
+                f"{part.max_y - part.min_y:.3g}) that the squares of its deviations underflow "
+                "float64; rescale it"
             )
-    if total.cyy < SMALLEST_SPREAD**2 and 0.0 < abs(total.mean_y) < SMALLEST_SPREAD:
-        raise InputError(
-            f"{source}: target column {target!r} holds values so small (about "
-            f"{total.mean_y:.3g}) that the squares of its deviations underflow float64; "
-            "rescale it"
-        )
-    if total.cyy == 0.0:
+    if total.constant_y:
         raise InputError(
             f"{source}: target column {target!r} is constant (every row is "
-            f"{total.mean_y:g}), or varies too little for float64 to tell; there is "
-            "nothing to learn"
+            f"{total.min_y!r}); there is nothing to learn"
         )
-    if train.cyy == 0.0:
+    if train.constant_y:
         raise InputError(
             f"{source}: the target is constant on the training rows; "
             "use more rows or another --random-state"
@@ -125,13 +139,6 @@ def check_trainable(
 # --------------------------------------------------------------------------- scikit-learn
 
 
-def standardization(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Column means and standard deviations; a constant column gets σ = 1 so it stays finite."""
-    mean = X.mean(axis=0)
-    std = X.std(axis=0)
-    return mean, np.where(std > 0.0, std, 1.0)
-
-
 def fit_linear_regression(X: np.ndarray, y: np.ndarray) -> "LinearRegression":
     """A fitted ``LinearRegression`` whose ``coef_``/``intercept_`` are in raw feature units.
 
@@ -139,14 +146,26 @@ def fit_linear_regression(X: np.ndarray, y: np.ndarray) -> "LinearRegression":
     feature scales differ by ~1e6 the small-scale column is silently zeroed. The fit runs on
     standardized features and maps the coefficients back; the estimator is then the ordinary
     one the seed saved (``predict`` works on raw X).
+
+    The columns are measured from the first row before their mean is taken, as the streaming
+    statistics are (``stats``): exact for values within a factor of two of it, so a common
+    offset (1e15 + x) does not round the variation away. A constant column (one value) is
+    then exactly zero and its coefficient 0.
     """
     from sklearn.linear_model import LinearRegression
 
-    mean, std = standardization(X)
-    estimator = LinearRegression().fit((X - mean) / std, y)
+    shift = np.array(X[0], dtype=np.float64)
+    centred = np.asarray(X, dtype=np.float64) - shift
+    constant = ~centred.any(axis=0)
+    mean, std = centred.mean(axis=0), centred.std(axis=0)
+    std = np.where(std > 0.0, std, 1.0)
+    centred -= mean
+    centred /= std
+    estimator = LinearRegression().fit(centred, y)
     coef = estimator.coef_ / std
+    coef[constant] = 0.0
     estimator.coef_ = coef
-    estimator.intercept_ = float(estimator.intercept_ - coef @ mean)
+    estimator.intercept_ = float((estimator.intercept_ - coef @ mean) - coef @ shift)
     return estimator
 
 
@@ -189,6 +208,7 @@ def _fit_arrays(source: ArraySource, config: TrainConfig) -> Fit:
     if engine == "auto":
         engine = "sklearn" if len(y_train) < IN_MEMORY_ROWS else "streaming"
     if engine == "sklearn":
+        constant_features(train, names)  # warned by name, as the other engines do
         estimator = fit_linear_regression(X_train, y_train)
         coef, intercept = np.asarray(estimator.coef_), float(estimator.intercept_)
     else:
@@ -322,6 +342,7 @@ def _fit_files(source: FileSource, config: TrainConfig) -> Fit:
             row_uniforms(np.arange(len(rows), dtype=np.uint64), config.random_state)
             < config.test_size
         )
+        constant_features(summary.train, source.feature_names)
         estimator = fit_linear_regression(rows[~held, :-1], rows[~held, -1])
         coef, intercept = np.asarray(estimator.coef_), float(estimator.intercept_)
     else:
