@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 PARTITION_BYTES = 64 << 20  # a Dask task reads this much of a file (or whole row groups)
 SAMPLE_ROWS = 100_000  # training rows kept for the calibration quantiles
 STORED_TEST_ROWS = 100_000  # test rows written to test_split.csv
+KEPT_BYTES = 64 << 20  # ... and at most this much of each (all those rows up to 79 features)
 HASH_SPLIT = "row hash: splitmix64(row index, random_state) < test_size"
 SEED_SPLIT = "sklearn.model_selection.train_test_split"
 
@@ -77,12 +78,18 @@ def fit(source: Source, config: TrainConfig) -> Fit:
 SMALLEST_SPREAD = 1e-150
 
 
-def check_counts(n: int, n_train: int, n_test: int, d: int, source: str) -> None:
-    """Enough rows, and enough on each side of the split, for ``d`` features."""
+def check_rows(n: int, d: int, source: str) -> None:
+    """Enough rows for ``d`` features: checked as soon as the count is known, before any
+    statistic of a wide table (d×d per block) is computed."""
     if n < d + 2:
         raise InputError(
             f"{source}: {n} rows is too few to fit {d} features (need at least {d + 2})"
         )
+
+
+def check_counts(n: int, n_train: int, n_test: int, d: int, source: str) -> None:
+    """Enough rows, and enough on each side of the split, for ``d`` features."""
+    check_rows(n, d, source)
     if n_train < d + 2 or n_test < 2:
         raise InputError(
             f"{source}: the split leaves {n_train} training and {n_test} test rows; "
@@ -226,7 +233,7 @@ def _fit_arrays(source: ArraySource, config: TrainConfig) -> Fit:
         train=train,
         test=test,
         sample=_sample(X_train, config.random_state),
-        stored_test=np.column_stack([X_test, y_test])[:STORED_TEST_ROWS],
+        stored_test=np.column_stack([X_test, y_test])[: kept_rows(STORED_TEST_ROWS, d + 1)],
         engine=engine,
         split={
             "method": SEED_SPLIT,
@@ -236,12 +243,19 @@ def _fit_arrays(source: ArraySource, config: TrainConfig) -> Fit:
     )
 
 
+def kept_rows(rows: int, columns: int) -> int:
+    """``rows``, or fewer for a wide table: what the fit keeps in memory is bounded in bytes."""
+    return max(1, min(rows, KEPT_BYTES // (8 * (columns + 1))))
+
+
 def _sample(X: np.ndarray, random_state: int) -> np.ndarray:
-    """At most about SAMPLE_ROWS rows, chosen by row hash (all of them when fewer)."""
-    if len(X) <= SAMPLE_ROWS:
+    """At most about SAMPLE_ROWS rows (fewer when wide), chosen by row hash (all of them
+    when fewer)."""
+    cap = kept_rows(SAMPLE_ROWS, X.shape[1])
+    if len(X) <= cap:
         return X
     keys = row_uniforms(np.arange(len(X), dtype=np.uint64), random_state + 1)
-    return X[keys < SAMPLE_ROWS / len(X)]
+    return X[keys < cap / len(X)]
 
 
 def _check_solution(coef: np.ndarray, intercept: float, source: str) -> None:
@@ -291,12 +305,14 @@ class Summary:
 
     def bound(self) -> None:
         """Keep the sample and the stored test rows within their caps, deterministically."""
-        while sum(len(rows) for rows in self.sample) > SAMPLE_ROWS:
+        sample_cap = kept_rows(SAMPLE_ROWS, self.sample[0].shape[1] - 1)
+        while sum(len(rows) for rows in self.sample) > sample_cap:
             self.sample_rate /= 2
             self.sample = [rows[rows[:, 0] < self.sample_rate] for rows in self.sample]
-        if sum(len(rows) for rows in self.stored_test) > STORED_TEST_ROWS:
+        stored_cap = kept_rows(STORED_TEST_ROWS, self.stored_test[0].shape[1] - 1)
+        if sum(len(rows) for rows in self.stored_test) > stored_cap:
             rows = np.vstack(self.stored_test)
-            self.stored_test = [rows[np.argsort(rows[:, 0], kind="stable")[:STORED_TEST_ROWS]]]
+            self.stored_test = [rows[np.argsort(rows[:, 0], kind="stable")[:stored_cap]]]
 
 
 def summarize(
@@ -381,14 +397,30 @@ def _stream_summary(source: FileSource, config: TrainConfig) -> Summary:
 
 
 def _stream_pass(source: FileSource, config: TrainConfig) -> Summary:
+    """The blocks' summaries, merged in order. The first blocks are held (raw rows) until
+    there are enough rows to fit: too few rows of a wide table are refused before any of
+    its d×d statistics is computed."""
     columns = [*source.feature_names, source.target_name]
+    d = len(source.feature_names)
     summary: Summary | None = None
+    held: list[tuple[int, np.ndarray]] | None = []  # None once there are enough rows
     for first_row, block in _file_blocks(source, columns, config.chunk_rows):
-        rate = 1.0 if summary is None else summary.sample_rate
-        part = summarize(
-            block[:, :-1], block[:, -1], first_row, config.test_size, config.random_state, rate
-        )
-        summary = part if summary is None else summary.merge(part)
+        if held is not None:
+            held.append((first_row, block))
+            if first_row + len(block) < d + 2:
+                continue
+            ready, held = held, None
+        else:
+            ready = [(first_row, block)]
+        for first, values in ready:
+            rate = 1.0 if summary is None else summary.sample_rate
+            part = summarize(
+                values[:, :-1], values[:, -1], first, config.test_size, config.random_state, rate
+            )
+            summary = part if summary is None else summary.merge(part)
+    if held:
+        first_row, block = held[-1]
+        check_rows(first_row + len(block), d, source.description)
     assert summary is not None  # tables refuses a file without data rows
     return summary
 
@@ -559,6 +591,8 @@ def _dask_summary(source: FileSource, config: TrainConfig) -> Summary:
     try:
         with DaskSession(config.scheduler) as client:
             pieces = count_pieces(headers, columns, client, source.hint)
+            # before any d×d statistic (a bad value is still named first, below)
+            check_rows(sum(p.rows for p in pieces), len(source.feature_names), source.description)
             tasks = [
                 delayed(_piece_summary, pure=True)(
                     piece, columns, config.chunk_rows, config.test_size, config.random_state

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 
 GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-BLOCK_ROWS = 16_384  # rows whose centred copy (d × 8 bytes each) stays in cache
+BLOCK_BYTES = 1 << 20  # a centred copy of this size stays in cache (16,384 rows of 8 features)
+BLOCK_ROWS = 16_384  # and more rows than this gain nothing
 
 
 def _column_range(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -92,7 +93,7 @@ class MomentStats:
     def of(cls, X: np.ndarray, y: np.ndarray) -> "MomentStats":
         """The statistics of a block of rows.
 
-        Large blocks are cut into cache-sized ones (``BLOCK_ROWS``) whose centred copies are
+        Large blocks are cut into cache-sized ones (``block_rows``) whose centred copies are
         written into one reused buffer, then merged: the data crosses main memory once, and
         the arithmetic runs from cache (about 4× faster than whole-array numpy on 10M rows).
         """
@@ -101,7 +102,7 @@ class MomentStats:
         n, d = X.shape
         if n == 0:
             return cls.empty(d)
-        rows = min(n, BLOCK_ROWS)
+        rows = min(n, block_rows(d))
         buffers = (np.empty((rows, d)), np.empty(rows), np.ones(rows))
         # Values near the float64 limit overflow here; the caller checks the statistics are
         # finite (engines.check_trainable) and names the column, so no warning is needed.
@@ -200,17 +201,34 @@ class MomentStats:
         return max(float(quadratic), 0.0) + self.n * float(offset) ** 2
 
 
+def block_rows(d: int) -> int:
+    """Rows of ``d`` columns that ``MomentStats.of`` centres at a time: a cache-sized block
+    (``BLOCK_BYTES``, at most ``BLOCK_ROWS``), but never fewer rows than columns — for a
+    wide table the d×d products and merges of many thin blocks would cost more than the
+    rows themselves, and d rows take no more memory than one co-moment matrix."""
+    return max(min(BLOCK_ROWS, BLOCK_BYTES // (8 * max(d, 1))), d, 1)
+
+
 def merge_all(parts: Iterable[MomentStats]) -> MomentStats:
-    """Pairwise tree reduction (balanced, so rounding errors grow like log n, not n)."""
-    level = list(parts)
-    if not level:
+    """Pairwise tree reduction (balanced, so rounding errors grow like log n, not n).
+
+    Built as the parts arrive, like a binary counter: at most log₂ n partial results are held
+    at once (each a d×d matrix), never the whole list. The tree is the one level-by-level
+    pairing builds: full power-of-two groups from the left, the rest merged from the right.
+    """
+    pending: list[tuple[int, MomentStats]] = []  # (parts merged, their statistics)
+    for part in parts:
+        size, merged = 1, part
+        while pending and pending[-1][0] == size:
+            below = pending.pop()[1]
+            size, merged = 2 * size, below.merge(merged)
+        pending.append((size, merged))
+    if not pending:
         raise ValueError("no statistics to merge")
-    while len(level) > 1:
-        level = [
-            level[i].merge(level[i + 1]) if i + 1 < len(level) else level[i]
-            for i in range(0, len(level), 2)
-        ]
-    return level[0]
+    result = pending.pop()[1]
+    while pending:
+        result = pending.pop()[1].merge(result)
+    return result
 
 
 class RankWarning(UserWarning):
