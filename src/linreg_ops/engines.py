@@ -441,6 +441,9 @@ def _file_blocks(
 # --------------------------------------------------------------------------- dask
 
 
+CONNECT_TIMEOUT = 10.0  # seconds to reach a scheduler and complete the handshake
+
+
 class DaskSession:
     """A client on ``scheduler`` (tcp://HOST:PORT), or on a fresh 2-worker LocalCluster."""
 
@@ -452,13 +455,13 @@ class DaskSession:
     def __enter__(self) -> "Client":
         distributed = require("distributed", "scale", "the dask engine")
         require("dask.dataframe", "scale", "the dask engine")
-        if self.scheduler:
+        if self.scheduler is not None:
+            address = checked_scheduler(self.scheduler)
+            handshake(address)
             try:
-                self.client = distributed.Client(self.scheduler, timeout="10s")
+                self.client = distributed.Client(address, timeout=f"{CONNECT_TIMEOUT}s")
             except OSError as exc:
-                raise InputError(
-                    f"cannot reach the Dask scheduler {self.scheduler}: {exc}"
-                ) from None
+                raise InputError(f"cannot reach the Dask scheduler {address}: {exc}") from None
         else:
             self.cluster = distributed.LocalCluster(
                 n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
@@ -471,6 +474,56 @@ class DaskSession:
             self.client.close()
         if self.cluster is not None:
             self.cluster.close()
+
+
+def checked_scheduler(address: str) -> str:
+    """``address`` if distributed parses it as tcp://HOST:PORT (a bare HOST:PORT is tcp): the
+    only protocol the engine connects with (no TLS settings are passed)."""
+    from distributed.comm.addressing import get_address_host_port, parse_address
+
+    expected = f"--scheduler {address!r} is not a Dask scheduler address (tcp://HOST:PORT)"
+    try:
+        scheme, _ = parse_address(address)
+        host, port = get_address_host_port(address)
+    except ValueError as exc:
+        raise InputError(f"{expected}: {exc}") from None
+    if scheme != "tcp" or not host or not 0 < port < 65536:
+        raise InputError(expected)
+    return address
+
+
+def handshake(address: str) -> None:
+    """Connect to ``address`` and complete distributed's handshake within CONNECT_TIMEOUT.
+
+    distributed's client waits for the handshake without a deadline (a listener that never
+    answers hangs it for good), and a server of another protocol makes it fail in any way (an
+    HTTP reply read as a frame length is a MemoryError). Any failure here means there is no
+    scheduler at that address. Runs on a thread of its own: the caller may have an event
+    loop running (a notebook).
+    """
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from distributed.comm.core import connect
+
+    async def attempt() -> None:
+        comm = await asyncio.wait_for(connect(address, timeout=CONNECT_TIMEOUT), CONNECT_TIMEOUT)
+        await comm.close()
+
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, attempt()).result()
+    except TimeoutError:
+        raise InputError(
+            f"cannot reach the Dask scheduler {address}: no answer within {CONNECT_TIMEOUT:g} s"
+        ) from None
+    except OSError as exc:
+        raise InputError(f"cannot reach the Dask scheduler {address}: {exc}") from None
+    except Exception as exc:  # whatever another protocol's reply makes the handshake raise
+        raise InputError(
+            f"{address} does not answer as a Dask scheduler "
+            f"({type(exc).__name__}: {str(exc)[:200]})"
+        ) from None
 
 
 def _tree(tasks: list[Any], combine: Callable[[Any, Any], Any]) -> Any:
@@ -588,8 +641,8 @@ def _dask_summary(source: FileSource, config: TrainConfig) -> Summary:
 
     columns = [*source.feature_names, source.target_name]
     headers = checked_headers(source.files, columns)
-    try:
-        with DaskSession(config.scheduler) as client:
+    with DaskSession(config.scheduler) as client:  # a bad address is not a data error
+        try:
             pieces = count_pieces(headers, columns, client, source.hint)
             # before any d×d statistic (a bad value is still named first, below)
             check_rows(sum(p.rows for p in pieces), len(source.feature_names), source.description)
@@ -600,10 +653,10 @@ def _dask_summary(source: FileSource, config: TrainConfig) -> Summary:
                 for piece in pieces
             ]
             summary: Summary | None = client.compute(_tree(tasks, _merge_optional)).result()
-    except InputError:
-        # the same message, for the first bad row, as streaming gives
-        read_in_order(source.files, columns, source.hint)
-        raise
+        except InputError:
+            # the same message, for the first bad row, as streaming gives
+            read_in_order(source.files, columns, source.hint)
+            raise
     if summary is None:
         raise InputError(f"{source.description} has no data rows")
     return summary
