@@ -463,8 +463,15 @@ class DaskSession:
             except OSError as exc:
                 raise InputError(f"cannot reach the Dask scheduler {address}: {exc}") from None
         else:
+            # The scheduler serves HTTP (health, metrics) even without a dashboard, on port
+            # 8787 by default: on a free port instead, so a second cluster on the machine does
+            # not print "Port 8787 is already in use" over the command's output.
             self.cluster = distributed.LocalCluster(
-                n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
+                n_workers=2,
+                threads_per_worker=1,
+                host="127.0.0.1",
+                dashboard_address="127.0.0.1:0",
+                scheduler_kwargs={"dashboard": False},
             )
             self.client = distributed.Client(self.cluster)
         return self.client

@@ -6,7 +6,9 @@ was refused for too few rows; under ``ulimit -v`` 8 GB it was a traceback alloca
 for a 131,072 × 10,001 block.
 """
 
+import contextlib
 import resource
+import socket
 import subprocess
 import sys
 import time
@@ -69,13 +71,18 @@ def run_limited(args: list[str], limit_bytes: int, cwd: Path) -> subprocess.Comp
 def test_too_few_rows_of_a_wide_table_are_refused_within_bounded_memory(
     wide_files, kind, engine, limit_gb, tmp_path
 ):
+    """Also with port 8787 taken, as by another Dask cluster on the machine: the engine's
+    LocalCluster printed "Port 8787 is already in use" (three more lines) over the error."""
     started = time.monotonic()
-    result = run_limited(
-        ["train", "--data", str(wide_files[kind]), "--target", "y", "--engine", engine,
-         "--models-dir", str(tmp_path / "models")],
-        int(limit_gb * 1e9),
-        tmp_path,
-    )  # fmt: skip
+    with contextlib.ExitStack() as stack:
+        with contextlib.suppress(OSError):  # already taken: the case holds anyway
+            stack.enter_context(socket.create_server(("", 8787)))
+        result = run_limited(
+            ["train", "--data", str(wide_files[kind]), "--target", "y", "--engine", engine,
+             "--models-dir", str(tmp_path / "models")],
+            int(limit_gb * 1e9),
+            tmp_path,
+        )  # fmt: skip
     elapsed = time.monotonic() - started
     assert result.returncode == 2, result.stderr[-2000:]
     lines = result.stderr.strip().splitlines()
