@@ -35,7 +35,8 @@ MODELS_DIR_ENV = "LINREG_OPS_MODELS_DIR"  # every command's --models-dir, when n
 DEFAULT_MODELS_DIR = Path("models")
 DEFAULT_REPORTS_DIR = Path("reports")
 IN_MEMORY_ROWS = 1_000_000  # engine "auto": scikit-learn below this many rows, streaming above
-DEFAULT_CHUNK_ROWS = 131_072  # 9 float64 columns: ~9 MB a block; larger blocks gain nothing
+DEFAULT_CHUNK_ROWS = 131_072  # rows per block at most (--chunk-rows): larger blocks gain nothing
+BLOCK_BYTES = 9 << 20  # and at most this much per block: 131,072 rows of 9 float64 columns
 DEFAULT_LOCK_TIMEOUT = 10.0  # seconds a second writer waits for the models folder
 
 
