@@ -243,7 +243,7 @@ def main() -> None:
     row("**linreg-ops ONNX float** (float64 in and out)", graphs["float"])
     row(
         f"**linreg-ops ONNX quantized** ({quantized.dtype} {quantized.granularity} "
-        f"{quantized.rounding}, float32)",
+        f"{quantized.rounding}, float64 in and out)",
         graphs["quantized"],
     )
     row(
@@ -261,16 +261,15 @@ def main() -> None:
     # ---------------------------------------------------------------- throughput
     rng = np.random.default_rng(0)
     X = np.ascontiguousarray(X_test[rng.integers(0, len(X_test), args.rows)])
-    X32 = X.astype(np.float32)
     sessions = {kind: session(data, args.threads) for kind, data in graphs.items()}
     methods_timed = {
         "numpy float64 `model.predict`": lambda: model.predict(X),
         "ONNX float (float64 X)": lambda: sessions["float"].run(None, {"X": X})[0],
         f"numpy dequantized {quantized.dtype} `quantized.predict`": lambda: quantized.predict(X),
-        "ONNX quantized (float32 X)": lambda: sessions["quantized"].run(None, {"X": X32})[0],
-        "numpy integer-only `integer.predict_codes`": lambda: integer.predict_codes(X32)[0],
-        "ONNX integer-only (float32 X → codes, clipped, ŷ)": lambda: sessions["integer"].run(
-            None, {"X": X32}
+        "ONNX quantized (float64 X)": lambda: sessions["quantized"].run(None, {"X": X})[0],
+        "numpy integer-only `integer.predict_codes`": lambda: integer.predict_codes(X)[0],
+        "ONNX integer-only (float64 X → codes, clipped, ŷ)": lambda: sessions["integer"].run(
+            None, {"X": X}
         ),
     }
     print()
@@ -284,8 +283,8 @@ def main() -> None:
     for label, function in methods_timed.items():
         seconds, results[label] = best_time(function, args.repeats)
         print(f"| {label} | {seconds:.3f} | {args.rows / seconds:,.0f} |")
-    codes, clipped, _ = results["ONNX integer-only (float32 X → codes, clipped, ŷ)"]
-    reference, reference_clipped = integer.predict_codes(X32)
+    codes, clipped, _ = results["ONNX integer-only (float64 X → codes, clipped, ŷ)"]
+    reference, reference_clipped = integer.predict_codes(X)
     exact = np.array_equal(codes, reference) and np.array_equal(clipped, reference_clipped)
     print(
         f"ONNX integer-only codes and clipped flags equal numpy's on all {args.rows:,} rows: {exact}"

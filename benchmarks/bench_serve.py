@@ -4,7 +4,7 @@
 
 Needs `wrk` (Debian: apt-get install wrk) and MLflow (the `mlflow` extra, which `make test`
 installs); the MLflow side serves the same float model, exported with `linreg-ops export
---format mlflow` (MLflow's sklearn flavor). Both servers get one worker and the same model; wrk runs one thread, so the two cores are shared by one
+--format mlflow` (a pyfunc over model.json). Both servers get one worker and the same model; wrk runs one thread, so the two cores are shared by one
 server and one client. Every load is bounded twice: a request count and a time cap. Only
 loopback addresses are used. Prints a table and the ratios (linreg-ops / MLflow).
 """
@@ -149,8 +149,8 @@ def wrk(url: str, body: Path, connections: int, cap: int, seconds: int, workdir:
 
 
 def mlflow_model(models_dir: Path, workdir: Path) -> Path:
-    """The same float model as an MLflow sklearn model (``linreg-ops export --format mlflow``:
-    MLflow's own flavor, the estimator stored with skops)."""
+    """The same float model as an MLflow model (``linreg-ops export --format mlflow``: a
+    pyfunc that reads model.json and predicts through linreg-ops)."""
     target = workdir / "mlflow-model"
     pipeline.export(models_dir, "mlflow", "float", target)
     return target

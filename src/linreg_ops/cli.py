@@ -23,10 +23,14 @@ from linreg_ops import __version__
 from linreg_ops.config import (
     CALIBRATIONS,
     DEFAULT_LOCK_TIMEOUT,
+    DEFAULT_MODELS_DIR,
+    DEFAULT_REPORTS_DIR,
     ENGINES,
     GRANULARITIES,
     INPUT_BITS,
+    LOG_LEVELS,
     MODEL_KINDS,
+    MODELS_DIR_ENV,
     PREDICT_ENGINES,
     ROUNDINGS,
     SERVE_DEFAULTS,
@@ -35,8 +39,10 @@ from linreg_ops.config import (
     ModelKind,
     QuantConfig,
     TrainConfig,
+    models_dir_default,
 )
 from linreg_ops.errors import InputError, QualityGateError
+from linreg_ops.exports.onnx import INPUT_TYPES as ONNX_INPUT_TYPES
 
 if TYPE_CHECKING:
     from linreg_ops.data import Source
@@ -110,7 +116,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from linreg_ops import predict, tables
     from linreg_ops.metrics import regression_metrics
 
-    kind: ModelKind = "integer" if args.integer_only else predict.check_kind(args.model)
+    kind = _model_kind(args)
     models = predict.load(args.models_dir)
     if args.input is not None:
         if args.output is None:
@@ -161,7 +167,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     result = pipeline.export(
         args.models_dir, args.format, args.model, args.output, command=args.command_line,
-        lock_timeout=args.lock_timeout,
+        lock_timeout=args.lock_timeout, onnx_input=args.onnx_input,
     )  # fmt: skip
     print(
         f"Exported the {result.kind} model of version {result.version.number} as {result.format} "
@@ -179,16 +185,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     require("uvicorn", "serve", "linreg-ops serve")
     from linreg_ops import serve
 
-    models = predict.load(args.models_dir)  # fail fast, with a clear message, before binding
-    return serve.run(
-        models.version,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        max_batch=args.max_batch,
-        max_body_bytes=args.max_body_bytes,
-        log_level=args.log_level,
-    )
+    settings = serve.serve_settings(
+        models_dir=args.models_dir, host=args.host, port=args.port, workers=args.workers,
+        max_batch=args.max_batch, max_body_bytes=args.max_body_bytes, log_level=args.log_level,
+        drain_seconds=args.drain_seconds,
+    )  # fmt: skip
+    # fail fast, with a clear message, before binding
+    models = predict.load(settings.models_dir, settings.model_version)
+    return serve.run(models.version, settings)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -199,8 +203,6 @@ def _announce_training(args: argparse.Namespace) -> "Source":
     from linreg_ops import data
 
     if args.data is None:
-        if args.target is not None or args.features is not None:
-            raise InputError("--target and --features need --data PATH")
         print("Loading California Housing dataset.")
         source: Source = data.california_source()
     else:
@@ -302,12 +304,11 @@ def _join(values: np.ndarray) -> str:
 
 
 def _print_clipped(total: int, clipped: int, first: list[int], file: TextIO | None = None) -> None:
-    """Which rows had an input outside the calibrated range (their prediction is less exact)."""
+    """Which rows the integer model clipped: an input outside its codes, or an output beyond
+    the output codes (their prediction is the end of the model's range, not their own)."""
     share = 100.0 * clipped / max(total, 1)
-    print(
-        f"Rows with inputs clipped to the calibrated range: {clipped} of {total} ({share:.2f}%)",
-        file=file,
-    )
+    what = "Rows clipped to the model's range (input or output)"
+    print(f"{what}: {clipped} of {total} ({share:.2f}%)", file=file)
     if clipped:
         shown = ", ".join(str(row) for row in first[:FIRST_ROWS])
         more = f" and {clipped - FIRST_ROWS} more" if clipped > FIRST_ROWS else ""
@@ -331,6 +332,32 @@ def _progress_bar(unit: str) -> Iterator[Callable[[int], None] | None]:
             bar.update(rows)
 
         yield advance
+
+
+def _model_kind(args: argparse.Namespace) -> ModelKind:
+    """``--model``, with ``--integer-only`` as the alias of ``--model integer``."""
+    if args.integer_only:
+        if args.model not in (None, "integer"):
+            raise InputError(
+                f"--integer-only means --model integer; it conflicts with --model {args.model}"
+            )
+        return "integer"
+    kind: ModelKind = args.model or "float"
+    return kind
+
+
+def _check_labelled(args: argparse.Namespace) -> None:
+    """``--target`` and ``--features`` describe the ``--data`` file: alone they mean nothing,
+    and silently ignoring them would hide a forgotten ``--data``."""
+    if getattr(args, "data", None) is not None:
+        return
+    given = [
+        flag
+        for flag, name in (("--target", "target"), ("--features", "features"))
+        if getattr(args, name, None) is not None
+    ]
+    if given:
+        raise InputError(f"{' and '.join(given)} need{'s' if len(given) == 1 else ''} --data PATH")
 
 
 def _train_config(args: argparse.Namespace) -> TrainConfig:
@@ -385,7 +412,12 @@ def _seconds(text: str) -> float:
 
 
 def _feature_list(text: str) -> list[str]:
-    return [name.strip() for name in text.split(",") if name.strip()]
+    """Column names between commas, taken exactly as written: a column may be named
+    " HouseAge " (spaces are part of a CSV header's names)."""
+    names = text.split(",")
+    if any(name == "" for name in names):
+        raise argparse.ArgumentTypeError(f"an empty column name in {text!r}")
+    return names
 
 
 def _test_size(text: str) -> float:
@@ -417,7 +449,10 @@ def _limit(text: str) -> float | None:
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "--models-dir", type=Path, default=Path("models"), help="models folder (default: models)"
+        "--models-dir",
+        type=Path,
+        default=models_dir_default(),
+        help=f"models folder (default: ${MODELS_DIR_ENV}, else {DEFAULT_MODELS_DIR})",
     )
     writing = argparse.ArgumentParser(add_help=False)
     writing.add_argument(
@@ -500,7 +535,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reporting = argparse.ArgumentParser(add_help=False)
     reporting.add_argument(
-        "--reports-dir", type=Path, default=Path("reports"), help="default: reports"
+        "--reports-dir",
+        type=Path,
+        default=DEFAULT_REPORTS_DIR,
+        help=f"default: {DEFAULT_REPORTS_DIR}",
     )
 
     parser = argparse.ArgumentParser(
@@ -538,11 +576,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="where to write predictions: .csv or .parquet, or - for CSV on standard output",
     )
-    sub.add_argument("--model", choices=("float", "quantized"), default="float")
+    sub.add_argument(
+        "--model",
+        choices=MODEL_KINDS,
+        help="float (default), quantized (int weights) or integer (integer-only inference)",
+    )
     sub.add_argument(
         "--integer-only",
         action="store_true",
-        help="integer-only inference: quantized inputs, integer accumulation and output",
+        help="the same as --model integer: quantized inputs, integer accumulation and output",
     )
     sub.add_argument(
         "--engine",
@@ -573,33 +615,37 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument(
         "--output", required=True, type=Path, help="a file (onnx, c) or a new folder (mlflow)"
     )
+    sub.add_argument(
+        "--onnx-input",
+        choices=ONNX_INPUT_TYPES,
+        default=None,
+        help=f"the ONNX graph's input type (default {ONNX_INPUT_TYPES[0]}, predict's numbers; "
+        "float32 rounds the inputs first)",
+    )
     sub.set_defaults(handler=cmd_export)
     sub = commands.add_parser(
         "serve",
         parents=[common],
         help="serve /predict, /invocations (MLflow protocol), /health, /ready, /metadata",
     )
-    sub.add_argument("--host", default=SERVE_DEFAULTS.host, help=f"default: {SERVE_DEFAULTS.host}")
+    serving = SERVE_DEFAULTS  # each default below can also come from LINREG_OPS_<FLAG>
+    sub.add_argument("--host", help=f"address to listen on (default: {serving.host})")
+    sub.add_argument("--port", type=_port, help=f"default: {serving.port}; 0: any free port")
+    sub.add_argument("--workers", type=_positive, help=f"processes (default: {serving.workers})")
     sub.add_argument(
-        "--port",
-        type=_port,
-        default=SERVE_DEFAULTS.port,
-        help=f"default: {SERVE_DEFAULTS.port}; 0: any free port",
-    )
-    sub.add_argument("--workers", type=_positive, default=SERVE_DEFAULTS.workers, help="default: 1")
-    sub.add_argument(
-        "--max-batch", type=_positive, default=SERVE_DEFAULTS.max_batch, help="rows (default 10000)"
+        "--max-batch", type=_positive, help=f"rows per request (default: {serving.max_batch})"
     )
     sub.add_argument(
         "--max-body-bytes",
         type=_positive,
-        default=SERVE_DEFAULTS.max_body_bytes,
-        help="default: 8 MiB",
+        help=f"bytes per request body (default: {serving.max_body_bytes})",
     )
+    sub.add_argument("--log-level", choices=LOG_LEVELS, help=f"default: {serving.log_level}")
     sub.add_argument(
-        "--log-level",
-        choices=("critical", "error", "warning", "info", "debug"),
-        default=SERVE_DEFAULTS.log_level,
+        "--drain-seconds",
+        type=_seconds,
+        help="after SIGTERM, keep serving until requests stop, at most this long "
+        f"(default: {serving.drain_seconds:g})",
     )
     sub.set_defaults(handler=cmd_serve)
     return parser
@@ -611,6 +657,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(arguments)
     args.command_line = shlex.join(["linreg-ops", *arguments])
     try:
+        _check_labelled(args)
         status: int = args.handler(args)
         return status
     except QualityGateError as exc:

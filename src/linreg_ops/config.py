@@ -6,8 +6,10 @@ trust the object it is given.
 """
 
 import math
+import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, get_args
 
 from linreg_ops.errors import InputError
@@ -29,9 +31,19 @@ CALIBRATIONS: tuple[Calibration, ...] = get_args(Calibration)
 INPUT_BITS: dict[InputDtype, int] = {"int8": 8, "int16": 16}
 SUPPORTED_BITS = range(2, 17)
 
+MODELS_DIR_ENV = "LINREG_OPS_MODELS_DIR"  # every command's --models-dir, when not given
+DEFAULT_MODELS_DIR = Path("models")
+DEFAULT_REPORTS_DIR = Path("reports")
 IN_MEMORY_ROWS = 1_000_000  # engine "auto": scikit-learn below this many rows, streaming above
-DEFAULT_CHUNK_ROWS = 131_072  # 9 float64 columns: ~9 MB a block; larger blocks gain nothing
+DEFAULT_CHUNK_ROWS = 131_072  # rows per block at most (--chunk-rows): larger blocks gain nothing
+BLOCK_BYTES = 9 << 20  # and at most this much per block: 131,072 rows of 9 float64 columns
 DEFAULT_LOCK_TIMEOUT = 10.0  # seconds a second writer waits for the models folder
+
+
+def models_dir_default() -> Path:
+    """``--models-dir`` when the flag is not given: ``$LINREG_OPS_MODELS_DIR``, else ``models``
+    (read when called, never at import)."""
+    return Path(os.environ.get(MODELS_DIR_ENV) or DEFAULT_MODELS_DIR)
 
 
 def _choice(value: str, choices: tuple[str, ...], what: str) -> None:
@@ -80,7 +92,9 @@ class QuantDtype:
 
 def parse_dtype(name: str) -> QuantDtype:
     """``int8`` → symmetric 8-bit, ``uint8`` → asymmetric 8-bit; any width from 2 to 16."""
-    match = re.fullmatch(r"(u?)int(\d+)", name)
+    # ASCII digits without a leading zero: the name is stored and read by other runtimes, so
+    # only its canonical spelling is accepted (not ``int08``, nor ``int٨`` with an Arabic 8).
+    match = re.fullmatch(r"(u?)int([1-9][0-9]*)", name)
     if not match or int(match.group(2)) not in SUPPORTED_BITS:
         raise InputError(
             f"unsupported dtype {name!r}: expected intN or uintN with N from 2 to 16 "
@@ -139,9 +153,17 @@ class GateConfig:
                 raise InputError(f"{name} must be a finite number ≥ 0 or 'none', got {value}")
 
 
+LogLevel = Literal["critical", "error", "warning", "info", "debug"]
+LOG_LEVELS: tuple[LogLevel, ...] = get_args(LogLevel)
+
+
 @dataclass(frozen=True)
 class ServeConfig:
-    """Defaults of ``linreg-ops serve``; the service's settings class reads them too."""
+    """Defaults of ``linreg-ops serve``; the service's settings class reads them too.
+
+    Each can also come from a ``LINREG_OPS_<NAME>`` environment variable: a flag wins, then
+    the environment, then these defaults.
+    """
 
     host: str = "127.0.0.1"
     port: int = 8000
@@ -149,7 +171,8 @@ class ServeConfig:
     max_batch: int = 10_000  # rows per request
     max_body_bytes: int = 8 * 1024 * 1024
     max_json_depth: int = 32  # nesting levels of a JSON body, checked before parsing
-    log_level: str = "info"
+    log_level: LogLevel = "info"
+    drain_seconds: float = 5.0  # after SIGTERM: serve until clients stop, at most this long
 
 
 SERVE_DEFAULTS = ServeConfig()

@@ -23,7 +23,14 @@ from linreg_ops.config import IN_MEMORY_ROWS, TrainConfig
 from linreg_ops.data import ArraySource, FileSource, Source
 from linreg_ops.errors import InputError
 from linreg_ops.extras import require
-from linreg_ops.stats import MomentStats, held_out_rows, merge_all, row_uniforms, solve
+from linreg_ops.stats import (
+    MomentStats,
+    constant_features,
+    held_out_rows,
+    merge_all,
+    row_uniforms,
+    solve,
+)
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -32,6 +39,7 @@ if TYPE_CHECKING:
 PARTITION_BYTES = 64 << 20  # a Dask task reads this much of a file (or whole row groups)
 SAMPLE_ROWS = 100_000  # training rows kept for the calibration quantiles
 STORED_TEST_ROWS = 100_000  # test rows written to test_split.csv
+KEPT_BYTES = 64 << 20  # ... and at most this much of each (all those rows up to 79 features)
 HASH_SPLIT = "row hash: splitmix64(row index, random_state) < test_size"
 SEED_SPLIT = "sklearn.model_selection.train_test_split"
 
@@ -70,21 +78,35 @@ def fit(source: Source, config: TrainConfig) -> Fit:
 SMALLEST_SPREAD = 1e-150
 
 
+def check_rows(n: int, d: int, source: str) -> None:
+    """Enough rows for ``d`` features: checked as soon as the count is known, before any
+    statistic of a wide table (d×d per block) is computed."""
+    if n < d + 2:
+        raise InputError(
+            f"{source}: {n} rows is too few to fit {d} features (need at least {d + 2})"
+        )
+
+
+def check_counts(n: int, n_train: int, n_test: int, d: int, source: str) -> None:
+    """Enough rows, and enough on each side of the split, for ``d`` features."""
+    check_rows(n, d, source)
+    if n_train < d + 2 or n_test < 2:
+        raise InputError(
+            f"{source}: the split leaves {n_train} training and {n_test} test rows; "
+            f"need at least {d + 2} training rows and 2 test rows (change --test-size)"
+        )
+
+
 def check_trainable(
     train: MomentStats, test: MomentStats, features: Sequence[str], target: str, source: str
 ) -> None:
-    """The one check of what a least-squares fit can use, on every engine's statistics."""
-    d = len(features)
+    """The one check of what a least-squares fit can use, on every engine's statistics.
+
+    Constant means one value in every row (minimum = maximum), decided exactly, so a target
+    of 4.2 everywhere is refused like 5.0, and ``1e15 + x`` is not constant.
+    """
     total = train.merge(test)
-    if total.n < d + 2:
-        raise InputError(
-            f"{source}: {total.n} rows is too few to fit {d} features (need at least {d + 2})"
-        )
-    if train.n < d + 2 or test.n < 2:
-        raise InputError(
-            f"{source}: the split leaves {train.n} training and {test.n} test rows; "
-            f"need at least {d + 2} training rows and 2 test rows (change --test-size)"
-        )
+    check_counts(total.n, train.n, test.n, len(features), source)
     for part in (total, train):
         diagonal = np.diag(part.cxx)
         if not (np.isfinite(diagonal).all() and math.isfinite(part.cyy)):
@@ -96,26 +118,25 @@ def check_trainable(
                 f"{source}: column {column!r} holds values so large that their squares "
                 "overflow float64; rescale it (e.g. to thousands or millions)"
             )
-    spread = total.max_x - total.min_x
-    for name, width in zip(features, spread, strict=True):
-        if 0.0 < width < SMALLEST_SPREAD:
+        spread = part.max_x - part.min_x
+        for name, width in zip(features, spread, strict=True):
+            if 0.0 < width < SMALLEST_SPREAD:
+                raise InputError(
+                    f"{source}: column {name!r} varies by only {width:.3g}, so little that the "
+                    "squares of its deviations underflow float64; rescale it (e.g. to millionths)"
+                )
+        if 0.0 < part.max_y - part.min_y < SMALLEST_SPREAD:
             raise InputError(
-                f"{source}: column {name!r} varies by only {width:.3g}, so little that the "
-                "squares of its deviations underflow float64; rescale it (e.g. to millionths)"
+                f"{source}: target column {target!r} holds values so small (varying by "
+                f"{part.max_y - part.min_y:.3g}) that the squares of its deviations underflow "
+                "float64; rescale it"
             )
-    if total.cyy < SMALLEST_SPREAD**2 and 0.0 < abs(total.mean_y) < SMALLEST_SPREAD:
-        raise InputError(
-            f"{source}: target column {target!r} holds values so small (about "
-            f"{total.mean_y:.3g}) that the squares of its deviations underflow float64; "
-            "rescale it"
-        )
-    if total.cyy == 0.0:
+    if total.constant_y:
         raise InputError(
             f"{source}: target column {target!r} is constant (every row is "
-            f"{total.mean_y:g}), or varies too little for float64 to tell; there is "
-            "nothing to learn"
+            f"{total.min_y!r}); there is nothing to learn"
         )
-    if train.cyy == 0.0:
+    if train.constant_y:
         raise InputError(
             f"{source}: the target is constant on the training rows; "
             "use more rows or another --random-state"
@@ -125,13 +146,6 @@ def check_trainable(
 # --------------------------------------------------------------------------- scikit-learn
 
 
-def standardization(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Column means and standard deviations; a constant column gets σ = 1 so it stays finite."""
-    mean = X.mean(axis=0)
-    std = X.std(axis=0)
-    return mean, np.where(std > 0.0, std, 1.0)
-
-
 def fit_linear_regression(X: np.ndarray, y: np.ndarray) -> "LinearRegression":
     """A fitted ``LinearRegression`` whose ``coef_``/``intercept_`` are in raw feature units.
 
@@ -139,14 +153,26 @@ def fit_linear_regression(X: np.ndarray, y: np.ndarray) -> "LinearRegression":
     feature scales differ by ~1e6 the small-scale column is silently zeroed. The fit runs on
     standardized features and maps the coefficients back; the estimator is then the ordinary
     one the seed saved (``predict`` works on raw X).
+
+    The columns are measured from the first row before their mean is taken, as the streaming
+    statistics are (``stats``): exact for values within a factor of two of it, so a common
+    offset (1e15 + x) does not round the variation away. A constant column (one value) is
+    then exactly zero and its coefficient 0.
     """
     from sklearn.linear_model import LinearRegression
 
-    mean, std = standardization(X)
-    estimator = LinearRegression().fit((X - mean) / std, y)
+    shift = np.array(X[0], dtype=np.float64)
+    centred = np.asarray(X, dtype=np.float64) - shift
+    constant = ~centred.any(axis=0)
+    mean, std = centred.mean(axis=0), centred.std(axis=0)
+    std = np.where(std > 0.0, std, 1.0)
+    centred -= mean
+    centred /= std
+    estimator = LinearRegression().fit(centred, y)
     coef = estimator.coef_ / std
+    coef[constant] = 0.0
     estimator.coef_ = coef
-    estimator.intercept_ = float(estimator.intercept_ - coef @ mean)
+    estimator.intercept_ = float((estimator.intercept_ - coef @ mean) - coef @ shift)
     return estimator
 
 
@@ -189,6 +215,7 @@ def _fit_arrays(source: ArraySource, config: TrainConfig) -> Fit:
     if engine == "auto":
         engine = "sklearn" if len(y_train) < IN_MEMORY_ROWS else "streaming"
     if engine == "sklearn":
+        constant_features(train, names)  # warned by name, as the other engines do
         estimator = fit_linear_regression(X_train, y_train)
         coef, intercept = np.asarray(estimator.coef_), float(estimator.intercept_)
     else:
@@ -206,7 +233,7 @@ def _fit_arrays(source: ArraySource, config: TrainConfig) -> Fit:
         train=train,
         test=test,
         sample=_sample(X_train, config.random_state),
-        stored_test=np.column_stack([X_test, y_test])[:STORED_TEST_ROWS],
+        stored_test=np.column_stack([X_test, y_test])[: kept_rows(STORED_TEST_ROWS, d + 1)],
         engine=engine,
         split={
             "method": SEED_SPLIT,
@@ -216,12 +243,19 @@ def _fit_arrays(source: ArraySource, config: TrainConfig) -> Fit:
     )
 
 
+def kept_rows(rows: int, columns: int) -> int:
+    """``rows``, or fewer for a wide table: what the fit keeps in memory is bounded in bytes."""
+    return max(1, min(rows, KEPT_BYTES // (8 * (columns + 1))))
+
+
 def _sample(X: np.ndarray, random_state: int) -> np.ndarray:
-    """At most about SAMPLE_ROWS rows, chosen by row hash (all of them when fewer)."""
-    if len(X) <= SAMPLE_ROWS:
+    """At most about SAMPLE_ROWS rows (fewer when wide), chosen by row hash (all of them
+    when fewer)."""
+    cap = kept_rows(SAMPLE_ROWS, X.shape[1])
+    if len(X) <= cap:
         return X
     keys = row_uniforms(np.arange(len(X), dtype=np.uint64), random_state + 1)
-    return X[keys < SAMPLE_ROWS / len(X)]
+    return X[keys < cap / len(X)]
 
 
 def _check_solution(coef: np.ndarray, intercept: float, source: str) -> None:
@@ -271,12 +305,14 @@ class Summary:
 
     def bound(self) -> None:
         """Keep the sample and the stored test rows within their caps, deterministically."""
-        while sum(len(rows) for rows in self.sample) > SAMPLE_ROWS:
+        sample_cap = kept_rows(SAMPLE_ROWS, self.sample[0].shape[1] - 1)
+        while sum(len(rows) for rows in self.sample) > sample_cap:
             self.sample_rate /= 2
             self.sample = [rows[rows[:, 0] < self.sample_rate] for rows in self.sample]
-        if sum(len(rows) for rows in self.stored_test) > STORED_TEST_ROWS:
+        stored_cap = kept_rows(STORED_TEST_ROWS, self.stored_test[0].shape[1] - 1)
+        if sum(len(rows) for rows in self.stored_test) > stored_cap:
             rows = np.vstack(self.stored_test)
-            self.stored_test = [rows[np.argsort(rows[:, 0], kind="stable")[:STORED_TEST_ROWS]]]
+            self.stored_test = [rows[np.argsort(rows[:, 0], kind="stable")[:stored_cap]]]
 
 
 def summarize(
@@ -322,6 +358,7 @@ def _fit_files(source: FileSource, config: TrainConfig) -> Fit:
             row_uniforms(np.arange(len(rows), dtype=np.uint64), config.random_state)
             < config.test_size
         )
+        constant_features(summary.train, source.feature_names)
         estimator = fit_linear_regression(rows[~held, :-1], rows[~held, -1])
         coef, intercept = np.asarray(estimator.coef_), float(estimator.intercept_)
     else:
@@ -360,14 +397,30 @@ def _stream_summary(source: FileSource, config: TrainConfig) -> Summary:
 
 
 def _stream_pass(source: FileSource, config: TrainConfig) -> Summary:
+    """The blocks' summaries, merged in order. The first blocks are held (raw rows) until
+    there are enough rows to fit: too few rows of a wide table are refused before any of
+    its d×d statistics is computed."""
     columns = [*source.feature_names, source.target_name]
+    d = len(source.feature_names)
     summary: Summary | None = None
+    held: list[tuple[int, np.ndarray]] | None = []  # None once there are enough rows
     for first_row, block in _file_blocks(source, columns, config.chunk_rows):
-        rate = 1.0 if summary is None else summary.sample_rate
-        part = summarize(
-            block[:, :-1], block[:, -1], first_row, config.test_size, config.random_state, rate
-        )
-        summary = part if summary is None else summary.merge(part)
+        if held is not None:
+            held.append((first_row, block))
+            if first_row + len(block) < d + 2:
+                continue
+            ready, held = held, None
+        else:
+            ready = [(first_row, block)]
+        for first, values in ready:
+            rate = 1.0 if summary is None else summary.sample_rate
+            part = summarize(
+                values[:, :-1], values[:, -1], first, config.test_size, config.random_state, rate
+            )
+            summary = part if summary is None else summary.merge(part)
+    if held:
+        first_row, block = held[-1]
+        check_rows(first_row + len(block), d, source.description)
     assert summary is not None  # tables refuses a file without data rows
     return summary
 
@@ -388,6 +441,9 @@ def _file_blocks(
 # --------------------------------------------------------------------------- dask
 
 
+CONNECT_TIMEOUT = 10.0  # seconds to reach a scheduler and complete the handshake
+
+
 class DaskSession:
     """A client on ``scheduler`` (tcp://HOST:PORT), or on a fresh 2-worker LocalCluster."""
 
@@ -399,16 +455,23 @@ class DaskSession:
     def __enter__(self) -> "Client":
         distributed = require("distributed", "scale", "the dask engine")
         require("dask.dataframe", "scale", "the dask engine")
-        if self.scheduler:
+        if self.scheduler is not None:
+            address = checked_scheduler(self.scheduler)
+            handshake(address)
             try:
-                self.client = distributed.Client(self.scheduler, timeout="10s")
+                self.client = distributed.Client(address, timeout=f"{CONNECT_TIMEOUT}s")
             except OSError as exc:
-                raise InputError(
-                    f"cannot reach the Dask scheduler {self.scheduler}: {exc}"
-                ) from None
+                raise InputError(f"cannot reach the Dask scheduler {address}: {exc}") from None
         else:
+            # The scheduler serves HTTP (health, metrics) even without a dashboard, on port
+            # 8787 by default: on a free port instead, so a second cluster on the machine does
+            # not print "Port 8787 is already in use" over the command's output.
             self.cluster = distributed.LocalCluster(
-                n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
+                n_workers=2,
+                threads_per_worker=1,
+                host="127.0.0.1",
+                dashboard_address="127.0.0.1:0",
+                scheduler_kwargs={"dashboard": False},
             )
             self.client = distributed.Client(self.cluster)
         return self.client
@@ -418,6 +481,56 @@ class DaskSession:
             self.client.close()
         if self.cluster is not None:
             self.cluster.close()
+
+
+def checked_scheduler(address: str) -> str:
+    """``address`` if distributed parses it as tcp://HOST:PORT (a bare HOST:PORT is tcp): the
+    only protocol the engine connects with (no TLS settings are passed)."""
+    from distributed.comm.addressing import get_address_host_port, parse_address
+
+    expected = f"--scheduler {address!r} is not a Dask scheduler address (tcp://HOST:PORT)"
+    try:
+        scheme, _ = parse_address(address)
+        host, port = get_address_host_port(address)
+    except ValueError as exc:
+        raise InputError(f"{expected}: {exc}") from None
+    if scheme != "tcp" or not host or not 0 < port < 65536:
+        raise InputError(expected)
+    return address
+
+
+def handshake(address: str) -> None:
+    """Connect to ``address`` and complete distributed's handshake within CONNECT_TIMEOUT.
+
+    distributed's client waits for the handshake without a deadline (a listener that never
+    answers hangs it for good), and a server of another protocol makes it fail in any way (an
+    HTTP reply read as a frame length is a MemoryError). Any failure here means there is no
+    scheduler at that address. Runs on a thread of its own: the caller may have an event
+    loop running (a notebook).
+    """
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from distributed.comm.core import connect
+
+    async def attempt() -> None:
+        comm = await asyncio.wait_for(connect(address, timeout=CONNECT_TIMEOUT), CONNECT_TIMEOUT)
+        await comm.close()
+
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, attempt()).result()
+    except TimeoutError:
+        raise InputError(
+            f"cannot reach the Dask scheduler {address}: no answer within {CONNECT_TIMEOUT:g} s"
+        ) from None
+    except OSError as exc:
+        raise InputError(f"cannot reach the Dask scheduler {address}: {exc}") from None
+    except Exception as exc:  # whatever another protocol's reply makes the handshake raise
+        raise InputError(
+            f"{address} does not answer as a Dask scheduler "
+            f"({type(exc).__name__}: {str(exc)[:200]})"
+        ) from None
 
 
 def _tree(tasks: list[Any], combine: Callable[[Any, Any], Any]) -> Any:
@@ -535,9 +648,11 @@ def _dask_summary(source: FileSource, config: TrainConfig) -> Summary:
 
     columns = [*source.feature_names, source.target_name]
     headers = checked_headers(source.files, columns)
-    try:
-        with DaskSession(config.scheduler) as client:
+    with DaskSession(config.scheduler) as client:  # a bad address is not a data error
+        try:
             pieces = count_pieces(headers, columns, client, source.hint)
+            # before any d×d statistic (a bad value is still named first, below)
+            check_rows(sum(p.rows for p in pieces), len(source.feature_names), source.description)
             tasks = [
                 delayed(_piece_summary, pure=True)(
                     piece, columns, config.chunk_rows, config.test_size, config.random_state
@@ -545,10 +660,10 @@ def _dask_summary(source: FileSource, config: TrainConfig) -> Summary:
                 for piece in pieces
             ]
             summary: Summary | None = client.compute(_tree(tasks, _merge_optional)).result()
-    except InputError:
-        # the same message, for the first bad row, as streaming gives
-        read_in_order(source.files, columns, source.hint)
-        raise
+        except InputError:
+            # the same message, for the first bad row, as streaming gives
+            read_in_order(source.files, columns, source.hint)
+            raise
     if summary is None:
         raise InputError(f"{source.description} has no data rows")
     return summary

@@ -26,7 +26,67 @@ def row_dot(X: np.ndarray, coef: np.ndarray) -> np.ndarray:
     return products
 
 
-KNOWN_ANSWER_TOLERANCE = 1e-9  # relative: a float path's known answers (integer codes: exact)
+# --------------------------------------------------------------------------- the input domain
+
+FLOAT64_MAX = float(np.finfo(np.float64).max)
+PREDICTION_HEADROOM = 2.0**1022  # |Σ_j x_j·c_j| + |intercept| stays below this, in any order
+UNIT_ROUNDOFF = 2.0**-53
+SMALLEST_SUBNORMAL = 2.0**-1074
+
+
+def raw_input_bounds(coef: np.ndarray, intercept: float) -> np.ndarray:
+    """Per feature, the largest |x_j| a float prediction Σ_j x_j·c_j + b accepts.
+
+    With |x_j| ≤ (2^1022 − |b|) / (d·|c_j|) for every j, the d terms and the intercept add up
+    to at most 2^1022·(1 + d·2^−52) in magnitude, in whatever order a runtime sums them
+    (numpy's einsum, onnxruntime's MatMul, a BLAS): no partial sum can overflow float64
+    (2^1024), so every runtime computes a finite answer, equal to the others' within
+    ``rounding_bound``. Beyond it the answer depends on the order (one runtime's 4.7e307 is
+    another's inf). A weightless feature accepts every finite value.
+    """
+    coef = np.abs(np.asarray(coef, dtype=np.float64))
+    headroom = max(PREDICTION_HEADROOM - abs(intercept), 0.0)
+    with np.errstate(divide="ignore", over="ignore"):
+        bounds = headroom / (len(coef) * coef)
+    bounds[~(bounds <= FLOAT64_MAX)] = FLOAT64_MAX  # c_j = 0 (or tiny): any finite value
+    return bounds
+
+
+def outside_domain(model: "Predictor", X: np.ndarray) -> np.ndarray:
+    """The rows no runtime answers, one flag per row: a value that is NaN or ±inf, or beyond
+    the model's ``input_bounds`` (for the float kinds, where a sum could overflow).
+
+    The one statement of the domain: ``predict`` (CLI, HTTP, MLflow) refuses these rows with
+    ``domain_error``'s message, the ONNX graphs answer them NaN and the C header's
+    ``linreg_predict_clipped`` returns −1. Inside it, every runtime gives predict's answer.
+    """
+    inside: np.ndarray = (np.abs(X) <= model.input_bounds).all(axis=1)  # NaN compares False
+    return ~inside
+
+
+def domain_error(model: "Predictor", row: np.ndarray) -> str:
+    """Why a row ``outside_domain`` flagged is refused, naming the first offending column."""
+    bounds = model.input_bounds
+    j = int(np.flatnonzero(~(np.abs(row) <= bounds))[0])
+    name, value = model.feature_names[j], float(row[j])
+    if not np.isfinite(value):
+        what = "NaN" if np.isnan(value) else "an infinite value"
+        return f"column {name!r} holds {what}: linreg-ops predicts from finite numbers only"
+    return (
+        f"column {name!r} holds {value:.6g}, beyond ±{bounds[j]:.6g}, where the prediction "
+        "could overflow float64 (the inputs are far outside anything the model was trained on)"
+    )
+
+
+def rounding_bound(terms: np.ndarray, operations: int) -> np.ndarray:
+    """How far a float64 result may lie from the exact one when it is computed with
+    ``operations`` roundings on any path whose absolute terms add up to ``terms`` (Higham's
+    γ_n = n·u/(1 − n·u), u = 2^−53, for any summation order), plus one subnormal per
+    operation for products that underflow."""
+    n = operations + 1  # one more: |terms| is itself a rounded sum
+    gamma = n * UNIT_ROUNDOFF / (1.0 - n * UNIT_ROUNDOFF)
+    bound: np.ndarray = gamma * terms + n * SMALLEST_SUBNORMAL
+    return bound
 
 
 class Predictor(Protocol):
@@ -43,14 +103,32 @@ class Predictor(Protocol):
         """The model as a table, a plot or a message names it."""
         ...
 
+    @property
+    def input_bounds(self) -> np.ndarray:
+        """Per feature, the largest |x| the model answers (``outside_domain``)."""
+        ...
+
     def predict(self, X: np.ndarray) -> np.ndarray: ...
 
     def predict_clipped(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Predictions, and which rows had an input clipped to a calibrated range."""
+        """Predictions, and which rows were clipped: an input outside its calibrated codes,
+        or an output beyond the output codes (integer-only; never for the float kinds)."""
+        ...
+
+    @property
+    def exact_answers(self) -> bool:
+        """Whether ``answers`` are the same bits in every runtime (integer codes), so that a
+        digest of them over many rows recognizes the model."""
         ...
 
     def answers(self, rows: np.ndarray) -> np.ndarray:
         """What a manifest records to recognize this model: its exact output on ``rows``."""
+        ...
+
+    def sensitive_rows(self, X: np.ndarray) -> np.ndarray:
+        """Indices of the rows of ``X`` whose answers best reveal an edit of one parameter
+        (beyond the answers' rounding): for each way an edit can move the answers, the row
+        it moves most relative to that row's tolerance."""
         ...
 
     def reproduces(self, rows: np.ndarray, answers: np.ndarray) -> bool:
@@ -59,10 +137,23 @@ class Predictor(Protocol):
 
 
 class _FloatOutput(ABC):
-    """The float kinds' shared answers: nothing is clipped, answers agree to a tolerance."""
+    """The float kinds' shared answers: nothing is clipped, and two runtimes agree to the
+    rounding of the row's own arithmetic (``rounding_bound``), not to a fixed tolerance."""
 
     @abstractmethod
     def predict(self, X: np.ndarray) -> np.ndarray: ...
+
+    @abstractmethod
+    def rounding_bound(self, X: np.ndarray) -> np.ndarray:
+        """Per row, how far a correct float64 evaluation of ``predict`` may lie from the exact
+        value of this model's arithmetic, whatever the runtime's summation order."""
+
+    @abstractmethod
+    def edit_directions(self) -> np.ndarray:
+        """Rows (u, u₀), one per way an edit of one stored number can move the answers: such
+        an edit moves the answer of row x by a multiple of u·x + u₀ (see ``sensitive_rows``)."""
+
+    exact_answers = False
 
     def predict_clipped(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.predict(X), np.zeros(len(X), dtype=bool)
@@ -70,8 +161,23 @@ class _FloatOutput(ABC):
     def answers(self, rows: np.ndarray) -> np.ndarray:
         return self.predict(rows)
 
+    def sensitive_rows(self, X: np.ndarray) -> np.ndarray:
+        """For each edit direction, the row where that edit shows most against the tolerance:
+        an edit of amplitude a moves row i by a·|u·x_i + u₀|, so if it exceeds row i's
+        tolerance anywhere, it does at the row that maximises |u·x_i + u₀| / tolerance_i."""
+        if len(X) == 0:
+            return np.empty(0, dtype=np.int64)
+        directions = self.edit_directions()
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):  # huge rows: 0
+            movement = np.abs(X @ directions[:, :-1].T + directions[:, -1])  # (rows, dirs)
+            ratio = movement / self.rounding_bound(X)[:, None]
+        ratio[~np.isfinite(ratio)] = 0.0
+        return np.unique(np.argmax(ratio, axis=0))
+
     def reproduces(self, rows: np.ndarray, answers: np.ndarray) -> bool:
-        tolerance = KNOWN_ANSWER_TOLERANCE * (1.0 + np.abs(answers))
+        """Within twice the rounding bound: each evaluation lies within one of the exact value,
+        so a larger difference means the exact value itself moved — another model."""
+        tolerance = 2.0 * self.rounding_bound(rows)
         return bool(np.all(np.abs(self.predict(rows) - answers) <= tolerance))
 
 
@@ -121,9 +227,22 @@ class LinearModel(_FloatOutput):
     def label(self) -> str:
         return "float64"
 
+    @property
+    def input_bounds(self) -> np.ndarray:
+        return raw_input_bounds(self.coef, self.intercept)
+
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Float64 predictions for rows of ``X`` in ``feature_names`` order."""
         return row_dot(X, self.coef) + self.intercept
+
+    def rounding_bound(self, X: np.ndarray) -> np.ndarray:
+        """d products and d additions: γ_(2d)·(Σ_j |x_j·c_j| + |b|)."""
+        terms = row_dot(np.abs(X), np.abs(self.coef)) + abs(self.intercept)
+        return rounding_bound(terms, 2 * self.n_features)
+
+    def edit_directions(self) -> np.ndarray:
+        """A coefficient moves the answers along x_j, the intercept along 1."""
+        return np.eye(self.n_features + 1)
 
 
 @dataclass(frozen=True)
@@ -164,11 +283,45 @@ class QuantizedLinearModel(_FloatOutput):
         weights: np.ndarray = scale * (self.weights - self.zero_point).astype(np.float64)
         return weights
 
+    @property
+    def input_bounds(self) -> np.ndarray:
+        return raw_input_bounds(*self.to_raw_space())
+
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Predictions from the integers: dequantize once and fold the standardization into
         the weights, so a batch costs one matrix-vector product, like the float model."""
         coef, intercept = self.to_raw_space()
         return row_dot(X, coef) + intercept
+
+    def rounding_bound(self, X: np.ndarray) -> np.ndarray:
+        """The roundings of ``to_raw_space`` (one per coefficient; the intercept's product,
+        dot product and difference) and of the row's dot product, all bounded by γ_(4d+4)
+        times the sum of every absolute term they involve."""
+        coef, intercept = self.to_raw_space()
+        mean = self.feature_mean.astype(np.float64)
+        model_terms = abs(self.bias * self.bias_scale) + float(np.abs(coef) @ np.abs(mean))
+        terms = row_dot(np.abs(X), np.abs(coef)) + (abs(intercept) + model_terms)
+        return rounding_bound(terms, 4 * self.n_features + 4)
+
+    def edit_directions(self) -> np.ndarray:
+        """Answers are Σ_j c_j·(x_j − μ_j) + bias·bias_scale with c_j = scale_j·(q_j − zp_j)/σ_j.
+        One weight code, per-channel scale or zero point, or σ_j moves c_j: along x_j − μ_j.
+        The per-tensor scale moves every c_j in proportion: along Σ_j c_j·(x_j − μ_j). The
+        per-tensor zero point moves every c_j by scale/σ_j: along Σ_j (x_j − μ_j)/σ_j. The
+        bias, its scale and a mean move the constant: along 1."""
+        d = self.n_features
+        mean = self.feature_mean.astype(np.float64)
+        centred = np.hstack([np.eye(d), -mean[:, None]])
+        coef = self.to_raw_space()[0]
+        inverse_std = 1.0 / self.feature_std.astype(np.float64)
+        return np.vstack(
+            [
+                centred,
+                np.append(coef, -float(coef @ mean)),
+                np.append(inverse_std, -float(inverse_std @ mean)),
+                np.append(np.zeros(d), 1.0),
+            ]
+        )
 
     def to_raw_space(self) -> tuple[np.ndarray, float]:
         """Equivalent raw-feature coefficients and intercept, for the seed's comparison."""
@@ -188,6 +341,8 @@ class IntegerLinearModel:
     3. requantize once: out = clip((acc · multiplier + 2^(shift−1)) >> shift, output range),
        multiplier an int32 M0·2^31 with M0 in [0.5, 1)
     4. outside the integer path: ŷ = output_scale · out
+
+    A row is *clipped* when either clip in steps 1 and 3 changed a value.
     """
 
     feature_names: tuple[str, ...]
@@ -218,6 +373,11 @@ class IntegerLinearModel:
     def output_range(self) -> tuple[int, int]:
         return -(2 ** (self.output_bits - 1)), 2 ** (self.output_bits - 1) - 1
 
+    @property
+    def input_bounds(self) -> np.ndarray:
+        """Every finite value: the codes saturate, so no input can overflow anything."""
+        return np.full(self.n_features, FLOAT64_MAX)
+
     def quantize_inputs(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Input codes, and for each row whether any feature was clipped to the calibrated range."""
         raw = np.asarray(X, dtype=np.float64) / self.input_scale.astype(np.float64)
@@ -233,13 +393,25 @@ class IntegerLinearModel:
         return accumulator
 
     def requantize(self, accumulator: np.ndarray) -> np.ndarray:
+        return self.requantize_saturated(accumulator)[0]
+
+    def requantize_saturated(self, accumulator: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Output codes, and which of them saturated: (acc·M + 2^(s−1)) >> s lay beyond the
+        output codes, so the row's answer is the end of the range, not its own."""
         rounding = np.int64(1) << np.int64(self.shift - 1)
         out = (accumulator * np.int64(self.multiplier) + rounding) >> np.int64(self.shift)
-        codes: np.ndarray = np.clip(out, *self.output_range)
-        return codes
+        low, high = self.output_range
+        saturated = (out < low) | (out > high)
+        codes: np.ndarray = np.clip(out, low, high)
+        return codes, saturated
 
     def predict_codes(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Integer output codes and the per-row clipped flags, in cache-sized row blocks.
+
+        A row is clipped when an input lay outside its codes or the output saturated: the
+        input codes share one σ-step, so a row can stay inside every input range and still
+        reach an output the calibration never saw (31.73 served as 31.20). Both mean the
+        answer is the range's, not the row's own.
 
         Bit for bit the arithmetic above, on one of two routes. When the weights prove that no
         accumulator can reach 2^50 (checked once per call), the sum of products runs in
@@ -248,9 +420,10 @@ class IntegerLinearModel:
         Otherwise the codes are accumulated in int64, as written.
         """
         X = np.asarray(X, dtype=np.float64)
-        if _float_accumulation_is_exact(self, X):
-            return _predict_codes_float(self, X)
-        return self._predict_codes_int64(X)
+        with np.errstate(over="ignore"):  # x / input_scale beyond float64: a clipped code
+            if _float_accumulation_is_exact(self, X):
+                return _predict_codes_float(self, X)
+            return self._predict_codes_int64(X)
 
     def _predict_codes_int64(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The exact int64 route, for any model and any input shape."""
@@ -258,8 +431,9 @@ class IntegerLinearModel:
         clipped = np.empty(len(X), dtype=bool)
         for start in range(0, len(X), ROW_BLOCK):
             block = slice(start, start + ROW_BLOCK)
-            codes, clipped[block] = self.quantize_inputs(X[block])
-            out[block] = self.requantize(self.accumulate(codes))
+            codes, inputs_clipped = self.quantize_inputs(X[block])
+            out[block], saturated = self.requantize_saturated(self.accumulate(codes))
+            clipped[block] = inputs_clipped | saturated
         return out, clipped
 
     def predict(self, X: np.ndarray) -> np.ndarray:
@@ -273,9 +447,17 @@ class IntegerLinearModel:
     def label(self) -> str:
         return f"integer-only {self.weight_dtype}×int{self.input_bits} {self.calibration}"
 
+    exact_answers = True
+
     def answers(self, rows: np.ndarray) -> np.ndarray:
         """The output codes: an integer model is recognized bit for bit."""
         return self.predict_codes(rows)[0]
+
+    def sensitive_rows(self, X: np.ndarray) -> np.ndarray:
+        """None: an edit of one integer moves the codes of rows that no small set predicts
+        (a multiplier one higher moves a row only where its product crosses a rounding
+        boundary), so integer models are checked on a digest of every stored test row."""
+        return np.empty(0, dtype=np.int64)
 
     def reproduces(self, rows: np.ndarray, answers: np.ndarray) -> bool:
         return bool(np.array_equal(self.answers(rows), answers))
@@ -326,9 +508,10 @@ def _predict_codes_float(model: IntegerLinearModel, X: np.ndarray) -> tuple[np.n
        when any input of the row was out of range (inf·0 is NaN, so zero weights count too).
 
     Then, per row, ``_requantization`` says how to turn that accumulator into the output code
-    with one or two float additions and three int64 operations. Rows whose accumulator is not
-    finite (a clipped input, or a NaN) are redone exactly, with the clipping, by
-    ``_predict_rows_clipped``.
+    with one or two float additions and three int64 operations; where the output can saturate,
+    the value about to be clipped (the float accumulator, or the int64 result) is compared
+    with the ends first, which flags the row. Rows whose accumulator is not finite (a clipped
+    input, or a NaN) are redone exactly, with the clipping, by ``_predict_rows_clipped``.
     """
     n_rows, d = X.shape
     block = max(1, min(n_rows, ROW_BLOCK * 8 // d))
@@ -342,6 +525,8 @@ def _predict_codes_float(model: IntegerLinearModel, X: np.ndarray) -> tuple[np.n
 
     out = np.empty(n_rows, dtype=np.int64)
     clipped = np.empty(n_rows, dtype=bool)  # "accumulator finite" until the inversion below
+    saturated = np.zeros(n_rows, dtype=bool)
+    side = np.empty(block, dtype=bool)
     work = np.empty(block * d)
     total = np.empty(block)
     total_bits = total.view(np.int64)
@@ -360,6 +545,7 @@ def _predict_codes_float(model: IntegerLinearModel, X: np.ndarray) -> tuple[np.n
             np.matmul(values.reshape(rows, d), lowered, out=accumulator)
             np.isfinite(accumulator, out=clipped[start:stop])
             if float_clip is not None:
+                _flag_beyond(accumulator, *float_clip, saturated[start:stop], side[:rows])
                 np.clip(accumulator, *float_clip, out=accumulator)
             for offset in offsets:
                 np.add(accumulator, offset, out=accumulator)
@@ -368,16 +554,31 @@ def _predict_codes_float(model: IntegerLinearModel, X: np.ndarray) -> tuple[np.n
             codes = out[start:stop]
             np.right_shift(accumulator_bits, shift, out=codes)
             if int_clip:
+                _flag_beyond(codes, out_low, out_high, saturated[start:stop], side[:rows])
                 np.clip(codes, out_low, out_high, out=codes)
     np.logical_not(clipped, out=clipped)
-
     redo = np.flatnonzero(clipped)
+    np.logical_or(clipped, saturated, out=clipped)
     for start in range(0, len(redo), block):
         rows_index = redo[start : start + block]
         out[rows_index], clipped[rows_index] = _predict_rows_clipped(
             model, X[rows_index], scale, centre, lift
         )
     return out, clipped
+
+
+def _flag_beyond(
+    values: np.ndarray, low: float, high: float, flags: np.ndarray, side: np.ndarray
+) -> None:
+    """``flags`` = values < low or values > high, comparing only with the finite ends (an
+    end of ±inf is a side the output cannot reach); ``side`` is scratch space."""
+    if high < np.inf:
+        np.greater(values, high, out=flags)
+    else:
+        flags.fill(False)
+    if low > -np.inf:
+        np.less(values, low, out=side)
+        np.logical_or(flags, side, out=flags)
 
 
 def _flat_rows(X: np.ndarray, start: int, stop: int) -> np.ndarray:
@@ -506,9 +707,13 @@ def _predict_rows_clipped(
     out = np.empty(rows, dtype=np.int64)
     clipped = ~inside
     finite = np.isfinite(accumulator)
-    out[finite] = model.requantize(accumulator[finite].astype(np.int64) + model.bias)
+    out[finite], saturated = model.requantize_saturated(
+        accumulator[finite].astype(np.int64) + model.bias
+    )
+    clipped[finite] |= saturated
     if not finite.all():
         nan_rows = ~finite
-        codes, clipped[nan_rows] = model.quantize_inputs(X[nan_rows])
-        out[nan_rows] = model.requantize(model.accumulate(codes))
+        codes, inputs_clipped = model.quantize_inputs(X[nan_rows])
+        out[nan_rows], saturated = model.requantize_saturated(model.accumulate(codes))
+        clipped[nan_rows] = inputs_clipped | saturated
     return out, clipped

@@ -3,12 +3,15 @@
 Nothing here imports scikit-learn or unpickles anything: this is the path the container and
 the HTTP service run. A model is trusted after three checks: the store's SHA-256, the
 codec's schema, and its *known answers* — the predictions recorded in the manifest when the
-version was published, which the loaded model must reproduce (the integer model bit for
-bit), so an artifact that is valid but not the one published, or a runtime that computes
-differently, is refused instead of served.
+version was published, which the loaded model must reproduce, so an artifact that is valid
+but not the one published, or a runtime that computes differently, is refused instead of
+served. The integer model must reproduce its output codes and clipped flags bit for bit on
+every stored test row (a SHA-256 of them) and on the probe rows; the float kinds their
+answers on the probe rows, each within the rounding bound of that row's arithmetic.
 """
 
 import contextlib
+import hashlib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -21,7 +24,14 @@ from linreg_ops import codecs, store, tables
 from linreg_ops.config import DEFAULT_CHUNK_ROWS, MODEL_KINDS, ModelKind
 from linreg_ops.errors import ArtifactError, InputError
 from linreg_ops.metrics import quantized_fidelity, regression_metrics
-from linreg_ops.model import IntegerLinearModel, LinearModel, Predictor, QuantizedLinearModel
+from linreg_ops.model import (
+    IntegerLinearModel,
+    LinearModel,
+    Predictor,
+    QuantizedLinearModel,
+    domain_error,
+    outside_domain,
+)
 from linreg_ops.store import Version
 
 if TYPE_CHECKING:
@@ -39,21 +49,19 @@ KNOWN_ANSWER_ROWS = 16
 def predict_rows(
     model: Predictor, X: np.ndarray, first_row: int = 0, source: str = "input"
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Predictions, and which rows had inputs clipped to an integer model's calibrated range.
+    """Predictions, and which rows an integer model clipped (an input or the output).
 
-    Finite inputs can still overflow a float model (1e300 times a coefficient): such a row
-    is refused by number (``first_row`` numbers the rows of ``X`` in ``source``), never
-    written as ``inf`` or serialized as ``null``.
+    A row outside the model's domain (``model.outside_domain``: NaN, ±inf, or a value so
+    large that a float model's sum could overflow) is refused by number (``first_row``
+    numbers the rows of ``X`` in ``source``), never written as ``inf`` or served as ``null``:
+    the CLI, the HTTP service and the MLflow export all refuse it with this one message.
     """
-    with np.errstate(over="ignore", invalid="ignore"):  # overflow is checked just below
-        predictions, clipped = model.predict_clipped(X)
-    if not np.isfinite(predictions).all():
-        row = first_row + int(np.flatnonzero(~np.isfinite(predictions))[0]) + 1
-        raise InputError(
-            f"{source} row {row}: the prediction overflows float64 "
-            "(the inputs are far outside anything the model was trained on)"
-        )
-    return predictions, clipped
+    X = np.asarray(X, dtype=np.float64)
+    outside = outside_domain(model, X)
+    if outside.any():
+        index = int(np.flatnonzero(outside)[0])
+        raise InputError(f"{source} row {first_row + index + 1}: {domain_error(model, X[index])}")
+    return model.predict_clipped(X)
 
 
 # --------------------------------------------------------------------------- loading
@@ -105,43 +113,81 @@ def load_models(version: Version) -> Models:
     return models
 
 
-def known_answers(models: Mapping[ModelKind, Predictor], rows: np.ndarray) -> dict[str, Any]:
+def known_answers(models: Mapping[ModelKind, Predictor], test_rows: np.ndarray) -> dict[str, Any]:
     """The manifest section a loader checks: probe rows, the features they are (by name:
     the rows are positional, so a model whose names were swapped would answer them the
-    same) and what each model answers."""
+    same), what each model answers on them, and for the models whose answers are exact
+    (integer codes) a digest of their answers on every stored test row (``test_rows``, in
+    the order of ``test_split.csv``)."""
     names = {model.feature_names for model in models.values()}
     if len(names) != 1:
         raise ArtifactError("the models do not name the same features")
-    answers: dict[str, Any] = {"features": list(names.pop()), "rows": rows.tolist()}
+    test_rows = test_rows[:, : len(next(iter(names)))]
+    rows = probe_rows(models, test_rows)
+    answers: dict[str, Any] = {
+        "features": list(names.pop()),
+        "rows": rows.tolist(),
+        "test_rows": len(test_rows),
+        "test_digests": {},
+    }
     for kind, model in models.items():
         answers[kind] = model.answers(rows).tolist()
+        if model.exact_answers:
+            answers["test_digests"][kind] = answers_digest(model, test_rows)
     return answers
 
 
-def probe_rows(model: LinearModel, test_rows: np.ndarray) -> np.ndarray:
-    """The first stored test rows, and two rows beyond the training range on every side
-    (so an integer model's clipping is part of what is checked)."""
-    stats = model.stats
+def probe_rows(models: Mapping[ModelKind, Predictor], test_rows: np.ndarray) -> np.ndarray:
+    """The first stored test rows, two rows beyond the training range on every side (so an
+    integer model's clipping is part of what is checked), and the test rows where an edit of
+    any one number of a float model shows most against its rounding (``sensitive_rows``).
+    Rows outside some model's domain are left out: no runtime answers them."""
+    float_model = models["float"]
+    assert isinstance(float_model, LinearModel)
+    stats = float_model.stats
     width = stats.maximum - stats.minimum
-    edges = np.vstack([stats.minimum - width - 1.0, stats.maximum + width + 1.0])
-    rows = np.vstack([test_rows[:KNOWN_ANSWER_ROWS, : model.n_features], edges])
-    return rows if np.isfinite(model.predict(rows)).all() else rows[:-2]
+    with np.errstate(over="ignore"):  # beyond float64 for huge columns: infinite, left out
+        edges = np.vstack([stats.minimum - width - 1.0, stats.maximum + width + 1.0])
+    sensitive = np.unique(
+        np.concatenate([model.sensitive_rows(test_rows) for model in models.values()])
+    )
+    rows = np.vstack([test_rows[:KNOWN_ANSWER_ROWS], edges, test_rows[sensitive]])
+    outside = np.any([outside_domain(model, rows) for model in models.values()], axis=0)
+    return np.ascontiguousarray(rows[~outside])
+
+
+def answers_digest(model: Predictor, rows: np.ndarray) -> str:
+    """SHA-256 of a model's answers and clipped flags on ``rows`` (little-endian int64
+    answers, then one byte per flag): exact answers only, the same bits in every runtime."""
+    answers = model.answers(rows)
+    clipped = model.predict_clipped(rows)[1]
+    data = answers.astype("<i8").tobytes() + clipped.astype(np.uint8).tobytes()
+    return hashlib.sha256(data).hexdigest()
 
 
 def check_known_answers(models: Models) -> None:
-    """Every model must answer the probe rows as it did when the version was published."""
+    """Every model must answer as it did when the version was published: on the probe rows,
+    and, for exact answers, on every stored test row."""
     answers = models.version.manifest.known_answers
+    kinds = models.kinds()
     try:
         rows = np.asarray(answers["rows"], dtype=np.float64)
-        expected = {kind: np.asarray(answers[kind], dtype=np.float64) for kind in models.kinds()}
+        expected = {kind: np.asarray(answers[kind], dtype=np.float64) for kind in kinds}
         usable = rows.ndim == 2 and rows.shape[1] == models.float.n_features
         usable = usable and np.isfinite(rows).all()
         usable = usable and all(e.shape == (len(rows),) for e in expected.values())
         features = answers["features"]
+        test_rows, digests = answers["test_rows"], answers["test_digests"]
+        exact = [kind for kind in kinds if models.get(kind).exact_answers]
+        usable = usable and isinstance(test_rows, int) and isinstance(digests, dict)
+        usable = usable and all(isinstance(digests.get(kind), str) for kind in exact)
     except (KeyError, TypeError, ValueError):
         usable = False
     if not usable:
-        raise ArtifactError(f"{models.version}: {store.MANIFEST_JSON} has no usable known_answers")
+        raise ArtifactError(
+            f"{models.version}: {store.MANIFEST_JSON} has no usable known_answers "
+            "(published by an older linreg-ops: retrain with linreg-ops train)"
+        )
     if features != list(models.float.feature_names):
         raise ArtifactError(
             f"{models.version}: the models name the features {list(models.float.feature_names)}, "
@@ -149,11 +195,25 @@ def check_known_answers(models: Models) -> None:
         )
     for kind, answer in expected.items():
         if not models.get(kind).reproduces(rows, answer):
+            raise _not_reproduced(models, kind)
+    if exact:
+        X = stored_test_rows(models).values[:, :-1]
+        if len(X) != test_rows:
             raise ArtifactError(
-                f"{models.version}: the {kind} model does not reproduce the predictions "
-                f"recorded when it was published ({store.MANIFEST_JSON} known_answers); "
-                "it was changed, or this runtime computes differently"
+                f"{models.version}: {store.TEST_SPLIT_CSV} holds {len(X)} rows, but "
+                f"{store.MANIFEST_JSON} recorded answers on {test_rows}"
             )
+        for kind in exact:
+            if answers_digest(models.get(kind), X) != digests[kind]:
+                raise _not_reproduced(models, kind)
+
+
+def _not_reproduced(models: Models, kind: ModelKind) -> ArtifactError:
+    return ArtifactError(
+        f"{models.version}: the {kind} model does not reproduce the predictions "
+        f"recorded when it was published ({store.MANIFEST_JSON} known_answers); "
+        "it was changed, or this runtime computes differently"
+    )
 
 
 def load(models_dir: Path, version: int | None = None) -> Models:

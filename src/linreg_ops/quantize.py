@@ -63,17 +63,26 @@ def _float32(value: float) -> float:
     return max(rounded, FLOAT32_TINY) if value > 0 else rounded
 
 
+def _step(span: float, codes: int) -> float:
+    """The float32 scale that spreads a positive ``span`` over ``codes`` steps.
+
+    At least float32's smallest normal number even when ``span / codes`` underflows float64
+    to zero (a span of 1.5e-322 over 127 codes): a zero scale divides by zero downstream.
+    """
+    return max(_float32(span / codes), FLOAT32_TINY)
+
+
 def choose_scale_and_zero_point(values: np.ndarray, dtype: QuantDtype) -> tuple[float, int]:
     """Min/max calibration: the range covers every value and always contains 0 exactly."""
     values = np.asarray(values, dtype=np.float64)
     if dtype.symmetric:
         largest = float(np.max(np.abs(values), initial=0.0))
-        return (_float32(largest / dtype.qmax) if largest > 0.0 else 1.0), 0
+        return (_step(largest, dtype.qmax) if largest > 0.0 else 1.0), 0
     low = min(float(np.min(values, initial=0.0)), 0.0)
     high = max(float(np.max(values, initial=0.0)), 0.0)
     if high == low:
         return 1.0, 0
-    scale = _float32((high - low) / (dtype.qmax - dtype.qmin))
+    scale = _step(high - low, dtype.qmax - dtype.qmin)
     zero_point = int(np.clip(np.rint(dtype.qmin - low / scale), dtype.qmin, dtype.qmax))
     return scale, zero_point
 

@@ -11,25 +11,31 @@ passed to the workers in ``LINREG_OPS_MODEL_VERSION``, so a worker restarted aft
 still serves it. Models load in the lifespan; importing this module does nothing.
 """
 
+import asyncio
 import ctypes
 import ctypes.util
 import os
+import signal
 import socket
 import sys
+import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastapi_offline import FastAPIOffline
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from starlette.requests import ClientDisconnect
 
 from linreg_ops import __version__, predict, scoring, store
-from linreg_ops.config import SERVE_DEFAULTS
+from linreg_ops.config import DEFAULT_MODELS_DIR, SERVE_DEFAULTS, LogLevel
 from linreg_ops.errors import InputError
 from linreg_ops.predict import Models
 from linreg_ops.scoring import Limits, RequestError
@@ -45,15 +51,34 @@ LARGE_BODY = 1 << 20  # after a body this large, hand freed memory back to the s
 
 
 class ServeSettings(BaseSettings):
-    """Service settings; each can come from a ``LINREG_OPS_*`` environment variable."""
+    """Every setting of the service, once: a ``linreg-ops serve`` flag wins, then a
+    ``LINREG_OPS_<NAME>`` environment variable, then ``config.SERVE_DEFAULTS``."""
 
-    model_config = SettingsConfigDict(env_prefix="LINREG_OPS_")
+    model_config = SettingsConfigDict(env_prefix="LINREG_OPS_", extra="forbid")
 
-    models_dir: Path = Path("models")
+    models_dir: Path = DEFAULT_MODELS_DIR
     model_version: int | None = Field(None, ge=1)  # None: the current version at start-up
+    host: str = SERVE_DEFAULTS.host
+    port: int = Field(SERVE_DEFAULTS.port, ge=0, le=65535)
+    workers: int = Field(SERVE_DEFAULTS.workers, gt=0)
     max_batch: int = Field(SERVE_DEFAULTS.max_batch, gt=0)
     max_body_bytes: int = Field(SERVE_DEFAULTS.max_body_bytes, gt=0)
     max_json_depth: int = Field(SERVE_DEFAULTS.max_json_depth, gt=1)
+    log_level: LogLevel = SERVE_DEFAULTS.log_level
+    drain_seconds: float = Field(SERVE_DEFAULTS.drain_seconds, ge=0)
+
+
+def serve_settings(**given: Any) -> ServeSettings:
+    """The settings from the flags that were ``given`` (None: not given), the environment
+    and the defaults; a bad environment value is one line naming the variable."""
+    try:
+        return ServeSettings(**{name: value for name, value in given.items() if value is not None})
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        name = str(error["loc"][0]) if error["loc"] else "settings"
+        raise InputError(
+            f"LINREG_OPS_{name.upper()}: {error['msg']} (got {error.get('input')!r})"
+        ) from None
 
 
 class ModelInfo(BaseModel):
@@ -95,7 +120,7 @@ def describe_service(models: Models, settings: ServeSettings) -> dict[str, Any]:
     manifest = version.manifest
     info: dict[str, Any] = {
         "version": version.number,
-        "models_dir": str(version.models_dir),
+        "models_dir": version.models_dir.resolve().name,
         "features": list(models.float.feature_names),
         "target": models.float.target_name,
         "models": {
@@ -106,7 +131,7 @@ def describe_service(models: Models, settings: ServeSettings) -> dict[str, Any]:
             for kind in models.kinds()
         },
         "metrics": predict.load_metrics(version),
-        "training_data": manifest.training_data,
+        "training_data": _named_by_file(manifest.training_data),
         "split": manifest.split,
         "versions": {
             **manifest.versions,
@@ -128,6 +153,16 @@ def describe_service(models: Models, settings: ServeSettings) -> dict[str, Any]:
             "zero_point": quantized.zero_point.tolist(),
         }
     return info
+
+
+def _named_by_file(training_data: dict[str, Any]) -> dict[str, Any]:
+    """The training data with its files named by file name: a service must not tell every
+    caller where the training files (or the models folder) sit on the server's disk."""
+    files = [Path(str(name)) for name in training_data.get("files", [])]
+    if not files:
+        return training_data
+    source = files[0].name if len(files) == 1 else f"{len(files)} files in {files[0].parent.name}"
+    return {**training_data, "source": source, "files": [path.name for path in files]}
 
 
 # --------------------------------------------------------------------------- app
@@ -161,6 +196,10 @@ class BodyLimit:
             await self.app(scope, limited, send)
         except _BodyTooLargeError:
             await self._too_large(send)
+        except ClientDisconnect:
+            # the body never arrived whole (the client left, or the server dropped a malformed
+            # chunked body with a 400): nobody to answer, nothing to log per request
+            return
         finally:
             if seen >= LARGE_BODY:
                 _release_memory()
@@ -197,16 +236,96 @@ def _release_memory() -> None:
                 trim(0)
 
 
+class Drain:
+    """SIGTERM as a lame duck, not a cliff: keep answering until the clients have gone.
+
+    uvicorn's own graceful shutdown closes the listening socket at once, which resets every
+    connection still queued in the kernel's backlog and every accepted one whose request has
+    not been read yet — requests a client had already sent. Instead, the first SIGTERM starts
+    draining: ``/ready`` answers 503 (a load balancer stops sending), every response carries
+    ``Connection: close``, and requests are still served until none has started for
+    ``QUIET_SECONDS`` (at most ``max_seconds``); then uvicorn's shutdown finishes what is in
+    flight. A second SIGTERM, or SIGINT, stops at once.
+    """
+
+    QUIET_SECONDS = 0.25
+
+    def __init__(self, max_seconds: float) -> None:
+        self.max_seconds = max_seconds
+        self.active = False
+        self.last_request = time.monotonic()
+
+    def install(self) -> None:
+        """Take over SIGTERM from the server (call in the running server's lifespan)."""
+        if threading.current_thread() is not threading.main_thread():
+            return  # an in-process test client: no signals to handle
+        shutdown = signal.getsignal(signal.SIGTERM)
+        if not callable(shutdown):
+            return
+        loop = asyncio.get_running_loop()
+
+        def on_sigterm(sig: int, frame: FrameType | None) -> None:
+            loop.call_soon_threadsafe(self._begin, shutdown, sig, frame)
+
+        signal.signal(signal.SIGTERM, on_sigterm)
+
+    def _begin(
+        self, shutdown: Callable[[int, FrameType | None], Any], sig: int, frame: Any
+    ) -> None:
+        if self.active:
+            shutdown(sig, frame)
+            return
+        self.active = True
+        self._task = asyncio.ensure_future(self._wait_then(shutdown, sig, frame))
+
+    async def _wait_then(
+        self, shutdown: Callable[[int, FrameType | None], Any], sig: int, frame: Any
+    ) -> None:
+        deadline = time.monotonic() + self.max_seconds
+        while time.monotonic() < deadline:
+            if time.monotonic() - self.last_request >= self.QUIET_SECONDS:
+                break
+            await asyncio.sleep(0.02)
+        shutdown(sig, frame)
+
+
+class Draining:
+    """ASGI middleware: notes when requests arrive, and closes connections while draining."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]], drain: Drain) -> None:
+        self.app, self.drain = app, drain
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        drain = self.drain
+        drain.last_request = time.monotonic()
+        if not drain.active:
+            await self.app(scope, receive, send)
+            return
+
+        async def closing(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"connection", b"close")]
+            await send(message)
+
+        await self.app(scope, receive, closing)
+
+
 def create_app(settings: ServeSettings | None = None) -> FastAPI:
     """The FastAPI app; models load in the lifespan, so creating it reads nothing."""
     settings = settings or ServeSettings()
     limits = Limits(max_batch=settings.max_batch, max_json_depth=settings.max_json_depth)
+
+    drain = Drain(settings.drain_seconds)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         version = store.open_version(settings.models_dir, settings.model_version)
         app.state.models = predict.load_models(version)
         app.state.metadata = describe_service(app.state.models, settings)
+        drain.install()
         yield
 
     app = FastAPIOffline(
@@ -228,9 +347,15 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         return {"status": "ok"}
 
     @app.get("/ready", summary="Readiness: the version's models are loaded and verified")
-    async def ready(request: Request) -> dict[str, Any]:
+    async def ready(request: Request) -> Response:
         models: Models = request.app.state.models
-        return {"status": "ready", "version": models.version.number, "models": models.kinds()}
+        body = {"version": models.version.number, "models": models.kinds()}
+        if drain.active:
+            return JSONBody({"status": "draining", **body}, status_code=503)
+        return JSONBody({"status": "ready", **body})
+
+    for path, probe in (("/health", health), ("/ready", ready)):  # load balancers use HEAD
+        app.add_api_route(path, probe, methods=["HEAD"], include_in_schema=False)
 
     @app.get("/metadata", summary="Version, features, metrics, quantization and checksums")
     async def model_metadata(request: Request) -> dict[str, Any]:
@@ -286,6 +411,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         return JSONBody({"predictions": _predictions(models.float, X)})
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(Draining, drain=drain)
     return app
 
 
@@ -331,31 +457,26 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run(
-    version: store.Version,
-    *,
-    host: str,
-    port: int,
-    workers: int,
-    max_batch: int,
-    max_body_bytes: int,
-    log_level: str,
-) -> int:
+def run(version: store.Version, settings: ServeSettings) -> int:
     """Bind, say where, and run uvicorn's workers on the one socket, pinned to ``version``."""
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
-    sock = bind(host, port)
+    sock = bind(settings.host, settings.port)
     bound_host, bound_port = sock.getsockname()[:2]
-    os.environ.update(  # the workers' settings, read by ServeSettings in each worker
+    pinned = settings.model_copy(
+        update={"models_dir": version.models_dir.resolve(), "model_version": version.number}
+    )
+    # the workers' settings, read by ServeSettings in each worker (a restarted one too)
+    os.environ.update(
         {
-            "LINREG_OPS_MODELS_DIR": str(version.models_dir.resolve()),
-            "LINREG_OPS_MODEL_VERSION": str(version.number),
-            "LINREG_OPS_MAX_BATCH": str(max_batch),
-            "LINREG_OPS_MAX_BODY_BYTES": str(max_body_bytes),
+            f"LINREG_OPS_{name.upper()}": str(value)
+            for name, value in pinned.model_dump().items()
+            if value is not None
         }
     )
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+    workers = settings.workers
     print(
         f"Serving version {version.number} of {version.models_dir} on http://{shown}:{bound_port} "
         f"({workers} worker{'s' if workers > 1 else ''})",
@@ -367,7 +488,7 @@ def run(
         host=bound_host,
         port=bound_port,
         workers=workers,
-        log_level=log_level,
+        log_level=settings.log_level,
         access_log=False,
     )
     with sock:

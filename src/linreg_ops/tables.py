@@ -13,6 +13,7 @@ or overflows) does a second, slower pass find the first bad cell, so that every 
 the file, the column and the 1-based data row.
 """
 
+import collections
 import contextlib
 import csv
 import glob
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
-from linreg_ops.config import DEFAULT_CHUNK_ROWS
+from linreg_ops.config import BLOCK_BYTES, DEFAULT_CHUNK_ROWS
 from linreg_ops.errors import InputError
 
 if TYPE_CHECKING:
@@ -169,9 +170,11 @@ def _csv_header(label: str, handle: BinaryIO) -> list[str]:
 
 
 def check_columns(label: str, header: Sequence[str], columns: Sequence[str]) -> None:
-    """Every selected column exists exactly once in the header."""
+    """Every selected column exists exactly once in the header (counted once: a header of
+    10,000 names is checked in linear time)."""
+    counts = collections.Counter(header)
     for name in columns:
-        count = list(header).count(name)
+        count = counts[name]
         if count == 0:
             raise InputError(
                 f"column {name!r} not found in {label}; columns are: {', '.join(header)}"
@@ -190,16 +193,24 @@ def iter_blocks(
     *,
     hint: str = "",
 ) -> Iterator[Block]:
-    """Blocks of exactly ``block_rows`` rows (the last may be shorter) of the selected
-    columns, in file order, in constant memory. ``hint`` is added to a non-numeric error
-    (e.g. "pass --features" when the columns were not chosen by the user)."""
+    """Blocks of exactly ``rows_per_block(block_rows, len(columns))`` rows (the last may be
+    shorter) of the selected columns, in file order, in constant memory. ``hint`` is added to
+    a non-numeric error (e.g. "pass --features" when the columns were not chosen by the
+    user)."""
     path = check_table_path(Path(path))
     header = read_header(path)
     check_columns(str(path), header, columns)
+    block_rows = rows_per_block(block_rows, len(columns))
     if is_csv(path):
         yield from _csv_file_blocks(path, list(columns), block_rows, hint)
     else:
         yield from _parquet_blocks(path, list(columns), block_rows, None, 0, hint)
+
+
+def rows_per_block(block_rows: int, columns: int) -> int:
+    """``block_rows``, or fewer for a wide table: a block holds at most BLOCK_BYTES (10,001
+    columns of 131,072 rows would be 10 GB; the first rows of a file must not cost that)."""
+    return max(1, min(block_rows, BLOCK_BYTES // (8 * max(columns, 1))))
 
 
 def read_table(path: Path, columns: Sequence[str], *, hint: str = "") -> Table:
@@ -813,7 +824,9 @@ def partition_rows(part: Partition, header: list[str]) -> int:
 def partition_blocks(
     part: Partition, columns: list[str], header: list[str], first_row: int, block_rows: int
 ) -> Iterator[Block]:
-    """A partition's blocks; rows are numbered from ``first_row`` in the whole file."""
+    """A partition's blocks (of ``rows_per_block`` rows); rows are numbered from
+    ``first_row`` in the whole file."""
+    block_rows = rows_per_block(block_rows, len(columns))
     if not is_csv(part.path):
         yield from _parquet_blocks(
             part.path, columns, block_rows, list(range(part.start, part.stop)), first_row, ""

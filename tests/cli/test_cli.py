@@ -382,7 +382,7 @@ def test_predict_output_dash_writes_csv_to_stdout(
     # what is said goes to stderr, so stdout is the table and nothing else
     assert "Wrote 50 " in result.stderr
     assert "to standard output" in result.stderr
-    assert ("Rows with inputs clipped" in result.stderr) == bool(kind)
+    assert ("Rows clipped to the model's range" in result.stderr) == bool(kind)
     assert not (tmp_path / "-").exists()
 
 

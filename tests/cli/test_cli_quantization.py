@@ -99,7 +99,7 @@ def test_sweep_prints_and_writes_the_report(run_cli, trained_dir, tmp_path):
 def test_predict_integer_only_reports_clipped_rows(run_cli, trained_dir):
     result = run_cli("predict", "--integer-only", "--models-dir", trained_dir, check=True)
     assert "Model: integer" in result.stdout
-    assert "Rows with inputs clipped to the calibrated range:" in result.stdout
+    assert "Rows clipped to the model's range (input or output):" in result.stdout
     assert "R² Score: 0.57" in result.stdout
 
 

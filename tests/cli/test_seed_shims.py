@@ -1,6 +1,7 @@
 """The seed's ``python src/{train,quantize,predict}.py`` run, through the shims."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,19 +11,42 @@ import pytest
 from helpers import SEED_FIRST_PREDICTIONS, SEED_MSE, SEED_R2
 
 pytestmark = pytest.mark.slow
-SRC = Path(__file__).resolve().parents[2] / "src"
+REPO = Path(__file__).resolve().parents[2]
+SRC = REPO / "src"
+SHARED_CACHE = REPO.parent / "shared" / "datasets" / "california_housing" / "scikit_learn_data"
+
+
+def california_cache() -> Path:
+    """scikit-learn's California Housing cache: the one this run uses, else the shared one."""
+    for folder in (os.environ.get("SCIKIT_LEARN_DATA"), SHARED_CACHE):
+        if folder and (Path(folder) / "cal_housing_py3.pkz").is_file():
+            return Path(folder)
+    pytest.skip(
+        "the seed's shims need California Housing offline: put scikit-learn's cache "
+        f"(cal_housing_py3.pkz) in {SHARED_CACHE} or point SCIKIT_LEARN_DATA at it"
+    )
 
 
 @pytest.fixture(scope="module")
 def seed_run(tmp_path_factory):
-    """The three shims, in order, from an empty folder and without PYTHONPATH."""
+    """The three shims, in order, from an empty folder and without PYTHONPATH or
+    SCIKIT_LEARN_DATA: they must find ``../shared`` beside their checkout themselves. The
+    checkout is a copy of ``src/``'s scripts with a ``shared`` folder beside it that holds
+    this run's cache, so the test means the same wherever the suite runs."""
+    cache = california_cache()
+    root = tmp_path_factory.mktemp("layout")
+    (root / "checkout" / "src").mkdir(parents=True)
+    for script in ("train", "quantize", "predict"):
+        shutil.copy(SRC / f"{script}.py", root / "checkout" / "src")
+    shared = root / "shared" / "datasets" / "california_housing"
+    shared.mkdir(parents=True)
+    (shared / "scikit_learn_data").symlink_to(cache.resolve())
     workdir = tmp_path_factory.mktemp("seed")
-    # No PYTHONPATH, and no SCIKIT_LEARN_DATA: the shims find the shared cache themselves.
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "SCIKIT_LEARN_DATA")}
     outputs = {}
     for script in ("train", "quantize", "predict"):
         result = subprocess.run(
-            [sys.executable, str(SRC / f"{script}.py")],
+            [sys.executable, str(root / "checkout" / "src" / f"{script}.py")],
             cwd=workdir, env=env, capture_output=True, text=True, timeout=300, check=False,
         )  # fmt: skip
         assert result.returncode == 0, f"{script}.py failed:\n{result.stderr}"

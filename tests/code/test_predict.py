@@ -177,15 +177,34 @@ def test_a_prediction_that_overflows_names_its_row(models, tmp_path):
     row = np.sign(models.float.coef) * 1.7e308  # every term of one sign: the sum overflows
     values = np.vstack([np.ones((5, models.float.n_features)), row])
     path = write_csv(tmp_path / "in.csv", list(models.float.feature_names), values.tolist())
+    overflow = r"row 6: column 'MedInc' holds 1\.7e\+308, beyond ±[0-9.e+]+, where the prediction could overflow float64"
     for kind in ("float", "quantized"):
-        with pytest.raises(InputError, match=r"in\.csv row 6: the prediction overflows float64"):
+        with pytest.raises(InputError, match=rf"in\.csv {overflow}"):
             predict.predict_file(models, kind, path, tmp_path / "out.csv", chunk_rows=4)
         assert not (tmp_path / "out.csv").exists()
     done = predict.predict_file(models, "integer", path, tmp_path / "out.csv")  # clips: finite
     assert done.rows == 6
     assert 6 in done.first_clipped
-    with pytest.raises(InputError, match="labelled row 6: the prediction overflows"):
+    with pytest.raises(InputError, match=f"labelled {overflow}"):
         predict.evaluate(models, values, np.ones(6), "labelled")
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_every_model_refuses_a_non_finite_input_with_one_message(models, value):
+    """Issue 13: the integer model answered NaN with a finite code (46.24 through MLflow),
+    the float one raised scikit-learn's error, the quantized one said it overflowed."""
+    X = np.ones((3, models.float.n_features))
+    X[2, 3] = value
+    what = "NaN" if np.isnan(value) else "an infinite value"
+    messages = set()
+    for kind in models.kinds():
+        with pytest.raises(InputError) as refusal:
+            predict.predict_rows(models.get(kind), X, first_row=10, source="batch")
+        messages.add(str(refusal.value))
+    assert messages == {
+        f"batch row 13: column 'AveBedrms' holds {what}: linreg-ops predicts from finite "
+        "numbers only"
+    }
 
 
 def test_an_output_inside_the_models_folder_or_onto_its_input_is_refused(models_copy, tmp_path):

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
@@ -152,10 +152,20 @@ def test_bad_integer_configs_are_refused(kwargs, message):
 
 
 @settings(max_examples=50)
-@given(values=arrays(np.float64, 5, elements=st.floats(-10, 10, allow_nan=False)))
-def test_float32_scale_never_underflows(values):
-    scale, _ = choose_scale_and_zero_point(values * 1e-300, parse_dtype("int8"))
+@given(
+    values=arrays(np.float64, 5, elements=st.floats(-10, 10, allow_nan=False)),
+    magnitude=st.sampled_from([1e-300, 1e-310, 1e-320, 5e-324]),
+    dtype=st.sampled_from(["int8", "uint8", "int2", "uint16"]),
+)
+@example(values=np.full(5, 1.52e-322 / 1e-300), magnitude=1e-300, dtype="int8")  # issue 13
+@example(values=np.full(5, 1.0), magnitude=5e-324, dtype="uint8")  # was a ZeroDivisionError
+def test_float32_scale_never_underflows(values, magnitude, dtype):
+    """A range whose width over the codes underflows float64 (1.52e-322 / 127 is 0.0) still
+    gets a usable scale, and its values still quantize to codes in range."""
+    quant_dtype = parse_dtype(dtype)
+    scale, zero_point = choose_scale_and_zero_point(values * magnitude, quant_dtype)
     assert scale >= np.finfo(np.float32).tiny
+    assert quant_dtype.qmin <= zero_point <= quant_dtype.qmax
 
 
 def test_float32_rounds_to_float32_and_lifts_only_positive_values_to_the_smallest_normal():

@@ -6,155 +6,14 @@ and writes raw binary results back; numpy computes the same from the model objec
 """
 
 import shutil
-import subprocess
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from c_driver import OBJECT_UNIT, SANITIZE, SHA, STRICT, Driver, compiler, run
 from linreg_ops.errors import InputError
 from linreg_ops.exports.c import HEADER_NAME, c_header_text, c_string
-
-SHA = "0123456789abcdef" * 4
-STRICT = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
-SANITIZE = [
-    "-fsanitize=undefined,float-cast-overflow,float-divide-by-zero,address",
-    "-fno-sanitize-recover=all",
-    "-g",
-]
-
-DRIVER = r"""
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include "linreg_model.h"
-
-/* driver codes|quantize IN OUT, or driver names OUT: raw native-endian binary in and out. */
-static void *read_all(const char *path, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    void *data;
-    long end;
-    if (!f || fseek(f, 0, SEEK_END) != 0 || (end = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0)
-        exit(3);
-    *size = (size_t)end;
-    data = malloc(*size ? *size : 1);
-    if (!data || fread(data, 1, *size, f) != *size) exit(3);
-    fclose(f);
-    return data;
-}
-
-int main(int argc, char **argv)
-{
-    size_t size, rows, i, j;
-    FILE *out;
-    if (argc == 3 && strcmp(argv[1], "names") == 0) {
-        out = fopen(argv[2], "wb");
-        if (!out) return 3;
-        for (j = 0; linreg_feature_name(j) != NULL; ++j) {
-            const char *name = linreg_feature_name(j);
-            uint64_t length = (uint64_t)strlen(name);
-            fwrite(&length, sizeof length, 1, out);
-            fwrite(name, 1, strlen(name), out);
-        }
-        if (j != LINREG_N_FEATURES || linreg_feature_names[0] != linreg_feature_name(0)) return 4;
-        return fclose(out) == 0 ? 0 : 3;
-    }
-    if (argc != 4) return 2;
-    out = fopen(argv[3], "wb");
-    if (!out) return 3;
-    if (strcmp(argv[1], "codes") == 0) {
-        int16_t *codes = read_all(argv[2], &size);
-        rows = size / (sizeof *codes * LINREG_N_FEATURES);
-        for (i = 0; i < rows; ++i) {
-            int16_t code = linreg_predict_codes(codes + i * LINREG_N_FEATURES);
-            fwrite(&code, sizeof code, 1, out);
-        }
-        free(codes);
-    } else if (strcmp(argv[1], "quantize") == 0) {
-        double *x = read_all(argv[2], &size);
-        rows = size / (sizeof *x * LINREG_N_FEATURES);
-        for (i = 0; i < rows; ++i) {
-            for (j = 0; j < LINREG_N_FEATURES; ++j) {
-                int16_t code = linreg_quantize_input(j, x[i * LINREG_N_FEATURES + j]);
-                fwrite(&code, sizeof code, 1, out);
-            }
-        }
-        for (i = 0; i < rows; ++i) {
-            double y = linreg_predict(x + i * LINREG_N_FEATURES);
-            fwrite(&y, sizeof y, 1, out);
-        }
-        if (linreg_quantize_input(LINREG_N_FEATURES, 1.0) != 0) return 4;
-        free(x);
-    } else {
-        return 2;
-    }
-    return fclose(out) == 0 ? 0 : 3;
-}
-"""
-
-OBJECT_UNIT = """
-#include "linreg_model.h"
-int16_t export_predict_codes(const int16_t *codes) { return linreg_predict_codes(codes); }
-int16_t export_quantize_input(size_t j, double x) { return linreg_quantize_input(j, x); }
-double export_predict(const double *x) { return linreg_predict(x); }
-"""
-
-
-def compiler() -> str:
-    found = shutil.which("cc")
-    if found is None:
-        pytest.fail("no C compiler 'cc' on PATH: install one, e.g. apt-get install gcc")
-    return found
-
-
-def run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        command, capture_output=True, text=True, timeout=120, check=False, **kwargs
-    )
-    assert result.returncode == 0, (
-        f"{' '.join(command)} exited {result.returncode}\n{result.stdout}\n{result.stderr}"
-    )
-    return result
-
-
-class Driver:
-    """The driver compiled against one header, strict (-O2) or sanitized."""
-
-    def __init__(self, integer, folder: Path, flags: list[str]):
-        self.integer = integer
-        self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / HEADER_NAME).write_text(c_header_text(integer, artifact_sha256=SHA))
-        (folder / "driver.c").write_text(DRIVER)
-        self.binary = folder / "driver"
-        run([compiler(), *STRICT, *flags, "driver.c", "-o", str(self.binary)], cwd=folder)
-
-    def codes(self, codes: np.ndarray) -> np.ndarray:
-        source, target = self.folder / "codes.bin", self.folder / "codes.out"
-        np.ascontiguousarray(codes, dtype=np.int16).tofile(source)
-        run([str(self.binary), "codes", str(source), str(target)])
-        return np.fromfile(target, dtype=np.int16)
-
-    def quantize(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        source, target = self.folder / "x.bin", self.folder / "x.out"
-        np.ascontiguousarray(X, dtype=np.float64).tofile(source)
-        run([str(self.binary), "quantize", str(source), str(target)])
-        data = target.read_bytes()
-        n = len(X) * self.integer.n_features
-        codes = np.frombuffer(data[: 2 * n], dtype=np.int16).reshape(X.shape)
-        return codes, np.frombuffer(data[2 * n :], dtype=np.float64)
-
-    def names(self) -> list[bytes]:
-        target = self.folder / "names.out"
-        run([str(self.binary), "names", str(target)])
-        data, names, width = target.read_bytes(), [], np.dtype(np.uint64).itemsize
-        while data:
-            length = int(np.frombuffer(data[:width], dtype=np.uint64)[0])
-            names.append(data[width : width + length])
-            data = data[width + length :]
-        return names
 
 
 def code_vectors(integer, n: int, seed: int) -> np.ndarray:
@@ -195,10 +54,18 @@ def check_driver(driver: Driver, X: np.ndarray) -> None:
     np.testing.assert_array_equal(
         driver.codes(vectors).astype(np.int64), reference_output_codes(integer, vectors)
     )
-    codes, y = driver.quantize(X)
-    reference_codes, _ = integer.quantize_inputs(X)
-    np.testing.assert_array_equal(codes.astype(np.int64), reference_codes)
-    np.testing.assert_array_equal(y.view(np.int64), integer.predict(X).view(np.int64))
+    codes, y, y_clipped, flags = driver.run_rows(X)
+    finite = np.isfinite(X).all(axis=1)
+    with np.errstate(over="ignore"):
+        reference_codes, _ = integer.quantize_inputs(X)
+        reference_y, reference_clipped = integer.predict_clipped(X[finite])
+    inputs = np.isfinite(X)  # a non-finite value has no code in numpy; the header gives 0.0's
+    np.testing.assert_array_equal(codes.astype(np.int64)[inputs], reference_codes[inputs])
+    for answer in (y, y_clipped):
+        np.testing.assert_array_equal(answer[finite].view(np.int64), reference_y.view(np.int64))
+        assert np.isnan(answer[~finite]).all()
+    np.testing.assert_array_equal(flags[finite], reference_clipped.astype(np.int64))
+    assert (flags[~finite] == -1).all()
 
 
 @pytest.fixture(scope="module")
@@ -242,6 +109,14 @@ def test_header_bit_for_bit_strict_build(cal_models, models, name, edge_rows, tm
         out = reference_output_codes(integer, code_vectors(integer, 30_000, seed=3))
         assert (out == -32768).any()
         assert (out == 32767).any()
+        # Rows whose inputs all stay inside their codes but whose output saturates: flagged.
+        with np.errstate(over="ignore"):
+            _, inputs_clipped = integer.quantize_inputs(X)
+            _, clipped = integer.predict_clipped(X)
+        flags = driver.run_rows(X)[3]
+        saturated = clipped & ~inputs_clipped
+        assert saturated.sum() > 100
+        assert (flags[saturated] == 1).all()
 
 
 @pytest.mark.parametrize(
@@ -258,14 +133,17 @@ def test_header_has_no_undefined_behaviour_under_sanitizers(models, name, edge_r
         [np.nan, -np.nan, np.finfo(np.float64).max, -np.finfo(np.float64).max, 5e-324, -5e-324]
     )
     X = np.tile(special[:, None], (1, integer.n_features))
-    codes, y = driver.quantize(X)
+    codes, y, _, flags = driver.run_rows(X)
     zero_codes, _ = integer.quantize_inputs(np.zeros((1, integer.n_features)))
     qmin, qmax = integer.input_range
     assert (codes[:2] == zero_codes).all()  # NaN: the code of 0.0
     assert (codes[2] == qmax).all()
     assert (codes[3] == qmin).all()
     assert (codes[4:] == zero_codes).all()
-    assert np.isfinite(y).all()
+    assert np.isnan(y[:2]).all()  # NaN: refused, as predict refuses it
+    assert (flags[:2] == -1).all()
+    assert np.isfinite(y[2:]).all()
+    assert (flags[2:4] == 1).all()  # the largest doubles: clipped
 
 
 def test_feature_names_are_escaped_exactly(models, tmp_path):

@@ -18,7 +18,8 @@ import pandas as pd
 import pytest
 
 from helpers import device_node, snapshot, stop
-from linreg_ops import store
+from linreg_ops import predict, store
+from linreg_ops.errors import InputError
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
@@ -64,32 +65,44 @@ def test_file_exports_are_recorded_with_their_sha256(
     assert [p.name for p in output.parent.iterdir()] == [name], "no temporary file left"
 
 
+def run_onnx(path: Path, X: np.ndarray) -> dict[str, np.ndarray]:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    outputs = session.run(None, {"X": X})
+    return dict(zip([o.name for o in session.get_outputs()], outputs, strict=True))
+
+
 def test_the_onnx_integer_export_reproduces_predict_integer_only(
     run_cli, models_copy, models, test_rows, tmp_path
 ):
-    import onnxruntime as ort
-
+    """As a user runs it (issue 13: the default graph took float32, so 4 of the 4,128 test
+    rows got other codes than ``predict --integer-only``): float64 in, every code and flag
+    equal on the stored test split."""
     output = tmp_path / "integer.onnx"
     run_cli(
-        "export",
-        "--models-dir",
-        models_copy,
-        "--format",
-        "onnx",
-        "--model",
-        "integer",
-        "--output",
-        output,
-        check=True,
-    )
-    session = ort.InferenceSession(str(output), providers=["CPUExecutionProvider"])
-    X = test_rows[1][:, :-1].astype(np.float32)
-    outputs = dict(
-        zip([o.name for o in session.get_outputs()], session.run(None, {"X": X}), strict=True)
-    )
-    np.testing.assert_array_equal(
-        outputs["codes"], models.integer.predict_codes(X.astype(np.float64))[0]
-    )
+        "export", "--models-dir", models_copy, "--format", "onnx", "--model", "integer",
+        "--output", output, check=True,
+    )  # fmt: skip
+    X = test_rows[1][:, :-1]
+    outputs = run_onnx(output, X)
+    codes, clipped = models.integer.predict_codes(X)
+    np.testing.assert_array_equal(outputs["codes"], codes)
+    np.testing.assert_array_equal(outputs["clipped"], clipped)
+    np.testing.assert_array_equal(outputs["y"], predict.predict_rows(models.integer, X)[0])
+
+
+def test_onnx_input_float32_is_an_option_for_float32_data(
+    run_cli, models_copy, models, test_rows, tmp_path
+):
+    output = tmp_path / "integer32.onnx"
+    run_cli(
+        "export", "--models-dir", models_copy, "--format", "onnx", "--model", "integer",
+        "--onnx-input", "float32", "--output", output, check=True,
+    )  # fmt: skip
+    X32 = test_rows[1][:, :-1].astype(np.float32)
+    codes, _ = models.integer.predict_codes(X32.astype(np.float64))
+    np.testing.assert_array_equal(run_onnx(output, X32)["codes"], codes)
 
 
 @pytest.mark.parametrize(
@@ -98,6 +111,11 @@ def test_the_onnx_integer_export_reproduces_predict_integer_only(
         (["--format", "c", "--model", "float"], "the C export is of the integer-only model"),
         (["--format", "tar"], "argument --format: invalid choice"),
         (["--format", "onnx"], "the following arguments are required: --output"),
+        (
+            ["--format", "c", "--model", "integer", "--onnx-input", "float32"],
+            "--onnx-input applies to --format onnx, not c",
+        ),
+        (["--format", "onnx", "--onnx-input", "float16"], "argument --onnx-input: invalid"),
     ],
 )
 def test_bad_export_arguments_exit_2(run_cli, models_copy, tmp_path, args, words):
@@ -149,30 +167,26 @@ def test_export_of_a_missing_model_kind_exits_2(run_cli, california, tmp_path):
 # --------------------------------------------------------------------------- MLflow
 
 
-def test_mlflow_float_model_loads_without_pickle_and_predicts_the_same(
-    run_cli, models_copy, models, test_rows, tmp_path
+def export_mlflow(run_cli, models_dir, output, kind):
+    run_cli(
+        "export", "--models-dir", models_dir, "--format", "mlflow", "--model", kind,
+        "--output", output, check=True,
+    )  # fmt: skip
+    return output
+
+
+@pytest.mark.parametrize("kind", ["float", "quantized", "integer"])
+def test_mlflow_models_are_code_and_json_and_predict_the_same(
+    run_cli, models_copy, models, test_rows, tmp_path, kind
 ):
     import mlflow.pyfunc
 
-    output = tmp_path / "mlflow-float"
-    run_cli(
-        "export",
-        "--models-dir",
-        models_copy,
-        "--format",
-        "mlflow",
-        "--model",
-        "float",
-        "--output",
-        output,
-        check=True,
-    )
+    output = export_mlflow(run_cli, models_copy, tmp_path / f"mlflow-{kind}", kind)
     files = {p.name for p in output.rglob("*") if p.is_file()}
     assert {"MLmodel", "input_example.json", "serving_input_example.json"} <= files
+    assert predict.ARTIFACT_OF[kind] in files
     assert not [name for name in files if name.endswith((".pkl", ".pickle", ".joblib"))]
-    assert any(name.endswith(".skops") for name in files)
     mlmodel = (output / "MLmodel").read_text()
-    assert "serialization_format: skops" in mlmodel
     assert "linreg_ops:" in mlmodel
     assert "manifest_sha256" in mlmodel
     assert "signature:" in mlmodel
@@ -180,33 +194,30 @@ def test_mlflow_float_model_loads_without_pickle_and_predicts_the_same(
     X = test_rows[1][:, :-1]
     frame = pd.DataFrame(X, columns=list(models.float.feature_names))
     predicted = np.asarray(mlflow.pyfunc.load_model(str(output)).predict(frame), dtype=np.float64)
-    np.testing.assert_allclose(predicted, models.float.predict(X), rtol=1e-12, atol=0)
+    np.testing.assert_array_equal(predicted, predict.predict_rows(models.get(kind), X)[0])
 
 
-@pytest.mark.parametrize("kind", ["quantized", "integer"])
-def test_mlflow_quantized_models_are_code_and_json(
-    run_cli, models_copy, models, test_rows, tmp_path, kind
+def test_every_mlflow_model_refuses_a_non_finite_input_with_predicts_message(
+    run_cli, models_copy, models, tmp_path
 ):
+    """Issue 13: the integer model's MLflow export answered NaN with 46.24, the float one
+    raised scikit-learn's error, the quantized one said the prediction overflowed."""
     import mlflow.pyfunc
 
-    output = tmp_path / f"mlflow-{kind}"
-    run_cli(
-        "export",
-        "--models-dir",
-        models_copy,
-        "--format",
-        "mlflow",
-        "--model",
-        kind,
-        "--output",
-        output,
-        check=True,
-    )
-    assert not [p for p in output.rglob("*") if p.suffix in (".pkl", ".pickle")]
-    X = test_rows[1][:, :-1]
-    frame = pd.DataFrame(X, columns=list(models.float.feature_names))
-    predicted = np.asarray(mlflow.pyfunc.load_model(str(output)).predict(frame), dtype=np.float64)
-    np.testing.assert_array_equal(predicted, models.get(kind).predict(X))
+    names = list(models.float.feature_names)
+    for kind in ("float", "quantized", "integer"):
+        loaded = mlflow.pyfunc.load_model(
+            str(export_mlflow(run_cli, models_copy, tmp_path / f"mlflow-{kind}", kind))
+        )
+        for value, what in ((np.nan, "NaN"), (np.inf, "an infinite value"), (-np.inf, "an inf")):
+            rows = np.ones((3, len(names)))
+            rows[1, 2] = value
+            with pytest.raises(InputError) as refusal:
+                loaded.predict(pd.DataFrame(rows, columns=names))
+            assert str(refusal.value).startswith(f"input row 2: column 'AveRooms' holds {what}"), (
+                kind
+            )
+            assert str(refusal.value).endswith("linreg-ops predicts from finite numbers only")
 
 
 def test_mlflow_export_refuses_a_folder_that_is_not_empty(run_cli, models_copy, tmp_path):

@@ -28,7 +28,8 @@ FLOAT_BOUND = 2**50  # Σ|w|·2^(b−1) below this: the float64 route (_float_ac
 
 def reference_int64(model, X):
     """The four documented steps with numpy: float64 input rounding, then int64 throughout
-    (element-wise products summed per row; wrap-around as int64 arithmetic has it)."""
+    (element-wise products summed per row; wrap-around as int64 arithmetic has it). A row is
+    clipped when an input code or the output code had to be saturated."""
     X = np.asarray(X, dtype=np.float64)
     qmin, qmax = model.input_range
     scaled = np.rint(X / model.input_scale.astype(np.float64))
@@ -40,7 +41,7 @@ def reference_int64(model, X):
     half = np.int64(1) << np.int64(model.shift - 1)
     out = (accumulator * np.int64(model.multiplier) + half) >> np.int64(model.shift)
     low, high = model.output_range
-    return np.clip(out, low, high), clipped
+    return np.clip(out, low, high), clipped | (out < low) | (out > high)
 
 
 def reference_python(model, row):
@@ -60,7 +61,7 @@ def reference_python(model, row):
         accumulator += weight * int(min(max(code, low), high))
     out = (accumulator * model.multiplier + (1 << (model.shift - 1))) >> model.shift
     out_low, out_high = model.output_range
-    return min(max(out, out_low), out_high), clipped
+    return min(max(out, out_low), out_high), clipped or not out_low <= out <= out_high
 
 
 def reference(model, X):
@@ -295,18 +296,29 @@ def test_wrap_around_matches():
 def test_output_clipping_matches(weight_total, multiplier, shift, clip_in):
     """Outputs beyond the 16-bit range on both sides, and inside it, in one batch: clipped on
     the float accumulator when the output moves by at most one per accumulator unit, else in
-    int64 after the shift. |out| reaches about 2^17 in both cases."""
+    int64 after the shift. |out| reaches about 2^17 in both cases. A row whose inputs all lie
+    inside their codes but whose output saturates is flagged clipped (issue 13: 31.73 was
+    served as 31.20 with clipped=False); a row strictly inside the output codes is not."""
     rng = np.random.default_rng(6)
     model = direct_model(rng, 8, 16, weight_total, multiplier, shift, 0)
     _, _, _, _, float_clip, int_clip = _requantization(model)
     assert (float_clip is not None, int_clip) == (clip_in == "float64", clip_in == "int64")
     X = make_rows(model, typical_rows(model, rng, 500), rng, 3000, 0.01)
     codes, clipped = predict_codes(model, X)
+    with np.errstate(over="ignore"):  # x / scale overflows to inf for the huge rows
+        input_codes, inputs_clipped = model.quantize_inputs(X)
     low, high = model.output_range
-    inside = ~clipped
-    assert (codes[inside] == low).any()
-    assert (codes[inside] == high).any()
-    assert ((codes > low) & (codes < high)).any()
+    inputs_inside = ~inputs_clipped
+    assert (codes[inputs_inside] == low).any()
+    assert (codes[inputs_inside] == high).any()
+    unclipped = (model.accumulate(input_codes) * np.int64(model.multiplier)
+                 + (np.int64(1) << np.int64(shift - 1))) >> np.int64(shift)  # fmt: skip
+    saturated = (unclipped < low) | (unclipped > high)
+    assert (saturated & inputs_inside).any()
+    np.testing.assert_array_equal(clipped, inputs_clipped | saturated)
+    strictly_inside = (codes > low) & (codes < high)
+    assert strictly_inside.any()
+    assert not clipped[strictly_inside & inputs_inside].any()
     assert_matches_references(model, X)
 
 

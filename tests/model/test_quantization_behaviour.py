@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from helpers import collinear_data, fit_model, model_with, snapshot, split_rows, write_csv
@@ -242,16 +242,44 @@ def test_user_csv_with_features_from_1e_minus6_to_1e6(tmp_path):
 
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 10_000), input_dtype=st.sampled_from(["int8", "int16"]))
+@example(seed=568, input_dtype="int8")  # a row inside every input range saturates the output
+@example(seed=507, input_dtype="int16")  # a row with a clipped input saturates it
 def test_integer_output_equals_float_simulation_within_one_step(seed, input_dtype):
+    """The fixed-point output is the float simulation within one step, clipped to the output
+    codes; a row whose simulation lies beyond them is flagged clipped, and every row not
+    flagged has its own answer (within one step)."""
     X, y = hard_dataset(seed, 5)
     model = fit_model(X[:800], y[:800])
     integer = build_integer_model(model, QuantConfig("int8"), IntegerConfig(input_dtype))
-    codes, _ = integer.quantize_inputs(X[800:])
-    accumulator = integer.accumulate(codes)
+    codes, clipped = integer.predict_codes(X[800:])
+    accumulator = integer.accumulate(integer.quantize_inputs(X[800:])[0])
     simulated = np.rint(accumulator * (integer.accumulator_scale / integer.output_scale))
-    fixed_point = integer.requantize(accumulator)
-    assert np.abs(fixed_point - simulated).max() <= 1
+    low, high = integer.output_range
+    assert np.abs(codes - np.clip(simulated, low, high)).max() <= 1
+    assert clipped[(simulated < low - 1) | (simulated > high + 1)].all()
+    assert np.abs(codes[~clipped] - simulated[~clipped]).max() <= 1
     assert 2**30 <= integer.multiplier < 2**31  # M0 in [0.5, 1) as a Q31 integer
+
+
+def test_an_output_that_saturates_inside_every_input_range_is_clipped():
+    """Issue 13, seed 568: the input codes share one σ-step, so a narrow feature's codes reach
+    far beyond its training range; a row there kept every input inside its codes, yet its
+    output saturated (31.20 served for 31.73) with clipped=False."""
+    X, y = hard_dataset(568, 5)
+    model = fit_model(X[:800], y[:800])
+    integer = build_integer_model(model, QuantConfig("int8"), IntegerConfig("int8"))
+    test = X[800:]
+    _, inputs_clipped = integer.quantize_inputs(test)
+    predictions, clipped = integer.predict_clipped(test)
+    saturated = clipped & ~inputs_clipped
+    assert saturated.sum() == 1
+    row = int(np.flatnonzero(saturated)[0])
+    assert abs(predictions[row]) == pytest.approx(integer.output_scale * 2**15, rel=1e-4)
+    assert abs(model.predict(test[row : row + 1])[0]) > abs(predictions[row]) + 0.5
+    served, served_clipped = predict.predict_rows(integer, test)
+    np.testing.assert_array_equal(served, predictions)
+    np.testing.assert_array_equal(served_clipped, clipped)
+    assert not clipped[~inputs_clipped & ~saturated].any()
 
 
 def test_integer_model_json_reproduces_bit_for_bit_in_plain_python(trained_dir, models, test_rows):

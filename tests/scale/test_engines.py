@@ -19,17 +19,6 @@ pytestmark = pytest.mark.slow
 FEATURES = [f"x{i}" for i in range(5)]
 
 
-@pytest.fixture(scope="module")
-def scheduler():
-    """One 2-worker LocalCluster on 127.0.0.1 for the module (start-up costs seconds)."""
-    from distributed import LocalCluster
-
-    with LocalCluster(
-        n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
-    ) as cluster:
-        yield cluster.scheduler_address
-
-
 def synthetic(seed: int, n: int, scales=None):
     rng = np.random.default_rng(seed)
     scales = np.ones(5) if scales is None else np.asarray(scales)

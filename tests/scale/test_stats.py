@@ -164,6 +164,7 @@ def test_an_empty_block_is_the_identity_of_merging():
     X, y = well_conditioned(7, n=50, d=3)
     empty = MomentStats.of(X[:0], y[:0])
     assert (empty.n, empty.mean_y, empty.cyy) == (0, 0.0, 0.0)
+    assert (empty.min_y, empty.max_y) == (np.inf, -np.inf)
     np.testing.assert_array_equal(empty.mean_x, np.zeros(3))
     np.testing.assert_array_equal(empty.cxx, np.zeros((3, 3)))
     np.testing.assert_array_equal(empty.cxy, np.zeros(3))
@@ -184,6 +185,7 @@ def assert_same_moments(merged, whole):
     np.testing.assert_allclose(merged.cxy, whole.cxy, rtol=1e-10, atol=1e-8)
     np.testing.assert_array_equal(merged.min_x, whole.min_x)
     np.testing.assert_array_equal(merged.max_x, whole.max_x)
+    assert (merged.min_y, merged.max_y) == (whole.min_y, whole.max_y)
 
 
 def test_merging_single_rows_equals_one_pass():
@@ -206,8 +208,9 @@ def test_merging_keeps_every_moment_of_y():
 
 def test_merging_overflowing_statistics_is_silent():
     """Values near the float64 limit overflow the moments; merging them must not warn (the
-    caller checks the statistics are finite and names the column)."""
-    X = np.full((4, 1), 1.7e308)
+    caller checks the statistics are finite and names the column). Each half is constant,
+    so only the merge overflows."""
+    X = np.array([[1.7e308], [1.7e308], [-1.7e308], [-1.7e308]])
     y = np.ones(4)
     parts = [MomentStats.of(X[a : a + 2], y[a : a + 2]) for a in (0, 2)]
     with warnings.catch_warnings():
@@ -226,14 +229,19 @@ def test_squared_error_of_an_exact_fit_is_zero():
     assert stats.squared_error(coef, 0.5) == pytest.approx(200 * 0.25**2, rel=1e-9)
 
 
-def test_a_relative_spread_of_exactly_1e_minus_12_counts_as_constant():
-    stats = MomentStats(
-        1, np.array([1.0]), 0.0, np.array([[1e-24]]), np.zeros(1), 0.0, np.ones(1), np.ones(1)
-    )
-    assert stats.std_x[0] == 1e-12 * abs(stats.mean_x[0])  # exactly at the bound
+def test_constant_means_minimum_equals_maximum_whatever_the_moments_say():
+    """Constancy is read from the range, never from rounded moments: statistics whose
+    co-moment is not zero but whose range is one value are constant, and a column whose
+    variance is zero but whose range is not (never produced by ``of``) is not."""
+    one_value = MomentStats(
+        4, np.array([4.2]), 1.0, np.array([1e-17]), 0.0, np.array([[1e-33]]), np.zeros(1), 1.0,
+        np.array([4.2]), np.array([4.2]), 0.0, 2.0,
+    )  # fmt: skip
     with pytest.warns(RankWarning, match="feature 'x' is constant"):
-        coef, _ = solve(stats, ["x"])
+        coef, _ = solve(one_value, ["x"])
     assert coef[0] == 0.0
+    assert not one_value.constant_y
+    assert MomentStats.of(np.ones((3, 1)), np.full(3, 4.2)).constant_y
 
 
 def test_solve_refuses_a_wrong_number_of_feature_names():
@@ -282,10 +290,11 @@ def test_targets_are_rounded_to_float64_first():
 
 def test_overflow_across_blocks_is_silent_too():
     X = np.full((BLOCK_ROWS + 2, 1), 1.7e308)
+    X[1::2] = -1.7e308
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         stats = MomentStats.of(X, np.ones(len(X)))
-    assert not np.isfinite(stats.mean_x).all()
+    assert not np.isfinite(stats.cxx).all()
 
 
 def test_merging_nothing_is_an_error():
@@ -309,5 +318,35 @@ def test_features_in_an_object_array_give_the_statistics_of_their_float64_values
     boxed = np.array([[int(row[0]), float(row[1])] for row in X], dtype=object)
     got, want = MomentStats.of(boxed, y), MomentStats.of(boxed.astype(np.float64), y)
     assert (got.n, got.mean_y, got.cyy) == (want.n, want.mean_y, want.cyy)
-    for field in ("mean_x", "cxx", "cxy", "min_x", "max_x"):
+    for field in ("shift_x", "mean_dx", "cxx", "cxy", "min_x", "max_x"):
         np.testing.assert_array_equal(getattr(got, field), getattr(want, field))
+
+
+@settings(max_examples=30)
+@given(
+    seed=st.integers(0, 1000),
+    exponent=st.floats(6, 15),
+    cuts=st.lists(st.integers(1, 1999), max_size=12, unique=True),
+)
+def test_merged_moments_of_offset_rows_are_those_of_the_differences(seed, exponent, cuts):
+    """A common offset up to 1e15 leaves the moments (and the solution) of the rows' exact
+    differences from it, however the rows are cut into blocks: each block is measured from a
+    row of its own and the merge works on differences, never on the offset."""
+    rng = np.random.default_rng(seed)
+    offset = 10.0**exponent
+    spread = max(1.0, float(np.spacing(offset)) * 1000)
+    X = offset + rng.normal(size=(2000, 3)) * spread * np.array([1.0, 3.0, 0.5])
+    differences = X - offset  # exact: every value within a factor of 2 of the offset
+    y = differences @ np.array([2.0, -1.0, 0.5]) / spread + rng.normal(scale=0.1, size=2000)
+    bounds = [0, *sorted(cuts), len(y)]
+    merged = merge_all(MomentStats.of(X[a:b], y[a:b]) for a, b in itertools.pairwise(bounds))
+    exact = MomentStats.of(differences, y)
+    np.testing.assert_allclose(merged.cxx, exact.cxx, rtol=1e-10)
+    np.testing.assert_allclose(merged.cxy, exact.cxy, rtol=1e-10)
+    np.testing.assert_array_equal(merged.min_x, X.min(axis=0))
+    np.testing.assert_array_equal(merged.max_x, X.max(axis=0))
+    np.testing.assert_allclose(merged.mean_x - offset, exact.mean_x, rtol=0, atol=spread)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RankWarning)  # nothing is called constant
+        coef, _ = solve(merged, ["a", "b", "c"])
+    np.testing.assert_allclose(coef, LinearRegression().fit(differences, y).coef_, rtol=1e-9)

@@ -1,6 +1,7 @@
 """The HTTP service against the real app: answers, MLflow formats, and every bad input."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -340,13 +341,13 @@ def test_a_start_up_that_fails_in_the_worker_is_an_input_error_not_exit_3(models
 
     version = store.open_version(models_copy)
     tamper(models_copy, "model.json", lambda data: data.replace(b"1", b"2", 1))
-    for name in ("MODELS_DIR", "MODEL_VERSION", "MAX_BATCH", "MAX_BODY_BYTES"):
-        monkeypatch.delenv(f"LINREG_OPS_{name}", raising=False)  # restored after the test
+    # serve.run hands its settings to the workers in the environment: keep this test's own
+    monkeypatch.setattr(os, "environ", {**os.environ})
+    for name in serve.ServeSettings.model_fields:
+        os.environ.pop(f"LINREG_OPS_{name.upper()}", None)
+    settings = serve.ServeSettings(port=0, max_batch=10, max_body_bytes=1000, log_level="critical")
     with pytest.raises(InputError, match="could not be loaded when the service"):
-        serve.run(
-            version, host="127.0.0.1", port=0, workers=1, max_batch=10,
-            max_body_bytes=1000, log_level="critical",
-        )  # fmt: skip
+        serve.run(version, settings)
 
 
 def test_a_prediction_that_overflows_is_a_422_naming_the_row(client, models):
@@ -355,7 +356,9 @@ def test_a_prediction_that_overflows_is_a_422_naming_the_row(client, models):
     for kind in ("float", "quantized"):
         response = post_json(client, "/predict", {"instances": [ROW, big], "model": kind})
         assert response.status_code == 422
-        assert "request row 2: the prediction overflows float64" in response.json()["message"]
+        message = response.json()["message"]
+        assert message.startswith("request row 2: column 'MedInc' holds 1.7e+308, beyond ±")
+        assert "where the prediction could overflow float64" in message
     response = post_json(client, "/invocations", {"instances": [ROW, ROW, big]})
     assert response.status_code == 422
     assert "request row 3" in response.json()["message"]

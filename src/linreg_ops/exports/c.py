@@ -7,7 +7,11 @@ so it can be included in any number of translation units and unused parts cost n
   even, plus the zero point, saturated to the input codes;
 * ``linreg_predict_codes(codes)``: integer operations only, int64 accumulation and the
   floor shift (acc·M + 2^(s−1)) >> s of ``IntegerLinearModel.requantize``;
-* ``linreg_predict(x)``: both, times ``output_scale``, as ``IntegerLinearModel.predict``;
+* ``linreg_predict_clipped(x, &y)``: both, times ``output_scale``, as
+  ``IntegerLinearModel.predict_clipped``: returns 1 where predict flags the row clipped (an
+  input outside its codes, or the output saturated), 0 where not, and −1 with y = NaN for a
+  row outside the domain (a NaN or infinite value), which ``predict`` refuses;
+* ``linreg_predict(x)``: the same y alone;
 * ``linreg_feature_name(j)``: the feature names, also listed in the opening comment.
 
 Each function gives the numpy reference's bits on every input it defines, and has no
@@ -103,7 +107,9 @@ def c_header_text(model: IntegerLinearModel, *, artifact_sha256: str) -> str:
 {name_lines}
  *
  * y = output_scale * linreg_predict_codes(q) with q_j = linreg_quantize_input(j, x_j): the
- * same bits as IntegerLinearModel.predict_codes and predict in linreg-ops (NaN aside, below).
+ * same bits as IntegerLinearModel.predict_codes and predict in linreg-ops, and the same
+ * clipped flags (linreg_predict_clipped), on every finite input; NaN and infinity, which
+ * linreg-ops refuses, give y = NaN and the flag -1.
  * Integer ranges (checked when the header was written): |accumulator| <= {bounds.accumulator},
  * |accumulator * multiplier + 2^(shift-1)| <= {bounds.rounded} < 2^63.
  */
@@ -111,6 +117,7 @@ def c_header_text(model: IntegerLinearModel, *, artifact_sha256: str) -> str:
 #define LINREG_MODEL_H
 
 #include <float.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -150,8 +157,9 @@ static inline const char *linreg_feature_name(size_t j)
     return j < LINREG_N_FEATURES ? linreg_feature_names[j] : NULL;
 }}
 
-/* Output code for input codes codes[0..LINREG_N_FEATURES-1]; each code is first saturated to
- * [INPUT_MIN, INPUT_MAX], as linreg_quantize_input would have produced it.
+/* The output code for input codes codes[0..LINREG_N_FEATURES-1] before it is saturated to
+ * [OUTPUT_MIN, OUTPUT_MAX]; each input code is first saturated to [INPUT_MIN, INPUT_MAX], as
+ * linreg_quantize_input would have produced it.
  *
  * Integer operations only. The accumulator is exact in int64 (bound above). The product and
  * the floor shift are done in uint64, where wrap-around is defined: the bits of
@@ -160,10 +168,9 @@ static inline const char *linreg_feature_name(size_t j)
  * (2^s divides 2^63) is below 2^63, so it converts to int64 unchanged, and subtracting
  * 2^(63-s) gives floor(t / 2^s) without right-shifting a negative value (implementation-
  * defined in C99) and without signed overflow. */
-static inline int16_t linreg_predict_codes(const int16_t *codes)
+static inline int64_t linreg_unsaturated_code(const int16_t *codes)
 {{
     int64_t acc = linreg_bias;
-    int64_t out;
     uint64_t t, u;
     size_t j;
     for (j = 0; j < LINREG_N_FEATURES; ++j) {{
@@ -174,30 +181,38 @@ static inline int16_t linreg_predict_codes(const int16_t *codes)
     }}
     t = (uint64_t)acc * (uint64_t)linreg_multiplier + ((uint64_t)1 << (linreg_shift - 1));
     u = t + ((uint64_t)1 << 63);
-    out = (int64_t)(u >> linreg_shift) - (int64_t)((uint64_t)1 << (63 - linreg_shift));
+    return (int64_t)(u >> linreg_shift) - (int64_t)((uint64_t)1 << (63 - linreg_shift));
+}}
+
+/* The output code for input codes codes[0..LINREG_N_FEATURES-1]: linreg_unsaturated_code
+ * saturated to [OUTPUT_MIN, OUTPUT_MAX]. Integer operations only. */
+static inline int16_t linreg_predict_codes(const int16_t *codes)
+{{
+    int64_t out = linreg_unsaturated_code(codes);
     if (out < LINREG_OUTPUT_MIN) out = LINREG_OUTPUT_MIN;
     if (out > LINREG_OUTPUT_MAX) out = LINREG_OUTPUT_MAX;
     return (int16_t)out;
 }}
 
-/* Input code of x for feature j: the float boundary, as numpy computes it.
+/* Input code of x for feature j: the float boundary, as numpy computes it; *clipped is set
+ * to 1 when the code had to be saturated (and left alone otherwise).
  *
  * r = x / scale_j is one IEEE division in the rounding mode in force; C programs start in
  * round-to-nearest (C99 7.6) and numpy uses it too, so leave it unchanged. Rounding r to an
  * integer uses no rounding mode: for |r| < 2^52 the conversion to int64 truncates (r is in
  * range), r - trunc(r) is exact, and ties go to the even neighbour. |r| >= 2^52 (and
  * infinity) saturates: |zero_point| <= 2^51, so r + zero_point is then far outside the codes.
- * NaN, which has no code in linreg-ops (numpy casts it to an arbitrary integer), gives the
- * code of 0.0; j past the last feature gives 0. */
-static inline int16_t linreg_quantize_input(size_t j, double x)
+ * NaN, which has no code in linreg-ops (predict refuses it; linreg_predict_clipped returns
+ * -1), gives the code of 0.0; j past the last feature gives 0. */
+static inline int16_t linreg_quantize_input_clipped(size_t j, double x, int *clipped)
 {{
     double r, fraction;
     int64_t i;
     if (j >= LINREG_N_FEATURES) return 0;
     r = x / linreg_input_scale[j];
     if (r != r) r = 0.0;
-    if (r >= 0x1p52) return LINREG_INPUT_MAX;
-    if (r <= -0x1p52) return LINREG_INPUT_MIN;
+    if (r >= 0x1p52) {{ *clipped = 1; return LINREG_INPUT_MAX; }}
+    if (r <= -0x1p52) {{ *clipped = 1; return LINREG_INPUT_MIN; }}
     i = (int64_t)r;
     fraction = r - (double)i;
     if (fraction > 0.5 || (fraction == 0.5 && i % 2 != 0)) {{
@@ -206,21 +221,51 @@ static inline int16_t linreg_quantize_input(size_t j, double x)
         i -= 1;
     }}
     i += linreg_input_zero_point[j];
-    if (i < LINREG_INPUT_MIN) return LINREG_INPUT_MIN;
-    if (i > LINREG_INPUT_MAX) return LINREG_INPUT_MAX;
+    if (i < LINREG_INPUT_MIN) {{ *clipped = 1; return LINREG_INPUT_MIN; }}
+    if (i > LINREG_INPUT_MAX) {{ *clipped = 1; return LINREG_INPUT_MAX; }}
     return (int16_t)i;
 }}
 
-/* The prediction for raw features x[0..LINREG_N_FEATURES-1]: output code times output_scale,
- * the float64 product IntegerLinearModel.predict forms. */
-static inline double linreg_predict(const double *x)
+/* linreg_quantize_input_clipped without the flag. */
+static inline int16_t linreg_quantize_input(size_t j, double x)
+{{
+    int clipped = 0;
+    return linreg_quantize_input_clipped(j, x, &clipped);
+}}
+
+/* The prediction *y for raw features x[0..LINREG_N_FEATURES-1]: output code times
+ * output_scale, the float64 product IntegerLinearModel.predict forms. Returns predict's
+ * clipped flag: 1 when an input lay outside its codes or the output code saturated (the
+ * answer is the end of the model's range, not the row's own), 0 otherwise. A NaN or
+ * infinite input is outside the domain linreg-ops answers: -1, and *y is NaN. */
+static inline int linreg_predict_clipped(const double *x, double *y)
 {{
     int16_t codes[LINREG_N_FEATURES];
+    int clipped = 0;
+    int64_t out;
     size_t j;
     for (j = 0; j < LINREG_N_FEATURES; ++j) {{
-        codes[j] = linreg_quantize_input(j, x[j]);
+        if (!isfinite(x[j])) {{
+            *y = NAN;
+            return -1;
+        }}
     }}
-    return (double)linreg_predict_codes(codes) * linreg_output_scale;
+    for (j = 0; j < LINREG_N_FEATURES; ++j) {{
+        codes[j] = linreg_quantize_input_clipped(j, x[j], &clipped);
+    }}
+    out = linreg_unsaturated_code(codes);
+    if (out < LINREG_OUTPUT_MIN) {{ clipped = 1; out = LINREG_OUTPUT_MIN; }}
+    if (out > LINREG_OUTPUT_MAX) {{ clipped = 1; out = LINREG_OUTPUT_MAX; }}
+    *y = (double)out * linreg_output_scale;
+    return clipped;
+}}
+
+/* linreg_predict_clipped's *y alone: NaN for a row with a NaN or infinite input. */
+static inline double linreg_predict(const double *x)
+{{
+    double y;
+    (void)linreg_predict_clipped(x, &y);
+    return y;
 }}
 
 #endif /* LINREG_MODEL_H */

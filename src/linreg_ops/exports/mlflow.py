@@ -1,9 +1,10 @@
 """The MLflow model of a version: a directory ``mlflow.pyfunc.load_model`` and
 ``mlflow models serve`` take, with a signature, an input example and the linreg-ops facts.
 
-The float model goes out as MLflow's sklearn flavor, the estimator stored with skops (no
-pickle); the quantized and integer-only models as a pyfunc written as code
-(``mlflow_model.py``) that reads their JSON artifact. Nothing is pickled either way.
+Every kind goes out as a pyfunc written as code (``mlflow_model.py``) that reads the model's
+JSON artifact and predicts through ``predict_rows``, so an MLflow runtime answers and refuses
+exactly as ``linreg-ops predict`` does (the float model was once MLflow's sklearn flavor,
+which answered NaN with scikit-learn's own error). Nothing is pickled.
 """
 
 import hashlib
@@ -43,11 +44,10 @@ def write_mlflow_model(
 ) -> None:
     """Write the MLflow model directory at ``output`` (which must not exist, or be empty):
     built in a temporary sibling folder and renamed into place whole. ``linreg_ops`` goes
-    into the MLmodel metadata; ``artifact`` is the model's JSON (quantized, integer)."""
+    into the MLmodel metadata; ``artifact`` is the model's JSON."""
     from linreg_ops import __version__
 
     mlflow = require("mlflow", "mlflow", "the MLflow export")
-    require("skops", "mlflow", "the MLflow export")
     import pandas as pd
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
@@ -69,30 +69,18 @@ def write_mlflow_model(
         raise InputError(f"cannot write {output}: {exc.strerror or exc}") from None
     target = staging / "model"
     try:
-        common = {
-            "signature": signature,
-            "input_example": frame,
-            "metadata": {"linreg_ops": linreg_ops},
-        }
-        if kind == "float":
-            from linreg_ops.engines import estimator_from
-
-            estimator = estimator_from(models.float.coef, models.float.intercept)
-            estimator.feature_names_in_ = np.asarray(names, dtype=object)  # MLflow sends frames
-            mlflow.sklearn.save_model(
-                estimator, str(target), serialization_format="skops", **common
-            )
-        else:
-            json_path = staging / ARTIFACT_OF[kind]
-            json_path.write_bytes(artifact)
-            mlflow.pyfunc.save_model(
-                str(target),
-                python_model=str(Path(__file__).with_name("mlflow_model.py")),
-                artifacts={"model": str(json_path)},
-                model_config={"kind": kind},
-                pip_requirements=[f"linreg-ops=={__version__}", "mlflow", "numpy", "pandas"],
-                **common,
-            )
+        json_path = staging / ARTIFACT_OF[kind]
+        json_path.write_bytes(artifact)
+        mlflow.pyfunc.save_model(
+            str(target),
+            python_model=str(Path(__file__).with_name("mlflow_model.py")),
+            artifacts={"model": str(json_path)},
+            model_config={"kind": kind},
+            pip_requirements=[f"linreg-ops=={__version__}", "mlflow", "numpy", "pandas"],
+            signature=signature,
+            input_example=frame,
+            metadata={"linreg_ops": linreg_ops},
+        )
         if output.is_dir():
             output.rmdir()
         os.rename(target, output)

@@ -1,9 +1,10 @@
-"""The MLflow pyfunc behind an exported quantized or integer-only model ("models from code").
+"""The MLflow pyfunc behind every exported model ("models from code").
 
 MLflow copies this file into the model directory and runs it at load time, so no Python
 object is pickled: the model itself is the linreg-ops JSON artifact next to it, decoded and
-checked by ``linreg_ops.codecs``. (The float model is exported with MLflow's own sklearn
-flavor instead, its estimator stored with skops.)
+checked by ``linreg_ops.codecs``, and it predicts through ``predict_rows``: the same answers
+as ``linreg-ops predict``, and the same refusal (one message) for a row outside the model's
+domain — NaN, ±inf, or a value a float model's sum could overflow on.
 """
 
 from typing import Any
@@ -13,13 +14,13 @@ import numpy as np
 import pandas as pd
 from mlflow.pyfunc.model import PythonModel
 
-from linreg_ops.model import IntegerLinearModel, QuantizedLinearModel
+from linreg_ops.model import IntegerLinearModel, LinearModel, QuantizedLinearModel
 
 
 class LinregOpsModel(PythonModel):
-    """Predicts with a linreg-ops quantized or integer-only model, from its JSON."""
+    """Predicts with a linreg-ops float, quantized or integer-only model, from its JSON."""
 
-    model: QuantizedLinearModel | IntegerLinearModel
+    model: LinearModel | QuantizedLinearModel | IntegerLinearModel
 
     def load_context(self, context: Any) -> None:
         from linreg_ops import codecs
@@ -27,10 +28,13 @@ class LinregOpsModel(PythonModel):
         path = context.artifacts["model"]
         with open(path, "rb") as handle:
             data = handle.read()
-        if context.model_config["kind"] == "integer":
+        kind = context.model_config["kind"]
+        if kind == "integer":
             self.model = codecs.decode_integer(data, path)
-        else:
+        elif kind == "quantized":
             self.model = codecs.decode_quantized(data, path)
+        else:
+            self.model = codecs.decode_float(data, path)
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> np.ndarray:
         # A DataFrame hint: MLflow validates against the logged signature, not the hint.
