@@ -39,7 +39,7 @@ RUN /opt/venv/bin/pip wheel --no-deps --wheel-dir /build/wheels /build \
 COPY model[s] /build/models/
 RUN test -e /build/models/current \
  || { echo "ERROR: models/ with a published version is missing: run 'make run' (or download the CI artifact) before 'docker build'." >&2; exit 1; } \
- && /opt/venv/bin/python -c "from linreg_ops import store; store.copy_current('/build/models', '/app/models')"
+ && /opt/venv/bin/python -c "from linreg_ops.storage import store; store.copy_current('/build/models', '/app/models')"
 
 # ---------------------------------------------------------------- runtime
 FROM ${BASE_IMAGE}

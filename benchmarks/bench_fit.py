@@ -158,7 +158,7 @@ def child(engine: str, workdir: Path, repeats: int) -> dict:
         import pandas as pd
         import pyarrow.csv as pacsv
 
-        from linreg_ops import tables
+        from linreg_ops.storage import tables
 
         def work() -> object:
             if engine == "read-pandas-csv":

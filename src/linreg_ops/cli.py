@@ -113,8 +113,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from linreg_ops import predict, tables
+    from linreg_ops import predict
     from linreg_ops.metrics import regression_metrics
+    from linreg_ops.storage import tables
 
     kind = _model_kind(args)
     models = predict.load(args.models_dir)
@@ -215,7 +216,7 @@ def _announce_training(args: argparse.Namespace) -> "Source":
 
 
 def _print_training(models_dir: Path, result: "TrainResult") -> None:
-    from linreg_ops import store
+    from linreg_ops.storage import store
 
     print(f"R² Score: {result.metrics['r2']:.4f}")
     print(f"Mean Squared Error (Loss): {result.metrics['mse']:.4f}")
@@ -227,7 +228,8 @@ def _print_training(models_dir: Path, result: "TrainResult") -> None:
 
 
 def _print_quantization(models_dir: Path, result: "QuantizeResult") -> None:
-    from linreg_ops import pipeline, store
+    from linreg_ops import pipeline
+    from linreg_ops.storage import store
 
     model, quantized, integer = result.model, result.quantized, result.integer
     if result.note:

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from linreg_ops import codecs, tables
 from linreg_ops.errors import InputError
-from linreg_ops.store import sha256_bytes, sha256_file
+from linreg_ops.storage import codecs, tables
+from linreg_ops.storage.digests import sha256_bytes, sha256_file
 
 CALIFORNIA_SOURCE = "sklearn.datasets.fetch_california_housing"
 SHARED_CACHE = Path("shared", "datasets", "california_housing", "scikit_learn_data")

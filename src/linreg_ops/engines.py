@@ -11,18 +11,15 @@ of each row's index, so every engine, block size and partitioning holds out the 
 """
 
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from linreg_ops import tables
 from linreg_ops.config import IN_MEMORY_ROWS, TrainConfig
 from linreg_ops.data import ArraySource, FileSource, Source
 from linreg_ops.errors import InputError
-from linreg_ops.extras import require
 from linreg_ops.stats import (
     MomentStats,
     constant_features,
@@ -31,12 +28,20 @@ from linreg_ops.stats import (
     row_uniforms,
     solve,
 )
+from linreg_ops.storage import tables
+from linreg_ops.storage.cluster import (
+    DaskSession,
+    Piece,
+    checked_headers,
+    count_pieces,
+    read_in_order,
+    tree,
+)
+from linreg_ops.storage.joblib_codec import estimator_from
 
 if TYPE_CHECKING:
-    from distributed import Client
     from sklearn.linear_model import LinearRegression
 
-PARTITION_BYTES = 64 << 20  # a Dask task reads this much of a file (or whole row groups)
 SAMPLE_ROWS = 100_000  # training rows kept for the calibration quantiles
 STORED_TEST_ROWS = 100_000  # test rows written to test_split.csv
 KEPT_BYTES = 64 << 20  # ... and at most this much of each (all those rows up to 79 features)
@@ -173,18 +178,6 @@ def fit_linear_regression(X: np.ndarray, y: np.ndarray) -> "LinearRegression":
     coef[constant] = 0.0
     estimator.coef_ = coef
     estimator.intercept_ = float((estimator.intercept_ - coef @ mean) - coef @ shift)
-    return estimator
-
-
-def estimator_from(coef: np.ndarray, intercept: float) -> "LinearRegression":
-    """A ``LinearRegression`` carrying coefficients another engine solved (for the joblib file)."""
-    from sklearn.linear_model import LinearRegression
-
-    estimator = LinearRegression()
-    estimator.coef_ = np.asarray(coef, dtype=np.float64)
-    estimator.intercept_ = float(intercept)
-    estimator.n_features_in_ = len(coef)
-    estimator.rank_ = len(coef)
     return estimator
 
 
@@ -438,183 +431,6 @@ def _file_blocks(
         offset += rows
 
 
-# --------------------------------------------------------------------------- dask
-
-
-CONNECT_TIMEOUT = 10.0  # seconds to reach a scheduler and complete the handshake
-
-
-class DaskSession:
-    """A client on ``scheduler`` (tcp://HOST:PORT), or on a fresh 2-worker LocalCluster."""
-
-    def __init__(self, scheduler: str | None = None) -> None:
-        self.scheduler = scheduler
-        self.client: Client | None = None
-        self.cluster: Any = None
-
-    def __enter__(self) -> "Client":
-        distributed = require("distributed", "scale", "the dask engine")
-        require("dask.dataframe", "scale", "the dask engine")
-        if self.scheduler is not None:
-            address = checked_scheduler(self.scheduler)
-            handshake(address)
-            try:
-                self.client = distributed.Client(address, timeout=f"{CONNECT_TIMEOUT}s")
-            except OSError as exc:
-                raise InputError(f"cannot reach the Dask scheduler {address}: {exc}") from None
-        else:
-            # The scheduler serves HTTP (health, metrics) even without a dashboard, on port
-            # 8787 by default: on a free port instead, so a second cluster on the machine does
-            # not print "Port 8787 is already in use" over the command's output.
-            self.cluster = distributed.LocalCluster(
-                n_workers=2,
-                threads_per_worker=1,
-                host="127.0.0.1",
-                dashboard_address="127.0.0.1:0",
-                scheduler_kwargs={"dashboard": False},
-            )
-            self.client = distributed.Client(self.cluster)
-        return self.client
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self.client is not None:
-            self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
-
-
-def checked_scheduler(address: str) -> str:
-    """``address`` if distributed parses it as tcp://HOST:PORT (a bare HOST:PORT is tcp): the
-    only protocol the engine connects with (no TLS settings are passed)."""
-    from distributed.comm.addressing import get_address_host_port, parse_address
-
-    expected = f"--scheduler {address!r} is not a Dask scheduler address (tcp://HOST:PORT)"
-    try:
-        scheme, _ = parse_address(address)
-        host, port = get_address_host_port(address)
-    except ValueError as exc:
-        raise InputError(f"{expected}: {exc}") from None
-    if scheme != "tcp" or not host or not 0 < port < 65536:
-        raise InputError(expected)
-    return address
-
-
-def handshake(address: str) -> None:
-    """Connect to ``address`` and complete distributed's handshake within CONNECT_TIMEOUT.
-
-    distributed's client waits for the handshake without a deadline (a listener that never
-    answers hangs it for good), and a server of another protocol makes it fail in any way (an
-    HTTP reply read as a frame length is a MemoryError). Any failure here means there is no
-    scheduler at that address. Runs on a thread of its own: the caller may have an event
-    loop running (a notebook).
-    """
-    import asyncio
-    from concurrent.futures import ThreadPoolExecutor
-
-    from distributed.comm.core import connect
-
-    async def attempt() -> None:
-        comm = await asyncio.wait_for(connect(address, timeout=CONNECT_TIMEOUT), CONNECT_TIMEOUT)
-        await comm.close()
-
-    try:
-        with ThreadPoolExecutor(1) as pool:
-            pool.submit(asyncio.run, attempt()).result()
-    except TimeoutError:
-        raise InputError(
-            f"cannot reach the Dask scheduler {address}: no answer within {CONNECT_TIMEOUT:g} s"
-        ) from None
-    except OSError as exc:
-        raise InputError(f"cannot reach the Dask scheduler {address}: {exc}") from None
-    except Exception as exc:  # whatever another protocol's reply makes the handshake raise
-        raise InputError(
-            f"{address} does not answer as a Dask scheduler "
-            f"({type(exc).__name__}: {str(exc)[:200]})"
-        ) from None
-
-
-def _tree(tasks: list[Any], combine: Callable[[Any, Any], Any]) -> Any:
-    """Pairwise reduction of delayed values."""
-    from dask.delayed import delayed
-
-    merge = delayed(combine, pure=True)
-    while len(tasks) > 1:
-        tasks = [
-            merge(tasks[i], tasks[i + 1]) if i + 1 < len(tasks) else tasks[i]
-            for i in range(0, len(tasks), 2)
-        ]
-    return tasks[0]
-
-
-def _merge_summaries(a: Summary, b: Summary) -> Summary:
-    return a.merge(b)
-
-
-def _merge_moments(a: MomentStats, b: MomentStats) -> MomentStats:
-    return a.merge(b)
-
-
-@dataclass(frozen=True)
-class Piece:
-    """A partition with its place in the whole input."""
-
-    part: tables.Partition
-    header: list[str]
-    first_row: int
-    rows: int
-
-
-def checked_headers(files: Sequence[Path], columns: list[str]) -> list[tuple[Path, list[str]]]:
-    """Every file's header, with the selected columns checked: before any cluster starts, so
-    a missing column names its file at once."""
-    headers = [(path, tables.read_header(path)) for path in files]
-    for path, header in headers:
-        tables.check_columns(str(path), header, columns)
-    return headers
-
-
-def count_pieces(
-    headers: list[tuple[Path, list[str]]],
-    columns: list[str],
-    client: "Client",
-    hint: str = "",
-) -> list[Piece]:
-    """Every file's partitions, their rows counted on the workers, numbered in input order.
-    A partition pyarrow cannot parse is named by reading the input in order."""
-    from dask.delayed import delayed
-
-    found = [
-        (part, header)
-        for path, header in headers
-        for part in tables.partitions(path, PARTITION_BYTES)
-    ]
-    counts: list[int] = client.gather(
-        client.compute(
-            [delayed(tables.partition_rows, pure=True)(part, header) for part, header in found]
-        )
-    )
-    files = [path for path, _ in headers]
-    if min(counts, default=0) < 0:  # unreadable: the sequential reader names the problem
-        read_in_order(files, columns, hint)
-        raise RuntimeError("a partition failed to parse, the whole input did not")
-    # a file without data rows may have no partition at all: count every file
-    tables.check_rows_per_file(
-        [*files, *(part.path for part, _ in found)], [0] * len(files) + counts
-    )
-    pieces, offset = [], 0
-    for (part, header), rows in zip(found, counts, strict=True):
-        pieces.append(Piece(part, header, offset, rows))
-        offset += rows
-    return pieces
-
-
-def read_in_order(files: Sequence[Path], columns: list[str], hint: str = "") -> None:
-    """Read the input in order with the streaming reader: it raises the first data error."""
-    for path in files:
-        for _ in tables.iter_blocks(path, columns, 1 << 16, hint=hint):
-            pass
-
-
 def _piece_summary(
     piece: Piece, columns: list[str], chunk_rows: int, test_size: float, random_state: int
 ) -> Summary | None:
@@ -634,6 +450,10 @@ def _piece_summary(
             f"{piece.rows} rows, read {seen}"
         )
     return summary
+
+
+def _merge_moments(a: MomentStats, b: MomentStats) -> MomentStats:
+    return a.merge(b)
 
 
 def _merge_optional(a: Summary | None, b: Summary | None) -> Summary | None:
@@ -659,7 +479,7 @@ def _dask_summary(source: FileSource, config: TrainConfig) -> Summary:
                 )
                 for piece in pieces
             ]
-            summary: Summary | None = client.compute(_tree(tasks, _merge_optional)).result()
+            summary: Summary | None = client.compute(tree(tasks, _merge_optional)).result()
         except InputError:
             # the same message, for the first bad row, as streaming gives
             read_in_order(source.files, columns, source.hint)
@@ -683,5 +503,5 @@ def dask_arrays(
             )
             for start in range(0, len(y), chunk_rows)
         ]
-        result: MomentStats = client.compute(_tree(tasks, _merge_moments)).result()
+        result: MomentStats = client.compute(tree(tasks, _merge_moments)).result()
         return result

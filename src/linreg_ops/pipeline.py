@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from linreg_ops import codecs, engines, predict, report, store
+from linreg_ops import engines, predict, report
 from linreg_ops.config import (
     DEFAULT_LOCK_TIMEOUT,
     GateConfig,
@@ -38,7 +38,10 @@ from linreg_ops.quantize import (
 )
 from linreg_ops.quantize import sweep as quantize_sweep
 from linreg_ops.stats import MomentStats
-from linreg_ops.store import Version
+from linreg_ops.storage import codecs, store
+from linreg_ops.storage.digests import sha256_bytes
+from linreg_ops.storage.joblib_codec import estimator_from, joblib_bytes
+from linreg_ops.storage.store import Version
 
 CALIBRATION_QUANTILE = 0.001
 
@@ -266,11 +269,11 @@ class _Trained:
         return np.ascontiguousarray(self.fit.stored_test[:, -1])
 
     def files(self) -> dict[str, bytes]:
-        from linreg_ops import tables
+        from linreg_ops.storage import tables
 
         names = [*self.model.feature_names, self.model.target_name]
         return {
-            store.ESTIMATOR_JOBLIB: codecs.joblib_bytes(self.fit.estimator),
+            store.ESTIMATOR_JOBLIB: joblib_bytes(self.fit.estimator),
             store.MODEL_JSON: codecs.encode_float(self.model),
             store.TEST_SPLIT_CSV: tables.csv_bytes(names, self.fit.stored_test),
             store.METRICS_JSON: codecs.json_bytes(self.metrics_doc()),
@@ -409,10 +412,10 @@ class _Quantized:
         quantized = self.quantized
         coef, intercept = quantized.to_raw_space()
         return {
-            store.UNQUANT_PARAMS_JOBLIB: codecs.joblib_bytes(
+            store.UNQUANT_PARAMS_JOBLIB: joblib_bytes(
                 {"coef": self.model.coef, "intercept": self.model.intercept}
             ),
-            store.QUANT_PARAMS_JOBLIB: codecs.joblib_bytes(
+            store.QUANT_PARAMS_JOBLIB: joblib_bytes(
                 {
                     "dtype": quantized.dtype,
                     "granularity": quantized.granularity,
@@ -529,7 +532,7 @@ def seed_check(result: QuantizeResult) -> SeedCheck:
     rows, model = result.first_rows, result.model
     coef, intercept = result.quantized.to_raw_space()
     return SeedCheck(
-        sklearn=engines.estimator_from(model.coef, model.intercept).predict(rows),
+        sklearn=estimator_from(model.coef, model.intercept).predict(rows),
         manual=rows @ model.coef + model.intercept,
         dequantized=rows @ coef + intercept,
         max_coef_error=float(np.max(np.abs(coef - model.coef))),
@@ -631,7 +634,7 @@ def _write_export(
             "kind": kind,
             "artifact": artifact,
             "artifact_sha256": artifact_sha,
-            "manifest_sha256": store.sha256_bytes(
+            "manifest_sha256": sha256_bytes(
                 store.read_regular_file(
                     version.path / store.MANIFEST_JSON, store.MANIFEST_MAX_BYTES
                 )
@@ -655,7 +658,7 @@ def _write_export(
         assert isinstance(model, IntegerLinearModel)
         data = c_header_text(model, artifact_sha256=artifact_sha).encode("utf-8")
     store.atomic_write(output, data)
-    return store.sha256_bytes(data), len(data)
+    return sha256_bytes(data), len(data)
 
 
 def _package_version() -> str:

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from linreg_ops import codecs, store, tables
 from linreg_ops.config import DEFAULT_CHUNK_ROWS, MODEL_KINDS, ModelKind
 from linreg_ops.errors import ArtifactError, InputError
 from linreg_ops.metrics import quantized_fidelity, regression_metrics
@@ -32,10 +31,11 @@ from linreg_ops.model import (
     domain_error,
     outside_domain,
 )
-from linreg_ops.store import Version
+from linreg_ops.storage import codecs, store, tables
+from linreg_ops.storage.store import Version
 
 if TYPE_CHECKING:
-    from linreg_ops.engines import Piece
+    from linreg_ops.storage.cluster import Piece
 
 AnyModel = LinearModel | QuantizedLinearModel | IntegerLinearModel  # each one a Predictor
 ARTIFACT_OF: dict[ModelKind, str] = {
@@ -387,8 +387,8 @@ def dask_predict(
     import dask.dataframe as dd
     from dask.delayed import delayed
 
-    from linreg_ops import engines
-    from linreg_ops.engines import DaskSession
+    from linreg_ops.storage import cluster
+    from linreg_ops.storage.cluster import DaskSession
 
     model = models.get(kind)
     names = list(model.feature_names)
@@ -397,11 +397,11 @@ def dask_predict(
     check_output(models, files, output)
     if output.exists() or output.is_symlink():
         raise InputError(f"{output} already exists: Dask writes its predictions to a new folder")
-    headers = engines.checked_headers(files, names)
+    headers = cluster.checked_headers(files, names)
     staging = store.staging_sibling(output)
     try:
         with DaskSession(scheduler) as client:
-            pieces = engines.count_pieces(headers, names, client)
+            pieces = cluster.count_pieces(headers, names, client)
             offsets = _offsets_within_files(pieces)
             meta = {"prediction": "f8", **({"clipped": "i8"} if kind == "integer" else {})}
             parts = [

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from linreg_ops import store
 from linreg_ops.predict import ARTIFACT_OF, Evaluation, Models
 from linreg_ops.quantize import float_parameter_bytes, quantized_parameter_bytes
+from linreg_ops.storage import store
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

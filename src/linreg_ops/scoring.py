@@ -18,9 +18,9 @@ import numpy as np
 import orjson
 from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, Strict, TypeAdapter, ValidationError
 
-from linreg_ops import tables
 from linreg_ops.config import SERVE_DEFAULTS, ModelKind
 from linreg_ops.errors import InputError
+from linreg_ops.storage import tables
 
 Number = Annotated[float, Strict(), AllowInfNan(False)]
 Row = list[Number] | dict[str, Number]

@@ -34,11 +34,12 @@ from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.requests import ClientDisconnect
 
-from linreg_ops import __version__, predict, scoring, store
+from linreg_ops import __version__, predict, scoring
 from linreg_ops.config import DEFAULT_MODELS_DIR, SERVE_DEFAULTS, LogLevel
 from linreg_ops.errors import InputError
 from linreg_ops.predict import Models
 from linreg_ops.scoring import Limits, RequestError
+from linreg_ops.storage import store
 
 if TYPE_CHECKING:
     import numpy as np

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from helpers import SEED_MSE, SEED_R2, device_node, snapshot, tamper, write_csv
-from linreg_ops import __version__, cli, predict, store
+from linreg_ops import __version__, cli, predict
+from linreg_ops.storage import store
 
 pytestmark = pytest.mark.slow
 

@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from linreg_ops import codecs
 from linreg_ops.errors import ArtifactError
+from linreg_ops.storage import codecs
 
 
 @pytest.fixture(scope="module")

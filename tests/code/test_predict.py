@@ -10,8 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from helpers import write_csv
-from linreg_ops import codecs, predict, store
+from linreg_ops import predict
 from linreg_ops.errors import ArtifactError, InputError
+from linreg_ops.storage import codecs, store
+from linreg_ops.storage.digests import sha256_bytes
 
 
 def test_csv_in_csv_out_with_shuffled_and_extra_columns(models, test_rows, tmp_path):
@@ -118,7 +120,7 @@ def _rewrite(models_copy, name, edit):
     path = version.path / name
     data = edit(path.read_bytes())
     manifest = json.loads((version.path / "manifest.json").read_bytes())
-    manifest["artifacts"][name] = {"sha256": store.sha256_bytes(data), "bytes": len(data)}
+    manifest["artifacts"][name] = {"sha256": sha256_bytes(data), "bytes": len(data)}
     for target, content in (
         (path, data),
         (version.path / "manifest.json", json.dumps(manifest).encode()),

@@ -13,7 +13,6 @@ from hypothesis.extra.numpy import arrays
 
 import linreg_ops.quantize as quantize_module
 from helpers import fit_model
-from linreg_ops import codecs
 from linreg_ops.config import GateConfig
 from linreg_ops.errors import InputError
 from linreg_ops.model import FeatureStats, LinearModel
@@ -39,6 +38,7 @@ from linreg_ops.quantize import (
     sweep,
 )
 from linreg_ops.rounding import Grid, objective, sphere_decode
+from linreg_ops.storage import codecs
 
 
 def quantize_values(values, scale, zero_point, dtype):

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from linreg_ops import store
 from linreg_ops.errors import ArtifactError, InputError, StoreBusyError
+from linreg_ops.storage import store
 
 SECTIONS = {"training_data": {}, "split": {}, "versions": {}, "known_answers": {}}
 

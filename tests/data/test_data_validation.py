@@ -10,6 +10,7 @@ from helpers import write_csv
 from linreg_ops import data, engines
 from linreg_ops.config import TrainConfig
 from linreg_ops.errors import InputError
+from linreg_ops.storage.tables import csv_reading, reading
 
 GOOD_ROWS = [[1, 2, 3.5], [2, 1, 4.0], [3, 5, 9.5], [4, 3, 8.0], [5, 8, 14.5], [6, 2, 8.0]]
 ENGINES = ["sklearn", "streaming"]  # the Dask engine: tests/scale
@@ -228,7 +229,7 @@ def test_a_header_field_beyond_the_csv_module_limit_is_a_clear_error(tmp_path):
 
 def test_a_quoted_field_with_commas_between_features_shifts_nothing(tmp_path):
     """Issue 8: read_table(["a", "y"]) used to return [1.0, 5.0] for this row."""
-    from linreg_ops import tables
+    from linreg_ops.storage import tables
 
     path = tmp_path / "q.csv"
     path.write_text('a,addr,y\n1,"north, 5, x",3\n')
@@ -257,7 +258,7 @@ def test_a_spreadsheet_export_trains(run_cli, tmp_path):
 def test_another_encoding_in_a_column_not_used_reads(tmp_path):
     """Attack D1: Latin-1 text in an unselected column, early in the file, failed the header
     read (the header reader decodes ahead) — while the same bytes further on were fine."""
-    from linreg_ops import tables
+    from linreg_ops.storage import tables
 
     rows = b"".join(b"%d,%d,caf\xe9\n" % (i, 2 * i) for i in range(20))
     path = tmp_path / "latin1.csv"
@@ -271,10 +272,10 @@ def test_another_encoding_in_a_column_not_used_reads(tmp_path):
 def test_a_field_larger_than_a_parse_block_reads_on_every_path(tmp_path, monkeypatch):
     """Attack D3: one field larger than pyarrow's 4 MiB block failed the file ("straddling
     object") on every engine; the read now retries with larger blocks."""
-    from linreg_ops import tables
+    from linreg_ops.storage import tables
 
-    monkeypatch.setattr(tables, "CSV_BLOCK_BYTES", 1 << 10)  # the same, at a small scale
-    monkeypatch.setattr(tables, "PARSE_BYTES", 1 << 12)  # and through the parallel reader
+    monkeypatch.setattr(csv_reading, "CSV_BLOCK_BYTES", 1 << 10)  # the same, at a small scale
+    monkeypatch.setattr(reading, "PARSE_BYTES", 1 << 12)  # and through the parallel reader
     rows = [f"{i},{2 * i},short" for i in range(3000)]
     rows[1500] = f'1500,3000,"{"x" * 20_000}"'
     path = tmp_path / "wide-field.csv"
@@ -292,9 +293,9 @@ def test_a_field_larger_than_a_parse_block_reads_on_every_path(tmp_path, monkeyp
 
 
 def test_a_bad_value_after_a_huge_field_is_still_named(tmp_path, monkeypatch):
-    from linreg_ops import tables
+    from linreg_ops.storage import tables
 
-    monkeypatch.setattr(tables, "CSV_BLOCK_BYTES", 1 << 10)
+    monkeypatch.setattr(csv_reading, "CSV_BLOCK_BYTES", 1 << 10)
     rows = [f"{i},{2 * i},short" for i in range(300)]
     rows[100] = f'100,200,"{"x" * 20_000}"'
     rows[250] = "250,oops,short"
@@ -337,7 +338,7 @@ def test_a_column_name_a_model_cannot_keep_is_refused_before_training(tmp_path, 
 
 def test_an_existing_file_whose_name_looks_like_a_glob_is_that_file(tmp_path):
     """Attack A5: ``runs[1].csv`` was taken as a pattern matching ``runs1.csv``."""
-    from linreg_ops import tables
+    from linreg_ops.storage import tables
 
     literal = csv_file(tmp_path, name="runs[1].csv")
     csv_file(tmp_path, name="runs1.csv", rows=GOOD_ROWS[:4])
@@ -348,7 +349,7 @@ def test_an_existing_file_whose_name_looks_like_a_glob_is_that_file(tmp_path):
 def test_hidden_files_in_a_folder_are_not_data(tmp_path):
     """Attack A6: a folder's ``._part.csv`` (macOS metadata) or a writer's temporary file
     was read as data, while a glob over the same folder skipped it."""
-    from linreg_ops import tables
+    from linreg_ops.storage import tables
 
     part = csv_file(tmp_path, name="part-0.csv")
     (tmp_path / "._part-0.csv").write_bytes(b"\x00\x05\x16\x07 macOS resource fork")
@@ -363,9 +364,9 @@ def test_hidden_files_in_a_folder_are_not_data(tmp_path):
 def test_a_header_longer_than_a_parse_block_reads(tmp_path, monkeypatch):
     """A header of megabytes (thousands of long names) made pyarrow's first block hold no
     whole line: "Empty CSV file or block", reported as "no data rows"."""
-    from linreg_ops import tables
+    from linreg_ops.storage import tables
 
-    monkeypatch.setattr(tables, "CSV_BLOCK_BYTES", 1 << 10)
+    monkeypatch.setattr(csv_reading, "CSV_BLOCK_BYTES", 1 << 10)
     names = [f"column_{i:04d}_" + "n" * 40 for i in range(100)]  # 5 KB of header
     rows = [[i, 2 * i, *range(98)] for i in range(30)]
     path = write_csv(tmp_path / "wide.csv", names, rows)
@@ -376,7 +377,7 @@ def test_a_header_longer_than_a_parse_block_reads(tmp_path, monkeypatch):
 
 def test_a_glob_under_a_folder_with_brackets_in_its_name_reads_that_folder(tmp_path):
     """Second attack: ``g[1]/*.csv`` read ``g1/f.csv`` (the brackets a character class)."""
-    from linreg_ops import tables
+    from linreg_ops.storage import tables
 
     (tmp_path / "g[1]").mkdir()
     (tmp_path / "g1").mkdir()

@@ -13,8 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-from linreg_ops import tables
 from linreg_ops.errors import InputError
+from linreg_ops.storage import tables
+from linreg_ops.storage.tables import csv_reading, reading
 
 NUMBERS = st.floats(allow_nan=False, allow_infinity=False, width=64).filter(
     lambda v: abs(v) < 1e300  # squares of larger values overflow; tables itself accepts them
@@ -95,8 +96,8 @@ def test_every_reading_path_gives_pandas_numbers(tmp_path_factory, table, block_
     np.testing.assert_array_equal(in_memory, expected)
 
     if tables.splittable(path):  # a big file's parallel reader (only a file cut safely)
-        with mock.patch.object(tables, "PARSE_BYTES", part_bytes):
-            parallel = list(tables._parallel_csv_blocks(path, selected, block_rows, "", 2))
+        with mock.patch.object(reading, "PARSE_BYTES", part_bytes):
+            parallel = list(reading.parallel_csv_blocks(path, selected, block_rows, "", 2))
         assert [b.offset for b in parallel] == [b.offset for b in blocks]
         np.testing.assert_array_equal(np.vstack([b.values for b in parallel]), expected)
     else:
@@ -125,13 +126,13 @@ def test_the_parallel_reader_raises_the_first_error_once_and_yields_nothing_twic
     seen = []
 
     def read() -> None:
-        for block in tables._parallel_csv_blocks(path, ["a", "b"], 100, "", threads=2):
+        for block in reading.parallel_csv_blocks(path, ["a", "b"], 100, "", threads=2):
             seen.append(block.offset)
 
     error = r"column 'b' row 1500: non-numeric value 'oops'"
     with (
-        mock.patch.object(tables, "PARSE_BYTES", 1000),
-        mock.patch.object(tables, "CSV_BLOCK_BYTES", 1000),  # the re-read goes block by block
+        mock.patch.object(reading, "PARSE_BYTES", 1000),
+        mock.patch.object(csv_reading, "CSV_BLOCK_BYTES", 1000),  # the re-read goes block by block
         pytest.raises(InputError, match=error),
     ):
         read()
@@ -145,7 +146,7 @@ def test_predict_input_reads_the_same_numbers(tmp_path_factory, table):
     """``predict --input`` on the messy file writes what the model gives for pandas' rows."""
     from linreg_ops.model import FeatureStats, LinearModel
     from linreg_ops.predict import Models, predict_file
-    from linreg_ops.store import Version
+    from linreg_ops.storage.store import Version
 
     columns, dialect, selected = table
     data = write(columns, dialect)

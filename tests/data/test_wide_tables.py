@@ -20,9 +20,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from linreg_ops import data, engines, tables
+from linreg_ops import data, engines
 from linreg_ops.config import BLOCK_BYTES, TrainConfig
 from linreg_ops.stats import MomentStats, block_rows
+from linreg_ops.storage import tables
 
 ROWS, COLUMNS = 300, 10_001
 

@@ -18,8 +18,9 @@ import pandas as pd
 import pytest
 
 from helpers import device_node, snapshot, stop
-from linreg_ops import predict, store
+from linreg_ops import predict
 from linreg_ops.errors import InputError
+from linreg_ops.storage import store
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent

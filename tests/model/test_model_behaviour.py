@@ -9,11 +9,12 @@ from hypothesis import strategies as st
 
 import linreg_ops.model as model_module
 from helpers import fit_model, integer_model, model_with
-from linreg_ops import data, pipeline, predict, store
+from linreg_ops import data, pipeline, predict
 from linreg_ops.engines import fit_linear_regression
 from linreg_ops.errors import ArtifactError
 from linreg_ops.model import LinearModel, _float_accumulation_is_exact, outside_domain
 from linreg_ops.quantize import QuantConfig, quantize_model
+from linreg_ops.storage import store
 
 
 def test_fit_recovers_coefficients_when_feature_scales_differ_by_1e7():

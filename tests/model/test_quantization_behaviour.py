@@ -10,7 +10,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from helpers import collinear_data, fit_model, model_with, snapshot, split_rows, write_csv
-from linreg_ops import data, pipeline, predict, store
+from linreg_ops import data, pipeline, predict
 from linreg_ops.config import GateConfig as Gate
 from linreg_ops.errors import InputError, QualityGateError
 from linreg_ops.quantize import (
@@ -22,6 +22,7 @@ from linreg_ops.quantize import (
     rounding_note,
 )
 from linreg_ops.rounding import objective
+from linreg_ops.storage import store
 
 
 @pytest.fixture(scope="module")

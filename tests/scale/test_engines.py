@@ -10,10 +10,12 @@ from sklearn.linear_model import LinearRegression
 from sklearn.model_selection import train_test_split
 
 from helpers import write_csv
-from linreg_ops import data, engines, pipeline, predict, tables
+from linreg_ops import data, engines, pipeline, predict
 from linreg_ops.config import GateConfig, IntegerConfig, QuantConfig, TrainConfig
 from linreg_ops.errors import InputError
 from linreg_ops.stats import held_out_rows
+from linreg_ops.storage import cluster, tables
+from linreg_ops.storage.tables import reading
 
 pytestmark = pytest.mark.slow
 FEATURES = [f"x{i}" for i in range(5)]
@@ -114,7 +116,7 @@ def test_every_engine_reads_a_messy_csv_as_the_clean_one(
     messy_csv, engine, scheduler, tmp_path, monkeypatch
 ):
     messy, clean, _X, _y = messy_csv
-    monkeypatch.setattr(engines, "PARTITION_BYTES", 40_000)  # several byte ranges per file
+    monkeypatch.setattr(cluster, "PARTITION_BYTES", 40_000)  # several byte ranges per file
     config = TrainConfig(engine=engine, chunk_rows=500, scheduler=scheduler)
     from_messy = engines.fit(data.file_source(messy, "y", FEATURES), config)
     from_clean = engines.fit(data.file_source(clean, "y", FEATURES), config)
@@ -172,8 +174,8 @@ def test_every_engine_reads_a_file_no_cut_can_split_like_pandas(
     path.write_bytes(_hostile(kind, X, y))
     frame = pd.read_csv(path, dtype=dict.fromkeys(FEATURES, "float64"))
     np.testing.assert_array_equal(frame[FEATURES].to_numpy(), X)  # the file is what we think
-    monkeypatch.setattr(engines, "PARTITION_BYTES", 2000)  # many ranges, if it were cut
-    monkeypatch.setattr(tables, "PARSE_BYTES", 2000)  # the parallel reader, if it were cut
+    monkeypatch.setattr(cluster, "PARTITION_BYTES", 2000)  # many ranges, if it were cut
+    monkeypatch.setattr(reading, "PARSE_BYTES", 2000)  # the parallel reader, if it were cut
     config = TrainConfig(engine=engine, chunk_rows=500, scheduler=scheduler)
     fit = engines.fit(data.file_source(path, "y", FEATURES), config)
     clean = write_csv(tmp_path / "clean.csv", [*FEATURES, "y"], np.column_stack([X, y]).tolist())
@@ -189,7 +191,7 @@ def test_dask_uses_every_worker_on_one_parquet_file(scheduler, tmp_path, monkeyp
     path = tmp_path / "one.parquet"
     table = pa.table({**{n: X[:, j] for j, n in enumerate(FEATURES)}, "y": y})
     pq.write_table(table, path, row_group_size=2000)
-    monkeypatch.setattr(engines, "PARTITION_BYTES", 1)  # a partition per row group
+    monkeypatch.setattr(cluster, "PARTITION_BYTES", 1)  # a partition per row group
     assert len(tables.partitions(path, 1)) == 15
     with Client(scheduler), get_task_stream() as stream:
         fit = engines.fit(
@@ -218,7 +220,7 @@ def test_dask_names_the_file_missing_the_target(parquet_folder, scheduler, tmp_p
 def test_the_first_bad_value_is_named_the_same_way_by_every_engine(
     scheduler, tmp_path, engine, monkeypatch
 ):
-    monkeypatch.setattr(engines, "PARTITION_BYTES", 5_000)
+    monkeypatch.setattr(cluster, "PARTITION_BYTES", 5_000)
     folder = tmp_path / "csvs"
     folder.mkdir()
     X, y, _ = synthetic(3, 400)
@@ -246,7 +248,7 @@ def test_out_of_core_prediction_equals_in_memory(parquet_folder, tmp_path):
 
 def test_dask_prediction_writes_the_same_numbers(parquet_folder, scheduler, tmp_path, monkeypatch):
     folder, _X, _y = parquet_folder
-    monkeypatch.setattr(engines, "PARTITION_BYTES", 1)
+    monkeypatch.setattr(cluster, "PARTITION_BYTES", 1)
     source = data.file_source(folder, "y")
     pipeline.run(source, tmp_path / "models", tmp_path / "r", TrainConfig(chunk_rows=5000),
                  QuantConfig(), IntegerConfig(), GateConfig(None, None))  # fmt: skip
@@ -268,7 +270,7 @@ def test_dask_prediction_writes_the_same_numbers(parquet_folder, scheduler, tmp_
 def test_dask_prediction_names_a_bad_row_within_its_own_file(scheduler, tmp_path, monkeypatch):
     """Attack D7: rows were numbered across every file of a folder, so an error in the
     second file named a row number its own file does not have."""
-    monkeypatch.setattr(engines, "PARTITION_BYTES", 2_000)
+    monkeypatch.setattr(cluster, "PARTITION_BYTES", 2_000)
     X, y, _ = synthetic(6, 600)
     folder = tmp_path / "in"
     folder.mkdir()
@@ -297,8 +299,8 @@ def test_a_blank_line_before_a_numeric_header_is_no_data_row_on_any_path(
     """Second attack: the first byte range began after the first newline, so with a blank
     line first the header ``2019,2020,2021`` was read as a data row by Dask (and by the
     parallel reader of a large file): one prediction too many, a fake training row."""
-    monkeypatch.setattr(engines, "PARTITION_BYTES", 3_000)
-    monkeypatch.setattr(tables, "PARSE_BYTES", 3_000)
+    monkeypatch.setattr(cluster, "PARTITION_BYTES", 3_000)
+    monkeypatch.setattr(reading, "PARSE_BYTES", 3_000)
     X, y, _ = synthetic(8, 600)
     names = ["2019", "2020", "2021", "2022", "2023"]
     clean = write_csv(tmp_path / "clean.csv", [*names, "2024"], np.column_stack([X, y]).tolist())

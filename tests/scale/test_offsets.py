@@ -26,6 +26,7 @@ from linreg_ops import data, engines
 from linreg_ops.config import TrainConfig
 from linreg_ops.errors import InputError
 from linreg_ops.stats import RankWarning, held_out_rows
+from linreg_ops.storage import cluster
 
 pytestmark = pytest.mark.slow
 CHUNK_ROWS = 37  # many blocks, so merges of blocks with different shifts are exercised
@@ -105,7 +106,7 @@ def fit(rows: OffsetRows, kind: str, engine: str, scheduler: str | None, folder:
         train, _ = train_test_split(np.arange(n), test_size=0.2, random_state=42)
         return engines.fit(source, config), train
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(engines, "PARTITION_BYTES", 2_000)  # several Dask partitions per file
+        patch.setattr(cluster, "PARTITION_BYTES", 2_000)  # several Dask partitions per file
         fitted = engines.fit(data.file_source(write(rows, folder, kind), "y"), config)
     return fitted, np.flatnonzero(~held_out_rows(np.arange(n), 42, 0.2))
 

@@ -337,7 +337,8 @@ def test_importing_serve_loads_nothing(tmp_path):
 def test_a_start_up_that_fails_in_the_worker_is_an_input_error_not_exit_3(models_copy, monkeypatch):
     """Attack C5: uvicorn exits 3 when the lifespan fails (a model changed between the CLI's
     check and the worker's load) — the CLI's exit code for a failed quality gate."""
-    from linreg_ops import serve, store
+    from linreg_ops import serve
+    from linreg_ops.storage import store
 
     version = store.open_version(models_copy)
     tamper(models_copy, "model.json", lambda data: data.replace(b"1", b"2", 1))

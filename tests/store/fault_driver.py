@@ -36,8 +36,9 @@ import sklearn.linear_model
 import sklearn.model_selection  # noqa: F401
 
 from helpers import snapshot
-from linreg_ops import cli, pipeline, predict, report, store  # noqa: F401 - imported once
+from linreg_ops import cli, pipeline, predict, report  # noqa: F401 - imported once
 from linreg_ops.errors import InputError
+from linreg_ops.storage import store
 
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 MUTATIONS = (

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from helpers import stop, write_csv
-from linreg_ops import data, pipeline, predict, store
+from linreg_ops import data, pipeline, predict
+from linreg_ops.storage import store
 
 pytestmark = pytest.mark.slow
 LINREG_OPS = str(Path(sys.executable).with_name("linreg-ops"))

@@ -18,8 +18,10 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from helpers import tamper
-from linreg_ops import predict, store
+from linreg_ops import predict
 from linreg_ops.errors import ArtifactError, InputError
+from linreg_ops.storage import store
+from linreg_ops.storage.digests import sha256_bytes
 
 ARTIFACTS = [
     "model.json",
@@ -144,7 +146,7 @@ def test_an_edited_artifact_is_refused_or_predicts_the_same(template, data, name
             manifest_path = version.path / "manifest.json"
             manifest = json.loads(manifest_path.read_bytes())
             manifest["artifacts"][name] = {
-                "sha256": store.sha256_bytes(edited),
+                "sha256": sha256_bytes(edited),
                 "bytes": len(edited),
             }
             manifest_path.chmod(0o644)

@@ -12,8 +12,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from linreg_ops import codecs, predict, store
+from linreg_ops import predict
 from linreg_ops.errors import ArtifactError
+from linreg_ops.storage import codecs, store
 
 SECRET = b"top secret\n"
 ESCAPES = [

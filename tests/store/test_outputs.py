@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from helpers import device_node, snapshot
-from linreg_ops import store
 from linreg_ops.errors import InputError
+from linreg_ops.storage import store
 
 
 def make(kind: str, path: Path) -> int:

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from helpers import write_csv
-from linreg_ops import data, pipeline, store
+from linreg_ops import data, pipeline
+from linreg_ops.storage import store
 
 pytestmark = pytest.mark.slow
 LINREG_OPS = str(Path(sys.executable).with_name("linreg-ops"))

@@ -23,7 +23,7 @@ class LinregOpsModel(PythonModel):
     model: LinearModel | QuantizedLinearModel | IntegerLinearModel
 
     def load_context(self, context: Any) -> None:
-        from linreg_ops import codecs
+        from linreg_ops.storage import codecs
 
         path = context.artifacts["model"]
         with open(path, "rb") as handle:

@@ -1,4 +1,4 @@
-"""The three model kinds ↔ JSON, with typed schemas; the seed-compatible joblib export.
+"""The three model kinds ↔ JSON, with typed schemas and the schema-version policy.
 
 A JSON artifact is trusted only after two checks: its SHA-256 against the manifest (the
 store's job) and its *content* against a schema here — types, lengths equal to the feature
@@ -11,7 +11,6 @@ A newer one is "written by a newer linreg-ops"; an older one needs a retrain. Un
 fields are refused, so a hand edit cannot hide in a typo.
 """
 
-import io
 import json
 from typing import Annotated, Any, Literal, Self, TypeVar
 
@@ -490,15 +489,3 @@ def decode_integer(data: bytes, source: str) -> IntegerLinearModel:
 
 def decode_metrics(data: bytes, source: str) -> dict[str, Any]:
     return decode(MetricsDoc, data, source).model_dump(mode="json")
-
-
-# --------------------------------------------------------------------------- joblib (seed)
-
-
-def joblib_bytes(obj: Any) -> bytes:
-    """Seed-compatible joblib/pickle bytes. linreg-ops itself never reads them back."""
-    import joblib
-
-    buffer = io.BytesIO()
-    joblib.dump(obj, buffer)
-    return buffer.getvalue()

@@ -22,7 +22,6 @@ inside it (no symlink, FIFO or device), of the size the manifest records, under 
 import contextlib
 import errno
 import fcntl
-import hashlib
 import json
 import os
 import platform
@@ -39,9 +38,10 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from linreg_ops.codecs import SCHEMA_VERSION, Versioned, decode
 from linreg_ops.config import DEFAULT_LOCK_TIMEOUT
 from linreg_ops.errors import ArtifactError, InputError, StoreBusyError
+from linreg_ops.storage.codecs import SCHEMA_VERSION, Versioned, decode
+from linreg_ops.storage.digests import sha256_bytes
 
 ESTIMATOR_JOBLIB = "linear_regression_model.joblib"
 UNQUANT_PARAMS_JOBLIB = "unquant_params.joblib"
@@ -268,21 +268,6 @@ def read_artifact(version: Version, name: str) -> bytes:
             "it was modified after it was written; retrain or restore it"
         )
     return data
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as handle:
-            while block := handle.read(1 << 20):
-                digest.update(block)
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
-    return digest.hexdigest()
 
 
 # --------------------------------------------------------------------------- writing

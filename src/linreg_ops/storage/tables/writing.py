@@ -1,0 +1,140 @@
+"""Writing tables: CSV whose floats survive the round trip, and prediction files written
+block by block, atomically (or streamed to standard output, a FIFO, a device)."""
+
+import contextlib
+import csv
+import io
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from linreg_ops.errors import InputError
+from linreg_ops.storage.tables._common import TABLE_SUFFIXES
+
+__all__ = ["STDOUT", "csv_bytes", "is_stdout", "prediction_writer"]
+
+STDOUT = Path("-")  # ``--output -``: predictions as CSV on standard output
+
+
+def csv_bytes(columns: Sequence[str], values: np.ndarray) -> bytes:
+    """CSV with a header and 17 significant digits, so floats survive the round trip exactly."""
+    buffer = io.StringIO()
+    # The writer quotes the terminator's characters only: a name holding a lone CR (a line
+    # end to every reader) must be quoted too, so such a header is quoted whole.
+    if any("\r" in name for name in columns):
+        csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_ALL).writerow(columns)
+    else:
+        csv.writer(buffer, lineterminator="\n").writerow(columns)
+    np.savetxt(buffer, np.asarray(values, dtype=np.float64), delimiter=",", fmt="%.17g")
+    return buffer.getvalue().encode("utf-8")
+
+
+def is_stdout(path: Path) -> bool:
+    """Whether writing ``path`` writes this process's standard output (``-``, or a name for
+    it such as ``/dev/stdout``): then nothing else may be printed there."""
+    if Path(path) == STDOUT:
+        return True
+    try:
+        return os.path.samestat(os.stat(path), os.fstat(sys.stdout.fileno()))
+    except (OSError, ValueError):
+        return False
+
+
+@contextlib.contextmanager
+def prediction_writer(path: Path, columns: Sequence[str]) -> Iterator[Callable[..., None]]:
+    """Append prediction blocks to ``path`` (CSV, or Parquet for ``.parquet``) in constant
+    memory.
+
+    A file is written atomically: blocks go to a temporary file that replaces ``path`` only
+    when every block is written. ``-`` (standard output), a FIFO or a character device
+    (``/dev/null``) takes the blocks as they come, as a shell's ``>`` would — it is never
+    replaced by a file; an error stops the stream where it is. Without a ``.parquet`` or
+    ``.csv`` suffix, a stream gets CSV.
+    """
+    from linreg_ops.storage import store
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if is_stdout(path):  # ``-``, ``/dev/stdout`` or the file standard output goes to
+        with os.fdopen(os.dup(sys.stdout.fileno()), "wb") as handle:
+            yield from _table_writer(handle, columns, parquet=suffix == ".parquet")
+        return
+    target, kind = store.output_target(path)
+    if kind in store.STREAMS:
+        try:
+            fd = os.open(target, os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
+        with os.fdopen(fd, "wb") as handle:
+            yield from _table_writer(handle, columns, parquet=suffix == ".parquet")
+        return
+    if kind is not None:
+        raise InputError(f"cannot write {path}: it is {kind}, not a file")
+    if suffix not in TABLE_SUFFIXES:
+        raise InputError(
+            f"unsupported output format {suffix or '(no extension)'!r} for {path}: "
+            "expected .csv or .parquet (or - for CSV on standard output)"
+        )
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        os.fchmod(fd, 0o644)
+        with os.fdopen(fd, "wb") as handle:
+            yield from _table_writer(handle, columns, parquet=suffix == ".parquet")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+        raise
+
+
+def _table_writer(
+    handle: BinaryIO, columns: Sequence[str], *, parquet: bool
+) -> Iterator[Callable[..., None]]:
+    """The block writer, then (after the last block) the end of the table."""
+    if parquet:
+        yield from _parquet_writer(handle, columns)
+        return
+    handle.write((",".join(columns) + "\n").encode("utf-8"))
+
+    def write_csv(*arrays: np.ndarray) -> None:
+        block = np.column_stack([np.asarray(a, dtype=np.float64) for a in arrays])
+        np.savetxt(handle, block, delimiter=",", fmt="%.17g")
+
+    yield write_csv
+
+
+def _parquet_writer(handle: BinaryIO, columns: Sequence[str]) -> Iterator[Callable[..., None]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    writer: pq.ParquetWriter | None = None
+
+    def write_parquet(*arrays: np.ndarray) -> None:
+        nonlocal writer
+        table = pa.table({name: np.asarray(a) for name, a in zip(columns, arrays, strict=True)})
+        if writer is None:
+            writer = pq.ParquetWriter(handle, table.schema)
+        writer.write_table(table)
+
+    try:
+        yield write_parquet
+        if writer is None:  # no rows: still a valid, empty file
+            pq.write_table(pa.table({name: pa.array([], pa.float64()) for name in columns}), handle)
+    finally:
+        if writer is not None:
+            writer.close()
