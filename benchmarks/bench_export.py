@@ -34,7 +34,7 @@ def load_split():
     from sklearn.datasets import fetch_california_housing
     from sklearn.model_selection import train_test_split
 
-    from linreg_ops.data import use_shared_cache
+    from linreg_ops.training.sources import use_shared_cache
 
     use_shared_cache(Path(__file__).parents[1])  # offline, as make run
     bunch = fetch_california_housing()
@@ -45,11 +45,11 @@ def load_split():
 
 def linreg_ops_models(bunch, X_train, y_train):
     """The float, int8 per-tensor quantized and int8×int16 integer-only models."""
-    from linreg_ops.engines import fit_linear_regression
     from linreg_ops.model import LinearModel
-    from linreg_ops.pipeline import feature_statistics
+    from linreg_ops.moments import MomentStats
     from linreg_ops.quantize import IntegerConfig, QuantConfig, build_integer_model, quantize_model
-    from linreg_ops.stats import MomentStats
+    from linreg_ops.training.engines import fit_linear_regression
+    from linreg_ops.training.features import feature_statistics
 
     estimator = fit_linear_regression(X_train, y_train)
     model = LinearModel(

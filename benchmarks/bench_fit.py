@@ -95,11 +95,12 @@ def prepare_model(workdir: Path) -> None:
     """A model to score with, fitted (in this process, not the measured one) on row group 0."""
     import pyarrow.parquet as pq
 
-    from linreg_ops import data, pipeline
+    from linreg_ops import pipeline
+    from linreg_ops.training import sources
 
     sample = workdir / "sample.parquet"
     pq.write_table(pq.ParquetFile(workdir / "data.parquet").read_row_group(0), sample)
-    pipeline.train(data.file_source(sample, "y"), workdir / "models")
+    pipeline.train(sources.file_source(sample, "y"), workdir / "models")
 
 
 def normal_equations(table_columns: list[np.ndarray]) -> np.ndarray:
@@ -125,8 +126,8 @@ def child(engine: str, workdir: Path, repeats: int) -> dict:
     if engine in ("sklearn", "streaming-arrays"):
         from sklearn.linear_model import LinearRegression
 
-        from linreg_ops.engines import stream_arrays
-        from linreg_ops.stats import solve
+        from linreg_ops.training.engines import stream_arrays
+        from linreg_ops.training.solve import solve
 
         X = np.load(workdir / "X.npy")
         y = np.load(workdir / "y.npy")
@@ -172,10 +173,10 @@ def child(engine: str, workdir: Path, repeats: int) -> dict:
             return None
 
     elif engine in ("streaming-parquet", "streaming-csv", "dask-parquet", "dask-csv"):
-        from linreg_ops import data, engines
         from linreg_ops.config import TrainConfig
+        from linreg_ops.training import engines, sources
 
-        source = data.file_source(parquet if engine.endswith("parquet") else csv, "y")
+        source = sources.file_source(parquet if engine.endswith("parquet") else csv, "y")
         config = TrainConfig(test_size=TEST_SIZE, engine="streaming")
         if engine.startswith("dask"):
             from distributed import Client, LocalCluster
@@ -229,7 +230,7 @@ def reference_coef(workdir: Path, rows: int) -> np.ndarray:
     import pyarrow.parquet as pq
     from sklearn.linear_model import LinearRegression
 
-    from linreg_ops.stats import held_out_rows
+    from linreg_ops.training.split import held_out_rows
 
     table = pq.read_table(workdir / "data.parquet")
     values = np.column_stack([column.to_numpy() for column in table.columns])

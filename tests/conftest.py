@@ -38,7 +38,7 @@ if "SCIKIT_LEARN_DATA" not in os.environ and SHARED_SKLEARN_DATA.is_dir():
 
 @pytest.fixture(scope="session")
 def california():
-    from linreg_ops.data import california_source
+    from linreg_ops.training.sources import california_source
 
     return california_source()
 

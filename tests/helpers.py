@@ -51,10 +51,10 @@ def write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
 
 def fit_model(X, y, names=None, target="y"):
     """A LinearModel fitted the project's way on in-memory arrays (every row, no split)."""
-    from linreg_ops.engines import fit_linear_regression
     from linreg_ops.model import LinearModel
-    from linreg_ops.pipeline import feature_statistics
-    from linreg_ops.stats import MomentStats
+    from linreg_ops.moments import MomentStats
+    from linreg_ops.training.engines import fit_linear_regression
+    from linreg_ops.training.features import feature_statistics
 
     X = np.ascontiguousarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)

@@ -14,8 +14,8 @@ from helpers import (
     SEED_MSE,
     SEED_R2,
 )
-from linreg_ops.engines import fit_linear_regression
 from linreg_ops.metrics import mean_squared_error, r2_score
+from linreg_ops.training.engines import fit_linear_regression
 
 
 @pytest.fixture(scope="module")

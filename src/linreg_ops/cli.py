@@ -45,8 +45,8 @@ from linreg_ops.errors import InputError, QualityGateError
 from linreg_ops.exports.onnx import INPUT_TYPES as ONNX_INPUT_TYPES
 
 if TYPE_CHECKING:
-    from linreg_ops.data import Source
     from linreg_ops.pipeline import QuantizeResult, TrainResult
+    from linreg_ops.training.sources import Source
 
 EXIT_OK, EXIT_UNEXPECTED, EXIT_BAD_INPUT, EXIT_GATE = 0, 1, 2, 3
 FIRST_ROWS = 10
@@ -201,13 +201,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _announce_training(args: argparse.Namespace) -> "Source":
     """The data source, with the seed's first three lines."""
-    from linreg_ops import data
+    from linreg_ops.training import sources
 
     if args.data is None:
         print("Loading California Housing dataset.")
-        source: Source = data.california_source()
+        source: Source = sources.california_source()
     else:
-        source = data.file_source(args.data, args.target, args.features)
+        source = sources.file_source(args.data, args.target, args.features)
         print(f"Loading {args.data} (target {args.target!r}).")
     engine = "" if args.engine == "auto" else f" (engine: {args.engine})"
     print(f"Creating LinearRegression model{engine}.")

@@ -14,7 +14,8 @@ from typing import Literal, get_args
 
 from linreg_ops.errors import InputError
 
-Engine = Literal["auto", "sklearn", "streaming", "dask"]
+FitEngine = Literal["sklearn", "streaming", "dask"]  # what fits; "auto" chooses one of them
+Engine = Literal["auto", FitEngine]
 PredictEngine = Literal["streaming", "dask"]
 ModelKind = Literal["float", "quantized", "integer"]
 Granularity = Literal["per-tensor", "per-channel"]

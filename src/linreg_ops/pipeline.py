@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from linreg_ops import engines, predict, report
+from linreg_ops import predict, report
 from linreg_ops.config import (
     DEFAULT_LOCK_TIMEOUT,
     GateConfig,
@@ -22,11 +22,9 @@ from linreg_ops.config import (
     QuantConfig,
     TrainConfig,
 )
-from linreg_ops.data import ArraySource, Source
-from linreg_ops.engines import Fit
 from linreg_ops.errors import ArtifactError, InputError, QualityGateError
 from linreg_ops.metrics import r2_from_sums, regression_metrics
-from linreg_ops.model import FeatureStats, IntegerLinearModel, LinearModel, QuantizedLinearModel
+from linreg_ops.model import IntegerLinearModel, LinearModel, QuantizedLinearModel
 from linreg_ops.predict import Evaluation, Models
 from linreg_ops.quantize import (
     build_integer_model,
@@ -37,13 +35,14 @@ from linreg_ops.quantize import (
     rounding_note,
 )
 from linreg_ops.quantize import sweep as quantize_sweep
-from linreg_ops.stats import MomentStats
 from linreg_ops.storage import codecs, store
 from linreg_ops.storage.digests import sha256_bytes
 from linreg_ops.storage.joblib_codec import estimator_from, joblib_bytes
 from linreg_ops.storage.store import Version
-
-CALIBRATION_QUANTILE = 0.001
+from linreg_ops.training import engines
+from linreg_ops.training.engines import Fit
+from linreg_ops.training.features import feature_statistics
+from linreg_ops.training.sources import ArraySource, Source
 
 
 @dataclass(frozen=True)
@@ -315,42 +314,6 @@ class _Trained:
         return TrainResult(
             version, self.model, self.metrics, self.fit.train.n, self.fit.test.n, self.fit.engine
         )
-
-
-def feature_statistics(stats: MomentStats, sample: np.ndarray) -> FeatureStats:
-    """What quantization needs from the training rows: mean, σ, range, quantiles (from a
-    sample of rows) and the correlation matrix of the standardized features (a constant
-    feature gets σ = 1 and a zero row).
-
-    When the sample holds every training row (up to 100,000 rows, whatever the engine) the
-    moments are recomputed from the rows in two passes, the most accurate way; beyond that
-    they come from the merged moments, whose difference is at the 1e-14 level.
-    """
-    if len(sample) == stats.n:
-        mean = sample.mean(axis=0)
-        spread = sample.std(axis=0)
-        std = np.where(spread > 0.0, spread, 1.0)
-        z = (sample - mean) / std
-        correlation = (z.T @ z) / len(sample)
-    else:
-        mean = stats.mean_x
-        constant = stats.std_x <= 0.0
-        std = np.where(constant, 1.0, stats.std_x)
-        correlation = stats.cxx / stats.n / np.outer(std, std)
-        correlation[constant, :] = 0.0
-        correlation[:, constant] = 0.0
-    low, high = np.quantile(sample, [CALIBRATION_QUANTILE, 1.0 - CALIBRATION_QUANTILE], axis=0)
-    return FeatureStats(
-        n=stats.n,
-        mean=mean,
-        std=std,
-        minimum=stats.min_x,
-        maximum=stats.max_x,
-        quantile_level=CALIBRATION_QUANTILE,
-        low=low,
-        high=high,
-        correlation=correlation,
-    )
 
 
 # --------------------------------------------------------------------------- quantization

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from linreg_ops.cli import main
-from linreg_ops.data import use_shared_cache
+from linreg_ops.training.sources import use_shared_cache
 
 
 def run_script(command: str, script: str, argv: Sequence[str]) -> int:

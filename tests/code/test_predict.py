@@ -154,11 +154,12 @@ def test_an_edit_that_keeps_every_prediction_loads(models_copy, models, test_row
 
 def test_models_from_two_runs_cannot_be_mixed(models_copy, tmp_path, regression_csv):
     """A quantized model copied in from another version (SHA rewritten) is refused."""
-    from linreg_ops import data, pipeline
+    from linreg_ops import pipeline
     from linreg_ops.config import GateConfig, IntegerConfig, QuantConfig, TrainConfig
+    from linreg_ops.training import sources
 
     other = tmp_path / "other"
-    source = data.file_source(regression_csv, "y")
+    source = sources.file_source(regression_csv, "y")
     no_gate = GateConfig(max_r2_drop=None)
     pipeline.run(
         source, other, tmp_path / "r", TrainConfig(), QuantConfig(), IntegerConfig(), no_gate

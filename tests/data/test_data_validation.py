@@ -7,10 +7,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from helpers import write_csv
-from linreg_ops import data, engines
 from linreg_ops.config import TrainConfig
 from linreg_ops.errors import InputError
 from linreg_ops.storage.tables import csv_reading, reading
+from linreg_ops.training import engines, sources
 
 GOOD_ROWS = [[1, 2, 3.5], [2, 1, 4.0], [3, 5, 9.5], [4, 3, 8.0], [5, 8, 14.5], [6, 2, 8.0]]
 ENGINES = ["sklearn", "streaming"]  # the Dask engine: tests/scale
@@ -22,7 +22,7 @@ def csv_file(tmp_path, header=("a", "b", "y"), rows=GOOD_ROWS, name="data.csv"):
 
 def fit(path, target="y", features=None, engine="streaming", test_size=0.2):
     return engines.fit(
-        data.file_source(path, target, features), TrainConfig(test_size=test_size, engine=engine)
+        sources.file_source(path, target, features), TrainConfig(test_size=test_size, engine=engine)
     )
 
 
@@ -34,7 +34,7 @@ def test_good_csv_fits(tmp_path):
 
 
 def test_features_select_and_order_columns(tmp_path):
-    source = data.file_source(csv_file(tmp_path), "y", ["b", "a"])
+    source = sources.file_source(csv_file(tmp_path), "y", ["b", "a"])
     assert source.feature_names == ("b", "a")
 
 
@@ -68,7 +68,7 @@ def empty_file(folder):
 def test_file_and_column_errors(tmp_path, make, target, features, message):
     path = make(tmp_path)
     with pytest.raises(InputError, match=message):
-        data.file_source(path, target, features)
+        sources.file_source(path, target, features)
 
 
 def test_header_only_file_has_no_rows(tmp_path):
@@ -165,7 +165,7 @@ def test_constant_target_on_every_engine(tmp_path, engine):
 @pytest.mark.parametrize("engine", ["sklearn", "streaming", "auto"])
 def test_constant_target_in_memory_on_every_engine(engine):
     X = np.arange(60.0).reshape(30, 2)
-    source = data.ArraySource(X, np.full(30, 2.5), ("a", "b"), "y", "memory", "0" * 64)
+    source = sources.ArraySource(X, np.full(30, 2.5), ("a", "b"), "y", "memory", "0" * 64)
     with pytest.raises(InputError, match="target column 'y' is constant"):
         engines.fit(source, TrainConfig(engine=engine))
 
@@ -210,21 +210,21 @@ def test_corrupt_parquet_is_unreadable(tmp_path):
     path = tmp_path / "broken.parquet"
     path.write_bytes(b"not a parquet file at all")
     with pytest.raises(InputError, match=r"cannot read .* as Parquet"):
-        data.file_source(path, "y")
+        sources.file_source(path, "y")
 
 
 def test_csv_that_is_not_text_is_unreadable(tmp_path):
     path = tmp_path / "binary.csv"
     path.write_bytes(b"\xff\xfe\x00\x81,y\n1,1\n")
     with pytest.raises(InputError, match=r"cannot read .*binary\.csv: the header is not UTF-8"):
-        data.file_source(path, "y")
+        sources.file_source(path, "y")
 
 
 def test_a_header_field_beyond_the_csv_module_limit_is_a_clear_error(tmp_path):
     path = tmp_path / "huge-field.csv"
     path.write_text("a" * 200_000 + ",y\n1,2\n3,4\n5,6\n7,8\n")
     with pytest.raises(InputError, match="as CSV: field larger than field limit"):
-        data.file_source(path, "y")
+        sources.file_source(path, "y")
 
 
 def test_a_quoted_field_with_commas_between_features_shifts_nothing(tmp_path):
@@ -309,7 +309,7 @@ def test_blank_lines_before_the_header_are_skipped_as_pyarrow_skips_them(tmp_pat
     """Attack D4: a leading blank line made the file "empty"."""
     path = tmp_path / "blank-first.csv"
     path.write_text("\n\n" + "a,b,y\n" + "\n".join(",".join(map(str, r)) for r in GOOD_ROWS))
-    assert data.file_source(path, "y").feature_names == ("a", "b")
+    assert sources.file_source(path, "y").feature_names == ("a", "b")
     assert fit(path, test_size=0.34).train.n == 4
 
 
@@ -333,7 +333,7 @@ def test_a_column_name_a_model_cannot_keep_is_refused_before_training(tmp_path, 
     """Attack D6: refused only when the staged model was verified, naming a staging path."""
     path = csv_file(tmp_path, header=header)
     with pytest.raises(InputError, match=message):
-        data.file_source(path, header[-1])
+        sources.file_source(path, header[-1])
 
 
 def test_an_existing_file_whose_name_looks_like_a_glob_is_that_file(tmp_path):
@@ -396,7 +396,7 @@ def test_a_column_name_holding_a_carriage_return_round_trips(tmp_path):
     path = tmp_path / "data.csv"
     lines = ['"a\rb",c,y'] + [",".join(map(str, row)) for row in rows]  # quoted, as csv writes
     path.write_bytes("\n".join(lines).encode() + b"\n")
-    pipeline.train(data.file_source(path, "y"), tmp_path / "models")
+    pipeline.train(sources.file_source(path, "y"), tmp_path / "models")
     models = predict.load(tmp_path / "models")
     assert models.float.feature_names == ("a\rb", "c")
     assert len(predict.stored_test_rows(models).values) > 0

@@ -20,10 +20,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from linreg_ops import data, engines
 from linreg_ops.config import BLOCK_BYTES, TrainConfig
-from linreg_ops.stats import MomentStats, block_rows
+from linreg_ops.moments import MomentStats, block_rows
 from linreg_ops.storage import tables
+from linreg_ops.training import engines, sources, summary
 
 ROWS, COLUMNS = 300, 10_001
 
@@ -143,15 +143,15 @@ def test_statistics_of_wide_rows_hold_few_d_by_d_matrices():
 def test_the_sample_and_the_stored_test_rows_are_bounded_in_bytes(tmp_path, monkeypatch):
     """A wide table's calibration sample and stored test rows were capped at 100,000 rows
     each, whatever their width (10,001 columns: 8 GB each)."""
-    monkeypatch.setattr(engines, "KEPT_BYTES", 4800)  # 120 sample rows, 100 test rows (+ y)
+    monkeypatch.setattr(summary, "KEPT_BYTES", 4800)  # 120 sample rows, 100 test rows (+ y)
     rng = np.random.default_rng(2)
     X = rng.normal(size=(3000, 4))
     y = X @ np.array([1.0, 2.0, -1.0, 0.5]) + rng.normal(size=3000)
     path = tmp_path / "t.parquet"
     pq.write_table(pa.table({"a": X[:, 0], "b": X[:, 1], "c": X[:, 2], "d": X[:, 3], "y": y}), path)
-    from_file = engines.fit(data.file_source(path, "y"), TrainConfig(chunk_rows=256))
+    from_file = engines.fit(sources.file_source(path, "y"), TrainConfig(chunk_rows=256))
     assert 60 < len(from_file.sample) <= 120  # halved by row hash until within the cap
-    arrays = data.ArraySource(X, y, ("a", "b", "c", "d"), "y", "arrays", "0" * 64)
+    arrays = sources.ArraySource(X, y, ("a", "b", "c", "d"), "y", "arrays", "0" * 64)
     from_arrays = engines.fit(arrays, TrainConfig())
     assert 80 < len(from_arrays.sample) < 160  # each row kept with probability 120 / rows
     for fit in (from_file, from_arrays):

@@ -15,10 +15,10 @@ import pytest
 
 def fit_linear_model(X, y, names: Sequence[str] | None = None, target: str = "y"):
     """A LinearModel fitted the project's way (standardized lstsq) on in-memory arrays."""
-    from linreg_ops.engines import fit_linear_regression
     from linreg_ops.model import LinearModel
-    from linreg_ops.pipeline import feature_statistics
-    from linreg_ops.stats import MomentStats
+    from linreg_ops.moments import MomentStats
+    from linreg_ops.training.engines import fit_linear_regression
+    from linreg_ops.training.features import feature_statistics
 
     X = np.ascontiguousarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)

@@ -9,12 +9,13 @@ from hypothesis import strategies as st
 
 import linreg_ops.model as model_module
 from helpers import fit_model, integer_model, model_with
-from linreg_ops import data, pipeline, predict
-from linreg_ops.engines import fit_linear_regression
+from linreg_ops import pipeline, predict
 from linreg_ops.errors import ArtifactError
 from linreg_ops.model import LinearModel, _float_accumulation_is_exact, outside_domain
 from linreg_ops.quantize import QuantConfig, quantize_model
 from linreg_ops.storage import store
+from linreg_ops.training import sources
+from linreg_ops.training.engines import fit_linear_regression
 
 
 def test_fit_recovers_coefficients_when_feature_scales_differ_by_1e7():
@@ -77,7 +78,7 @@ def test_two_runs_give_byte_identical_models(california, tmp_path):
 def test_retraining_publishes_a_version_without_the_old_quantized_model(
     models_copy, regression_csv
 ):
-    pipeline.train(data.file_source(regression_csv, "y"), models_copy)
+    pipeline.train(sources.file_source(regression_csv, "y"), models_copy)
     assert not (models_copy / store.QUANTIZED_MODEL_JSON).exists()
     assert not (models_copy / store.QUANT_PARAMS_JOBLIB).exists()
     loaded = predict.load(models_copy)
@@ -94,7 +95,7 @@ def test_user_data_spanning_1e_minus6_to_1e6(tmp_path):
     X = rng.normal(size=(500, 5)) * scales
     true_coef = np.array([3e6, -2e3, 1.5, 4e-3, -1e-6])
     y = X @ true_coef + 10 + rng.normal(scale=1e-5, size=500)
-    source = data.ArraySource(X, y, tuple(f"x{i}" for i in range(5)), "y", "synthetic", "0" * 64)
+    source = sources.ArraySource(X, y, tuple(f"x{i}" for i in range(5)), "y", "synthetic", "0" * 64)
     result = pipeline.train(source, tmp_path / "models")
     np.testing.assert_allclose(result.model.coef, true_coef, rtol=1e-3)
     assert result.metrics["r2"] > 0.999

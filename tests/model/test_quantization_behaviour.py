@@ -10,7 +10,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from helpers import collinear_data, fit_model, model_with, snapshot, split_rows, write_csv
-from linreg_ops import data, pipeline, predict
+from linreg_ops import pipeline, predict
 from linreg_ops.config import GateConfig as Gate
 from linreg_ops.errors import InputError, QualityGateError
 from linreg_ops.quantize import (
@@ -23,6 +23,7 @@ from linreg_ops.quantize import (
 )
 from linreg_ops.rounding import objective
 from linreg_ops.storage import store
+from linreg_ops.training import sources
 
 
 @pytest.fixture(scope="module")
@@ -232,7 +233,7 @@ def test_user_csv_with_features_from_1e_minus6_to_1e6(tmp_path):
         tmp_path / "wide.csv", ["a", "b", "c", "d", "e", "y"], np.column_stack([X, y]).tolist()
     )
     models = tmp_path / "models"
-    pipeline.train(data.file_source(path, "y"), models)
+    pipeline.train(sources.file_source(path, "y"), models)
     result = pipeline.quantize(models, gate=Gate(max_r2_drop=0.002))
     assert abs(result.figures["delta_r2"]) <= 0.002
     assert np.all(result.quantized.weights != 0)
@@ -353,7 +354,7 @@ def test_a_gate_failure_in_run_leaves_the_previous_version(models_copy, regressi
     before = snapshot(models_copy)
     with pytest.raises(QualityGateError):
         pipeline.run(
-            data.file_source(regression_csv, "y"), models_copy, models_copy.parent / "reports",
+            sources.file_source(regression_csv, "y"), models_copy, models_copy.parent / "reports",
             quant=QuantConfig("int2", rounding="nearest"),
         )  # fmt: skip
     assert snapshot(models_copy) == before

@@ -10,12 +10,13 @@ from sklearn.linear_model import LinearRegression
 from sklearn.model_selection import train_test_split
 
 from helpers import write_csv
-from linreg_ops import data, engines, pipeline, predict
+from linreg_ops import pipeline, predict
 from linreg_ops.config import GateConfig, IntegerConfig, QuantConfig, TrainConfig
 from linreg_ops.errors import InputError
-from linreg_ops.stats import held_out_rows
 from linreg_ops.storage import cluster, tables
 from linreg_ops.storage.tables import reading
+from linreg_ops.training import engines, sources
+from linreg_ops.training.split import held_out_rows
 
 pytestmark = pytest.mark.slow
 FEATURES = [f"x{i}" for i in range(5)]
@@ -39,7 +40,7 @@ def write_parquet_parts(folder, X, y, parts: int):
 
 
 def train_files(spec, models_dir, **config):
-    return pipeline.train(data.file_source(spec, "y"), models_dir, TrainConfig(**config))
+    return pipeline.train(sources.file_source(spec, "y"), models_dir, TrainConfig(**config))
 
 
 @pytest.mark.parametrize("engine", ["sklearn", "streaming", "dask"])
@@ -118,8 +119,8 @@ def test_every_engine_reads_a_messy_csv_as_the_clean_one(
     messy, clean, _X, _y = messy_csv
     monkeypatch.setattr(cluster, "PARTITION_BYTES", 40_000)  # several byte ranges per file
     config = TrainConfig(engine=engine, chunk_rows=500, scheduler=scheduler)
-    from_messy = engines.fit(data.file_source(messy, "y", FEATURES), config)
-    from_clean = engines.fit(data.file_source(clean, "y", FEATURES), config)
+    from_messy = engines.fit(sources.file_source(messy, "y", FEATURES), config)
+    from_clean = engines.fit(sources.file_source(clean, "y", FEATURES), config)
     np.testing.assert_allclose(from_messy.coef, from_clean.coef, rtol=1e-12)
     assert from_messy.train.n == from_clean.train.n
     np.testing.assert_array_equal(from_messy.stored_test, from_clean.stored_test)
@@ -177,9 +178,9 @@ def test_every_engine_reads_a_file_no_cut_can_split_like_pandas(
     monkeypatch.setattr(cluster, "PARTITION_BYTES", 2000)  # many ranges, if it were cut
     monkeypatch.setattr(reading, "PARSE_BYTES", 2000)  # the parallel reader, if it were cut
     config = TrainConfig(engine=engine, chunk_rows=500, scheduler=scheduler)
-    fit = engines.fit(data.file_source(path, "y", FEATURES), config)
+    fit = engines.fit(sources.file_source(path, "y", FEATURES), config)
     clean = write_csv(tmp_path / "clean.csv", [*FEATURES, "y"], np.column_stack([X, y]).tolist())
-    expected = engines.fit(data.file_source(clean, "y", FEATURES), config)
+    expected = engines.fit(sources.file_source(clean, "y", FEATURES), config)
     np.testing.assert_allclose(fit.coef, expected.coef, rtol=1e-12)
     assert fit.train.n == expected.train.n
 
@@ -195,11 +196,11 @@ def test_dask_uses_every_worker_on_one_parquet_file(scheduler, tmp_path, monkeyp
     assert len(tables.partitions(path, 1)) == 15
     with Client(scheduler), get_task_stream() as stream:
         fit = engines.fit(
-            data.file_source(path, "y"), TrainConfig(engine="dask", scheduler=scheduler)
+            sources.file_source(path, "y"), TrainConfig(engine="dask", scheduler=scheduler)
         )
     workers = {task["worker"] for task in stream.data if "_piece_summary" in str(task["key"])}
     assert len(workers) == 2
-    streaming = engines.fit(data.file_source(path, "y"), TrainConfig(engine="streaming"))
+    streaming = engines.fit(sources.file_source(path, "y"), TrainConfig(engine="streaming"))
     np.testing.assert_allclose(fit.coef, streaming.coef, rtol=1e-12)
 
 
@@ -249,7 +250,7 @@ def test_out_of_core_prediction_equals_in_memory(parquet_folder, tmp_path):
 def test_dask_prediction_writes_the_same_numbers(parquet_folder, scheduler, tmp_path, monkeypatch):
     folder, _X, _y = parquet_folder
     monkeypatch.setattr(cluster, "PARTITION_BYTES", 1)
-    source = data.file_source(folder, "y")
+    source = sources.file_source(folder, "y")
     pipeline.run(source, tmp_path / "models", tmp_path / "r", TrainConfig(chunk_rows=5000),
                  QuantConfig(), IntegerConfig(), GateConfig(None, None))  # fmt: skip
     models = predict.load(tmp_path / "models")
@@ -279,7 +280,7 @@ def test_dask_prediction_names_a_bad_row_within_its_own_file(scheduler, tmp_path
     bad = [list(r) for r in rows[300:]]
     bad[250][2] = "oops"
     write_csv(folder / "b.csv", [*FEATURES, "y"], bad)
-    pipeline.train(data.file_source(folder / "a.csv", "y"), tmp_path / "models")
+    pipeline.train(sources.file_source(folder / "a.csv", "y"), tmp_path / "models")
     models = predict.load(tmp_path / "models")
     with pytest.raises(InputError, match=r"b\.csv column 'x2' row 251: non-numeric value 'oops'"):
         predict.dask_predict(models, "float", folder, tmp_path / "out", scheduler)
@@ -290,7 +291,7 @@ def test_dask_prediction_names_a_bad_row_within_its_own_file(scheduler, tmp_path
 def test_a_constant_target_is_refused_by_the_dask_engine_too(scheduler, tmp_path):
     path = write_csv(tmp_path / "c.csv", ["a", "y"], [[i, 7.0] for i in range(50)])
     with pytest.raises(InputError, match="target column 'y' is constant"):
-        engines.fit(data.file_source(path, "y"), TrainConfig(engine="dask", scheduler=scheduler))
+        engines.fit(sources.file_source(path, "y"), TrainConfig(engine="dask", scheduler=scheduler))
 
 
 def test_a_blank_line_before_a_numeric_header_is_no_data_row_on_any_path(
@@ -309,11 +310,11 @@ def test_a_blank_line_before_a_numeric_header_is_no_data_row_on_any_path(
     assert tables.partitions(path, 3_000)[0].start == path.read_bytes().index(b"2024\n") + 5
     blocks = list(tables.iter_blocks(path, names, 100))  # the parallel reader
     np.testing.assert_array_equal(np.vstack([b.values for b in blocks]), X)
-    expected = engines.fit(data.file_source(clean, "2024"), TrainConfig(engine="streaming"))
+    expected = engines.fit(sources.file_source(clean, "2024"), TrainConfig(engine="streaming"))
     config = TrainConfig(engine="dask", scheduler=scheduler)
-    fit = engines.fit(data.file_source(path, "2024"), config)
+    fit = engines.fit(sources.file_source(path, "2024"), config)
     np.testing.assert_allclose(fit.coef, expected.coef, rtol=1e-12)
-    pipeline.train(data.file_source(clean, "2024"), tmp_path / "models")
+    pipeline.train(sources.file_source(clean, "2024"), tmp_path / "models")
     models = predict.load(tmp_path / "models")
     assert predict.dask_predict(models, "float", path, tmp_path / "out", scheduler) == 600
 
@@ -333,14 +334,14 @@ def test_dask_refuses_a_file_of_only_a_header_as_streaming_does(scheduler, tmp_p
     for engine in ("streaming", "dask"):
         with pytest.raises(InputError, match=message):
             engines.fit(
-                data.file_source(folder, "y"), TrainConfig(engine=engine, scheduler=scheduler)
+                sources.file_source(folder, "y"), TrainConfig(engine=engine, scheduler=scheduler)
             )
         with pytest.raises(InputError, match=message):
             engines.fit(
-                data.file_source(folder / "b.csv", "y"),
+                sources.file_source(folder / "b.csv", "y"),
                 TrainConfig(engine=engine, scheduler=scheduler),
             )
-    pipeline.train(data.file_source(folder / "a.csv", "y"), tmp_path / "models")
+    pipeline.train(sources.file_source(folder / "a.csv", "y"), tmp_path / "models")
     models = predict.load(tmp_path / "models")
     with pytest.raises(InputError, match=message):
         predict.dask_predict(models, "float", folder / "b.csv", tmp_path / "out", scheduler)
@@ -353,4 +354,4 @@ def test_dask_refuses_an_empty_parquet_file(scheduler, tmp_path):
         pa.table({"a": pa.array([], pa.float64()), "y": pa.array([], pa.float64())}), path
     )
     with pytest.raises(InputError, match=r"empty\.parquet has no data rows"):
-        engines.fit(data.file_source(path, "y"), TrainConfig(engine="dask", scheduler=scheduler))
+        engines.fit(sources.file_source(path, "y"), TrainConfig(engine="dask", scheduler=scheduler))

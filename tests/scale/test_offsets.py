@@ -22,11 +22,12 @@ from hypothesis import strategies as st
 from sklearn.linear_model import LinearRegression
 from sklearn.model_selection import train_test_split
 
-from linreg_ops import data, engines
 from linreg_ops.config import TrainConfig
 from linreg_ops.errors import InputError
-from linreg_ops.stats import RankWarning, held_out_rows
 from linreg_ops.storage import cluster
+from linreg_ops.training import engines, sources
+from linreg_ops.training.solve import RankWarning
+from linreg_ops.training.split import held_out_rows
 
 pytestmark = pytest.mark.slow
 CHUNK_ROWS = 37  # many blocks, so merges of blocks with different shifts are exercised
@@ -102,12 +103,12 @@ def fit(rows: OffsetRows, kind: str, engine: str, scheduler: str | None, folder:
     n = len(rows.y)
     if kind == "arrays":
         X = rows.X.astype(np.float64)
-        source = data.ArraySource(X, rows.y, tuple(rows.names), "y", "offset rows", "0" * 64)
+        source = sources.ArraySource(X, rows.y, tuple(rows.names), "y", "offset rows", "0" * 64)
         train, _ = train_test_split(np.arange(n), test_size=0.2, random_state=42)
         return engines.fit(source, config), train
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(cluster, "PARTITION_BYTES", 2_000)  # several Dask partitions per file
-        fitted = engines.fit(data.file_source(write(rows, folder, kind), "y"), config)
+        fitted = engines.fit(sources.file_source(write(rows, folder, kind), "y"), config)
     return fitted, np.flatnonzero(~held_out_rows(np.arange(n), 42, 0.2))
 
 

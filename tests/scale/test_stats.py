@@ -10,15 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.linear_model import LinearRegression
 
-from linreg_ops.stats import (
-    BLOCK_ROWS,
-    MomentStats,
-    RankWarning,
-    held_out_rows,
-    merge_all,
-    row_uniforms,
-    solve,
-)
+from linreg_ops.moments import BLOCK_ROWS, MomentStats, merge_all
+from linreg_ops.training.solve import RankWarning, solve
+from linreg_ops.training.split import held_out_rows, row_uniforms
 
 
 def well_conditioned(seed: int, n: int = 3000, d: int = 6):

@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 
 from helpers import stop, write_csv
-from linreg_ops import data, pipeline, predict
+from linreg_ops import pipeline, predict
 from linreg_ops.storage import store
+from linreg_ops.training import sources
 
 pytestmark = pytest.mark.slow
 LINREG_OPS = str(Path(sys.executable).with_name("linreg-ops"))
@@ -38,7 +39,7 @@ def cli(*args: object, timeout: float = 300) -> subprocess.CompletedProcess:
 
 def test_a_second_writer_waits_then_exits_2_naming_the_holder(tmp_path):
     source = dataset(tmp_path, "d.csv", 1.0)
-    pipeline.train(data.file_source(source, "y"), tmp_path / "models")
+    pipeline.train(sources.file_source(source, "y"), tmp_path / "models")
     with store.writer(tmp_path / "models", "linreg-ops train --data huge.csv", 1.0):
         started = time.monotonic()
         result = cli("quantize", "--models-dir", tmp_path / "models", "--lock-timeout", "0.5")
@@ -57,7 +58,7 @@ def test_train_then_quantize_half_a_second_later_never_mix(tmp_path):
     beside the new float model. Now quantize waits, then quantizes the new model."""
     models = tmp_path / "models"
     old, new = dataset(tmp_path, "old.csv", 1.0), dataset(tmp_path, "new.csv", -1.0, rows=300_000)
-    pipeline.run(data.file_source(old, "y"), models, tmp_path / "reports")
+    pipeline.run(sources.file_source(old, "y"), models, tmp_path / "reports")
     train = subprocess.Popen(
         [LINREG_OPS, "train", "--data", str(new), "--target", "y", "--models-dir", str(models)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -110,7 +111,7 @@ def test_two_runs_at_once_both_publish_whole_versions(tmp_path):
 def test_readers_during_writers_always_load_one_complete_version(tmp_path):
     models = tmp_path / "models"
     sources = [
-        data.file_source(dataset(tmp_path, f"{i}.csv", s, 500), "y")
+        sources.file_source(dataset(tmp_path, f"{i}.csv", s, 500), "y")
         for i, s in enumerate((1.0, -1.0))
     ]
     pipeline.run(sources[0], models, tmp_path / "reports")
@@ -164,7 +165,7 @@ def test_two_workers_and_a_killed_one_serve_the_same_version_after_a_retrain(tmp
     import psutil
 
     models = tmp_path / "models"
-    pipeline.run(data.file_source(dataset(tmp_path, "a.csv", 1.0), "y"), models, tmp_path / "r")
+    pipeline.run(sources.file_source(dataset(tmp_path, "a.csv", 1.0), "y"), models, tmp_path / "r")
     port = free_port()
     server = subprocess.Popen(
         [LINREG_OPS, "serve", "--models-dir", str(models), "--port", str(port), "--workers", "2"],
@@ -182,7 +183,7 @@ def test_two_workers_and_a_killed_one_serve_the_same_version_after_a_retrain(tmp
                 assert time.monotonic() < deadline, "the service did not start"
                 time.sleep(0.2)
         before = post(f"{url}/predict", row)["predictions"][0]
-        pipeline.train(data.file_source(dataset(tmp_path, "b.csv", -1.0), "y"), models)
+        pipeline.train(sources.file_source(dataset(tmp_path, "b.csv", -1.0), "y"), models)
         assert predict.load(models).version.number == 2
 
         def workers() -> list[psutil.Process]:  # not multiprocessing's resource tracker

@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 from helpers import write_csv
-from linreg_ops import data, pipeline
+from linreg_ops import pipeline
+from linreg_ops.training import sources
 
 pytestmark = pytest.mark.slow
 DRIVER = Path(__file__).with_name("fault_driver.py")
@@ -38,8 +39,8 @@ def templates(tmp_path_factory):
         folder / "second.csv", ["a", "b", "c", "y"], np.column_stack([X, -y]).tolist()
     )
     (folder / "empty").mkdir()
-    pipeline.train(data.file_source(first, "y"), folder / "trained")
-    pipeline.train(data.file_source(first, "y"), folder / "quantized")
+    pipeline.train(sources.file_source(first, "y"), folder / "trained")
+    pipeline.train(sources.file_source(first, "y"), folder / "quantized")
     pipeline.quantize(folder / "quantized")
     return folder, second
 

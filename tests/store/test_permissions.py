@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from helpers import write_csv
-from linreg_ops import data, pipeline
+from linreg_ops import pipeline
 from linreg_ops.storage import store
+from linreg_ops.training import sources
 
 pytestmark = pytest.mark.slow
 LINREG_OPS = str(Path(sys.executable).with_name("linreg-ops"))
@@ -110,7 +111,7 @@ def published(shared_dir):
     source = write_csv(shared_dir / "data.csv", ["a", "b", "y"], rows)
     source.chmod(0o644)
     models = shared_dir / "models"
-    pipeline.run(data.file_source(source, "y"), models, shared_dir / "reports")
+    pipeline.run(sources.file_source(source, "y"), models, shared_dir / "reports")
     for path in [models, *models.rglob("*")]:
         if path.is_dir() and not path.is_symlink():
             path.chmod(0o755)  # readable by anyone, writable by the owner only

@@ -1,11 +1,11 @@
-"""Mergeable sufficient statistics for least squares, and the row-hash split.
+"""Mergeable sufficient statistics for least squares: row count, means, centred co-moments and
+column ranges of (X, y), exact under merging.
 
 Any engine (one process reading chunks, or Dask partitions on many machines) reduces its rows
-to the same small summary — row count, means, the *centred* co-moment matrices, column ranges
-— merges summaries with Chan et al.'s pairwise update (numerically stable: never the raw
-uncentred XᵀX, whose entries can be 1e12 times larger than the quantities that matter), and
-solves the d×d system once. The solve runs on the correlation matrix (standardized features),
-so a feature scale of 1e-6 next to 1e6 does not fall under ``lstsq``'s rank cutoff.
+to the same small summary and merges summaries with Chan et al.'s pairwise update
+(numerically stable: never the raw uncentred XᵀX, whose entries can be 1e12 times larger than
+the quantities that matter). Training solves from them; monitoring (drift) compares them, and
+must not import training: so they live at the root.
 
 A large common offset (a column ``1e15 + x``, an int64 id beyond 2⁵³) must not round the
 variation away: each block measures its values from one of its own rows (``shift``), a
@@ -15,34 +15,15 @@ on differences of the size of the spread, never on the offset. A column is const
 when its minimum equals its maximum; nothing is decided from rounded moments.
 """
 
-import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
-GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+__all__ = ["BLOCK_BYTES", "BLOCK_ROWS", "MomentStats", "block_rows", "merge_all"]
+
 BLOCK_BYTES = 1 << 20  # a centred copy of this size stays in cache (16,384 rows of 8 features)
 BLOCK_ROWS = 16_384  # and more rows than this gain nothing
-
-
-def row_uniforms(row_index: np.ndarray, random_state: int) -> np.ndarray:
-    """A uniform number in [0, 1) per row, from (row index, seed) alone (splitmix64).
-
-    Every engine, chunking and partitioning gives a row the same number, so the split below
-    is the same everywhere.
-    """
-    with np.errstate(over="ignore"):
-        z = np.asarray(row_index, dtype=np.uint64) + np.uint64(random_state % 2**64) * GOLDEN
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        z = z ^ (z >> np.uint64(31))
-    return (z >> np.uint64(11)).astype(np.float64) / 2.0**53
-
-
-def held_out_rows(row_index: np.ndarray, random_state: int, test_size: float) -> np.ndarray:
-    """The held-out rows of the deterministic row-hash split."""
-    return row_uniforms(row_index, random_state) < test_size
 
 
 @dataclass(frozen=True)
@@ -91,7 +72,7 @@ class MomentStats:
         rows = min(n, block_rows(d))
         buffers = (np.empty((d, rows)), np.empty(rows), np.ones(rows))
         # Values near the float64 limit overflow here; the caller checks the statistics are
-        # finite (engines.check_trainable) and names the column, so no warning is needed.
+        # finite (training.checks.check_trainable) and names the column, so no warning is needed.
         with np.errstate(over="ignore", invalid="ignore"):
             return merge_all(
                 cls._block(X[start : start + rows], y[start : start + rows], *buffers)
@@ -215,54 +196,3 @@ def merge_all(parts: Iterable[MomentStats]) -> MomentStats:
     while pending:
         result = pending.pop()[1].merge(result)
     return result
-
-
-class RankWarning(UserWarning):
-    """A feature is constant or a linear combination of others: the solution is min-norm."""
-
-
-def constant_features(stats: MomentStats, feature_names: Sequence[str]) -> np.ndarray:
-    """The constant features (minimum = maximum), each named in a warning: their coefficient
-    is 0 on every engine. The warning is attributed to the caller's caller (the line that
-    asked for the fit), like every RankWarning."""
-    constant = stats.constant_x
-    for name in [str(n) for n, flag in zip(feature_names, constant, strict=True) if flag]:
-        warnings.warn(
-            f"feature {name!r} is constant: its coefficient is 0", RankWarning, stacklevel=3
-        )
-    return constant
-
-
-def solve(stats: MomentStats, feature_names: Sequence[str]) -> tuple[np.ndarray, float]:
-    """Least-squares coefficients and intercept from the statistics, minimum-norm like
-    scikit-learn when a column is constant or collinear (with a warning naming it)."""
-    constant = constant_features(stats, feature_names)
-    std = stats.std_x
-    safe = np.where(constant, 1.0, std)
-    correlation = stats.cxx / np.outer(safe, safe)
-    correlation[constant, :] = 0.0
-    correlation[:, constant] = 0.0
-    target = stats.cxy / safe
-    target[constant] = 0.0
-    beta, _, rank, _ = np.linalg.lstsq(correlation, target, rcond=None)
-    active = int((~constant).sum())
-    if rank < active:
-        # Among the non-constant columns only: a constant column's zeroed row has eigenvalue 0
-        # too, and its eigenvector would name it instead of the collinear ones.
-        kept = np.flatnonzero(~constant)
-        _, vectors = np.linalg.eigh(correlation[np.ix_(kept, kept)])
-        involved = kept[np.argsort(-np.abs(vectors[:, 0]))[:2]]
-        names = ", ".join(repr(feature_names[i]) for i in sorted(involved))
-        warnings.warn(
-            f"features {names} are collinear: the minimum-norm solution is used",
-            RankWarning,
-            stacklevel=2,
-        )
-    coef = beta / safe
-    coef[constant] = 0.0
-    return coef, intercept_of(stats, coef)
-
-
-def intercept_of(stats: MomentStats, coef: np.ndarray) -> float:
-    """ȳ − x̄·coef, the shifts and the small means apart (the small part keeps its digits)."""
-    return float((stats.shift_y - stats.shift_x @ coef) + (stats.mean_dy - stats.mean_dx @ coef))

@@ -17,6 +17,19 @@ from linreg_ops.errors import InputError
 from linreg_ops.storage import codecs, tables
 from linreg_ops.storage.digests import sha256_bytes, sha256_file
 
+__all__ = [
+    "CALIFORNIA_SOURCE",
+    "CALIFORNIA_UNITS",
+    "SHARED_CACHE",
+    "ArraySource",
+    "FileSource",
+    "Source",
+    "california_source",
+    "feature_columns",
+    "file_source",
+    "use_shared_cache",
+]
+
 CALIFORNIA_SOURCE = "sklearn.datasets.fetch_california_housing"
 SHARED_CACHE = Path("shared", "datasets", "california_housing", "scikit_learn_data")
 CALIFORNIA_UNITS = "$100,000s"  # MedHouseVal: median house value per block group
