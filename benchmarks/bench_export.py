@@ -45,9 +45,10 @@ def load_split():
 
 def linreg_ops_models(bunch, X_train, y_train):
     """The float, int8 per-tensor quantized and int8×int16 integer-only models."""
+    from linreg_ops.config import IntegerConfig, QuantConfig
     from linreg_ops.model import LinearModel
     from linreg_ops.moments import MomentStats
-    from linreg_ops.quantize import IntegerConfig, QuantConfig, build_integer_model, quantize_model
+    from linreg_ops.quantization.quantize import build_integer_model, quantize_model
     from linreg_ops.training.engines import fit_linear_regression
     from linreg_ops.training.features import feature_statistics
 

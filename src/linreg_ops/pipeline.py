@@ -26,15 +26,14 @@ from linreg_ops.errors import ArtifactError, InputError, QualityGateError
 from linreg_ops.metrics import r2_from_sums, regression_metrics
 from linreg_ops.model import IntegerLinearModel, LinearModel, QuantizedLinearModel
 from linreg_ops.predict import Evaluation, Models
-from linreg_ops.quantize import (
-    build_integer_model,
+from linreg_ops.quantization.gate import (
+    check_float32_range,
     fidelity,
     gate_failure,
     limits_met,
-    quantize_model,
-    rounding_note,
 )
-from linreg_ops.quantize import sweep as quantize_sweep
+from linreg_ops.quantization.quantize import build_integer_model, quantize_model, rounding_note
+from linreg_ops.quantization.sweep import sweep as quantize_sweep
 from linreg_ops.storage import codecs, store
 from linreg_ops.storage.digests import sha256_bytes
 from linreg_ops.storage.joblib_codec import estimator_from, joblib_bytes
@@ -466,27 +465,6 @@ def sweep(
     table = report.sweep_table(rows)
     paths = report.write_sweep_report(reports_dir, table, source, models.float, X, y, rows)
     return SweepResult(source, int(y.size), table, paths)
-
-
-def check_float32_range(model: LinearModel) -> None:
-    """The quantized models keep feature statistics and scales in float32 (what another
-    runtime reads): a feature beyond its range cannot be quantized, only rescaled."""
-    stats = model.stats
-    for j, name in enumerate(model.feature_names):
-        reach = max(abs(stats.minimum[j]), abs(stats.maximum[j]), abs(stats.mean[j]))
-        if reach > codecs.FLOAT32_MAX:
-            raise InputError(
-                f"feature {name!r} reaches {reach:.3g}, beyond float32's range "
-                f"({codecs.FLOAT32_MAX:.3g}) in which quantized models keep their statistics: "
-                "rescale the column (other units) to quantize"
-            )
-        spans = (stats.maximum[j] - stats.minimum[j], stats.high[j] - stats.low[j])
-        width = min((span for span in spans if span > 0), default=0.0)
-        if 0 < width < codecs.FLOAT32_TINY * 2**16:  # the integer model's input scale
-            raise InputError(
-                f"feature {name!r} spans only {width:.3g}, too little for a float32 scale of "
-                "its integer codes: rescale the column (other units) to quantize"
-            )
 
 
 def seed_check(result: QuantizeResult) -> SeedCheck:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from linreg_ops.predict import ARTIFACT_OF, Evaluation, Models
-from linreg_ops.quantize import float_parameter_bytes, quantized_parameter_bytes
+from linreg_ops.quantization.quantize import float_parameter_bytes, quantized_parameter_bytes
 from linreg_ops.storage import store
 
 if TYPE_CHECKING:
@@ -290,7 +290,8 @@ def write_sweep_report(
     rows: list[dict[str, Any]],
 ) -> list[Path]:
     """``quantization.md`` (the table as printed) and ``quantization.png``."""
-    from linreg_ops.quantize import QuantConfig, quantize_model
+    from linreg_ops.config import QuantConfig
+    from linreg_ops.quantization.quantize import quantize_model
 
     scatter = {}
     for dtype in ("int8", "int4"):

@@ -11,14 +11,13 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-import linreg_ops.quantize as quantize_module
+import linreg_ops.quantization.quantize as quantize_module
 from helpers import fit_model
-from linreg_ops.config import GateConfig
+from linreg_ops.config import GateConfig, IntegerConfig, QuantConfig, parse_dtype
 from linreg_ops.errors import InputError
 from linreg_ops.model import FeatureStats, LinearModel
-from linreg_ops.quantize import (
-    IntegerConfig,
-    QuantConfig,
+from linreg_ops.quantization.gate import fidelity, gate_failure, limits_met
+from linreg_ops.quantization.quantize import (
     _clips,
     _float32,
     _grid,
@@ -26,18 +25,14 @@ from linreg_ops.quantize import (
     _shrink_factors,
     build_integer_model,
     choose_scale_and_zero_point,
-    fidelity,
     float_parameter_bytes,
-    gate_failure,
-    limits_met,
-    parse_dtype,
     quantize_model,
     quantized_parameter_bytes,
     round_weights,
     rounding_note,
-    sweep,
 )
-from linreg_ops.rounding import Grid, objective, sphere_decode
+from linreg_ops.quantization.rounding import Grid, objective, sphere_decode
+from linreg_ops.quantization.sweep import sweep
 from linreg_ops.storage import codecs
 
 

@@ -38,7 +38,7 @@ def test_table_formats_four_decimals_and_thousands():
 
 
 def test_parameter_bytes():
-    from linreg_ops.quantize import float_parameter_bytes, quantized_parameter_bytes
+    from linreg_ops.quantization.quantize import float_parameter_bytes, quantized_parameter_bytes
 
     assert float_parameter_bytes(8) == 72
     # 8 int8 codes + int32 bias + float32 scale + one int8 zero point

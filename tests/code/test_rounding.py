@@ -7,7 +7,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from linreg_ops.rounding import (
+from linreg_ops.quantization.rounding import (
     Grid,
     _coordinate_descent,
     _damped_inverse,

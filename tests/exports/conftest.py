@@ -41,7 +41,8 @@ def quantize(
     calibration="minmax",
 ):
     """The quantized model, or the integer-only one when ``input_dtype`` is given."""
-    from linreg_ops.quantize import IntegerConfig, QuantConfig, build_integer_model, quantize_model
+    from linreg_ops.config import IntegerConfig, QuantConfig
+    from linreg_ops.quantization.quantize import build_integer_model, quantize_model
 
     config = QuantConfig(dtype, granularity, rounding)
     if input_dtype is None:

@@ -15,9 +15,10 @@ from hypothesis import strategies as st
 
 import linreg_ops.model as model_module
 from helpers import fit_model, integer_model
+from linreg_ops.config import IntegerConfig, QuantConfig
 from linreg_ops.errors import InputError
 from linreg_ops.model import _float_accumulation_is_exact, _requantization
-from linreg_ops.quantize import IntegerConfig, QuantConfig, build_integer_model
+from linreg_ops.quantization.quantize import build_integer_model
 
 INT64 = 2**63
 FLOAT_BOUND = 2**50  # Σ|w|·2^(b−1) below this: the float64 route (_float_accumulation_is_exact)

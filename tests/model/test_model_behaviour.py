@@ -10,9 +10,10 @@ from hypothesis import strategies as st
 import linreg_ops.model as model_module
 from helpers import fit_model, integer_model, model_with
 from linreg_ops import pipeline, predict
+from linreg_ops.config import QuantConfig
 from linreg_ops.errors import ArtifactError
 from linreg_ops.model import LinearModel, _float_accumulation_is_exact, outside_domain
-from linreg_ops.quantize import QuantConfig, quantize_model
+from linreg_ops.quantization.quantize import quantize_model
 from linreg_ops.storage import store
 from linreg_ops.training import sources
 from linreg_ops.training.engines import fit_linear_regression

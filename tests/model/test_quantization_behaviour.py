@@ -12,16 +12,11 @@ from hypothesis import strategies as st
 from helpers import collinear_data, fit_model, model_with, snapshot, split_rows, write_csv
 from linreg_ops import pipeline, predict
 from linreg_ops.config import GateConfig as Gate
+from linreg_ops.config import IntegerConfig, QuantConfig
 from linreg_ops.errors import InputError, QualityGateError
-from linreg_ops.quantize import (
-    IntegerConfig,
-    QuantConfig,
-    build_integer_model,
-    fidelity,
-    quantize_model,
-    rounding_note,
-)
-from linreg_ops.rounding import objective
+from linreg_ops.quantization.gate import fidelity
+from linreg_ops.quantization.quantize import build_integer_model, quantize_model, rounding_note
+from linreg_ops.quantization.rounding import objective
 from linreg_ops.storage import store
 from linreg_ops.training import sources
 
@@ -213,7 +208,7 @@ def test_1000_features_optimal_falls_back_to_hessian():
 
 
 def _grid_of(quantized):
-    from linreg_ops.rounding import Grid
+    from linreg_ops.quantization.rounding import Grid
 
     d = quantized.n_features
     return Grid(

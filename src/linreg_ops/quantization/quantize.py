@@ -1,4 +1,4 @@
-"""Real low-bit quantization of a linear model, measured and gated.
+"""Real low-bit quantization of a linear model: integer weights, and integer-only inference.
 
 Convention (TFLite / ONNX QuantizeLinear): real = scale·(q − zero_point), q = saturate(round
 half to even(real/scale) + zero_point); ``intN`` is symmetric (zero point 0, codes in
@@ -9,39 +9,57 @@ Housing's coefficients span six orders of magnitude (Population's −2e-6 beside
 and one shared scale would round the small ones to zero. After standardization each weight
 is the effect of one standard deviation of its feature, so one scale suits them all, and the
 Gram matrix of the standardized training features (kept in ``model.json``) says how rounding
-errors add up on real data: ``rounding`` uses it (see ``linreg_ops.rounding``).
+errors add up on real data: ``rounding`` uses it (see ``quantization.rounding``).
 
 The intercept is folded (c = b + Σ w_j·μ_j), re-fitted after rounding so the quantized model
 keeps the float model's mean prediction, and stored as an int32.
 """
 
 import warnings
-from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
 
 from linreg_ops.config import (
-    GRANULARITIES,
-    ROUNDINGS,
-    SUPPORTED_BITS,
-    GateConfig,
+    Calibration,
+    Granularity,
     IntegerConfig,
     QuantConfig,
     QuantDtype,
+    Rounding,
     parse_dtype,
 )
 from linreg_ops.errors import InputError
-from linreg_ops.metrics import quantized_fidelity
-from linreg_ops.model import IntegerLinearModel, LinearModel, Predictor, QuantizedLinearModel
-from linreg_ops.rounding import OPTIMAL_MAX_FEATURES, ROUNDERS, Grid, objective, sphere_decode
+from linreg_ops.model import IntegerLinearModel, LinearModel, QuantizedLinearModel
+from linreg_ops.quantization.rounding import (
+    OPTIMAL_MAX_FEATURES,
+    ROUNDERS,
+    Grid,
+    objective,
+    sphere_decode,
+)
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 OUTPUT_BITS = 16
 BIAS_MAX_SHIFT = 16
 TIE_WIDENINGS = 4  # scale widenings for rounding ties in the input calibration (1 suffices)
-__all__ = ["IntegerConfig", "QuantConfig", "parse_dtype"]  # re-exported: the quantization API
+
+__all__ = [
+    "BIAS_MAX_SHIFT",
+    "FLOAT32_TINY",
+    "INT32_MAX",
+    "INT32_MIN",
+    "OUTPUT_BITS",
+    "TIE_WIDENINGS",
+    "RoundingResult",
+    "build_integer_model",
+    "choose_scale_and_zero_point",
+    "float_parameter_bytes",
+    "quantize_model",
+    "quantized_parameter_bytes",
+    "round_weights",
+    "rounding_note",
+]
 
 
 FLOAT32_TINY = float(np.finfo(np.float32).tiny)
@@ -100,7 +118,7 @@ def quantized_parameter_bytes(n_features: int, bits: int, n_scales: int = 1) -> 
 # --------------------------------------------------------------------------- grids and search
 
 
-def _grid(values: np.ndarray, dtype: QuantDtype, granularity: str, shrink: float) -> Grid:
+def _grid(values: np.ndarray, dtype: QuantDtype, granularity: Granularity, shrink: float) -> Grid:
     """The min/max grid, with every range shrunk by ``shrink`` (≤ 1: finer steps, some clipping)."""
     d = values.size
     if granularity == "per-tensor":
@@ -131,7 +149,7 @@ def _shrink_factors(config: QuantConfig, d: int) -> np.ndarray:
 class RoundingResult:
     codes: np.ndarray
     grid: Grid
-    rounding: str
+    rounding: Rounding
     cost: float
 
 
@@ -259,9 +277,20 @@ def quantize_model(
     )
 
 
+@dataclass(frozen=True)
+class _InputQuantizers:
+    """Per-feature input scales and zero points on one common σ-step, and the range they code."""
+
+    scale: np.ndarray
+    zero_point: np.ndarray
+    low: np.ndarray  # the calibrated range
+    high: np.ndarray
+    step: float  # t: the largest σ-step of the features that share it, after float32 rounding
+
+
 def _input_quantizers(
-    model: LinearModel, bits: int, calibration: str, weights: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+    model: LinearModel, bits: int, calibration: Calibration, weights: np.ndarray
+) -> _InputQuantizers:
     """Per-feature input scale σ_j·t and zero point, one step t (in standard deviations) for all.
 
     A common step in standardized units is what lets the standardized integer weights multiply
@@ -269,8 +298,6 @@ def _input_quantizers(
     t is the smallest step that fits every feature's calibrated range into the codes. A
     feature whose weight code is 0 never reaches the accumulator, so where σ_j·t would need a
     zero point beyond int32 (a constant column of 1e9, say) it gets a scale of its own.
-    Returns the scales, zero points, calibrated range and t (the largest σ-step of the
-    features that share it, after rounding up to float32).
     """
     stats = model.stats
     low, high = (
@@ -296,7 +323,8 @@ def _input_quantizers(
         past = np.rint(high / scale) + zero_point > qmax
         if not past.any():
             sharing = ~unfit if (~unfit).any() else np.ones_like(unfit)
-            return scale, zero_point, low, high, float(np.max((scale / std)[sharing]))
+            step = float(np.max((scale / std)[sharing]))
+            return _InputQuantizers(scale, zero_point, low, high, step)
         scale = np.where(past, _float32_at_least(np.nextafter(scale, np.inf)), scale)
     raise InputError(  # unreachable for finite ranges; a bound instead of a loop without end
         "cannot fit the calibrated input ranges into the input codes"
@@ -344,14 +372,12 @@ def build_integer_model(
     quantized = quantize_model(model, weight_config)
     input_bits = integer.input_bits
     weights = quantized.weights
-    input_scale, input_zero_point, low, high, step = _input_quantizers(
-        model, input_bits, integer.calibration, weights
-    )
-    accumulator_scale = float(quantized.scale[0]) * step
-    effective_coef = accumulator_scale * weights / input_scale
+    inputs = _input_quantizers(model, input_bits, integer.calibration, weights)
+    accumulator_scale = float(quantized.scale[0]) * inputs.step
+    effective_coef = accumulator_scale * weights / inputs.scale
     # Bias correction: keep the float model's mean training prediction.
     bias_value = model.intercept + float((model.coef - effective_coef) @ model.feature_mean)
-    bias = round(bias_value / accumulator_scale) - int(weights @ input_zero_point)
+    bias = round(bias_value / accumulator_scale) - int(weights @ inputs.zero_point)
     input_max = 2 ** (input_bits - 1)
     worst = int(np.abs(weights).sum()) * input_max + abs(bias)
     if worst > INT32_MAX:
@@ -361,7 +387,8 @@ def build_integer_model(
         )
     # Output scale: the largest |ŷ| any input inside the calibrated range can produce.
     centre = model.intercept + float(model.coef @ model.feature_mean)
-    reach = np.maximum(np.abs(low - model.feature_mean), np.abs(high - model.feature_mean))
+    mean = model.feature_mean
+    reach = np.maximum(np.abs(inputs.low - mean), np.abs(inputs.high - mean))
     bound = 1.01 * (abs(centre) + float(np.abs(model.coef) @ reach))
     # Never finer than one accumulator step: a model that predicts (almost) one value
     # everywhere would otherwise need a multiplier beyond any shift. (A floor relative to
@@ -384,80 +411,11 @@ def build_integer_model(
         rounding=quantized.rounding,
         bias=bias,
         input_bits=input_bits,
-        input_scale=input_scale.astype(np.float32),
-        input_zero_point=input_zero_point,
+        input_scale=inputs.scale.astype(np.float32),
+        input_zero_point=inputs.zero_point,
         calibration=integer.calibration,
         output_bits=OUTPUT_BITS,
         output_scale=output_scale,
         multiplier=multiplier,
         shift=shift,
     )
-
-
-# --------------------------------------------------------------------------- fidelity and gate
-
-
-def fidelity(
-    model: LinearModel, other: Predictor, X: np.ndarray, y: np.ndarray
-) -> dict[str, float]:
-    """How far a quantized or integer-only model is from the float ``model`` on these rows."""
-    predictions, clipped = other.predict_clipped(X)
-    return quantized_fidelity(y, model.predict(X), predictions, clipped)
-
-
-def limits_met(figures: dict[str, float], gate: GateConfig) -> dict[str, bool]:
-    """Which of the gate's limits a model's figures meet (a limit of None is always met)."""
-    return {
-        "max_r2_drop": gate.max_r2_drop is None or -figures["delta_r2"] <= gate.max_r2_drop,
-        "max_abs_diff": gate.max_abs_diff is None or figures["max_abs_diff"] <= gate.max_abs_diff,
-    }
-
-
-def gate_failure(label: str, figures: dict[str, float], gate: GateConfig) -> str | None:
-    """Why ``label`` may not be published (every limit it misses), or None."""
-    met = limits_met(figures, gate)
-    reasons = []
-    if not met["max_r2_drop"]:
-        reasons.append(
-            f"loses {-figures['delta_r2']:.6f} R² against the float model, "
-            f"more than --max-r2-drop {gate.max_r2_drop:g}"
-        )
-    if not met["max_abs_diff"]:
-        reasons.append(
-            f"moves a prediction by {figures['max_abs_diff']:.6f}, "
-            f"more than --max-abs-diff {gate.max_abs_diff:g}"
-        )
-    return f"{label} {' and '.join(reasons)}" if reasons else None
-
-
-# --------------------------------------------------------------------------- sweep
-
-
-def sweep(
-    model: LinearModel,
-    X: np.ndarray,
-    y: np.ndarray,
-    bits: Iterable[int] = SUPPORTED_BITS,
-    roundings: Iterable[Any] = ROUNDINGS,
-    granularities: Iterable[Any] = GRANULARITIES,
-) -> list[dict[str, Any]]:
-    """Fidelity of every symmetric intN × rounding × granularity on the same labelled rows."""
-    rows = []
-    for width in bits:
-        for granularity in granularities:
-            for rounding in roundings:
-                config = QuantConfig(f"int{width}", granularity, rounding)
-                quantized = quantize_model(model, config)
-                rows.append(
-                    {
-                        "bits": width,
-                        "granularity": granularity,
-                        "rounding": rounding,
-                        "applied_rounding": quantized.rounding,
-                        **fidelity(model, quantized, X, y),
-                        "parameter_bytes": quantized_parameter_bytes(
-                            model.n_features, width, quantized.scale.size
-                        ),
-                    }
-                )
-    return rows
