@@ -201,9 +201,9 @@ def child(engine: str, workdir: Path, repeats: int) -> dict:
             return engines.fit(source, config).coef
 
     else:  # predict-parquet: out-of-core scoring with the model prepare_model() trained
-        from linreg_ops import predict
+        from linreg_ops.inference import loading, predict
 
-        models = predict.load(workdir / "models")
+        models = loading.load(workdir / "models")
 
         def work() -> object:
             done = predict.predict_file(models, "float", parquet, workdir / "predictions.parquet")

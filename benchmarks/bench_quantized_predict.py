@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from linreg_ops import predict
+from linreg_ops.inference import loading
+from linreg_ops.model import IntegerLinearModel, QuantizedLinearModel
 from timing import best_time
 
 
@@ -24,11 +25,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
-    models = predict.load(args.models_dir)
+    models = loading.load(args.models_dir)
     model, quantized, integer = models.float, models.get("quantized"), models.get("integer")
-    assert isinstance(quantized, predict.QuantizedLinearModel)
-    assert isinstance(integer, predict.IntegerLinearModel)
-    test = predict.stored_test_rows(models).values[:, :-1]
+    assert isinstance(quantized, QuantizedLinearModel)
+    assert isinstance(integer, IntegerLinearModel)
+    test = loading.stored_test_rows(models).values[:, :-1]
     rng = np.random.default_rng(0)
     X = np.ascontiguousarray(test[rng.integers(0, len(test), args.rows)])
 

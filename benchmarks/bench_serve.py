@@ -22,7 +22,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from linreg_ops import pipeline, predict
+from linreg_ops import pipeline
+from linreg_ops.inference import loading
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -158,7 +159,7 @@ def mlflow_model(models_dir: Path, workdir: Path) -> Path:
 
 def payloads(models_dir: Path, workdir: Path) -> dict[int, Path]:
     """dataframe_split bodies (the MLflow client's format) of 1 and 1000 test rows."""
-    test = predict.stored_test_rows(predict.load(models_dir))
+    test = loading.stored_test_rows(loading.load(models_dir))
     columns = list(test.columns[:-1])
     bodies = {}
     for rows in {load[1] for load in LOADS}:

@@ -58,17 +58,17 @@ def trained_dir(tmp_path_factory, california) -> Path:
 @pytest.fixture(scope="session")
 def models(trained_dir):
     """The loaded, verified models of ``trained_dir``'s current version."""
-    from linreg_ops import predict
+    from linreg_ops.inference import loading
 
-    return predict.load(trained_dir)
+    return loading.load(trained_dir)
 
 
 @pytest.fixture(scope="session")
 def test_rows(models):
     """The stored test split of ``trained_dir``: (columns, values)."""
-    from linreg_ops import predict
+    from linreg_ops.inference import loading
 
-    table = predict.stored_test_rows(models)
+    table = loading.stored_test_rows(models)
     return table.columns, table.values
 
 

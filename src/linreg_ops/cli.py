@@ -113,19 +113,20 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from linreg_ops import predict
+    from linreg_ops.inference import dask_scoring, loading, predict
+    from linreg_ops.inference.evaluate import labelled_rows
     from linreg_ops.metrics import regression_metrics
     from linreg_ops.storage import tables
 
     kind = _model_kind(args)
-    models = predict.load(args.models_dir)
+    models = loading.load(args.models_dir)
     if args.input is not None:
         if args.output is None:
             raise InputError("--input needs --output PATH (.csv or .parquet, or - for stdout)")
         if args.engine == "dask":
             if args.output == tables.STDOUT:
                 raise InputError("--engine dask writes a Parquet dataset (a folder), not -")
-            rows = predict.dask_predict(models, kind, args.input, args.output, args.scheduler)
+            rows = dask_scoring.dask_predict(models, kind, args.input, args.output, args.scheduler)
             print(f"Wrote {rows} {kind} predictions to {args.output} (a Parquet dataset)")
             return EXIT_OK
         # the predictions may be standard output: then what is said goes to stderr
@@ -142,7 +143,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.output is not None:
         raise InputError("--output needs --input PATH (the rows to predict)")
     model = models.get(kind)
-    X, y, source = predict.labelled_rows(models, args.data, args.target)
+    X, y, source = labelled_rows(models, args.data, args.target)
     predictions, clipped = predict.predict_rows(model, X, source=source)
     metrics = regression_metrics(y, predictions)
     print(f"Model: {kind} (version {models.version.number} of {args.models_dir})")
@@ -179,12 +180,12 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Check the version, bind the port (errors are exit 2), then hand over to uvicorn."""
-    from linreg_ops import predict
     from linreg_ops.extras import require
+    from linreg_ops.inference import loading
 
     require("fastapi", "serve", "linreg-ops serve")
     require("uvicorn", "serve", "linreg-ops serve")
-    from linreg_ops import serve
+    from linreg_ops.inference import serve
 
     settings = serve.serve_settings(
         models_dir=args.models_dir, host=args.host, port=args.port, workers=args.workers,
@@ -192,7 +193,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         drain_seconds=args.drain_seconds,
     )  # fmt: skip
     # fail fast, with a clear message, before binding
-    models = predict.load(settings.models_dir, settings.model_version)
+    models = loading.load(settings.models_dir, settings.model_version)
     return serve.run(models.version, settings)
 
 
@@ -282,11 +283,13 @@ def _print_quantization(models_dir: Path, result: "QuantizeResult") -> None:
 
 
 def _print_evaluation(models_dir: Path, data: Path | None, target: str | None) -> None:
-    from linreg_ops import predict, report
+    from linreg_ops import report
+    from linreg_ops.inference import loading
+    from linreg_ops.inference.evaluate import evaluate, labelled_rows
 
-    models = predict.load(models_dir)
-    X, y, source = predict.labelled_rows(models, data, target)
-    evaluation = predict.evaluate(models, X, y, source)
+    models = loading.load(models_dir)
+    X, y, source = labelled_rows(models, data, target)
+    evaluation = evaluate(models, X, y, source)
     print(f"Evaluated version {models.version.number} on {evaluation.n_rows} rows from {source}")
     print(report.comparison_table(report.comparison_rows(models, evaluation)))
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from linreg_ops import predict, report
+from linreg_ops import report
 from linreg_ops.config import (
     DEFAULT_LOCK_TIMEOUT,
     GateConfig,
@@ -23,9 +23,11 @@ from linreg_ops.config import (
     TrainConfig,
 )
 from linreg_ops.errors import ArtifactError, InputError, QualityGateError
+from linreg_ops.inference import loading
+from linreg_ops.inference.evaluate import Evaluation, evaluate, labelled_rows
+from linreg_ops.inference.loading import AnyModel, Models
 from linreg_ops.metrics import r2_from_sums, regression_metrics
 from linreg_ops.model import IntegerLinearModel, LinearModel, QuantizedLinearModel
-from linreg_ops.predict import Evaluation, Models
 from linreg_ops.quantization.gate import (
     check_float32_range,
     fidelity,
@@ -111,8 +113,8 @@ def quantize(
     """Quantize the current version's float model; publish it with the quantized models."""
     with store.writer(models_dir, command, lock_timeout) as writer:
         base = writer.current()
-        models = predict.load_models(base)
-        test = predict.stored_test_rows(models)
+        models = loading.load_models(base)
+        test = loading.stored_test_rows(models)
         X, y = test.values[:, :-1], test.values[:, -1]
         quantized = _Quantized.of(models.float, X, y, config, integer, gate)
         metrics = codecs.decode_metrics(
@@ -157,8 +159,8 @@ def run(
 
     def verify_and_report(version: Version) -> None:
         verify(version)
-        models = predict.load_models(version)
-        evaluation = predict.evaluate(models, X, y, f"stored test split ({store.TEST_SPLIT_CSV})")
+        models = loading.load_models(version)
+        evaluation = evaluate(models, X, y, f"stored test split ({store.TEST_SPLIT_CSV})")
         evaluated.append((models, evaluation))
         for name, data in report.run_report_files(models, evaluation, X, y, units).items():
             path = Path(reports_dir) / name
@@ -203,8 +205,8 @@ def run(
 
 def verify(version: Version) -> None:
     """Everything a reader will check, checked on the staged version before it is published."""
-    models = predict.load_models(version)
-    predict.stored_test_rows(models)
+    models = loading.load_models(version)
+    loading.stored_test_rows(models)
     codecs.decode_metrics(
         store.read_artifact(version, store.METRICS_JSON), str(version.path / store.METRICS_JSON)
     )
@@ -219,12 +221,12 @@ def _current_or_none(writer: store.Writer) -> Version | None:
 
 
 def _sections(
-    provenance: dict[str, Any], models: dict[ModelKind, predict.AnyModel], rows: np.ndarray
+    provenance: dict[str, Any], models: dict[ModelKind, AnyModel], rows: np.ndarray
 ) -> dict[str, Any]:
     return {
         **provenance,
         "versions": store.package_versions(),
-        "known_answers": predict.known_answers(models, rows),
+        "known_answers": loading.known_answers(models, rows),
     }
 
 
@@ -367,7 +369,7 @@ class _Quantized:
             model, quantized, integer_model, figures, integer_figures, config, integer, X[:10]
         )
 
-    def models(self) -> dict[ModelKind, predict.AnyModel]:
+    def models(self) -> dict[ModelKind, AnyModel]:
         return {"float": self.model, "quantized": self.quantized, "integer": self.integer}
 
     def files(self) -> dict[str, bytes]:
@@ -458,9 +460,9 @@ def sweep(
     """Every symmetric intN × rounding × granularity of the current float model, measured on
     the same labelled rows, as a table and a plot. Writes only the reports."""
     store.check_outside(models_dir, reports_dir, "--reports-dir")
-    models = predict.load(models_dir)
+    models = loading.load(models_dir)
     check_float32_range(models.float)
-    X, y, source = predict.labelled_rows(models, data, target)
+    X, y, source = labelled_rows(models, data, target)
     rows = quantize_sweep(models.float, X, y)
     table = report.sweep_table(rows)
     paths = report.write_sweep_report(reports_dir, table, source, models.float, X, y, rows)
@@ -530,7 +532,7 @@ def export(
         version = writer.current()
         store.read_exports(models_dir)  # a broken record is refused before anything is written
         digest, size = _write_export(version, export_format, kind, output, onnx_input)
-        artifact = predict.ARTIFACT_OF[kind]
+        artifact = loading.ARTIFACT_OF[kind]
         entry = {
             "version": version.number, "model": kind, "format": export_format,
             "path": str(Path(output).resolve()), "sha256": digest, "bytes": size,
@@ -562,9 +564,9 @@ def _write_export(
     version: Version, export_format: str, kind: ModelKind, output: Path, onnx_input: str | None
 ) -> tuple[str, int]:
     """Write one export of ``version``; its SHA-256 and size (of every file, for MLflow)."""
-    models = predict.load_models(version)
+    models = loading.load_models(version)
     model = models.get(kind)
-    artifact = predict.ARTIFACT_OF[kind]
+    artifact = loading.ARTIFACT_OF[kind]
     artifact_sha = version.sha256(artifact)
     if export_format == "mlflow":
         from linreg_ops.exports.mlflow import tree_sha256, write_mlflow_model
@@ -580,10 +582,10 @@ def _write_export(
                     version.path / store.MANIFEST_JSON, store.MANIFEST_MAX_BYTES
                 )
             ),
-            "metrics": predict.load_metrics(version),
-            "quantization": _quantization_facts(models),
+            "metrics": loading.load_metrics(version),
+            "quantization": models.quantization_facts(),
         }
-        example = predict.stored_test_rows(models).values[:, :-1]
+        example = loading.stored_test_rows(models).values[:, :-1]
         write_mlflow_model(
             output, models, kind, example, metadata, store.read_artifact(version, artifact)
         )
@@ -606,16 +608,3 @@ def _package_version() -> str:
     from linreg_ops import __version__
 
     return __version__
-
-
-def _quantization_facts(models: Models) -> dict[str, Any] | None:
-    if models.quantized is None:
-        return None
-    q = models.quantized
-    return {
-        "dtype": q.dtype,
-        "granularity": q.granularity,
-        "rounding": q.rounding,
-        "scale": q.scale.tolist(),
-        "zero_point": q.zero_point.tolist(),
-    }

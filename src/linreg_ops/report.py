@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from linreg_ops.predict import ARTIFACT_OF, Evaluation, Models
+from linreg_ops.inference.evaluate import Evaluation
+from linreg_ops.inference.loading import ARTIFACT_OF, Models
 from linreg_ops.quantization.quantize import float_parameter_bytes, quantized_parameter_bytes
 from linreg_ops.storage import store
 
@@ -186,12 +187,12 @@ def context_lines(models: Models) -> list[str]:
         f"{split.get('n_test')} test rows",
         f"features: {', '.join(models.float.feature_names)}; target: {models.float.target_name}",
     ]
-    if models.quantized is not None:
-        q = models.quantized
-        scales = ", ".join(f"{v:.8g}" for v in q.scale.tolist())
+    facts = models.quantization_facts()
+    if facts is not None:
+        scales = ", ".join(f"{v:.8g}" for v in facts["scale"])
         lines.append(
-            f"quantization: {q.dtype}, {q.granularity}, {q.rounding} rounding, scale {scales}, "
-            f"zero point {', '.join(str(z) for z in q.zero_point.tolist())}"
+            f"quantization: {facts['dtype']}, {facts['granularity']}, {facts['rounding']} "
+            f"rounding, scale {scales}, zero point {', '.join(map(str, facts['zero_point']))}"
         )
     return lines
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from helpers import SEED_MSE, SEED_R2, device_node, snapshot, tamper, write_csv
-from linreg_ops import __version__, cli, predict
+from linreg_ops import __version__, cli
+from linreg_ops.inference import loading
 from linreg_ops.storage import store
 
 pytestmark = pytest.mark.slow
@@ -170,11 +171,11 @@ def test_train_and_predict_on_a_user_csv(run_cli, regression_csv, tmp_path):
         "train", "--data", regression_csv, "--target", "y", "--models-dir", models, check=True
     )
     assert f"Loading {regression_csv} (target 'y')." in result.stdout
-    np.testing.assert_allclose(predict.load(models).float.coef, [2.0, -3.0, 0.5], atol=0.05)
+    np.testing.assert_allclose(loading.load(models).float.coef, [2.0, -3.0, 0.5], atol=0.05)
     run_cli(
         "quantize", "--dtype", "uint8", "--max-r2-drop", "0.01", "--models-dir", models, check=True
     )
-    assert predict.load(models).quantized.dtype == "uint8"
+    assert loading.load(models).quantized.dtype == "uint8"
 
 
 def test_predict_does_not_import_scikit_learn(trained_dir):
@@ -187,7 +188,7 @@ def test_predict_does_not_import_scikit_learn(trained_dir):
     imported = {
         line.split("|")[-1].strip() for line in result.stderr.splitlines() if "import time:" in line
     }
-    assert "linreg_ops.predict" in imported
+    assert "linreg_ops.inference.predict" in imported
     # (numpy itself imports the pickle module; what matters is that nothing unpickles a model)
     # pyarrow is the one table reader (the stored test split is CSV); pandas is not needed
     for heavy in ("sklearn", "joblib", "scipy", "pandas", "matplotlib", "dask"):

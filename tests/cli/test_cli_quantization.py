@@ -3,7 +3,7 @@
 import pytest
 
 from helpers import snapshot
-from linreg_ops import predict
+from linreg_ops.inference import loading
 
 pytestmark = pytest.mark.slow
 
@@ -45,7 +45,7 @@ def test_options_reach_the_artifacts(run_cli, models_copy):
         "--models-dir", models_copy,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    loaded = predict.load(models_copy)
+    loaded = loading.load(models_copy)
     quantized = loaded.quantized
     assert (quantized.dtype, quantized.granularity, quantized.rounding) == (
         "int6",

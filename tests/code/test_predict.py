@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from helpers import write_csv
-from linreg_ops import predict
 from linreg_ops.errors import ArtifactError, InputError
+from linreg_ops.inference import evaluate, loading, predict
 from linreg_ops.storage import codecs, store
 from linreg_ops.storage.digests import sha256_bytes
 
@@ -82,17 +82,12 @@ def test_nan_in_input_is_named(models, test_rows, tmp_path):
     assert list(tmp_path.iterdir()) == [path], "no output and no temporary file"
 
 
-def test_unknown_model_kind(models):
-    with pytest.raises(InputError, match="unknown model kind 'float16'"):
-        predict.check_kind("float16")
-
-
 def test_evaluate_reproduces_the_published_metrics(trained_dir, models):
     """Computed afresh from the stored rows, equal to what metrics.json recorded at publication
     (metrics.json is never rewritten: the version is immutable)."""
     before = (trained_dir / "versions" / "2" / "metrics.json").read_bytes()
-    X, y, source = predict.labelled_rows(models)
-    evaluation = predict.evaluate(models, X, y, source)
+    X, y, source = evaluate.labelled_rows(models)
+    evaluation = evaluate.evaluate(models, X, y, source)
     stored = json.loads(before)
     for key in ("r2", "mse"):
         assert evaluation.figures["float"][key] == stored["float"][key]
@@ -106,12 +101,12 @@ def test_evaluate_reproduces_the_published_metrics(trained_dir, models):
 def test_evaluate_on_labelled_files(models, test_rows, tmp_path):
     columns, values = test_rows
     path = write_csv(tmp_path / "labelled.csv", list(columns), values[:100].tolist())
-    X, y, source = predict.labelled_rows(models, path, "MedHouseVal")
-    evaluation = predict.evaluate(models, X, y, source)
+    X, y, source = evaluate.labelled_rows(models, path, "MedHouseVal")
+    evaluation = evaluate.evaluate(models, X, y, source)
     assert evaluation.n_rows == 100
     assert set(evaluation.figures) == {"float", "quantized", "integer"}
     with pytest.raises(InputError, match="--data needs --target"):
-        predict.labelled_rows(models, path, None)
+        evaluate.labelled_rows(models, path, None)
 
 
 def _rewrite(models_copy, name, edit):
@@ -137,7 +132,7 @@ def test_a_valid_but_different_model_fails_its_known_answers(models_copy):
 
     _rewrite(models_copy, "model.json", nudge)
     with pytest.raises(ArtifactError, match="float model does not reproduce the predictions"):
-        predict.load(models_copy)
+        loading.load(models_copy)
 
 
 def test_an_edit_that_keeps_every_prediction_loads(models_copy, models, test_rows):
@@ -145,7 +140,7 @@ def test_an_edit_that_keeps_every_prediction_loads(models_copy, models, test_row
         return json.dumps(json.loads(data), indent=None).encode()
 
     _rewrite(models_copy, "integer_model.json", cosmetic)
-    loaded = predict.load(models_copy)
+    loaded = loading.load(models_copy)
     X = test_rows[1][:, :-1]
     np.testing.assert_array_equal(
         loaded.integer.predict_codes(X)[0], models.integer.predict_codes(X)[0]
@@ -167,7 +162,7 @@ def test_models_from_two_runs_cannot_be_mixed(models_copy, tmp_path, regression_
     foreign = (store.open_version(other).path / "integer_model.json").read_bytes()
     _rewrite(models_copy, "integer_model.json", lambda _: foreign)
     with pytest.raises(ArtifactError):
-        predict.load(models_copy)
+        loading.load(models_copy)
     shutil.rmtree(other)
 
 
@@ -189,7 +184,7 @@ def test_a_prediction_that_overflows_names_its_row(models, tmp_path):
     assert done.rows == 6
     assert 6 in done.first_clipped
     with pytest.raises(InputError, match=f"labelled {overflow}"):
-        predict.evaluate(models, values, np.ones(6), "labelled")
+        evaluate.evaluate(models, values, np.ones(6), "labelled")
 
 
 @pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
@@ -213,7 +208,7 @@ def test_every_model_refuses_a_non_finite_input_with_one_message(models, value):
 def test_an_output_inside_the_models_folder_or_onto_its_input_is_refused(models_copy, tmp_path):
     """Attacks B1/B2: ``--output models/model.json.csv`` wrote into the models folder, and
     ``--output`` equal to ``--input`` replaced the input."""
-    models = predict.load(models_copy)
+    models = loading.load(models_copy)
     rows = np.ones((3, models.float.n_features))
     path = write_csv(tmp_path / "in.csv", list(models.float.feature_names), rows.tolist())
     before = path.read_bytes()
@@ -241,7 +236,7 @@ def test_known_answers_name_the_features(models_copy):
     for name in ("model.json", "quantized_model.json", "integer_model.json"):
         _rewrite(models_copy, name, swap)
     with pytest.raises(ArtifactError, match=r"recorded .* when the version was published"):
-        predict.load(models_copy)
+        loading.load(models_copy)
 
 
 def test_every_kind_answers_as_a_predictor(models, test_rows):

@@ -60,10 +60,10 @@ def test_plots_are_real_pictures(noise):
 
 
 def test_run_report_embeds_the_table_as_printed(models, test_rows):
-    from linreg_ops import predict
+    from linreg_ops.inference import evaluate
 
     X, y = test_rows[1][:, :-1], test_rows[1][:, -1]
-    evaluation = predict.evaluate(models, X, y, "stored test split")
+    evaluation = evaluate.evaluate(models, X, y, "stored test split")
     files = report.run_report_files(models, evaluation, X, y, "$100,000s")
     assert sorted(files) == [
         "model_card.md",

@@ -390,16 +390,17 @@ def test_a_glob_under_a_folder_with_brackets_in_its_name_reads_that_folder(tmp_p
 def test_a_column_name_holding_a_carriage_return_round_trips(tmp_path):
     """Second attack: the stored test split wrote the name ``a\\rb`` unquoted, so reading it
     back split the header, and training failed naming a deleted staging file."""
-    from linreg_ops import pipeline, predict
+    from linreg_ops import pipeline
+    from linreg_ops.inference import loading
 
     rows = [[i, (i * 7) % 5, 2 * i - (i * 7) % 5 + 0.1 * (i % 3)] for i in range(40)]
     path = tmp_path / "data.csv"
     lines = ['"a\rb",c,y'] + [",".join(map(str, row)) for row in rows]  # quoted, as csv writes
     path.write_bytes("\n".join(lines).encode() + b"\n")
     pipeline.train(sources.file_source(path, "y"), tmp_path / "models")
-    models = predict.load(tmp_path / "models")
+    models = loading.load(tmp_path / "models")
     assert models.float.feature_names == ("a\rb", "c")
-    assert len(predict.stored_test_rows(models).values) > 0
+    assert len(loading.stored_test_rows(models).values) > 0
 
 
 @pytest.mark.parametrize("engine", ENGINES)

@@ -144,8 +144,9 @@ def test_the_parallel_reader_raises_the_first_error_once_and_yields_nothing_twic
 @given(table=messy_tables())
 def test_predict_input_reads_the_same_numbers(tmp_path_factory, table):
     """``predict --input`` on the messy file writes what the model gives for pandas' rows."""
+    from linreg_ops.inference.loading import Models
+    from linreg_ops.inference.predict import predict_file
     from linreg_ops.model import FeatureStats, LinearModel
-    from linreg_ops.predict import Models, predict_file
     from linreg_ops.storage.store import Version
 
     columns, dialect, selected = table

@@ -18,8 +18,8 @@ import pandas as pd
 import pytest
 
 from helpers import device_node, snapshot, stop
-from linreg_ops import predict
 from linreg_ops.errors import InputError
+from linreg_ops.inference import loading, predict
 from linreg_ops.storage import store
 
 pytestmark = pytest.mark.slow
@@ -185,7 +185,7 @@ def test_mlflow_models_are_code_and_json_and_predict_the_same(
     output = export_mlflow(run_cli, models_copy, tmp_path / f"mlflow-{kind}", kind)
     files = {p.name for p in output.rglob("*") if p.is_file()}
     assert {"MLmodel", "input_example.json", "serving_input_example.json"} <= files
-    assert predict.ARTIFACT_OF[kind] in files
+    assert loading.ARTIFACT_OF[kind] in files
     assert not [name for name in files if name.endswith((".pkl", ".pickle", ".joblib"))]
     mlmodel = (output / "MLmodel").read_text()
     assert "linreg_ops:" in mlmodel

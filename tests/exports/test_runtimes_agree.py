@@ -26,8 +26,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from c_driver import SHA, Driver
-from linreg_ops import predict
 from linreg_ops.errors import InputError
+from linreg_ops.inference import loading, predict
 from linreg_ops.model import domain_error, outside_domain
 
 FLOAT64_MAX = float(np.finfo(np.float64).max)
@@ -47,7 +47,7 @@ def runtimes(trained_dir, models, test_rows, tmp_path_factory):
 
     from linreg_ops.exports.mlflow import write_mlflow_model
     from linreg_ops.exports.onnx import onnx_model_bytes
-    from linreg_ops.serve import ServeSettings, create_app
+    from linreg_ops.inference.serve import ServeSettings, create_app
 
     folder = tmp_path_factory.mktemp("runtimes")
     sessions, pyfuncs = {}, {}
@@ -57,7 +57,7 @@ def runtimes(trained_dir, models, test_rows, tmp_path_factory):
         sessions[kind] = onnxruntime.InferenceSession(
             onnx_model_bytes(model, artifact_sha256=SHA), providers=["CPUExecutionProvider"]
         )
-        artifact = predict.ARTIFACT_OF[kind]
+        artifact = loading.ARTIFACT_OF[kind]
         data = (models.version.path / artifact).read_bytes()
         with warnings.catch_warnings():  # MLflow's input example trips a pandas deprecation
             warnings.simplefilter("ignore", pd.errors.Pandas4Warning)

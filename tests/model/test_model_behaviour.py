@@ -9,9 +9,10 @@ from hypothesis import strategies as st
 
 import linreg_ops.model as model_module
 from helpers import fit_model, integer_model, model_with
-from linreg_ops import pipeline, predict
+from linreg_ops import pipeline
 from linreg_ops.config import QuantConfig
 from linreg_ops.errors import ArtifactError
+from linreg_ops.inference import loading
 from linreg_ops.model import LinearModel, _float_accumulation_is_exact, outside_domain
 from linreg_ops.quantization.quantize import quantize_model
 from linreg_ops.storage import store
@@ -82,12 +83,12 @@ def test_retraining_publishes_a_version_without_the_old_quantized_model(
     pipeline.train(sources.file_source(regression_csv, "y"), models_copy)
     assert not (models_copy / store.QUANTIZED_MODEL_JSON).exists()
     assert not (models_copy / store.QUANT_PARAMS_JOBLIB).exists()
-    loaded = predict.load(models_copy)
+    loaded = loading.load(models_copy)
     assert loaded.version.number == 3
     assert loaded.kinds() == ["float"]
-    assert predict.load_metrics(loaded.version)["quantized"] is None
+    assert loading.load_metrics(loaded.version)["quantized"] is None
     assert loaded.float.feature_names == ("a", "b", "c")
-    assert predict.load(models_copy, 2).kinds() == ["float", "quantized", "integer"]
+    assert loading.load(models_copy, 2).kinds() == ["float", "quantized", "integer"]
 
 
 def test_user_data_spanning_1e_minus6_to_1e6(tmp_path):
@@ -497,7 +498,7 @@ def test_the_most_sensitive_row_reveals_an_edit_the_old_probe_rows_do_not(models
     stats = model.stats
     width = stats.maximum - stats.minimum
     old_probe = np.vstack(
-        [X[: predict.KNOWN_ANSWER_ROWS], stats.minimum - width - 1, stats.maximum + width + 1]
+        [X[: loading.KNOWN_ANSWER_ROWS], stats.minimum - width - 1, stats.maximum + width + 1]
     )
 
     def reach(rows):  # per feature: the largest movement per unit of relative edit, in tolerances
@@ -511,7 +512,7 @@ def test_the_most_sensitive_row_reveals_an_edit_the_old_probe_rows_do_not(models
     assert not edited.reproduces(X, model.answers(X))
     assert edited.reproduces(old_probe, model.answers(old_probe))
     with pytest.raises(ArtifactError, match="float model does not reproduce"):
-        predict.check_known_answers(replace(models, float=edited))
+        loading.check_known_answers(replace(models, float=edited))
 
 
 def test_sensitive_rows_catch_an_edit_far_from_the_edges():
@@ -522,12 +523,12 @@ def test_sensitive_rows_catch_an_edit_far_from_the_edges():
     X = np.column_stack([rng.normal(size=400) * 100, rng.normal(size=400)])
     X[20::7, 0] = rng.normal(size=X[20::7, 0].shape) * 1e-3  # rows where the big term vanishes
     model = fit_model(X, 50.0 * X[:, 0] + 0.01 * X[:, 1] + rng.normal(size=400) * 0.01)
-    section = predict.known_answers({"float": model}, X)
+    section = loading.known_answers({"float": model}, X)
     rows, answers = np.array(section["rows"]), np.array(section["float"])
     tolerance = 2.0 * model.rounding_bound(X)
     r = 1.2 / (np.abs(X[:, 1] * model.coef[1]) / tolerance).max()
     edited = replace(model, coef=model.coef * np.array([1.0, 1.0 + r]))
     assert not edited.reproduces(X, model.answers(X))
-    first_and_edges = rows[: predict.KNOWN_ANSWER_ROWS + 2]
-    assert edited.reproduces(first_and_edges, answers[: predict.KNOWN_ANSWER_ROWS + 2])
+    first_and_edges = rows[: loading.KNOWN_ANSWER_ROWS + 2]
+    assert edited.reproduces(first_and_edges, answers[: loading.KNOWN_ANSWER_ROWS + 2])
     assert not edited.reproduces(rows, answers)

@@ -10,10 +10,11 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from helpers import collinear_data, fit_model, model_with, snapshot, split_rows, write_csv
-from linreg_ops import pipeline, predict
+from linreg_ops import pipeline
 from linreg_ops.config import GateConfig as Gate
 from linreg_ops.config import IntegerConfig, QuantConfig
 from linreg_ops.errors import InputError, QualityGateError
+from linreg_ops.inference import loading, predict
 from linreg_ops.quantization.gate import fidelity
 from linreg_ops.quantization.quantize import build_integer_model, quantize_model, rounding_note
 from linreg_ops.quantization.rounding import objective
@@ -326,7 +327,7 @@ def test_the_gate_covers_the_integer_only_model(models_copy):
 
 def test_metrics_json_says_which_limits_each_model_met(models_copy):
     result = pipeline.quantize(models_copy, gate=Gate(max_r2_drop=0.001, max_abs_diff=1.0))
-    gate = predict.load_metrics(result.version)["gate"]
+    gate = loading.load_metrics(result.version)["gate"]
     assert gate["max_r2_drop"] == 0.001
     assert gate["max_abs_diff"] == 1.0
     assert gate["quantized"] == {"max_r2_drop": True, "max_abs_diff": True}
@@ -338,8 +339,8 @@ def test_gate_can_be_switched_off(models_copy):
         models_copy, QuantConfig("int4", rounding="nearest"), gate=Gate(None, None)
     )
     assert result.figures["delta_r2"] < -0.02
-    assert predict.load(models_copy).quantized.dtype == "int4"
-    gate = predict.load_metrics(result.version)["gate"]
+    assert loading.load(models_copy).quantized.dtype == "int4"
+    gate = loading.load_metrics(result.version)["gate"]
     assert gate["quantized"] == {"max_r2_drop": True, "max_abs_diff": True}
 
 
@@ -353,4 +354,4 @@ def test_a_gate_failure_in_run_leaves_the_previous_version(models_copy, regressi
             quant=QuantConfig("int2", rounding="nearest"),
         )  # fmt: skip
     assert snapshot(models_copy) == before
-    assert predict.load(models_copy).kinds() == ["float", "quantized", "integer"]
+    assert loading.load(models_copy).kinds() == ["float", "quantized", "integer"]

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from linreg_ops import predict
+from linreg_ops.inference import loading
 
 pytestmark = pytest.mark.slow
 
@@ -48,7 +48,7 @@ def test_streaming_train_and_out_of_core_predict(run_cli, parquet_files, tmp_pat
         check=True,
     )
     assert "(engine: streaming)" in result.stdout
-    loaded = predict.load(models)
+    loaded = loading.load(models)
     np.testing.assert_allclose(loaded.float.coef, [1.0, -2.0, 0.5], atol=0.01)
     assert loaded.version.manifest.split["method"].startswith("row hash")
     result = run_cli(
@@ -94,7 +94,7 @@ def test_constant_column_warns_by_name_and_still_trains(run_cli, tmp_path):
         "train", "--data", path, "--target", "y", "--models-dir", tmp_path / "m", check=True
     )
     assert "RankWarning: feature 'b' is constant" in result.stderr
-    assert predict.load(tmp_path / "m").float.coef[1] == 0.0
+    assert loading.load(tmp_path / "m").float.coef[1] == 0.0
 
 
 @pytest.fixture

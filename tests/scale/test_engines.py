@@ -10,9 +10,10 @@ from sklearn.linear_model import LinearRegression
 from sklearn.model_selection import train_test_split
 
 from helpers import write_csv
-from linreg_ops import pipeline, predict
+from linreg_ops import pipeline
 from linreg_ops.config import GateConfig, IntegerConfig, QuantConfig, TrainConfig
 from linreg_ops.errors import InputError
+from linreg_ops.inference import dask_scoring, loading, predict
 from linreg_ops.storage import cluster, tables
 from linreg_ops.storage.tables import reading
 from linreg_ops.training import engines, sources
@@ -78,7 +79,7 @@ def test_file_engines_agree_with_scikit_learn_on_the_row_hash_split(
     held = ~train_mask
     expected_mse = np.mean((y[held] - reference.predict(X[held])) ** 2)
     assert result.metrics["mse"] == pytest.approx(expected_mse, rel=1e-9)
-    stored = predict.stored_test_rows(predict.load(tmp_path / "models"))
+    stored = loading.stored_test_rows(loading.load(tmp_path / "models"))
     np.testing.assert_array_equal(stored.values[:, -1], y[held][: len(stored.values)])
 
 
@@ -238,7 +239,7 @@ def test_the_first_bad_value_is_named_the_same_way_by_every_engine(
 def test_out_of_core_prediction_equals_in_memory(parquet_folder, tmp_path):
     folder, _X, _y = parquet_folder
     train_files(folder, tmp_path / "models", chunk_rows=5000)
-    models = predict.load(tmp_path / "models")
+    models = loading.load(tmp_path / "models")
     source = sorted(folder.iterdir())[0]
     done = predict.predict_file(models, "float", source, tmp_path / "p.parquet", chunk_rows=333)
     written = pq.read_table(tmp_path / "p.parquet").column("prediction").to_numpy()
@@ -253,9 +254,9 @@ def test_dask_prediction_writes_the_same_numbers(parquet_folder, scheduler, tmp_
     source = sources.file_source(folder, "y")
     pipeline.run(source, tmp_path / "models", tmp_path / "r", TrainConfig(chunk_rows=5000),
                  QuantConfig(), IntegerConfig(), GateConfig(None, None))  # fmt: skip
-    models = predict.load(tmp_path / "models")
+    models = loading.load(tmp_path / "models")
     path = sorted(folder.iterdir())[1]
-    rows = predict.dask_predict(models, "quantized", path, tmp_path / "out", scheduler)
+    rows = dask_scoring.dask_predict(models, "quantized", path, tmp_path / "out", scheduler)
     written = pq.read_table(tmp_path / "out").column("prediction").to_numpy()
     values = pq.read_table(path).to_pandas()[FEATURES].to_numpy()
     assert rows == len(values)
@@ -263,7 +264,7 @@ def test_dask_prediction_writes_the_same_numbers(parquet_folder, scheduler, tmp_
 
     # Attack A3/C3: a second run into the same folder added its part files to the first's
     with pytest.raises(InputError, match="out already exists"):
-        predict.dask_predict(models, "quantized", path, tmp_path / "out", scheduler)
+        dask_scoring.dask_predict(models, "quantized", path, tmp_path / "out", scheduler)
     assert pq.read_table(tmp_path / "out").num_rows == len(values)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")], "staging left"
 
@@ -281,9 +282,9 @@ def test_dask_prediction_names_a_bad_row_within_its_own_file(scheduler, tmp_path
     bad[250][2] = "oops"
     write_csv(folder / "b.csv", [*FEATURES, "y"], bad)
     pipeline.train(sources.file_source(folder / "a.csv", "y"), tmp_path / "models")
-    models = predict.load(tmp_path / "models")
+    models = loading.load(tmp_path / "models")
     with pytest.raises(InputError, match=r"b\.csv column 'x2' row 251: non-numeric value 'oops'"):
-        predict.dask_predict(models, "float", folder, tmp_path / "out", scheduler)
+        dask_scoring.dask_predict(models, "float", folder, tmp_path / "out", scheduler)
     assert not (tmp_path / "out").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")], "staging left"
 
@@ -315,8 +316,8 @@ def test_a_blank_line_before_a_numeric_header_is_no_data_row_on_any_path(
     fit = engines.fit(sources.file_source(path, "2024"), config)
     np.testing.assert_allclose(fit.coef, expected.coef, rtol=1e-12)
     pipeline.train(sources.file_source(clean, "2024"), tmp_path / "models")
-    models = predict.load(tmp_path / "models")
-    assert predict.dask_predict(models, "float", path, tmp_path / "out", scheduler) == 600
+    models = loading.load(tmp_path / "models")
+    assert dask_scoring.dask_predict(models, "float", path, tmp_path / "out", scheduler) == 600
 
 
 @pytest.mark.parametrize(
@@ -342,9 +343,9 @@ def test_dask_refuses_a_file_of_only_a_header_as_streaming_does(scheduler, tmp_p
                 TrainConfig(engine=engine, scheduler=scheduler),
             )
     pipeline.train(sources.file_source(folder / "a.csv", "y"), tmp_path / "models")
-    models = predict.load(tmp_path / "models")
+    models = loading.load(tmp_path / "models")
     with pytest.raises(InputError, match=message):
-        predict.dask_predict(models, "float", folder / "b.csv", tmp_path / "out", scheduler)
+        dask_scoring.dask_predict(models, "float", folder / "b.csv", tmp_path / "out", scheduler)
     assert not (tmp_path / "out").exists()
 
 

@@ -32,7 +32,7 @@ def curl_examples() -> list[str]:
 
 
 def test_the_readme_has_a_curl_example_per_route():
-    from linreg_ops.serve import ServeSettings, create_app
+    from linreg_ops.inference.serve import ServeSettings, create_app
 
     routes = set(create_app(ServeSettings(models_dir=Path("unused"))).openapi()["paths"]) | {
         "/docs"

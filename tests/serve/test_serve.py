@@ -8,9 +8,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from helpers import CALIFORNIA_FEATURES, tamper
-from linreg_ops import pipeline, predict
+from linreg_ops import pipeline
 from linreg_ops.errors import ArtifactError, InputError
-from linreg_ops.serve import ServeSettings, create_app
+from linreg_ops.inference import loading, predict
+from linreg_ops.inference.serve import ServeSettings, create_app
 
 FEATURES = list(CALIFORNIA_FEATURES)
 ROW = [8.3252, 41.0, 6.984127, 1.02381, 322.0, 2.555556, 37.88, -122.23]
@@ -84,7 +85,7 @@ def test_predict_equals_batch_prediction(client, models, rows, kind):
     body = response.json()
     expected, _ = predict.predict_rows(models.get(kind), rows)
     np.testing.assert_array_equal(body["predictions"], expected)
-    assert body["model"]["sha256"] == models.version.sha256(predict.ARTIFACT_OF[kind])
+    assert body["model"]["sha256"] == models.version.sha256(loading.ARTIFACT_OF[kind])
     assert body["model"]["kind"] == kind
     assert body["model"]["version"] == 2
 
@@ -337,7 +338,7 @@ def test_importing_serve_loads_nothing(tmp_path):
 def test_a_start_up_that_fails_in_the_worker_is_an_input_error_not_exit_3(models_copy, monkeypatch):
     """Attack C5: uvicorn exits 3 when the lifespan fails (a model changed between the CLI's
     check and the worker's load) — the CLI's exit code for a failed quality gate."""
-    from linreg_ops import serve
+    from linreg_ops.inference import serve
     from linreg_ops.storage import store
 
     version = store.open_version(models_copy)

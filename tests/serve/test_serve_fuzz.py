@@ -8,7 +8,7 @@ import pytest
 import schemathesis
 from hypothesis import settings
 
-from linreg_ops.serve import ServeSettings, create_app
+from linreg_ops.inference.serve import ServeSettings, create_app
 
 # The schema is taken from the app without starting it; its lifespan loads the models at the
 # first call, by which time the fixture below has put a trained model in this folder.

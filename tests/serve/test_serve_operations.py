@@ -97,7 +97,7 @@ def test_a_bad_environment_value_is_one_line(run_cli, trained_dir):
 
 def test_health_and_ready_answer_head(trained_dir):
     """A load balancer's HEAD /health was 405."""
-    from linreg_ops.serve import ServeSettings, create_app
+    from linreg_ops.inference.serve import ServeSettings, create_app
 
     with TestClient(create_app(ServeSettings(models_dir=trained_dir))) as client:
         for path in ("/health", "/ready"):
@@ -108,7 +108,7 @@ def test_health_and_ready_answer_head(trained_dir):
 
 def test_metadata_names_files_not_server_paths(run_cli, regression_csv, tmp_path):
     """/metadata gave every caller the absolute paths of the models folder and training files."""
-    from linreg_ops.serve import ServeSettings, create_app
+    from linreg_ops.inference.serve import ServeSettings, create_app
 
     models_dir = tmp_path / "deep" / "models"
     run_cli(

@@ -36,8 +36,9 @@ import sklearn.linear_model
 import sklearn.model_selection  # noqa: F401
 
 from helpers import snapshot
-from linreg_ops import cli, pipeline, predict, report  # noqa: F401 - imported once
+from linreg_ops import cli, pipeline, report  # noqa: F401 - imported once
 from linreg_ops.errors import InputError
+from linreg_ops.inference import loading
 from linreg_ops.storage import store
 
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
@@ -115,8 +116,8 @@ def seed_links_ok(models_dir: Path, version: store.Version) -> bool:
 def state(models_dir: Path) -> dict[str, object]:
     """What a reader finds: the current version, whether it loads whole, and leftovers."""
     try:
-        models = predict.load(models_dir)
-        predict.stored_test_rows(models)
+        models = loading.load(models_dir)
+        loading.stored_test_rows(models)
         current: object = models.version.number
         files = {
             n: store.read_artifact(models.version, n).hex()[:16]

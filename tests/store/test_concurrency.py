@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from helpers import stop, write_csv
-from linreg_ops import pipeline, predict
+from linreg_ops import pipeline
+from linreg_ops.inference import loading
 from linreg_ops.storage import store
 from linreg_ops.training import sources
 
@@ -50,7 +51,7 @@ def test_a_second_writer_waits_then_exits_2_naming_the_holder(tmp_path):
     )
     assert "waited 0.5 s" in result.stderr
     assert waited >= 0.5
-    assert predict.load(tmp_path / "models").version.number == 1
+    assert loading.load(tmp_path / "models").version.number == 1
 
 
 def test_train_then_quantize_half_a_second_later_never_mix(tmp_path):
@@ -68,7 +69,7 @@ def test_train_then_quantize_half_a_second_later_never_mix(tmp_path):
     _train_out, train_err = train.communicate(timeout=300)
     assert train.returncode == 0, train_err
     assert quantize.returncode == 0, quantize.stderr
-    loaded = predict.load(models)  # known answers: every model of one run
+    loaded = loading.load(models)  # known answers: every model of one run
     assert loaded.version.number == 3
     assert loaded.version.manifest.parent == 2
     assert np.sign(loaded.float.coef[0]) == np.sign(loaded.quantized.dequantized_weights()[0]) == -1
@@ -103,9 +104,9 @@ def test_two_runs_at_once_both_publish_whole_versions(tmp_path):
         _, err = process.communicate(timeout=300)
         assert process.returncode == 0, err
     for number in (1, 2):
-        loaded = predict.load(models, number)
+        loaded = loading.load(models, number)
         assert loaded.version.manifest.training_data["source"] in {str(p) for p in sources}
-    assert predict.load(models).version.number == 2
+    assert loading.load(models).version.number == 2
 
 
 def test_readers_during_writers_always_load_one_complete_version(tmp_path):
@@ -128,9 +129,9 @@ def test_readers_during_writers_always_load_one_complete_version(tmp_path):
     try:
         deadline = time.monotonic() + 8
         while time.monotonic() < deadline:
-            loaded = predict.load(models)  # raises on any mix, any half-written file
+            loaded = loading.load(models)  # raises on any mix, any half-written file
             seen.add(loaded.version.number)
-            rows = predict.stored_test_rows(loaded).values[:, :-1]
+            rows = loading.stored_test_rows(loaded).values[:, :-1]
             assert np.sign(loaded.float.predict(rows[:1] * 0 + 1)) == np.sign(
                 loaded.quantized.predict(rows[:1] * 0 + 1)
             )
@@ -184,7 +185,7 @@ def test_two_workers_and_a_killed_one_serve_the_same_version_after_a_retrain(tmp
                 time.sleep(0.2)
         before = post(f"{url}/predict", row)["predictions"][0]
         pipeline.train(sources.file_source(dataset(tmp_path, "b.csv", -1.0), "y"), models)
-        assert predict.load(models).version.number == 2
+        assert loading.load(models).version.number == 2
 
         def workers() -> list[psutil.Process]:  # not multiprocessing's resource tracker
             found = []

@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from helpers import tamper
-from linreg_ops import predict
 from linreg_ops.errors import ArtifactError, InputError
+from linreg_ops.inference import loading
 from linreg_ops.storage import store
 from linreg_ops.storage.digests import sha256_bytes
 
@@ -66,7 +66,7 @@ def assert_same_predictions(before, after, X):
 def load_or_refusal(models_dir):
     """The loaded models, or the one-line refusal."""
     try:
-        return predict.load(models_dir), None
+        return loading.load(models_dir), None
     except InputError as refusal:
         message = str(refusal)
     assert "\n" not in message
@@ -154,7 +154,7 @@ def test_an_edited_artifact_is_refused_or_predicts_the_same(template, data, name
         loaded, refused = load_or_refusal(models_dir)
         if loaded is not None and name == "metrics.json":
             try:
-                predict.load_metrics(loaded.version)
+                loading.load_metrics(loaded.version)
             except InputError as refusal:
                 refused = str(refusal)
         if refused is not None:
@@ -302,13 +302,13 @@ def test_every_multiplier_edit_that_changes_a_test_prediction_is_refused(templat
         edited = replace(integer, multiplier=integer.multiplier + step)
         edited_codes, edited_clipped = edited.predict_codes(X)
         if np.array_equal(edited_codes, codes) and np.array_equal(edited_clipped, clipped):
-            assert predict.answers_digest(edited, X) == recorded
+            assert loading.answers_digest(edited, X) == recorded
             continue
         changing.append(step)
-        assert predict.answers_digest(edited, X) != recorded, step
+        assert loading.answers_digest(edited, X) != recorded, step
         if step in (1, 2, 10, 100, 1000):
             with pytest.raises(ArtifactError, match="integer model does not reproduce"):
-                predict.check_known_answers(replace(models, integer=edited))
+                loading.check_known_answers(replace(models, integer=edited))
     assert changing, "no edit changed a test prediction: this test proves nothing"
 
     def raise_multiplier(data: bytes) -> bytes:
@@ -318,4 +318,4 @@ def test_every_multiplier_edit_that_changes_a_test_prediction_is_refused(templat
 
     tamper(models_copy, "integer_model.json", raise_multiplier, rewrite_sha=True)
     with pytest.raises(ArtifactError, match="integer model does not reproduce"):
-        predict.load(models_copy)
+        loading.load(models_copy)

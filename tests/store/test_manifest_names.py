@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from linreg_ops import predict
 from linreg_ops.errors import ArtifactError
+from linreg_ops.inference import loading
 from linreg_ops.storage import codecs, store
 
 SECRET = b"top secret\n"
@@ -59,7 +59,7 @@ def test_reading_refuses_a_path_in_the_manifest(attacked):
         store.open_version(models_dir)
     assert name in str(refused.value)
     with pytest.raises(ArtifactError, match="is not a linreg-ops artifact"):
-        predict.load(models_dir)
+        loading.load(models_dir)
 
 
 def test_predict_and_serve_refuse_it_in_one_line(attacked, run_cli):
@@ -89,7 +89,7 @@ def test_copy_current_still_copies_a_sound_version(models_copy, tmp_path):
     assert sorted(p.name for p in copied.path.iterdir()) == sorted(
         [store.MANIFEST_JSON, *(name for name in source if not name.endswith(".joblib"))]
     )
-    assert predict.load(tmp_path / "image" / "models").version.number == copied.number
+    assert loading.load(tmp_path / "image" / "models").version.number == copied.number
 
 
 def manifest_with(name: str) -> bytes:

@@ -19,7 +19,7 @@ import numpy as np
 from linreg_ops.config import ModelKind
 from linreg_ops.errors import InputError
 from linreg_ops.extras import require
-from linreg_ops.predict import ARTIFACT_OF, Models
+from linreg_ops.inference.loading import ARTIFACT_OF, Models
 
 EXAMPLE_ROWS = 5
 

@@ -38,7 +38,7 @@ class LinregOpsModel(PythonModel):
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> np.ndarray:
         # A DataFrame hint: MLflow validates against the logged signature, not the hint.
-        from linreg_ops.predict import predict_rows
+        from linreg_ops.inference.predict import predict_rows
 
         X = model_input[list(self.model.feature_names)].to_numpy(dtype=np.float64)
         return predict_rows(self.model, X)[0]

@@ -1,4 +1,4 @@
-"""HTTP serving: a thin FastAPI layer over ``scoring`` (parsing) and ``predict`` (models).
+"""HTTP serving: a thin FastAPI layer over ``requests`` (parsing), ``loading`` and ``predict``.
 
 * ``POST /predict``: ``{"instances": [...], "model": "float"|"quantized"|"integer"}``.
 * ``POST /invocations``: MLflow's scoring protocol (``dataframe_split``,
@@ -34,11 +34,13 @@ from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.requests import ClientDisconnect
 
-from linreg_ops import __version__, predict, scoring
+from linreg_ops import __version__
 from linreg_ops.config import DEFAULT_MODELS_DIR, SERVE_DEFAULTS, LogLevel
 from linreg_ops.errors import InputError
-from linreg_ops.predict import Models
-from linreg_ops.scoring import Limits, RequestError
+from linreg_ops.inference import requests
+from linreg_ops.inference.loading import ARTIFACT_OF, AnyModel, Models, load_metrics, load_models
+from linreg_ops.inference.predict import predict_rows
+from linreg_ops.inference.requests import Limits, RequestError
 from linreg_ops.storage import store
 
 if TYPE_CHECKING:
@@ -126,12 +128,12 @@ def describe_service(models: Models, settings: ServeSettings) -> dict[str, Any]:
         "target": models.float.target_name,
         "models": {
             kind: {
-                "sha256": version.sha256(predict.ARTIFACT_OF[kind]),
+                "sha256": version.sha256(ARTIFACT_OF[kind]),
                 "dtype": _dtype(models, kind),
             }
             for kind in models.kinds()
         },
-        "metrics": predict.load_metrics(version),
+        "metrics": load_metrics(version),
         "training_data": _named_by_file(manifest.training_data),
         "split": manifest.split,
         "versions": {
@@ -144,15 +146,9 @@ def describe_service(models: Models, settings: ServeSettings) -> dict[str, Any]:
             "max_json_depth": settings.max_json_depth,
         },
     }
-    if models.quantized is not None:
-        quantized = models.quantized
-        info["quantization"] = {
-            "dtype": quantized.dtype,
-            "granularity": quantized.granularity,
-            "rounding": quantized.rounding,
-            "scale": quantized.scale.tolist(),
-            "zero_point": quantized.zero_point.tolist(),
-        }
+    facts = models.quantization_facts()
+    if facts is not None:
+        info["quantization"] = facts
     return info
 
 
@@ -324,7 +320,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         version = store.open_version(settings.models_dir, settings.model_version)
-        app.state.models = predict.load_models(version)
+        app.state.models = load_models(version)
         app.state.metadata = describe_service(app.state.models, settings)
         drain.install()
         yield
@@ -363,7 +359,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         info: dict[str, Any] = request.app.state.metadata
         return info
 
-    json_body = {"application/json": {"schema": scoring.PredictRequest.model_json_schema()}}
+    json_body = {"application/json": {"schema": requests.PredictRequest.model_json_schema()}}
 
     @app.post(
         "/predict",
@@ -374,15 +370,15 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     )
     async def predict_route(request: Request) -> Response:
         models: Models = request.app.state.models
-        if _content_type(request) not in scoring.JSON_TYPES:
+        if _content_type(request) not in requests.JSON_TYPES:
             raise RequestError(400, _wrong_type(request, "application/json"))
-        X, kind = scoring.predict_request(await request.body(), models.float.feature_names, limits)
+        X, kind = requests.predict_request(await request.body(), models.float.feature_names, limits)
         if kind not in models.kinds():
             raise RequestError(
                 422, f"model: {kind!r} is not published here: run linreg-ops quantize"
             )
         predictions = _predictions(models.get(kind), X)
-        artifact = predict.ARTIFACT_OF[kind]
+        artifact = ARTIFACT_OF[kind]
         info = {
             "kind": kind,
             "sha256": models.version.sha256(artifact),
@@ -406,7 +402,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     async def invocations(request: Request) -> Response:
         models: Models = request.app.state.models
         body = await request.body()
-        X = scoring.invocations_request(
+        X = requests.invocations_request(
             body, _content_type(request), models.float.feature_names, limits
         )
         return JSONBody({"predictions": _predictions(models.float, X)})
@@ -416,10 +412,10 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     return app
 
 
-def _predictions(model: predict.AnyModel, X: "np.ndarray") -> "np.ndarray":
+def _predictions(model: AnyModel, X: "np.ndarray") -> "np.ndarray":
     """A request's predictions; a row whose prediction overflows is a 422 naming it."""
     try:
-        return predict.predict_rows(model, X, source="request")[0]
+        return predict_rows(model, X, source="request")[0]
     except InputError as exc:
         raise RequestError(422, str(exc)) from None
 
@@ -484,7 +480,7 @@ def run(version: store.Version, settings: ServeSettings) -> int:
         flush=True,
     )
     config = uvicorn.Config(
-        "linreg_ops.serve:create_app",
+        "linreg_ops.inference.serve:create_app",
         factory=True,
         host=bound_host,
         port=bound_port,
