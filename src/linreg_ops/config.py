@@ -14,6 +14,45 @@ from typing import Literal, get_args
 
 from linreg_ops.errors import InputError
 
+__all__ = [
+    "BLOCK_BYTES",
+    "CALIBRATIONS",
+    "DEFAULT_CHUNK_ROWS",
+    "DEFAULT_LOCK_TIMEOUT",
+    "DEFAULT_MODELS_DIR",
+    "DEFAULT_REPORTS_DIR",
+    "ENGINES",
+    "EXPORT_FORMATS",
+    "GRANULARITIES",
+    "INPUT_BITS",
+    "IN_MEMORY_ROWS",
+    "LOG_LEVELS",
+    "MODELS_DIR_ENV",
+    "MODEL_KINDS",
+    "PREDICT_ENGINES",
+    "ROUNDINGS",
+    "SERVE_DEFAULTS",
+    "SUPPORTED_BITS",
+    "Calibration",
+    "Engine",
+    "ExportFormat",
+    "FitEngine",
+    "GateConfig",
+    "Granularity",
+    "InputDtype",
+    "IntegerConfig",
+    "LogLevel",
+    "ModelKind",
+    "PredictEngine",
+    "QuantConfig",
+    "QuantDtype",
+    "Rounding",
+    "ServeConfig",
+    "TrainConfig",
+    "models_dir_default",
+    "parse_dtype",
+]
+
 FitEngine = Literal["sklearn", "streaming", "dask"]  # what fits; "auto" chooses one of them
 Engine = Literal["auto", FitEngine]
 PredictEngine = Literal["streaming", "dask"]
@@ -22,6 +61,7 @@ Granularity = Literal["per-tensor", "per-channel"]
 Rounding = Literal["nearest", "hessian", "optimal"]
 Calibration = Literal["minmax", "percentile"]
 InputDtype = Literal["int8", "int16"]
+ExportFormat = Literal["onnx", "c", "mlflow"]
 
 ENGINES: tuple[Engine, ...] = get_args(Engine)
 PREDICT_ENGINES: tuple[PredictEngine, ...] = get_args(PredictEngine)
@@ -30,6 +70,7 @@ GRANULARITIES: tuple[Granularity, ...] = get_args(Granularity)
 ROUNDINGS: tuple[Rounding, ...] = get_args(Rounding)
 CALIBRATIONS: tuple[Calibration, ...] = get_args(Calibration)
 INPUT_BITS: dict[InputDtype, int] = {"int8": 8, "int16": 16}
+EXPORT_FORMATS: tuple[ExportFormat, ...] = get_args(ExportFormat)
 SUPPORTED_BITS = range(2, 17)
 
 MODELS_DIR_ENV = "LINREG_OPS_MODELS_DIR"  # every command's --models-dir, when not given
@@ -116,9 +157,6 @@ class QuantConfig:
         parse_dtype(self.dtype)
         _choice(self.granularity, GRANULARITIES, "granularity")
         _choice(self.rounding, ROUNDINGS, "rounding")
-
-    def describe(self) -> str:
-        return f"{self.dtype} {self.granularity} {self.rounding}"
 
 
 @dataclass(frozen=True)

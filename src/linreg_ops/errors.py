@@ -6,6 +6,14 @@ one line and exits 2, the service answers 4xx or refuses to start. A quantized m
 misses its quality limits is a ``QualityGateError`` (exit 3). Anything else is a bug.
 """
 
+__all__ = [
+    "ArtifactError",
+    "InputError",
+    "MissingExtraError",
+    "QualityGateError",
+    "StoreBusyError",
+]
+
 
 class InputError(ValueError):
     """Input the user can correct: bad data, bad options, missing artifacts. Exit code 2."""

@@ -14,6 +14,11 @@ from urllib.parse import unquote, urlparse
 
 from linreg_ops.errors import MissingExtraError
 
+__all__ = [
+    "install_command",
+    "require",
+]
+
 
 def install_command(extra: str) -> str:
     """The pip command that adds ``extra`` to the environment running this process."""

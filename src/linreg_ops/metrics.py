@@ -6,6 +6,15 @@ the streaming engines keep (``r2_from_sums``) both end in ``r2_from_sums``.
 
 import numpy as np
 
+__all__ = [
+    "mean_squared_error",
+    "prediction_drift",
+    "quantized_fidelity",
+    "r2_from_sums",
+    "r2_score",
+    "regression_metrics",
+]
+
 
 def r2_from_sums(residual_ss: float, total_ss: float) -> float:
     """1 − SSE/SST, as scikit-learn defines it: for a constant target (SST = 0) 1.0 when every

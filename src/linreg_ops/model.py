@@ -10,6 +10,26 @@ from typing import Protocol
 
 import numpy as np
 
+from linreg_ops.config import Calibration, Granularity, Rounding
+
+__all__ = [
+    "FLOAT64_MAX",
+    "PREDICTION_HEADROOM",
+    "ROW_BLOCK",
+    "SMALLEST_SUBNORMAL",
+    "UNIT_ROUNDOFF",
+    "FeatureStats",
+    "IntegerLinearModel",
+    "LinearModel",
+    "Predictor",
+    "QuantizedLinearModel",
+    "domain_error",
+    "outside_domain",
+    "raw_input_bounds",
+    "rounding_bound",
+    "row_dot",
+]
+
 ROW_BLOCK = 32_768  # rows per block in integer-only inference (times 8 / n_features on the
 # float64 route): its temporaries stay in cache
 
@@ -259,8 +279,8 @@ class QuantizedLinearModel(_FloatOutput):
     dtype: str
     bits: int
     symmetric: bool
-    granularity: str
-    rounding: str
+    granularity: Granularity
+    rounding: Rounding
     weights: np.ndarray  # int64 codes, shape (d,)
     scale: np.ndarray  # float32 values, shape (1,) or (d,)
     zero_point: np.ndarray  # int64, shape (1,) or (d,)
@@ -350,12 +370,12 @@ class IntegerLinearModel:
     weight_dtype: str
     weights: np.ndarray  # int64 codes: the per-tensor standardized weights
     accumulator_scale: float  # real value of one accumulator unit (weight scale × input step)
-    rounding: str
+    rounding: Rounding
     bias: int  # int32, at accumulator_scale
     input_bits: int
     input_scale: np.ndarray  # float32 values, per feature
     input_zero_point: np.ndarray  # int64 (may lie outside the code range)
-    calibration: str
+    calibration: Calibration
     output_bits: int
     output_scale: float  # float32 value
     multiplier: int  # int32, M0·2^31
@@ -520,7 +540,7 @@ def _predict_codes_float(model: IntegerLinearModel, X: np.ndarray) -> tuple[np.n
     centre = np.tile(model.input_zero_point.astype(np.float64) + 0.5, block)
     lift = np.float64(2.0**exponent)
     lowered = model.weights.astype(np.float64) * 2.0**-exponent
-    offsets, multiplier, constant, shift, float_clip, int_clip = _requantization(model)
+    requantize = _requantization(model)
     out_low, out_high = model.output_range
 
     out = np.empty(n_rows, dtype=np.int64)
@@ -544,16 +564,17 @@ def _predict_codes_float(model: IntegerLinearModel, X: np.ndarray) -> tuple[np.n
             accumulator, accumulator_bits = total[:rows], total_bits[:rows]
             np.matmul(values.reshape(rows, d), lowered, out=accumulator)
             np.isfinite(accumulator, out=clipped[start:stop])
-            if float_clip is not None:
-                _flag_beyond(accumulator, *float_clip, saturated[start:stop], side[:rows])
-                np.clip(accumulator, *float_clip, out=accumulator)
-            for offset in offsets:
+            if requantize.float_clip is not None:
+                low, high = requantize.float_clip
+                _flag_beyond(accumulator, low, high, saturated[start:stop], side[:rows])
+                np.clip(accumulator, low, high, out=accumulator)
+            for offset in requantize.offsets:
                 np.add(accumulator, offset, out=accumulator)
-            np.multiply(accumulator_bits, multiplier, out=accumulator_bits)
-            np.add(accumulator_bits, constant, out=accumulator_bits)
+            np.multiply(accumulator_bits, requantize.multiplier, out=accumulator_bits)
+            np.add(accumulator_bits, requantize.constant, out=accumulator_bits)
             codes = out[start:stop]
-            np.right_shift(accumulator_bits, shift, out=codes)
-            if int_clip:
+            np.right_shift(accumulator_bits, requantize.shift, out=codes)
+            if requantize.int_clip:
                 _flag_beyond(codes, out_low, out_high, saturated[start:stop], side[:rows])
                 np.clip(codes, out_low, out_high, out=codes)
     np.logical_not(clipped, out=clipped)
@@ -587,16 +608,26 @@ def _flat_rows(X: np.ndarray, start: int, stop: int) -> np.ndarray:
     return (rows if rows.flags.c_contiguous else np.ascontiguousarray(rows)).reshape(-1)
 
 
-def _requantization(
-    model: IntegerLinearModel,
-) -> tuple[list[float], np.int64, np.int64, np.int64, tuple[float, float] | None, bool]:
+@dataclass(frozen=True)
+class _Requantization:
+    """How ``_predict_codes_float`` turns a row's float accumulator a into its output code:
+    clip a to ``float_clip`` (if any), add the ``offsets``, take the float64's bits B as
+    int64, then ``(B·multiplier + constant) >> shift``, clipped if ``int_clip``."""
+
+    offsets: list[float]
+    multiplier: np.int64
+    constant: np.int64
+    shift: np.int64
+    float_clip: tuple[float, float] | None
+    int_clip: bool
+
+
+def _requantization(model: IntegerLinearModel) -> _Requantization:
     """How ``_predict_codes_float`` turns a row's float accumulator into its output code.
 
     The accumulator is a = A + Σw/2, A = Σ_j w_j·q_j the int64 accumulator without the bias,
     |A| < 2^50. The result must be ``clip(((A + bias)·multiplier + 2^(shift−1)) >> shift)``,
-    wrap-around included. Returns ``(offsets, multiplier, constant, shift, float_clip,
-    int_clip)`` for: clip a to ``float_clip`` (if any), add the offsets, take the float64's
-    bits B as int64, then ``(B·multiplier + constant) >> shift``, clipped if ``int_clip``.
+    wrap-around included.
 
     In general: adding 1.5·2^52 − Σw/2 (or −Σw/2, then 1.5·2^52, when Σw is odd) gives
     B = bits(1.5·2^52) + A, so the constant is (bias − bits(1.5·2^52))·multiplier +
@@ -625,7 +656,7 @@ def _requantization(
     offsets = [magic - weight_sum // 2] if weight_sum % 2 == 0 else [-weight_sum / 2, magic]
     constant = (bias - _float_bits(magic)) * multiplier + rounding
     in_range = all(-(2**63) <= e < 2**63 and low <= e >> shift <= high for e in ends)
-    return (
+    return _Requantization(
         offsets,
         np.int64(multiplier),
         np.int64(_wrap_int64(constant)),
@@ -637,7 +668,7 @@ def _requantization(
 
 def _requantization_halves(
     weight_sum: int, multiplier: int, bias: int, shift: int, lower: int | None, upper: int | None
-) -> tuple[list[float], np.int64, np.int64, np.int64, tuple[float, float] | None, bool]:
+) -> _Requantization:
     """``_requantization`` with one float addition and the clip done on the float accumulator.
 
     For 0 < multiplier ≤ 2^shift and |(A + bias)·multiplier + 2^(shift−1)| < 2^62 for every
@@ -656,7 +687,7 @@ def _requantization_halves(
             -np.inf if lower is None else lower + half,
             np.inf if upper is None else upper + half,
         )
-    return (
+    return _Requantization(
         [magic - weight_sum / 2],
         np.int64(multiplier),
         np.int64(_wrap_int64(constant)),

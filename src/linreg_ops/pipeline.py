@@ -1,6 +1,7 @@
-"""The pipeline's writing stages, one call each: ``train``, ``quantize`` and ``run``.
+"""The pipeline's stages, one call each: ``train``, ``quantize`` and ``run`` write a version,
+``export`` writes a model out of one, ``sweep`` measures without writing.
 
-Each holds the models folder's writer lock for its whole run, computes everything in
+Each writing stage holds the models folder's writer lock for its whole run, computes everything in
 memory, gates every quantized model, and publishes exactly one new version — or nothing:
 bad input, a failed gate or a crash leave the current version as it was. ``run`` is
 train → quantize → evaluate → publish → report in one version, so a gate failure in
@@ -14,8 +15,12 @@ from typing import Any
 import numpy as np
 
 from linreg_ops import report
+from linreg_ops._version import __version__
 from linreg_ops.config import (
     DEFAULT_LOCK_TIMEOUT,
+    EXPORT_FORMATS,
+    ExportFormat,
+    FitEngine,
     GateConfig,
     IntegerConfig,
     ModelKind,
@@ -45,6 +50,27 @@ from linreg_ops.training.engines import Fit
 from linreg_ops.training.features import feature_statistics
 from linreg_ops.training.sources import ArraySource, Source
 
+__all__ = [
+    "EXPORT_SUFFIXES",
+    "SEED_CHECK_ROWS",
+    "ExportResult",
+    "QuantizeResult",
+    "RunResult",
+    "SeedCheck",
+    "SweepResult",
+    "TrainResult",
+    "check_export_path",
+    "export",
+    "quantize",
+    "run",
+    "seed_check",
+    "sweep",
+    "train",
+    "verify",
+]
+
+SEED_CHECK_ROWS = 10  # the seed's inference test: its first 10 test rows
+
 
 @dataclass(frozen=True)
 class TrainResult:
@@ -53,7 +79,7 @@ class TrainResult:
     metrics: dict[str, float]
     n_train: int
     n_test: int
-    engine: str
+    engine: FitEngine
 
 
 @dataclass(frozen=True)
@@ -65,7 +91,7 @@ class QuantizeResult:
     figures: dict[str, float]
     integer_figures: dict[str, float]
     note: str | None  # what the user should know (e.g. optimal rounding fell back)
-    first_rows: np.ndarray  # the seed's 10-row check runs on these test rows
+    first_rows: np.ndarray  # the seed's check runs on the first SEED_CHECK_ROWS test rows
 
 
 @dataclass(frozen=True)
@@ -366,7 +392,14 @@ class _Quantized:
                 )
                 raise QualityGateError(f"quality gate: {failure}{hint}; nothing was written")
         return cls(
-            model, quantized, integer_model, figures, integer_figures, config, integer, X[:10]
+            model,
+            quantized,
+            integer_model,
+            figures,
+            integer_figures,
+            config,
+            integer,
+            X[:SEED_CHECK_ROWS],
         )
 
     def models(self) -> dict[ModelKind, AnyModel]:
@@ -486,15 +519,14 @@ def seed_check(result: QuantizeResult) -> SeedCheck:
 # --------------------------------------------------------------------------- export
 
 
-EXPORT_FORMATS = ("onnx", "c", "mlflow")
-EXPORT_SUFFIXES = {"onnx": ".onnx", "c": ".h"}  # an MLflow model is a folder
+EXPORT_SUFFIXES: dict[ExportFormat, str] = {"onnx": ".onnx", "c": ".h"}  # MLflow: a folder
 
 
 @dataclass(frozen=True)
 class ExportResult:
     version: Version
     kind: ModelKind
-    format: str
+    format: ExportFormat
     path: Path
     sha256: str
     bytes: int
@@ -502,7 +534,7 @@ class ExportResult:
 
 def export(
     models_dir: Path,
-    export_format: str,
+    export_format: ExportFormat,
     kind: ModelKind,
     output: Path,
     *,
@@ -542,7 +574,7 @@ def export(
     return ExportResult(version, kind, export_format, Path(output), digest, size)
 
 
-def check_export_path(export_format: str, output: Path) -> None:
+def check_export_path(export_format: ExportFormat, output: Path) -> None:
     """An export is a file (or, for MLflow, a folder) whose SHA-256 is recorded: not standard
     output, and named for what it holds, so ``x.h`` is never an ONNX graph."""
     if str(output) == "-":
@@ -561,7 +593,11 @@ def check_export_path(export_format: str, output: Path) -> None:
 
 
 def _write_export(
-    version: Version, export_format: str, kind: ModelKind, output: Path, onnx_input: str | None
+    version: Version,
+    export_format: ExportFormat,
+    kind: ModelKind,
+    output: Path,
+    onnx_input: str | None,
 ) -> tuple[str, int]:
     """Write one export of ``version``; its SHA-256 and size (of every file, for MLflow)."""
     models = loading.load_models(version)
@@ -572,7 +608,7 @@ def _write_export(
         from linreg_ops.exports.mlflow import tree_sha256, write_mlflow_model
 
         metadata = {
-            "linreg_ops_version": _package_version(),
+            "linreg_ops_version": __version__,
             "models_version": version.number,
             "kind": kind,
             "artifact": artifact,
@@ -602,9 +638,3 @@ def _write_export(
         data = c_header_text(model, artifact_sha256=artifact_sha).encode("utf-8")
     store.atomic_write(output, data)
     return sha256_bytes(data), len(data)
-
-
-def _package_version() -> str:
-    from linreg_ops import __version__
-
-    return __version__

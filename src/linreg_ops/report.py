@@ -23,6 +23,24 @@ if TYPE_CHECKING:
 
     from linreg_ops.model import LinearModel
 
+__all__ = [
+    "COLORS",
+    "SWEEP_FLOOR",
+    "ModelRow",
+    "comparison_rows",
+    "comparison_table",
+    "context_lines",
+    "model_card",
+    "predicted_vs_actual_figure",
+    "predicted_vs_actual_png",
+    "quantization_png",
+    "residuals_figure",
+    "residuals_png",
+    "run_report_files",
+    "sweep_table",
+    "write_sweep_report",
+]
+
 COLORS = {"float": "tab:blue", "quantized": "tab:orange", "integer": "tab:green"}
 
 

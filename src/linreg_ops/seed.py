@@ -11,6 +11,10 @@ from pathlib import Path
 from linreg_ops.cli import main
 from linreg_ops.training.sources import use_shared_cache
 
+__all__ = [
+    "run_script",
+]
+
 
 def run_script(command: str, script: str, argv: Sequence[str]) -> int:
     """``linreg-ops <command> <argv>``, with the shared data cache found from ``script``."""

@@ -10,6 +10,7 @@ import pytest
 
 from helpers import SEED_MSE, SEED_R2, device_node, snapshot, tamper, write_csv
 from linreg_ops import __version__, cli
+from linreg_ops.cli import commands
 from linreg_ops.inference import loading
 from linreg_ops.storage import store
 
@@ -355,7 +356,7 @@ def test_unexpected_errors_exit_1(monkeypatch, capsys, trained_dir):
     def explode(args):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(cli, "cmd_evaluate", explode)
+    monkeypatch.setattr(commands, "cmd_evaluate", explode)
     assert cli.main(["evaluate", "--models-dir", str(trained_dir)]) == 1
     assert "unexpected error" in capsys.readouterr().err
 

@@ -82,11 +82,11 @@ def test_bad_quantize_options_exit_2(run_cli, models_copy, args):
 
 
 def test_sweep_prints_and_writes_the_report(run_cli, trained_dir, tmp_path):
+    """``linreg-ops sweep``, and ``quantize --sweep``, its alias: the same bytes printed and
+    written, and nothing published."""
     reports = tmp_path / "reports"
     before = snapshot(trained_dir)
-    result = run_cli(
-        "quantize", "--sweep", "--models-dir", trained_dir, "--reports-dir", reports, check=True
-    )
+    result = run_cli("sweep", "--models-dir", trained_dir, "--reports-dir", reports, check=True)
     table = [line for line in result.stdout.splitlines() if line.startswith("|")]
     assert len(table) == 2 + 15 * 2 * 3  # header, rule, bits 2..16 × granularity × rounding
     assert "| 8 | per-tensor | nearest |" in result.stdout
@@ -94,6 +94,12 @@ def test_sweep_prints_and_writes_the_report(run_cli, trained_dir, tmp_path):
     assert "\n".join(table) in markdown
     assert (reports / "quantization.png").read_bytes().startswith(b"\x89PNG")
     assert snapshot(trained_dir) == before, "a sweep must not touch the artifacts"
+    alias = run_cli(
+        "quantize", "--sweep", "--models-dir", trained_dir, "--reports-dir", reports, check=True
+    )
+    assert alias.stdout == result.stdout
+    assert (reports / "quantization.md").read_text() == markdown
+    assert snapshot(trained_dir) == before
 
 
 def test_predict_integer_only_reports_clipped_rows(run_cli, trained_dir):
@@ -131,7 +137,8 @@ def test_a_feature_float32_cannot_hold_is_one_line_exit_2(run_cli, tmp_path, sca
 
 
 def test_a_sweep_of_a_feature_float32_cannot_hold_is_one_line_exit_2(run_cli, tmp_path):
-    """Second attack: ``quantize --sweep`` skipped the float32 check: a NaN traceback."""
+    """Second attack: the sweep (then ``quantize --sweep``) skipped the float32 check: a NaN
+    traceback."""
     import numpy as np
 
     from helpers import write_csv
@@ -143,7 +150,7 @@ def test_a_sweep_of_a_feature_float32_cannot_hold_is_one_line_exit_2(run_cli, tm
     data = write_csv(tmp_path / "wide.csv", ["a", "b", "y"], np.column_stack([X, y]).tolist())
     models = tmp_path / "models"
     run_cli("train", "--data", data, "--target", "y", "--models-dir", models, check=True)
-    result = run_cli("quantize", "--sweep", "--models-dir", models, "--reports-dir", tmp_path / "r")
+    result = run_cli("sweep", "--models-dir", models, "--reports-dir", tmp_path / "r")
     assert result.returncode == 2, result.stderr
     assert "feature 'a' reaches 3.9e+100, beyond float32's range" in result.stderr
     assert "Traceback" not in result.stderr

@@ -82,9 +82,10 @@ def record_events(model, X):
     event(f"clipped rows: {'none' if not clipped.any() else 'all' if clipped.all() else 'some'}")
     event("checked with Python integers too" if _fits_int64(model) else "int64 wrap-around")
     if _float_accumulation_is_exact(model, X):
-        offsets, _, _, _, float_clip, int_clip = _requantization(model)
-        event(f"requantization: {len(offsets)} float additions")
-        event(f"output clip: {'float64' if float_clip else 'int64' if int_clip else 'none'}")
+        requantize = _requantization(model)
+        event(f"requantization: {len(requantize.offsets)} float additions")
+        clip = "float64" if requantize.float_clip else "int64" if requantize.int_clip else "none"
+        event(f"output clip: {clip}")
 
 
 def assert_matches_references(model, X, python_rows=40):
@@ -302,8 +303,9 @@ def test_output_clipping_matches(weight_total, multiplier, shift, clip_in):
     served as 31.20 with clipped=False); a row strictly inside the output codes is not."""
     rng = np.random.default_rng(6)
     model = direct_model(rng, 8, 16, weight_total, multiplier, shift, 0)
-    _, _, _, _, float_clip, int_clip = _requantization(model)
-    assert (float_clip is not None, int_clip) == (clip_in == "float64", clip_in == "int64")
+    requantize = _requantization(model)
+    clip = (requantize.float_clip is not None, requantize.int_clip)
+    assert clip == (clip_in == "float64", clip_in == "int64")
     X = make_rows(model, typical_rows(model, rng, 500), rng, 3000, 0.01)
     codes, clipped = predict_codes(model, X)
     with np.errstate(over="ignore"):  # x / scale overflows to inf for the huge rows
@@ -330,8 +332,7 @@ def test_every_output_clipped_to_one_end(bias):
     give the end code."""
     rng = np.random.default_rng(7)
     model = direct_model(rng, 8, 16, 2.0**4, 2**30, 40, bias)
-    _, _, _, _, float_clip, _ = _requantization(model)
-    assert float_clip is not None
+    assert _requantization(model).float_clip is not None
     X = make_rows(model, typical_rows(model, rng, 300), rng, 1000, 0.01)
     codes, clipped = predict_codes(model, X)
     assert (codes == (model.output_range[0] if bias < 0 else model.output_range[1])).all()

@@ -1,7 +1,14 @@
-"""Exporters: pure functions from a model object to the bytes or text of another format.
+"""The exports wing: a published model in another runtime's format.
 
-``linreg_ops.exports.onnx`` writes ONNX graphs of the three model kinds and
-``linreg_ops.exports.c`` a header-only C99 file of the integer-only model. None of them
-touches a file or a folder: the CLI and storage layers decide where the bytes go and write
-them atomically, so an exporter can be tested, and trusted, on its return value alone.
+- ``onnx``: ONNX graphs of the three model kinds (bytes).
+- ``c``: a header-only C99 file of the integer-only model (text).
+- ``mlflow``: an MLflow model directory whose pyfunc (``mlflow_model``, "models from code")
+  reads the model's JSON and predicts through ``inference.predict``: nothing is pickled.
+
+The ONNX and C exporters are pure functions from a model object to bytes or text, tested
+and trusted on their return value alone; the pipeline decides where they go and writes them
+atomically. The MLflow exporter writes its directory beside the target and renames it into
+place whole. ``_common`` holds the checks every integer exporter shares.
 """
+
+__all__ = ["c", "mlflow", "onnx"]  # mlflow_model is the file MLflow runs, not imported

@@ -14,6 +14,16 @@ import numpy as np
 from linreg_ops.errors import InputError
 from linreg_ops.model import IntegerLinearModel
 
+__all__ = [
+    "INT64_MAX",
+    "MAX_CODE_BITS",
+    "MAX_SHIFT",
+    "MAX_ZERO_POINT",
+    "IntegerBounds",
+    "checked_sha256",
+    "integer_bounds",
+]
+
 INT64_MAX = 2**63 - 1
 MAX_CODE_BITS = 16  # input and output codes travel as int16
 MAX_SHIFT = 62

@@ -21,10 +21,18 @@ only into string literals and comments, escaped, so any name yields valid C.
 
 import numpy as np
 
-import linreg_ops
+from linreg_ops._version import __version__
 from linreg_ops.errors import InputError
 from linreg_ops.exports._common import checked_sha256, integer_bounds
 from linreg_ops.model import IntegerLinearModel
+
+__all__ = [
+    "C_STRING_MAX",
+    "HEADER_NAME",
+    "c_comment_text",
+    "c_header_text",
+    "c_string",
+]
 
 HEADER_NAME = "linreg_model.h"
 C_STRING_MAX = 4095  # bytes in one string literal that C99 (5.2.4.1) guarantees
@@ -96,7 +104,7 @@ def c_header_text(model: IntegerLinearModel, *, artifact_sha256: str) -> str:
     weight_array = _array([str(w) for w in weights], per_line=8)
     scale_array = _array([_hex_double(s) for s in scales])
     zero_point_array = _array([_int64(z) for z in zero_points])
-    version = linreg_ops.__version__
+    version = __version__
     return f"""\
 /* {HEADER_NAME}: integer-only linear regression, exported by linreg-ops {version}.
  *

@@ -21,6 +21,12 @@ from linreg_ops.errors import InputError
 from linreg_ops.extras import require
 from linreg_ops.inference.loading import ARTIFACT_OF, Models
 
+__all__ = [
+    "EXAMPLE_ROWS",
+    "tree_sha256",
+    "write_mlflow_model",
+]
+
 EXAMPLE_ROWS = 5
 
 
@@ -45,7 +51,7 @@ def write_mlflow_model(
     """Write the MLflow model directory at ``output`` (which must not exist, or be empty):
     built in a temporary sibling folder and renamed into place whole. ``linreg_ops`` goes
     into the MLmodel metadata; ``artifact`` is the model's JSON."""
-    from linreg_ops import __version__
+    from linreg_ops._version import __version__
 
     mlflow = require("mlflow", "mlflow", "the MLflow export")
     import pandas as pd

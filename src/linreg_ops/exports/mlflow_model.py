@@ -16,6 +16,10 @@ from mlflow.pyfunc.model import PythonModel
 
 from linreg_ops.model import IntegerLinearModel, LinearModel, QuantizedLinearModel
 
+__all__ = [
+    "LinregOpsModel",
+]
+
 
 class LinregOpsModel(PythonModel):
     """Predicts with a linreg-ops float, quantized or integer-only model, from its JSON."""

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-import linreg_ops
+from linreg_ops._version import __version__
 from linreg_ops.errors import InputError
 from linreg_ops.exports._common import checked_sha256, integer_bounds
 from linreg_ops.extras import require
@@ -44,6 +44,23 @@ from linreg_ops.model import IntegerLinearModel, LinearModel, QuantizedLinearMod
 
 if TYPE_CHECKING:
     import onnx as onnx_module
+
+__all__ = [
+    "INPUT_NAME",
+    "INPUT_TYPES",
+    "ONNX_IR_VERSION",
+    "ONNX_OPSET",
+    "ROWS",
+    "Model",
+    "float_graph",
+    "integer_graph",
+    "model_kind",
+    "onnx_model",
+    "onnx_model_bytes",
+    "quantized_graph",
+    "require_onnx",
+    "weight_code_dtype",
+]
 
 ONNX_OPSET = 21
 ONNX_IR_VERSION = 10
@@ -107,7 +124,7 @@ def onnx_model(
         opset_imports=[onnx.helper.make_opsetid("", ONNX_OPSET)],
         ir_version=ONNX_IR_VERSION,
         producer_name="linreg-ops",
-        producer_version=linreg_ops.__version__,
+        producer_version=__version__,
         doc_string=f"linreg-ops {kind} linear model of {model.target_name!r}",
     )
     onnx.helper.set_model_props(
@@ -118,7 +135,7 @@ def onnx_model(
             "target_name": model.target_name,
             "artifact_sha256": digest,
             "input_type": input_type,
-            "linreg_ops_version": linreg_ops.__version__,
+            "linreg_ops_version": __version__,
         },
     )
     onnx.checker.check_model(proto, full_check=True)

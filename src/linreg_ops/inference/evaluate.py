@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -12,28 +13,33 @@ from linreg_ops.inference.predict import predict_rows
 from linreg_ops.metrics import quantized_fidelity, regression_metrics
 from linreg_ops.storage import store, tables
 
-__all__ = ["Evaluation", "evaluate", "labelled_rows"]
+__all__ = ["Evaluation", "LabelledRows", "evaluate", "labelled_rows"]
+
+
+class LabelledRows(NamedTuple):
+    """Rows to score: features, true values, and where they came from (for messages)."""
+
+    X: np.ndarray
+    y: np.ndarray
+    source: str
 
 
 def labelled_rows(
     models: Models, data: str | Path | None = None, target: str | None = None
-) -> tuple[np.ndarray, np.ndarray, str]:
+) -> LabelledRows:
     """Rows to score: the stored test split, or labelled files given with ``--data/--target``."""
     if data is None:
         if target is not None:
             raise InputError("--target needs --data PATH (the file holding the true values)")
         test = stored_test_rows(models)
-        return (
-            test.values[:, :-1],
-            test.values[:, -1],
-            f"stored test split ({store.TEST_SPLIT_CSV})",
-        )
+        split = f"stored test split ({store.TEST_SPLIT_CSV})"
+        return LabelledRows(test.values[:, :-1], test.values[:, -1], split)
     if not target:
         raise InputError("--data needs --target COLUMN (the column holding the true values)")
     columns = [*models.float.feature_names, target]
     blocks = [tables.read_table(path, columns).values for path in tables.table_files(data)]
     values = np.vstack(blocks)
-    return values[:, :-1], values[:, -1], str(data)
+    return LabelledRows(values[:, :-1], values[:, -1], str(data))
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import numpy as np
 import orjson
@@ -21,6 +21,28 @@ from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, Strict, TypeAdap
 from linreg_ops.config import SERVE_DEFAULTS, ModelKind
 from linreg_ops.errors import InputError
 from linreg_ops.storage import tables
+
+__all__ = [
+    "CSV_TYPES",
+    "JSON_TYPES",
+    "MLFLOW_KEYS",
+    "ROWS",
+    "Limits",
+    "Number",
+    "PredictRequest",
+    "RequestError",
+    "Row",
+    "check_batch",
+    "columns_to_matrix",
+    "csv_matrix",
+    "invocations_request",
+    "json_depth",
+    "load_json",
+    "mlflow_matrix",
+    "predict_request",
+    "rows_to_matrix",
+    "validation_message",
+]
 
 Number = Annotated[float, Strict(), AllowInfNan(False)]
 Row = list[Number] | dict[str, Number]
@@ -54,7 +76,7 @@ class PredictRequest(BaseModel):
         min_length=1,
         description="rows to predict: lists in feature order, or objects keyed by feature name",
     )
-    model: Literal["float", "quantized", "integer"] = "float"
+    model: ModelKind = "float"
 
 
 # --------------------------------------------------------------------------- JSON

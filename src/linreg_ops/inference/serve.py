@@ -34,8 +34,8 @@ from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.requests import ClientDisconnect
 
-from linreg_ops import __version__
-from linreg_ops.config import DEFAULT_MODELS_DIR, SERVE_DEFAULTS, LogLevel
+from linreg_ops._version import __version__
+from linreg_ops.config import DEFAULT_MODELS_DIR, SERVE_DEFAULTS, LogLevel, ModelKind
 from linreg_ops.errors import InputError
 from linreg_ops.inference import requests
 from linreg_ops.inference.loading import ARTIFACT_OF, AnyModel, Models, load_metrics, load_models
@@ -45,6 +45,27 @@ from linreg_ops.storage import store
 
 if TYPE_CHECKING:
     import numpy as np
+
+__all__ = [
+    "LARGE_BODY",
+    "BodyLimit",
+    "Drain",
+    "Draining",
+    "InvocationsResponse",
+    "JSONBody",
+    "Message",
+    "ModelInfo",
+    "PredictResponse",
+    "Receive",
+    "Scope",
+    "Send",
+    "ServeSettings",
+    "bind",
+    "create_app",
+    "describe_service",
+    "run",
+    "serve_settings",
+]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -85,7 +106,7 @@ def serve_settings(**given: Any) -> ServeSettings:
 
 
 class ModelInfo(BaseModel):
-    kind: str
+    kind: ModelKind
     sha256: str
     dtype: str
     version: int
@@ -109,7 +130,7 @@ class JSONBody(Response):
         return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
-def _dtype(models: Models, kind: str) -> str:
+def _dtype(models: Models, kind: ModelKind) -> str:
     if kind == "quantized" and models.quantized is not None:
         return models.quantized.dtype
     if kind == "integer" and models.integer is not None:

@@ -16,6 +16,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
+__all__ = [
+    "OPTIMAL_MAX_FEATURES",
+    "ROUNDERS",
+    "SPHERE_NODE_BUDGET",
+    "Grid",
+    "SphereResult",
+    "lll_reduce",
+    "objective",
+    "round_hessian",
+    "round_nearest",
+    "round_optimal",
+    "sphere_decode",
+]
+
 OPTIMAL_MAX_FEATURES = 32
 SPHERE_NODE_BUDGET = 2_000_000
 

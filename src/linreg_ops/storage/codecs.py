@@ -21,6 +21,43 @@ from linreg_ops.config import Calibration, Granularity, QuantDtype, Rounding, pa
 from linreg_ops.errors import ArtifactError, InputError
 from linreg_ops.model import FeatureStats, IntegerLinearModel, LinearModel, QuantizedLinearModel
 
+__all__ = [
+    "FLOAT32_MAX",
+    "FLOAT32_TINY",
+    "INT32_MAX",
+    "INT32_MIN",
+    "NAME_MAX_CHARS",
+    "SCHEMA_VERSION",
+    "Document",
+    "Figures",
+    "Finite",
+    "FloatModelDoc",
+    "Int32",
+    "IntegerModelDoc",
+    "MetricsDoc",
+    "Name",
+    "QuantizedModelDoc",
+    "TrainingStatistics",
+    "Versioned",
+    "check_schema_version",
+    "decode",
+    "decode_float",
+    "decode_integer",
+    "decode_metrics",
+    "decode_quantized",
+    "encode_float",
+    "encode_integer",
+    "encode_quantized",
+    "first_error",
+    "float_model_dict",
+    "float_model_from",
+    "integer_model_dict",
+    "integer_model_from",
+    "json_bytes",
+    "quantized_model_dict",
+    "quantized_model_from",
+]
+
 SCHEMA_VERSION = 2
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 FLOAT32_TINY = float(np.finfo(np.float32).tiny)
@@ -404,7 +441,7 @@ def _floats(values: np.ndarray) -> Any:
     return np.asarray(values, dtype=np.float64).tolist()
 
 
-DocT = TypeVar("DocT", bound=Versioned)
+_DocT = TypeVar("_DocT", bound=Versioned)
 
 
 class _Head(BaseModel):
@@ -414,7 +451,7 @@ class _Head(BaseModel):
     schema_version: Any = None
 
 
-def decode(schema: type[DocT], data: bytes, source: str) -> DocT:
+def decode(schema: type[_DocT], data: bytes, source: str) -> _DocT:
     """Bytes → validated document, or one line naming the file and the first problem.
 
     pydantic's JSON parser is used throughout: it bounds nesting depth, refuses NaN and

@@ -1,0 +1,52 @@
+"""``linreg-ops``: parse the command line, call one stage function, print what it returned.
+
+Exit codes: 0 success, 2 bad input or usage (one line on stderr, no traceback), 3 a
+quantized model missed the quality gate (nothing written), 1 anything unexpected (with the
+traceback, because that is a bug worth reporting).
+
+- ``parser``: the grammar — commands, flags, defaults (all from ``linreg_ops.config``).
+- ``commands``: one handler per command and per mode: parse → call → render.
+- ``render``: every line printed about results.
+"""
+
+import os
+import shlex
+import sys
+import traceback
+from collections.abc import Sequence
+
+from linreg_ops.cli.commands import EXIT_BAD_INPUT, EXIT_GATE, EXIT_OK, EXIT_UNEXPECTED
+from linreg_ops.cli.parser import build_parser, check_labelled
+from linreg_ops.errors import InputError, QualityGateError
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``linreg-ops`` console script."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(arguments)
+    args.command_line = shlex.join(["linreg-ops", *arguments])
+    try:
+        check_labelled(args)
+        status: int = args.handler(args)
+        return status
+    except QualityGateError as exc:
+        print(f"linreg-ops {args.command}: {exc}", file=sys.stderr)
+        return EXIT_GATE
+    except InputError as exc:
+        print(f"linreg-ops {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): stop quietly, as Unix tools do.
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - stdout must stay open until exit
+        return EXIT_OK
+    except Exception:
+        traceback.print_exc()
+        print(
+            f"linreg-ops {args.command}: unexpected error (a bug; please report it)",
+            file=sys.stderr,
+        )
+        return EXIT_UNEXPECTED
