@@ -4,7 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -109,3 +109,20 @@ def regression_csv(tmp_path) -> Path:
     y = X @ np.array([2.0, -3.0, 0.5]) + 1.0 + rng.normal(scale=0.1, size=200)
     rows = np.column_stack([X, y]).tolist()
     return write_csv(tmp_path / "train.csv", ["a", "b", "c", "y"], rows)
+
+
+@pytest.fixture(scope="session")
+def scheduler() -> Iterator[str]:
+    """One Dask cluster for every scaling test (a LocalCluster costs seconds to start): the
+    address of a 2-worker LocalCluster on 127.0.0.1, reached through the engine's
+    ``--scheduler`` path like any remote cluster."""
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",  # not 8787: the engine's own clusters need no port
+        scheduler_kwargs={"dashboard": False},
+    ) as cluster:
+        yield cluster.scheduler_address

@@ -36,7 +36,7 @@ from linreg_ops.exports.onnx import INPUT_TYPES as ONNX_INPUT_TYPES
 
 __all__ = ["build_parser", "check_labelled"]
 
-TRAIN, QUANT, GATE = TrainConfig(), QuantConfig(), GateConfig()
+_TRAIN, _QUANT, _GATE = TrainConfig(), QuantConfig(), GateConfig()
 
 
 def check_labelled(args: argparse.Namespace) -> None:
@@ -146,31 +146,34 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated feature columns (default: every other column)",
     )
     training.add_argument(
-        "--test-size", type=_test_size, default=TRAIN.test_size, help=f"default: {TRAIN.test_size}"
+        "--test-size",
+        type=_test_size,
+        default=_TRAIN.test_size,
+        help=f"default: {_TRAIN.test_size}",
     )
     training.add_argument(
         "--random-state",
         type=int,
-        default=TRAIN.random_state,
-        help=f"default: {TRAIN.random_state}",
+        default=_TRAIN.random_state,
+        help=f"default: {_TRAIN.random_state}",
     )
     training.add_argument(
         "--engine",
         choices=ENGINES,
-        default=TRAIN.engine,
+        default=_TRAIN.engine,
         help="auto: scikit-learn in memory under 1M rows, streaming above it and for files",
     )
     quantizing = argparse.ArgumentParser(add_help=False)
     quantizing.add_argument(
         "--dtype",
-        default=QUANT.dtype,
-        help=f"weights: intN symmetric or uintN asymmetric, N in 2..16 (default: {QUANT.dtype})",
+        default=_QUANT.dtype,
+        help=f"weights: intN symmetric or uintN asymmetric, N in 2..16 (default: {_QUANT.dtype})",
     )
-    quantizing.add_argument("--granularity", choices=GRANULARITIES, default=QUANT.granularity)
+    quantizing.add_argument("--granularity", choices=GRANULARITIES, default=_QUANT.granularity)
     quantizing.add_argument(
         "--rounding",
         choices=ROUNDINGS,
-        default=QUANT.rounding,
+        default=_QUANT.rounding,
         help="nearest, hessian (GPTQ-style, default) or optimal (exact, up to 32 features)",
     )
     quantizing.add_argument(
@@ -188,21 +191,21 @@ def build_parser() -> argparse.ArgumentParser:
     quantizing.add_argument(
         "--max-r2-drop",
         type=_limit,
-        default=GATE.max_r2_drop,
+        default=_GATE.max_r2_drop,
         help="gate for every quantized model: exit 3 if R² falls more (default 0.001; 'none')",
     )
     quantizing.add_argument(
         "--max-abs-diff",
         type=_limit,
-        default=GATE.max_abs_diff,
+        default=_GATE.max_abs_diff,
         help="gate for every quantized model: exit 3 if a prediction moves more (default: none)",
     )
     scaling = argparse.ArgumentParser(add_help=False)
     scaling.add_argument(
         "--chunk-rows",
         type=_positive,
-        default=TRAIN.chunk_rows,
-        help=f"rows per block (default {TRAIN.chunk_rows})",
+        default=_TRAIN.chunk_rows,
+        help=f"rows per block (default {_TRAIN.chunk_rows})",
     )
     scaling.add_argument(
         "--scheduler",

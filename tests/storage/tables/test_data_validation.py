@@ -13,7 +13,7 @@ from linreg_ops.storage.tables import csv_reading, reading
 from linreg_ops.training import engines, sources
 
 GOOD_ROWS = [[1, 2, 3.5], [2, 1, 4.0], [3, 5, 9.5], [4, 3, 8.0], [5, 8, 14.5], [6, 2, 8.0]]
-ENGINES = ["sklearn", "streaming"]  # the Dask engine: tests/scale
+ENGINES = ["sklearn", "streaming"]  # the Dask engine: tests/training
 
 
 def csv_file(tmp_path, header=("a", "b", "y"), rows=GOOD_ROWS, name="data.csv"):

@@ -16,7 +16,7 @@ import pytest
 from helpers import stop
 
 pytestmark = pytest.mark.slow
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[3] / "README.md"
 
 
 def curl_examples() -> list[str]:

@@ -1,0 +1,271 @@
+"""The public surface, pinned, as httpx's test_exported_members pins its own: each public
+module's ``__all__`` is the list written here, every name in it exists, and nothing public
+is left out of it. A name appears in or disappears from the API in a reviewed diff of this
+file, never by accident.
+
+Public: every module of linreg_ops whose dotted path has no part starting with ``_``, but
+``exports.mlflow_model`` (the file MLflow runs as a model, which registers itself when
+imported). A wing's ``__init__`` lists its modules; ``linreg_ops`` itself the curated API,
+loaded on first use.
+"""
+
+import ast
+import importlib
+import inspect
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import linreg_ops
+
+NOT_IMPORTED = {"linreg_ops.exports.mlflow_model"}
+
+# fmt: off
+EXPORTED = {
+    "linreg_ops": [
+        "GateConfig", "InputError", "IntegerConfig", "IntegerLinearModel", "LinearModel", "Models",
+        "QualityGateError", "QuantConfig", "QuantizedLinearModel", "TrainConfig", "__version__",
+        "california_source", "evaluate", "export", "file_source", "labelled_rows", "load",
+        "predict_file", "predict_rows", "quantize", "run", "sweep", "train",
+    ],
+    "linreg_ops.cli": ["main"],
+    "linreg_ops.cli.commands": [
+        "EXIT_BAD_INPUT", "EXIT_GATE", "EXIT_OK", "EXIT_UNEXPECTED", "cmd_evaluate", "cmd_export",
+        "cmd_predict", "cmd_quantize", "cmd_run", "cmd_serve", "cmd_sweep", "cmd_train",
+    ],
+    "linreg_ops.cli.parser": ["build_parser", "check_labelled"],
+    "linreg_ops.cli.render": [
+        "FIRST_ROWS", "clipped", "dask_predictions", "evaluation", "export", "file_predictions",
+        "labelled_predictions", "loading", "loading_trained_model", "progress_bar", "quantization",
+        "run", "sweep", "training", "training_started",
+    ],
+    "linreg_ops.config": [
+        "BLOCK_BYTES", "CALIBRATIONS", "DEFAULT_CHUNK_ROWS", "DEFAULT_LOCK_TIMEOUT",
+        "DEFAULT_MODELS_DIR", "DEFAULT_REPORTS_DIR", "ENGINES", "EXPORT_FORMATS", "GRANULARITIES",
+        "INPUT_BITS", "IN_MEMORY_ROWS", "LOG_LEVELS", "MODELS_DIR_ENV", "MODEL_KINDS",
+        "PREDICT_ENGINES", "ROUNDINGS", "SERVE_DEFAULTS", "SUPPORTED_BITS", "Calibration",
+        "Engine", "ExportFormat", "FitEngine", "GateConfig", "Granularity", "InputDtype",
+        "IntegerConfig", "LogLevel", "ModelKind", "PredictEngine", "QuantConfig", "QuantDtype",
+        "Rounding", "ServeConfig", "TrainConfig", "models_dir_default", "parse_dtype",
+    ],
+    "linreg_ops.errors": [
+        "ArtifactError", "InputError", "MissingExtraError", "QualityGateError", "StoreBusyError",
+    ],
+    "linreg_ops.exports": ["c", "mlflow", "onnx"],
+    "linreg_ops.exports.c": [
+        "C_STRING_MAX", "HEADER_NAME", "c_comment_text", "c_header_text", "c_string",
+    ],
+    "linreg_ops.exports.mlflow": ["EXAMPLE_ROWS", "tree_sha256", "write_mlflow_model"],
+    "linreg_ops.exports.onnx": [
+        "INPUT_NAME", "INPUT_TYPES", "ONNX_IR_VERSION", "ONNX_OPSET", "ROWS", "Model",
+        "float_graph", "integer_graph", "model_kind", "onnx_model", "onnx_model_bytes",
+        "quantized_graph", "require_onnx", "weight_code_dtype",
+    ],
+    "linreg_ops.extras": ["install_command", "require"],
+    "linreg_ops.inference": ["dask_scoring", "evaluate", "loading", "predict", "requests", "serve"],
+    "linreg_ops.inference.dask_scoring": ["dask_predict"],
+    "linreg_ops.inference.evaluate": ["Evaluation", "LabelledRows", "evaluate", "labelled_rows"],
+    "linreg_ops.inference.loading": [
+        "ARTIFACT_OF", "KNOWN_ANSWER_ROWS", "AnyModel", "Models", "answers_digest",
+        "check_known_answers", "known_answers", "load", "load_metrics", "load_models",
+        "probe_rows", "stored_test_rows",
+    ],
+    "linreg_ops.inference.predict": [
+        "SHOWN_CLIPPED", "FilePrediction", "check_output", "predict_file", "predict_rows",
+    ],
+    "linreg_ops.inference.requests": [
+        "CSV_TYPES", "JSON_TYPES", "MLFLOW_KEYS", "ROWS", "Limits", "Number", "PredictRequest",
+        "RequestError", "Row", "check_batch", "columns_to_matrix", "csv_matrix",
+        "invocations_request", "json_depth", "load_json", "mlflow_matrix", "predict_request",
+        "rows_to_matrix", "validation_message",
+    ],
+    "linreg_ops.inference.serve": [
+        "LARGE_BODY", "BodyLimit", "Drain", "Draining", "InvocationsResponse", "JSONBody",
+        "Message", "ModelInfo", "PredictResponse", "Receive", "Scope", "Send", "ServeSettings",
+        "bind", "create_app", "describe_service", "run", "serve_settings",
+    ],
+    "linreg_ops.metrics": [
+        "mean_squared_error", "prediction_drift", "quantized_fidelity", "r2_from_sums", "r2_score",
+        "regression_metrics",
+    ],
+    "linreg_ops.model": [
+        "FLOAT64_MAX", "PREDICTION_HEADROOM", "ROW_BLOCK", "SMALLEST_SUBNORMAL", "UNIT_ROUNDOFF",
+        "FeatureStats", "IntegerLinearModel", "LinearModel", "Predictor", "QuantizedLinearModel",
+        "domain_error", "outside_domain", "raw_input_bounds", "rounding_bound", "row_dot",
+    ],
+    "linreg_ops.moments": ["BLOCK_BYTES", "BLOCK_ROWS", "MomentStats", "block_rows", "merge_all"],
+    "linreg_ops.monitoring": [],
+    "linreg_ops.pipeline": [
+        "EXPORT_SUFFIXES", "SEED_CHECK_ROWS", "ExportResult", "QuantizeResult", "RunResult",
+        "SeedCheck", "SweepResult", "TrainResult", "check_export_path", "export", "quantize",
+        "run", "seed_check", "sweep", "train", "verify",
+    ],
+    "linreg_ops.quantization": ["gate", "quantize", "rounding", "sweep"],
+    "linreg_ops.quantization.gate": [
+        "check_float32_range", "fidelity", "gate_failure", "limits_met",
+    ],
+    "linreg_ops.quantization.quantize": [
+        "BIAS_MAX_SHIFT", "FLOAT32_TINY", "INT32_MAX", "INT32_MIN", "OUTPUT_BITS", "TIE_WIDENINGS",
+        "RoundingResult", "build_integer_model", "choose_scale_and_zero_point",
+        "float_parameter_bytes", "quantize_model", "quantized_parameter_bytes", "round_weights",
+        "rounding_note",
+    ],
+    "linreg_ops.quantization.rounding": [
+        "OPTIMAL_MAX_FEATURES", "ROUNDERS", "SPHERE_NODE_BUDGET", "Grid", "SphereResult",
+        "lll_reduce", "objective", "round_hessian", "round_nearest", "round_optimal",
+        "sphere_decode",
+    ],
+    "linreg_ops.quantization.sweep": ["sweep"],
+    "linreg_ops.report": [
+        "COLORS", "SWEEP_FLOOR", "ModelRow", "comparison_rows", "comparison_table",
+        "context_lines", "model_card", "predicted_vs_actual_figure", "predicted_vs_actual_png",
+        "quantization_png", "residuals_figure", "residuals_png", "run_report_files", "sweep_table",
+        "write_sweep_report",
+    ],
+    "linreg_ops.seed": ["run_script"],
+    "linreg_ops.storage": ["cluster", "codecs", "digests", "joblib_codec", "store", "tables"],
+    "linreg_ops.storage.cluster": [
+        "CONNECT_TIMEOUT", "PARTITION_BYTES", "DaskSession", "Piece", "checked_headers",
+        "checked_scheduler", "count_pieces", "handshake", "read_in_order", "tree",
+    ],
+    "linreg_ops.storage.codecs": [
+        "FLOAT32_MAX", "FLOAT32_TINY", "INT32_MAX", "INT32_MIN", "NAME_MAX_CHARS",
+        "SCHEMA_VERSION", "Document", "Figures", "Finite", "FloatModelDoc", "Int32",
+        "IntegerModelDoc", "MetricsDoc", "Name", "QuantizedModelDoc", "TrainingStatistics",
+        "Versioned", "check_schema_version", "decode", "decode_float", "decode_integer",
+        "decode_metrics", "decode_quantized", "encode_float", "encode_integer", "encode_quantized",
+        "first_error", "float_model_dict", "float_model_from", "integer_model_dict",
+        "integer_model_from", "json_bytes", "quantized_model_dict", "quantized_model_from",
+    ],
+    "linreg_ops.storage.digests": ["sha256_bytes", "sha256_file"],
+    "linreg_ops.storage.joblib_codec": ["estimator_from", "joblib_bytes"],
+    "linreg_ops.storage.store": [
+        "ARTIFACTS", "ARTIFACT_MAX_BYTES", "CURRENT", "ESTIMATOR_JOBLIB", "EXPORTS_JSON",
+        "INTEGER_MODEL_JSON", "LOCK", "MANIFEST_JSON", "MANIFEST_MAX_BYTES", "MAX_VERSION",
+        "METRICS_JSON", "MODEL_JSON", "QUANTIZED_MODEL_JSON", "QUANT_PARAMS_JOBLIB", "SEED_PATHS",
+        "STAGING", "STREAMS", "TEST_SPLIT_CSV", "UNQUANT_PARAMS_JOBLIB", "VERSIONS",
+        "ArtifactEntry", "ArtifactName", "ExportEntry", "Exports", "Holder", "Manifest",
+        "StagedFile", "Version", "Writer", "atomic_write", "check_outside", "check_writable",
+        "copy_current", "discard_files", "open_version", "output_target", "package_versions",
+        "place_file", "read_artifact", "read_exports", "read_regular_file", "record_export",
+        "remove_tree", "rename_into_place", "stage_file", "staging_sibling", "writer",
+    ],
+    "linreg_ops.storage.tables": [
+        "STDOUT", "Block", "Partition", "Table", "check_columns", "check_finite",
+        "check_rows_per_file", "count_csv_rows", "csv_bytes", "csv_header_of", "is_stdout",
+        "iter_blocks", "parse_csv", "partition_blocks", "partition_rows", "partitions",
+        "prediction_writer", "read_header", "read_table", "rows_per_block", "splittable",
+        "table_files",
+    ],
+    "linreg_ops.storage.tables.csv_reading": [
+        "CSV_BLOCK_BYTES", "MAX_CSV_BLOCK_BYTES", "CsvSource", "batches", "count_csv_rows",
+        "csv_blocks", "csv_reader", "parse_csv",
+    ],
+    "linreg_ops.storage.tables.discovery": [
+        "check_columns", "check_table_path", "csv_header", "csv_header_of", "read_header",
+        "table_files",
+    ],
+    "linreg_ops.storage.tables.parquet": ["parquet_blocks"],
+    "linreg_ops.storage.tables.partitions": [
+        "Partition", "check_rows_per_file", "csv_ranges", "partition_blocks", "partition_rows",
+        "partitions", "splittable",
+    ],
+    "linreg_ops.storage.tables.reading": [
+        "PARSE_BYTES", "PARSE_THREADS", "iter_blocks", "parallel_csv_blocks", "read_table",
+    ],
+    "linreg_ops.storage.tables.writing": ["STDOUT", "csv_bytes", "is_stdout", "prediction_writer"],
+    "linreg_ops.training": [
+        "checks", "engines", "features", "solve", "sources", "split", "summary",
+    ],
+    "linreg_ops.training.checks": [
+        "SMALLEST_SPREAD", "check_counts", "check_rows", "check_solution", "check_trainable",
+    ],
+    "linreg_ops.training.engines": [
+        "HASH_SPLIT", "SEED_SPLIT", "Fit", "chosen_engine", "dask_arrays", "fit",
+        "fit_linear_regression", "stream_arrays",
+    ],
+    "linreg_ops.training.features": ["CALIBRATION_QUANTILE", "feature_statistics"],
+    "linreg_ops.training.solve": ["RankWarning", "constant_features", "intercept_of", "solve"],
+    "linreg_ops.training.sources": [
+        "CALIFORNIA_SOURCE", "CALIFORNIA_UNITS", "SHARED_CACHE", "ArraySource", "FileSource",
+        "Source", "california_source", "feature_columns", "file_source", "use_shared_cache",
+    ],
+    "linreg_ops.training.split": ["GOLDEN", "held_out_rows", "row_uniforms"],
+    "linreg_ops.training.summary": [
+        "KEPT_BYTES", "SAMPLE_ROWS", "STORED_TEST_ROWS", "Summary", "kept_rows", "summarize",
+    ],
+}
+# fmt: on
+
+
+def public_modules() -> list[str]:
+    found = ["linreg_ops"]
+    for info in pkgutil.walk_packages(linreg_ops.__path__, "linreg_ops."):
+        if not any(part.startswith("_") for part in info.name.split(".")):
+            found.append(info.name)
+    return sorted(set(found) - NOT_IMPORTED)
+
+
+def defined_names(module: object) -> set[str]:
+    """The public names a module's own source defines at its top level."""
+    tree = ast.parse(Path(inspect.getfile(module)).read_text())  # type: ignore[arg-type]
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+    # TYPE_CHECKING = False: typing's flag without importing typing, never API
+    return {name for name in names if not name.startswith("_") and name != "TYPE_CHECKING"}
+
+
+def test_every_public_module_is_pinned():
+    assert public_modules() == sorted(EXPORTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPORTED))
+def test_all_is_the_pinned_list(name):
+    assert importlib.import_module(name).__all__ == EXPORTED[name]
+
+
+@pytest.mark.parametrize("name", sorted(EXPORTED))
+def test_every_name_in_all_exists(name):
+    module = importlib.import_module(name)
+    for member in module.__all__:
+        if not hasattr(module, member):  # a wing's module: imported on request
+            importlib.import_module(f"{name}.{member}")
+        assert hasattr(module, member), f"{name}.__all__ names {member!r}, which is missing"
+
+
+@pytest.mark.parametrize("name", sorted(EXPORTED))
+def test_nothing_public_is_left_out(name):
+    """Every public definition is in ``__all__``; a package's public modules are too."""
+    module = importlib.import_module(name)
+    missing = defined_names(module) - set(module.__all__)
+    if hasattr(module, "__path__") and name != "linreg_ops":
+        modules = {
+            info.name for info in pkgutil.iter_modules(module.__path__)
+            if not info.name.startswith("_") and f"{name}.{info.name}" not in NOT_IMPORTED
+        }  # fmt: skip
+        if set(module.__all__) <= modules:  # a wing: its modules are its API, all of them
+            missing |= modules - set(module.__all__)
+    assert not missing, f"{name} defines public {sorted(missing)} outside __all__"
+
+
+def test_importing_the_package_imports_no_stage():
+    """The API loads on first use: ``import linreg_ops`` costs what it did before it had
+    one (a cold ``linreg-ops predict`` must not pay for training's imports)."""
+    code = (
+        "import sys, linreg_ops\n"
+        "print(sorted(m for m in sys.modules if m.startswith('linreg_ops') or m == 'numpy'))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "['linreg_ops', 'linreg_ops._version']"
+    assert linreg_ops.train.__module__ == "linreg_ops.pipeline"
+    assert set(linreg_ops.__all__) <= set(dir(linreg_ops))
