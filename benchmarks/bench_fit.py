@@ -38,7 +38,7 @@ ENGINES = {
     "dask-csv": "linreg-ops Dask from CSV (2 workers, 512 MiB each)",
     "read-pandas-csv": "read only: pandas.read_csv",
     "read-pyarrow-csv": "read only: pyarrow.csv.read_csv",
-    "read-linreg-ops-csv": "read only: linreg_ops.tables.iter_blocks",
+    "read-linreg-ops-csv": "read only: linreg_ops.storage.tables.iter_blocks",
     "predict-parquet": "linreg-ops out-of-core scoring of the Parquet file",
 }
 GROUPS = {

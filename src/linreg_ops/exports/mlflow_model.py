@@ -2,7 +2,7 @@
 
 MLflow copies this file into the model directory and runs it at load time, so no Python
 object is pickled: the model itself is the linreg-ops JSON artifact next to it, decoded and
-checked by ``linreg_ops.codecs``, and it predicts through ``predict_rows``: the same answers
+checked by ``storage.codecs``, and it predicts through ``predict_rows``: the same answers
 as ``linreg-ops predict``, and the same refusal (one message) for a row outside the model's
 domain — NaN, ±inf, or a value a float model's sum could overflow on.
 """
