@@ -1,83 +1,217 @@
-"""HTTP serving under bounded load on 127.0.0.1: linreg-ops beside `mlflow models serve`.
+"""HTTP serving side by side: linreg-ops, a hand-written FastAPI app, a framework-free ASGI
+app (the floor) and MLflow's scoring server, pinned, interleaved, in one run.
 
-    python benchmarks/bench_serve.py [--models-dir models] [--seconds 10]
+    python benchmarks/bench_serve.py [--models-dir models] [--repeats 5] [--seconds 10]
+                                     [--variants linreg-ops,bare-fastapi,raw-asgi,mlflow]
+                                     [--skip-mlflow] [--json results.json]
 
-Needs `wrk` (Debian: apt-get install wrk) and MLflow (the `mlflow` extra, which `make test`
-installs); the MLflow side serves the same float model, exported with `linreg-ops export
---format mlflow` (a pyfunc over model.json). Both servers get one worker and the same model; wrk runs one thread, so the two cores are shared by one
-server and one client. Every load is bounded twice: a request count and a time cap. Only
-loopback addresses are used. Prints a table and the ratios (linreg-ops / MLflow).
+Needs Debian's ``wrk`` (``apt-get install -y wrk``), ``taskset`` and two CPUs; a trained
+models folder (``make run``); MLflow (the ``mlflow`` extra) unless ``--skip-mlflow``.
+
+Method. Every server runs one worker on 127.0.0.1, pinned to CPU 0; wrk runs one thread,
+pinned to CPU 1. Each repeat starts every peer once, in the order of ``PEERS`` (A B C A B C
+…), measures its start-up to ready (from the command to the first 200 of its ready path) and
+idle RSS (its process tree, 2 s after ready), checks that every route answers 200 with one
+prediction per row (and, on the float routes, ``X @ coef + b`` of those rows to 1e-9), warms
+each route up, then runs every load on every route it serves, and stops it. Every load is
+bounded twice, by a request count and by ``--seconds``; the rate is counted from the first to
+the last response. Printed: the median [min–max] over the repeats of req/s, p50 and p99, and
+of each repeat's ratio to the bare FastAPI app and to the raw ASGI app measured in the same
+repeat. ``--json`` also writes every repeat's figures.
+
+Peers and variants are the ``PEERS`` table (name, command, ready path, routes, environment)
+and routes the ``ROUTES`` table; ``--variants`` picks the peers to run. A full run (4 peers,
+5 repeats, 10 s caps) takes about 15 minutes on an idle 2-core machine, and at most about 30
+when every load runs into its time cap.
+
+Fairness: every peer gets the same bytes for a route — the first rows of the stored test split
+(``models/test_split.csv``) — so it parses what linreg-ops parses:
+
+* ``/invocations float``: ``{"dataframe_split": {"columns": [...], "data": [[...], ...]}}``
+  (what MLflow's own client sends), to every peer;
+* ``/predict float`` and ``/predict integer``: ``{"instances": [[...], ...], "model": "float"``
+  or ``"integer"}``, to every peer but MLflow, which has no such route. The bare apps ignore
+  ``model`` and answer the float ``X @ coef + b``: the integer rows compare linreg-ops's
+  integer-only model with the hand-written float app, the bar issue 15 sets.
+
+The bare apps (``benchmarks/peers``) validate nothing: they are the yardstick of what
+checking every input costs.
 """
 
 import argparse
+import csv
+import itertools
 import json
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
-from linreg_ops import pipeline
-from linreg_ops.inference import loading
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-LOADS = [  # (name, rows per request, connections, request cap)
-    ("1 row, c=1", 1, 1, 5_000),
-    ("1 row, c=8", 1, 8, 20_000),
-    ("1 row, c=32", 1, 32, 20_000),
-    ("1000 rows, c=4", 1000, 4, 2_000),
-]
+SERVER_CPU, CLIENT_CPU = 0, 1
+BARE, FLOOR = "bare-fastapi", "raw-asgi"  # the yardstick and the floor every ratio is taken to
+SETTLE_SECONDS = 2.0  # after ready, before reading idle memory
+START_TIMEOUT_SECONDS = 120
+PACKAGES_SHOWN = ("linreg-ops", "fastapi", "uvicorn", "uvloop", "httptools", "orjson", "numpy",
+                  "mlflow")  # fmt: skip
 
-# wrk keeps its clock running for the whole -d even after a thread stops, so the script
-# times the capped run itself: wall clock at the first and at the last counted response.
+
+@dataclass(frozen=True)
+class Load:
+    name: str
+    rows: int  # per request
+    connections: int
+    cap: int  # requests; the time cap is --seconds
+
+
+LOADS = (
+    Load("1 row, c=1", 1, 1, 5_000),
+    Load("1 row, c=8", 1, 8, 20_000),
+    Load("1000 rows, c=4", 1000, 4, 2_000),
+)
+
+
+@dataclass(frozen=True)
+class Route:
+    """A route and the JSON body built from (feature names, rows); routes of one ``group``
+    (the same model on the same rows) share a table and are compared with the bare apps'
+    route of that name."""
+
+    name: str
+    path: str
+    body: Callable[[list[str], list[list[float]]], dict[str, Any]]
+    group: str = ""
+    float_model: bool = True  # answers X @ coef + b (checked before timing)
+
+    @property
+    def table(self) -> str:
+        return self.group or self.name
+
+
+ROUTES = (
+    Route("/invocations float", "/invocations",
+          lambda columns, rows: {"dataframe_split": {"columns": columns, "data": rows}}),
+    Route("/predict float", "/predict",
+          lambda columns, rows: {"instances": rows, "model": "float"}),
+    Route("/predict integer", "/predict",
+          lambda columns, rows: {"instances": rows, "model": "integer"}, float_model=False),
+)  # fmt: skip
+# Issue 16's OIP route is one more Route, with group="/invocations float" so that it is printed
+# beside /invocations and compared with the bare apps' /invocations.
+EVERY_ROUTE = ("/invocations float", "/predict float", "/predict integer")
+
+
+@dataclass(frozen=True)
+class Peer:
+    """A server to measure: its command and extra environment (``{placeholders}`` filled by
+    ``placeholders``), the GET path that answers 200 once it is ready, the routes it serves."""
+
+    name: str
+    command: tuple[str, ...]
+    ready: str
+    routes: tuple[str, ...]
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+LINREG_OPS = ("{bin}/linreg-ops", "serve", "--models-dir", "{models_dir}", "--host", "127.0.0.1",
+              "--port", "{port}", "--workers", "1", "--log-level", "warning")  # fmt: skip
+UVICORN = ("{python}", "-m", "uvicorn", "--factory", "--app-dir", "{peers}", "--host",
+           "127.0.0.1", "--port", "{port}", "--workers", "1", "--loop", "uvloop", "--http",
+           "httptools", "--no-access-log", "--log-level", "warning")  # fmt: skip
+MLFLOW = ("{bin}/mlflow", "models", "serve", "-m", "{mlflow_model}", "--env-manager", "local",
+          "--host", "127.0.0.1", "--port", "{port}", "--workers", "1")  # fmt: skip
+BARE_ENV = {"BENCH_MODEL_JSON": "{model_json}"}
+
+PEERS = (
+    Peer("linreg-ops", LINREG_OPS, "/ready", EVERY_ROUTE),
+    Peer(BARE, (*UVICORN, "bare_fastapi:create_app"), "/health", EVERY_ROUTE, BARE_ENV),
+    Peer(FLOOR, (*UVICORN, "raw_asgi:create_app"), "/health", EVERY_ROUTE, BARE_ENV),
+    Peer("mlflow", MLFLOW, "/ping", ("/invocations float",), {"PATH": "{bin}:{PATH}"}),
+)
+# A variant is one more Peer: "linreg-ops metrics off" is LINREG_OPS with the environment
+# variable that turns metrics off; "linreg-ops logs off" adds "--access-log", "off" to LINREG_OPS.
+DEFAULT_VARIANTS = ("linreg-ops", BARE, FLOOR, "mlflow")
+
+# wrk's main thread sleeps for the whole -d whatever its threads do, so the script ends the run
+# itself: at the cap-th response it stops the thread and sends wrk SIGINT (wrk's own "stop
+# now"), through LuaJIT's FFI, which also gives a microsecond monotonic clock. The rate is
+# taken between the first and the cap-th response, so connecting is not counted.
 WRK_SCRIPT = """
+local ffi = require("ffi")
+ffi.cdef[[
+typedef struct {{ long tv_sec; long tv_nsec; }} bench_timespec;
+int clock_gettime(int clock, bench_timespec *now);
+int getpid(void);
+int kill(int pid, int sig);
+]]
+local clock = ffi.new("bench_timespec")
+local function now_us()
+  ffi.C.clock_gettime(1, clock)  -- CLOCK_MONOTONIC
+  return tonumber(clock.tv_sec) * 1000000 + tonumber(clock.tv_nsec) / 1000
+end
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 local f = io.open("{body}", "rb"); wrk.body = f:read("*a"); f:close()
 cap, seen, first, last = {cap}, 0, 0, 0
 local threads = {{}}
 function setup(thread) table.insert(threads, thread) end
-local function now_us()
-  local p = io.popen("date +%s%6N"); local t = p:read("*n"); p:close(); return t
-end
 function response(status, headers, body)
   seen = seen + 1
   if seen == 1 then first = now_us() end
-  if seen == cap then last = now_us(); wrk.thread:stop() end
+  if seen == cap then
+    last = now_us()
+    wrk.thread:stop()
+    ffi.C.kill(ffi.C.getpid(), 2)
+  end
 end
 function done(summary, latency, requests)
   local e = summary.errors
   local t = threads[1]
   local started, stopped = t:get("first"), t:get("last")
-  local count, elapsed = summary.requests, summary.duration
-  if stopped > 0 then count, elapsed = cap - 1, stopped - started end
+  local count, elapsed, by = summary.requests, summary.duration, "time"
+  if stopped > 0 then count, elapsed, by = cap - 1, stopped - started, "count" end
   io.write(string.format(
-    'RESULT {{"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, "errors": %d}}\\n',
+    'RESULT {{"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, "errors": %d, "ended_by": "%s"}}\\n',
     count, elapsed, latency:percentile(50), latency:percentile(99),
-    e.connect + e.read + e.write + e.status + e.timeout))
+    e.connect + e.read + e.write + e.status + e.timeout, by))
 end
 """
 
 
+Bodies = dict[tuple[str, int], Path]  # (route, rows per request) → the request body's file
+Expected = dict[int, np.ndarray]  # rows per request → the float model's predictions
+Run = dict[str, Any]  # one wrk run: requests, duration_us, p50_us, p99_us, errors, ended_by, rps
+Results = dict[tuple[str, str, str], list[Run]]  # (peer, route, load) → one run per repeat
+Startups = dict[str, list[dict[str, float]]]  # peer → start-up to ready and idle RSS per repeat
+
+
 @dataclass
 class Server:
-    name: str
-    process: subprocess.Popen
+    peer: Peer
+    process: subprocess.Popen[bytes]
     url: str
-    startup_s: float
-    idle_rss_mb: float
+    log: Path
+    startup_s: float = 0.0
+    idle_rss_mb: float = 0.0
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def tree_rss_mb(pid: int) -> float:
@@ -97,33 +231,35 @@ def tree_rss_mb(pid: int) -> float:
     return total / 1024
 
 
-def start(
-    name: str, command: list[str], ready_path: str, port: int, env: dict | None = None
-) -> Server:
+def start(peer: Peer, placeholders: dict[str, str], workdir: Path) -> Server:
+    """Start ``peer`` on CPU 0 and wait until its ready path answers 200."""
+    port = free_port()
+    values = {**placeholders, "port": str(port)}
+    command = ["taskset", "-c", str(SERVER_CPU), *(part.format(**values) for part in peer.command)]
+    env = {**os.environ, **{name: value.format(**values) for name, value in peer.env.items()}}
+    log = workdir / f"{peer.name.replace(' ', '_').replace('/', '_')}.log"
     started = time.perf_counter()
-    process = subprocess.Popen(
-        command,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = started + 120
-    while time.perf_counter() < deadline:
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            command, stdout=output, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+    server = Server(peer, process, f"http://127.0.0.1:{port}", log)
+    while time.perf_counter() - started < START_TIMEOUT_SECONDS:
         if process.poll() is not None:
-            raise SystemExit(f"{name} exited during start-up: {' '.join(command)}")
+            raise SystemExit(f"{peer.name} exited during start-up:\n{log.read_text()[-2000:]}")
         try:
-            with urllib.request.urlopen(url + ready_path, timeout=1) as response:
+            with urllib.request.urlopen(server.url + peer.ready, timeout=1) as response:
                 if response.status == 200:
                     break
         except OSError:
-            time.sleep(0.02)
+            time.sleep(0.01)
     else:
-        raise SystemExit(f"{name} was not ready after 120 s")
-    startup = time.perf_counter() - started
-    time.sleep(2.0)  # let it settle before reading idle memory
-    return Server(name, process, url, startup, tree_rss_mb(process.pid))
+        stop(server)
+        raise SystemExit(f"{peer.name} was not ready after {START_TIMEOUT_SECONDS} s")
+    server.startup_s = time.perf_counter() - started
+    time.sleep(SETTLE_SECONDS)
+    server.idle_rss_mb = tree_rss_mb(process.pid)
+    return server
 
 
 def stop(server: Server) -> None:
@@ -132,118 +268,252 @@ def stop(server: Server) -> None:
         server.process.wait(timeout=15)
     except subprocess.TimeoutExpired:
         os.killpg(server.process.pid, 9)
+        server.process.wait()
 
 
-def wrk(url: str, body: Path, connections: int, cap: int, seconds: int, workdir: Path) -> dict:
-    script = workdir / f"load-{connections}-{cap}.lua"
+def check_answers(server: Server, route: Route, bodies: Bodies, expected: Expected) -> None:
+    """Refuse to time a route that does not answer 200 with one prediction per row, or, for
+    the float model, with other numbers than ``X @ coef + b`` on the same rows."""
+    for rows in sorted({load.rows for load in LOADS}):
+        request = urllib.request.Request(
+            server.url + route.path,
+            data=bodies[route.name, rows].read_bytes(),
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                answer = json.loads(response.read())
+        except OSError as exc:
+            raise SystemExit(f"{server.peer.name} {route.name}: {exc}") from None
+        predictions = answer.get("predictions", ())
+        if len(predictions) != rows or (
+            route.float_model and not np.allclose(predictions, expected[rows], rtol=1e-9, atol=0)
+        ):
+            raise SystemExit(
+                f"{server.peer.name} {route.name}: {rows} rows, answer {str(answer)[:300]}"
+            )
+
+
+def wrk(url: str, body: Path, connections: int, cap: int, seconds: int, workdir: Path) -> Run:
+    """One bounded load from CPU 1: wrk's RESULT line, with the rate in req/s."""
+    script = workdir / "load.lua"
     script.write_text(WRK_SCRIPT.format(body=body, cap=cap))
+    command = ["taskset", "-c", str(CLIENT_CPU), "wrk", "-t1", f"-c{connections}",
+               f"-d{seconds}s", "--timeout", "10s", "-s", str(script), url]  # fmt: skip
     output = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
-         "-s", str(script), url],
-        capture_output=True, text=True, timeout=seconds + 60, check=True,
-    ).stdout  # fmt: skip
-    result = json.loads(
-        next(line for line in output.splitlines() if line.startswith("RESULT "))[7:]
-    )
+        command, capture_output=True, text=True, timeout=seconds + 60, check=True
+    ).stdout
+    line = next((line for line in output.splitlines() if line.startswith("RESULT ")), None)
+    if line is None:
+        raise SystemExit(f"wrk printed no result for {url}:\n{output}")
+    result: Run = json.loads(line.removeprefix("RESULT "))
     result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
     return result
 
 
-def mlflow_model(models_dir: Path, workdir: Path) -> Path:
-    """The same float model as an MLflow model (``linreg-ops export --format mlflow``: a
-    pyfunc that reads model.json and predicts through linreg-ops)."""
+def read_test_rows(models_dir: Path, count: int) -> tuple[list[str], list[list[float]]]:
+    """The feature names and the first ``count`` feature rows of the stored test split (the
+    features, then the target)."""
+    path = models_dir / "test_split.csv"
+    with path.open(newline="") as file:
+        reader = csv.reader(file)
+        header = next(reader)
+        rows = [[float(value) for value in row[:-1]] for row in itertools.islice(reader, count)]
+    if len(rows) < count:
+        raise SystemExit(f"{path} holds {len(rows)} rows; the batch load needs {count}")
+    return header[:-1], rows
+
+
+def write_bodies(
+    models_dir: Path, model_json: Path, routes: list[Route], workdir: Path
+) -> tuple[Bodies, Expected]:
+    """One body file per route and batch size, the same bytes for every peer; and the float
+    model's predictions of those rows, which every float route must answer."""
+    sizes = sorted({load.rows for load in LOADS})
+    columns, rows = read_test_rows(models_dir, max(sizes))
+    bodies = {}
+    for index, route in enumerate(routes):
+        for size in sizes:
+            path = workdir / f"body-{index}-{size}.json"
+            path.write_text(json.dumps(route.body(columns, rows[:size])))
+            bodies[route.name, size] = path
+    model = json.loads(model_json.read_bytes())
+    predictions = np.asarray(rows) @ np.asarray(model["coef"]) + model["intercept"]
+    return bodies, {size: predictions[:size] for size in sizes}
+
+
+def export_mlflow(models_dir: Path, workdir: Path) -> Path:
+    """The same float model as an MLflow model, exported the way a user would."""
     target = workdir / "mlflow-model"
-    pipeline.export(models_dir, "mlflow", "float", target)
+    subprocess.run(
+        [str(Path(sys.executable).with_name("linreg-ops")), "export", "--format", "mlflow",
+         "--model", "float", "--models-dir", str(models_dir), "--output", str(target)],
+        check=True, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
     return target
 
 
-def payloads(models_dir: Path, workdir: Path) -> dict[int, Path]:
-    """dataframe_split bodies (the MLflow client's format) of 1 and 1000 test rows."""
-    test = loading.stored_test_rows(loading.load(models_dir))
-    columns = list(test.columns[:-1])
-    bodies = {}
-    for rows in {load[1] for load in LOADS}:
-        data = test.values[:rows, :-1].tolist()
-        path = workdir / f"split-{rows}.json"
-        path.write_text(json.dumps({"dataframe_split": {"columns": columns, "data": data}}))
-        bodies[rows] = path
-    return bodies
+def spread(values: list[float], spec: str) -> str:
+    """median [min–max], or the value alone for one repeat."""
+    if not values:
+        return "–"
+    middle = format(statistics.median(values), spec)
+    if len(values) == 1:
+        return middle
+    return f"{middle} [{format(min(values), spec)}–{format(max(values), spec)}]"
+
+
+def ratios(runs: list[Run], baseline: list[Run] | None, key: str) -> str:
+    """Each repeat's ``key`` over the baseline's in the same repeat: median [min–max]."""
+    if not baseline:
+        return "–"
+    pairs = zip(runs, baseline, strict=True)
+    return spread([run[key] / max(base[key], 1e-9) for run, base in pairs], ".2f") + "×"
+
+
+def print_tables(
+    peers: list[Peer], routes: list[Route], results: Results, startups: Startups
+) -> None:
+    """One table per load, each route's peers side by side; then start-up and memory."""
+    print(
+        f"\nMedian [min–max] over the repeats; a ratio is taken per repeat, over {BARE}'s (or "
+        f"{FLOOR}'s) figure on the same route in the same repeat."
+    )
+    by_name = {route.name: route for route in routes}
+    for load in LOADS:
+        print(f"\n### {load.name} ({load.cap:,} requests at most)\n")
+        print(f"| route | peer | req/s | p50 ms | p99 ms | req/s ÷ {BARE} | p99 ÷ {BARE} "
+              f"| req/s ÷ {FLOOR} | errors | ended by the time cap |")  # fmt: skip
+        print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for table in dict.fromkeys(route.table for route in routes):
+            bare = results.get((BARE, table, load.name))
+            floor = results.get((FLOOR, table, load.name))
+            for peer in peers:
+                for name in peer.routes:
+                    if by_name[name].table != table:
+                        continue
+                    runs = results[peer.name, name, load.name]
+                    rps = spread([run["rps"] for run in runs], ",.0f")
+                    p50 = spread([run["p50_us"] / 1000 for run in runs], ".2f")
+                    p99 = spread([run["p99_us"] / 1000 for run in runs], ".2f")
+                    timed_out = sum(run["ended_by"] == "time" for run in runs)
+                    errors = sum(run["errors"] for run in runs)
+                    print(
+                        f"| {name} | {peer.name} | {rps} | {p50} | {p99} "
+                        f"| {ratios(runs, bare, 'rps')} | {ratios(runs, bare, 'p99_us')} "
+                        f"| {ratios(runs, floor, 'rps')} | {errors} | {timed_out}/{len(runs)} |"
+                    )
+    print("\n| peer | start-up to ready, s | idle RSS, MB |")
+    print("|---|---:|---:|")
+    for peer in peers:
+        startup = [entry["startup_s"] for entry in startups[peer.name]]
+        rss = [entry["idle_rss_mb"] for entry in startups[peer.name]]
+        print(f"| {peer.name} | {spread(startup, '.2f')} | {spread(rss, '.0f')} |")
+
+
+def package_version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models-dir", type=Path, default=Path("models"))
+    parser.add_argument("--repeats", type=int, default=5, help="servers started per peer")
     parser.add_argument("--seconds", type=int, default=10, help="time cap per load")
-    parser.add_argument("--skip-mlflow", action="store_true")
+    parser.add_argument(
+        "--variants",
+        default=",".join(DEFAULT_VARIANTS),
+        help=f"comma-separated peers to run, in order; known: {', '.join(p.name for p in PEERS)}",
+    )
+    parser.add_argument("--skip-mlflow", action="store_true", help="leave MLflow out")
+    parser.add_argument("--json", type=Path, help="also write every repeat's figures here")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
-        raise SystemExit("bench_serve needs wrk: apt-get install wrk")
+        raise SystemExit("bench_serve needs wrk: apt-get install -y wrk")
+    if shutil.which("taskset") is None:
+        raise SystemExit("bench_serve needs taskset (util-linux) to pin server and client")
+    if not {SERVER_CPU, CLIENT_CPU} <= os.sched_getaffinity(0):
+        raise SystemExit(f"bench_serve pins to CPUs {SERVER_CPU} and {CLIENT_CPU}: not both usable")
+    known = {peer.name: peer for peer in PEERS}
+    wanted = [name.strip() for name in args.variants.split(",") if name.strip()]
+    unknown = [name for name in wanted if name not in known]
+    if unknown or not wanted:
+        parser.error(f"--variants: unknown {unknown}; known: {', '.join(known)}")
+    peers = [known[name] for name in wanted if not (args.skip_mlflow and name == "mlflow")]
+    routes = [route for route in ROUTES if any(route.name in peer.routes for peer in peers)]
+
+    began = time.perf_counter()
     models_dir = args.models_dir.resolve()
     workdir = Path(tempfile.mkdtemp(prefix="bench-serve-"))
-    bodies = payloads(models_dir, workdir)
-
-    servers = []
-    port = free_port()
-    ours = [str(Path(sys.executable).with_name("linreg-ops")), "serve",
-            "--models-dir", str(models_dir),
-            "--port", str(port), "--workers", "1", "--log-level", "warning"]  # fmt: skip
-    servers.append(("linreg-ops", ours, "/ready", port, None))
-    if not args.skip_mlflow:
-        model = mlflow_model(models_dir, workdir)
-        port = free_port()
-        mlflow = [str(BIN / "mlflow"), "models", "serve", "-m", str(model),
-                  "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port),
-                  "--workers", "1"]  # fmt: skip
-        env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
-        servers.append(("mlflow", mlflow, "/ping", port, env))
-
-    results: dict[str, dict] = {}
-    print("| server | load | req/s | rows/s | p50 ms | p99 ms | errors |")
-    print("|---|---|---:|---:|---:|---:|---:|")
-    for name, command, ready_path, port, env in servers:
-        server = start(name, command, ready_path, port, env)
-        try:
-            wrk(server.url + "/invocations", bodies[1], 8, 500, 2, workdir)  # warm-up
-            for load, rows, connections, cap in LOADS:
-                result = wrk(
-                    server.url + "/invocations",
-                    bodies[rows],
-                    connections,
-                    cap,
-                    args.seconds,
-                    workdir,
+    try:
+        model_json = (models_dir / "model.json").resolve()
+        bodies, expected = write_bodies(models_dir, model_json, routes, workdir)
+        placeholders = {
+            "python": sys.executable,
+            "bin": str(Path(sys.executable).parent),
+            "peers": str(REPO / "benchmarks" / "peers"),
+            "models_dir": str(models_dir),
+            "model_json": str(model_json),
+            "PATH": os.environ.get("PATH", ""),
+        }
+        if any("{mlflow_model}" in part for peer in peers for part in peer.command):
+            placeholders["mlflow_model"] = str(export_mlflow(models_dir, workdir))
+        shown = ", ".join(f"{name} {package_version(name)}" for name in PACKAGES_SHOWN)
+        print(
+            f"bench_serve: {len(peers)} peers × {args.repeats} interleaved repeats, time cap "
+            f"{args.seconds} s per load; servers on CPU {SERVER_CPU}, wrk (1 thread) on CPU "
+            f"{CLIENT_CPU}; {shown}",
+            flush=True,
+        )
+        results: Results = {}
+        startups: Startups = {peer.name: [] for peer in peers}
+        by_name = {route.name: route for route in routes}
+        for repeat in range(args.repeats):
+            for peer in peers:
+                server = start(peer, placeholders, workdir)
+                startups[peer.name].append(
+                    {"startup_s": server.startup_s, "idle_rss_mb": server.idle_rss_mb}
                 )
-                results[f"{name}|{load}"] = result
+                try:
+                    for name in peer.routes:
+                        route = by_name[name]
+                        url = server.url + route.path
+                        check_answers(server, route, bodies, expected)
+                        wrk(url, bodies[name, 1], 8, 300, 2, workdir)  # warm-up
+                        for load in LOADS:
+                            result = wrk(
+                                url, bodies[name, load.rows], load.connections, load.cap,
+                                args.seconds, workdir,
+                            )  # fmt: skip
+                            results.setdefault((peer.name, name, load.name), []).append(result)
+                finally:
+                    stop(server)
                 print(
-                    f"| {name} | {load} | {result['rps']:,.0f} | {result['rps'] * rows:,.0f} | "
-                    f"{result['p50_us'] / 1000:.1f} | {result['p99_us'] / 1000:.1f} | "
-                    f"{result['errors']} |",
+                    f"repeat {repeat + 1}/{args.repeats}: {peer.name} done "
+                    f"({time.perf_counter() - began:.0f} s)",
+                    file=sys.stderr,
                     flush=True,
                 )
-            results[f"{name}|start"] = {"startup_s": server.startup_s, "rss_mb": server.idle_rss_mb}
-        finally:
-            stop(server)
-    print()
-    print("| server | start-up to ready, s | idle RSS, MB |")
-    print("|---|---:|---:|")
-    for name, *_ in servers:
-        start_info = results[f"{name}|start"]
-        print(f"| {name} | {start_info['startup_s']:.2f} | {start_info['rss_mb']:.0f} |")
-    if not args.skip_mlflow:
-        print()
-        print("| load | req/s ratio (linreg-ops / mlflow) | p99 ratio |")
-        print("|---|---:|---:|")
-        for load, *_ in LOADS:
-            ours_result, theirs = results[f"linreg-ops|{load}"], results[f"mlflow|{load}"]
-            rps_ratio = ours_result["rps"] / theirs["rps"]
-            p99_ratio = ours_result["p99_us"] / max(theirs["p99_us"], 1)
-            print(f"| {load} | {rps_ratio:.1f}× | {p99_ratio:.2f}× |")
-        ours_start, theirs_start = results["linreg-ops|start"], results["mlflow|start"]
-        print(
-            f"start-up {theirs_start['startup_s'] / ours_start['startup_s']:.1f}× faster, "
-            f"idle RSS {theirs_start['rss_mb'] / ours_start['rss_mb']:.1f}× smaller"
-        )
-    shutil.rmtree(workdir, ignore_errors=True)
+        print_tables(peers, routes, results, startups)
+        if args.json:
+            args.json.write_text(
+                json.dumps(
+                    {
+                        "results": [
+                            {"peer": peer, "route": route, "load": load, "runs": runs}
+                            for (peer, route, load), runs in results.items()
+                        ],
+                        "startups": startups,
+                    },
+                    indent=1,
+                )
+            )
+        print(f"\nwall time {time.perf_counter() - began:.0f} s")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

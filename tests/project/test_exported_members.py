@@ -170,8 +170,8 @@ EXPORTED = {
     ],
     "linreg_ops.storage.tables.parquet": ["parquet_blocks"],
     "linreg_ops.storage.tables.partitions": [
-        "Partition", "check_rows_per_file", "csv_ranges", "partition_blocks", "partition_rows",
-        "partitions", "splittable",
+        "Partition", "arrow_range", "check_rows_per_file", "csv_ranges", "partition_blocks",
+        "partition_rows", "partitions", "splittable",
     ],
     "linreg_ops.storage.tables.reading": [
         "PARSE_BYTES", "PARSE_THREADS", "iter_blocks", "parallel_csv_blocks", "read_table",

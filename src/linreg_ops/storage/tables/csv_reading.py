@@ -12,9 +12,9 @@ error names the file, the column and the 1-based data row.
 import csv
 import io
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,7 +22,9 @@ from linreg_ops.errors import InputError
 from linreg_ops.storage.tables._common import (
     SHOWN_TEXT,
     Block,
+    Opener,
     Table,
+    arrow_buffer,
     as_rows,
     check_block,
     fields,
@@ -55,13 +57,14 @@ _FIELD_COUNT = re.compile(r"Expected (\d+) columns, got (\d+)")
 
 @dataclass(frozen=True)
 class CsvSource:
-    """CSV bytes to read (opened afresh by ``opener`` for each pass) and how to name them.
+    """CSV bytes to read (opened afresh by ``opener`` for each pass, as a pyarrow stream over
+    Arrow's own memory: see ``open_native``) and how to name them.
 
     ``names`` given: the source has no header row (a byte range of a file, whose header is
     ``names``); ``first_row`` numbers its first data row in the whole file, for messages.
     """
 
-    opener: Callable[[], BinaryIO]
+    opener: Opener
     label: str
     names: tuple[str, ...] | None = None
     first_row: int = 0
@@ -81,7 +84,7 @@ def parse_csv(data: bytes, columns: Sequence[str], *, label: str) -> Table:
     handle = io.BytesIO(data)
     header = csv_header(label, handle)
     check_columns(label, header, columns)
-    source = CsvSource(lambda: io.BytesIO(data), label)
+    source = CsvSource(lambda: arrow_buffer(data), label)
     blocks = list(csv_blocks(source, list(columns), 1 << 62, ""))
     if not blocks:
         raise InputError(f"{label} has a header but no data rows")
@@ -99,7 +102,7 @@ def count_csv_rows(data: bytes) -> int:
 
     try:
         header = csv_header("CSV", io.BytesIO(data))
-        source = CsvSource(lambda: io.BytesIO(data), "CSV")
+        source = CsvSource(lambda: arrow_buffer(data), "CSV")
         return sum(batch.num_rows for batch in batches(source, [header[0]], text=True))
     except (InputError, pa.ArrowException):
         return 0  # unreadable: the full parse names the problem

@@ -4,13 +4,16 @@ ranges of a CSV file cut between records, or runs of a Parquet file's row groups
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from linreg_ops.errors import InputError
 from linreg_ops.storage.tables._common import (
     Block,
+    arrow_buffer,
     is_csv,
     no_rows_error,
     open_binary,
+    open_native,
     rows_per_block,
     short,
 )
@@ -20,6 +23,7 @@ from linreg_ops.storage.tables.parquet import parquet_blocks
 
 __all__ = [
     "Partition",
+    "arrow_range",
     "check_rows_per_file",
     "csv_ranges",
     "partition_blocks",
@@ -133,7 +137,7 @@ def partition_rows(part: Partition, header: list[str]) -> int:
     import pyarrow as pa
 
     if part.header:  # a whole file that could not be cut: stream it, never hold it all
-        source = CsvSource(lambda: open_binary(part.path), str(part.path))
+        source = CsvSource(lambda: open_native(part.path), str(part.path))
     else:
         data = _read_range(part)
         # Without quotes, blank lines or carriage returns a row is a line: count the
@@ -146,7 +150,7 @@ def partition_rows(part: Partition, header: list[str]) -> int:
         )
         if simple:
             return data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
-        source = CsvSource(lambda: pa.BufferReader(data), str(part.path), tuple(header))
+        source = CsvSource(lambda: arrow_buffer(data), str(part.path), tuple(header))
     try:
         return sum(batch.num_rows for batch in batches(source, [header[0]], text=True))
     except pa.ArrowException:
@@ -168,11 +172,20 @@ def partition_blocks(
 
     label = str(part.path)
     if part.header:  # a whole file that could not be cut: stream it, never hold it all
-        source = CsvSource(lambda: open_binary(part.path), label, first_row=first_row)
+        source = CsvSource(lambda: open_native(part.path), label, first_row=first_row)
     else:
-        data = _read_range(part)
+        data = arrow_range(part)
         source = CsvSource(lambda: pa.BufferReader(data), label, tuple(header), first_row)
     yield from csv_blocks(source, columns, block_rows, "")
+
+
+def arrow_range(part: Partition) -> Any:
+    """A CSV range in Arrow's own memory (see ``open_native``), read without the GIL."""
+    import pyarrow as pa
+
+    with pa.OSFile(str(part.path)) as handle:
+        handle.seek(part.start)
+        return handle.read_buffer(part.stop - part.start)
 
 
 def _read_range(part: Partition) -> bytes:

@@ -23,14 +23,14 @@ from linreg_ops.storage.tables._common import (
     check_block,
     is_csv,
     no_rows_error,
-    open_binary,
+    open_native,
     rebuffer,
     rows_per_block,
 )
 from linreg_ops.storage.tables.csv_reading import CsvSource, csv_blocks, csv_reader
 from linreg_ops.storage.tables.discovery import check_columns, check_table_path, read_header
 from linreg_ops.storage.tables.parquet import parquet_blocks
-from linreg_ops.storage.tables.partitions import Partition, csv_ranges, splittable
+from linreg_ops.storage.tables.partitions import Partition, arrow_range, csv_ranges, splittable
 
 __all__ = ["PARSE_BYTES", "PARSE_THREADS", "iter_blocks", "parallel_csv_blocks", "read_table"]
 
@@ -72,7 +72,7 @@ def _csv_file_blocks(path: Path, columns: list[str], block_rows: int, hint: str)
         blocks = parallel_csv_blocks(path, columns, block_rows, hint, threads)
     else:
         blocks = csv_blocks(
-            CsvSource(lambda: open_binary(path), str(path)), columns, block_rows, hint
+            CsvSource(lambda: open_native(path), str(path)), columns, block_rows, hint
         )
     seen = False
     for block in blocks:
@@ -100,9 +100,7 @@ def parallel_csv_blocks(
     def parse(part: Partition) -> list[np.ndarray]:
         # pyarrow reads the range and parses it without the GIL (a Python file object would
         # take it for each read); the rows are converted in this thread too
-        with pa.OSFile(str(part.path)) as handle:
-            data = handle.read_at(part.stop - part.start, part.start)
-        reader = csv_reader(pa.BufferReader(data), columns, header, text=False)
+        reader = csv_reader(pa.BufferReader(arrow_range(part)), columns, header, text=False)
         return [as_rows(batch) for batch in reader]
 
     def parsed_rows() -> Iterator[np.ndarray]:
@@ -114,7 +112,7 @@ def parallel_csv_blocks(
                 pending.extend(pool.submit(parse, part) for part in itertools.islice(ranges, 1))
                 yield from parsed
 
-    source = CsvSource(lambda: open_binary(path), str(path))
+    source = CsvSource(lambda: open_native(path), str(path))
     given = 0  # rows yielded
     try:
         for block in rebuffer(parsed_rows(), block_rows, 0):
