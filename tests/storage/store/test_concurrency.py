@@ -77,7 +77,7 @@ def test_train_then_quantize_half_a_second_later_never_mix(tmp_path):
 
 def test_two_runs_at_once_both_publish_whole_versions(tmp_path):
     models = tmp_path / "models"
-    sources = [dataset(tmp_path, f"{i}.csv", s) for i, s in enumerate((1.0, -1.0))]
+    inputs = [dataset(tmp_path, f"{i}.csv", s) for i, s in enumerate((1.0, -1.0))]
     processes = [
         subprocess.Popen(
             [
@@ -98,29 +98,29 @@ def test_two_runs_at_once_both_publish_whole_versions(tmp_path):
             stderr=subprocess.PIPE,
             text=True,
         )
-        for i, path in enumerate(sources)
+        for i, path in enumerate(inputs)
     ]
     for process in processes:
         _, err = process.communicate(timeout=300)
         assert process.returncode == 0, err
     for number in (1, 2):
         loaded = loading.load(models, number)
-        assert loaded.version.manifest.training_data["source"] in {str(p) for p in sources}
+        assert loaded.version.manifest.training_data["source"] in {str(p) for p in inputs}
     assert loading.load(models).version.number == 2
 
 
 def test_readers_during_writers_always_load_one_complete_version(tmp_path):
     models = tmp_path / "models"
-    sources = [
+    inputs = [
         sources.file_source(dataset(tmp_path, f"{i}.csv", s, 500), "y")
         for i, s in enumerate((1.0, -1.0))
     ]
-    pipeline.run(sources[0], models, tmp_path / "reports")
+    pipeline.run(inputs[0], models, tmp_path / "reports")
     stop = threading.Event()
 
     def write() -> None:
         while not stop.is_set():
-            for source in sources:
+            for source in inputs:
                 pipeline.run(source, models, tmp_path / "reports")
 
     writer = threading.Thread(target=write)
