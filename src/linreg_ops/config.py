@@ -15,6 +15,7 @@ from typing import Literal, get_args
 from linreg_ops.errors import InputError
 
 __all__ = [
+    "ACCESS_LOGS",
     "BLOCK_BYTES",
     "CALIBRATIONS",
     "DEFAULT_CHUNK_ROWS",
@@ -33,6 +34,7 @@ __all__ = [
     "ROUNDINGS",
     "SERVE_DEFAULTS",
     "SUPPORTED_BITS",
+    "AccessLog",
     "Calibration",
     "Engine",
     "ExportFormat",
@@ -194,6 +196,8 @@ class GateConfig:
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 LOG_LEVELS: tuple[LogLevel, ...] = get_args(LogLevel)
+AccessLog = Literal["json", "text", "off"]  # serve --access-log: one line per request, or none
+ACCESS_LOGS: tuple[AccessLog, ...] = get_args(AccessLog)
 
 
 @dataclass(frozen=True)
@@ -212,6 +216,8 @@ class ServeConfig:
     max_json_depth: int = 32  # nesting levels of a JSON body, checked before parsing
     log_level: LogLevel = "info"
     drain_seconds: float = 5.0  # after SIGTERM: serve until clients stop, at most this long
+    access_log: AccessLog = "json"
+    metrics: bool = True  # GET /metrics, and the bookkeeping behind it
 
 
 SERVE_DEFAULTS = ServeConfig()

@@ -1,11 +1,17 @@
 """Request bodies → feature matrices: the service's parsing, with no web framework in sight.
 
 Cheap limits come before expensive work, so a hostile body costs little: the body size is
-bounded by the server before this runs, the JSON nesting depth is measured on the raw bytes
-before any parser runs, and the row count is checked against ``max_batch`` right after
-parsing, before a single row is validated. Every refusal is a ``RequestError`` with a 4xx
-status and one line naming the field and row; nothing here can raise anything else for any
-body (a property test and schemathesis hold it to that).
+bounded by the server before this runs; orjson parses with its own depth limit (1,024
+levels, so no body can exhaust the stack), and a body it refuses has its depth measured on
+the raw bytes before the standard library tries it; the row count is checked against
+``max_batch`` right after parsing, before a single row is validated.
+
+Two paths, one answer. The common body (rows as lists of numbers, nothing else) takes a fast
+path: one ``numpy.array`` call proves the rows rectangular and numeric, which also proves the
+nesting depth, and one ``isfinite`` proves every value finite. Anything else — or anything
+the fast path cannot prove — takes the checked path (depth walk, pydantic), whose refusal
+names the field and row. Every refusal is a ``RequestError`` with a 4xx status; nothing here
+can raise anything else for any body (a property test and schemathesis hold it to that).
 """
 
 import json
@@ -18,7 +24,7 @@ import numpy as np
 import orjson
 from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, Strict, TypeAdapter, ValidationError
 
-from linreg_ops.config import SERVE_DEFAULTS, ModelKind
+from linreg_ops.config import MODEL_KINDS, SERVE_DEFAULTS, ModelKind
 from linreg_ops.errors import InputError
 from linreg_ops.storage import tables
 
@@ -33,12 +39,15 @@ __all__ = [
     "RequestError",
     "Row",
     "check_batch",
+    "check_depth",
     "columns_to_matrix",
     "csv_matrix",
     "invocations_request",
     "json_depth",
     "load_json",
+    "media_type",
     "mlflow_matrix",
+    "numeric_matrix",
     "predict_request",
     "rows_to_matrix",
     "validation_message",
@@ -99,23 +108,67 @@ def json_depth(body: bytes) -> int:
 
 
 def load_json(body: bytes, limits: Limits) -> Any:
-    """Parse a JSON body whose nesting depth was checked first.
+    """Parse a JSON body: orjson first (its depth limit keeps it safe on any body); a body it
+    refuses has its depth measured on the raw bytes before the standard library parses it,
+    so the validation can say which field holds a NaN literal instead of "malformed JSON".
 
-    orjson for speed; the standard library for what orjson refuses (e.g. a NaN literal), so
-    the validation can say which field holds it instead of "malformed JSON".
+    The depth of what orjson parsed is not checked here: the fast path proves it by shape,
+    the checked path calls ``check_depth``.
     """
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
     depth = json_depth(body)
     if depth > limits.max_json_depth:
         raise RequestError(
             400, f"JSON nested {depth} levels deep; at most {limits.max_json_depth} are accepted"
         )
     try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        try:
-            return json.loads(body)
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-            raise RequestError(400, f"malformed JSON: {exc}") from None
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise RequestError(400, f"malformed JSON: {exc}") from None
+
+
+def check_depth(payload: Any, limits: Limits) -> None:
+    """Refuse a parsed payload nested deeper than ``max_json_depth``: a walk over its
+    containers only (numbers and strings are never visited one by one)."""
+    if type(payload) not in (list, dict):
+        return  # a scalar body: one level
+    deepest, stack = 1, [(payload, 1)]
+    while stack:
+        value, depth = stack.pop()
+        deepest = max(deepest, depth)
+        items = value.values() if type(value) is dict else value
+        stack += [(item, depth + 1) for item in items if type(item) in (list, dict)]
+    if deepest > limits.max_json_depth:
+        raise RequestError(
+            400, f"JSON nested {deepest} levels deep; at most {limits.max_json_depth} are accepted"
+        )
+
+
+def numeric_matrix(rows: Any, n_features: int, body: bytes, limits: Limits) -> np.ndarray | None:
+    """The fast path: ``rows`` as a finite float64 matrix of ``n_features`` columns, or None
+    when that cannot be proved cheaply (the checked path then finds and names the fault).
+
+    ``numpy.array`` builds a rectangular numeric array only from lists of numbers, so its
+    success proves the shape and a nesting depth of 3. JSON booleans would pass as 0 and 1,
+    so a body that holds ``true`` or ``false`` anywhere takes the checked path.
+    """
+    if type(rows) is not list or not rows or limits.max_json_depth < 3:
+        return None
+    if b"true" in body or b"false" in body:
+        return None
+    try:
+        X = np.array(rows)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    if X.ndim != 2 or X.shape[1] != n_features or X.dtype.kind not in "fiu":
+        return None
+    X = X.astype(np.float64, copy=False)
+    if not np.isfinite(X).all():
+        return None
+    return X
 
 
 def check_batch(n_rows: int, limits: Limits) -> None:
@@ -224,6 +277,15 @@ def predict_request(
 ) -> tuple[np.ndarray, ModelKind]:
     """``POST /predict``: the rows and the model kind asked for."""
     payload = load_json(body, limits)
+    if type(payload) is dict and payload.keys() <= {"instances", "model"}:
+        kind = payload.get("model", "float")
+        instances = payload.get("instances")
+        if kind in MODEL_KINDS and type(instances) is list:
+            check_batch(len(instances), limits)
+            X = numeric_matrix(instances, len(features), body, limits)
+            if X is not None:
+                return X, kind
+    check_depth(payload, limits)
     if not isinstance(payload, dict):
         raise RequestError(422, "body: Input should be an object")
     if isinstance(payload.get("instances"), list):
@@ -235,18 +297,81 @@ def predict_request(
     return rows_to_matrix(request.instances, features, "instances"), request.model
 
 
+def media_type(content_type: str) -> str:
+    """The media type of a Content-Type header, lower-cased; "" when absent. A parameter
+    other than ``charset=utf-8`` makes it unsupported (as MLflow's server answers: 415)."""
+    kind, _, parameters = content_type.partition(";")
+    for parameter in parameters.split(";"):
+        name, _, value = parameter.strip().partition("=")
+        utf8 = name.lower() == "charset" and value.strip('" ').lower() in ("utf-8", "utf8")
+        if name and not utf8:
+            return f"{kind.strip().lower()}; {parameter.strip()}"
+    return kind.strip().lower()
+
+
 def invocations_request(
     body: bytes, content_type: str, features: Sequence[str], limits: Limits
 ) -> np.ndarray:
-    """``POST /invocations`` (MLflow's scoring protocol): the rows, JSON or CSV."""
+    """``POST /invocations`` (MLflow's scoring protocol): the rows, JSON or CSV.
+    ``content_type`` is a ``media_type``; any other than JSON or CSV is a 415."""
     if content_type in JSON_TYPES:
-        return mlflow_matrix(load_json(body, limits), features, limits)
+        payload = load_json(body, limits)
+        X = _fast_mlflow_matrix(payload, features, body, limits)
+        if X is not None:
+            return X
+        check_depth(payload, limits)
+        return mlflow_matrix(payload, features, limits)
     if content_type in CSV_TYPES:
         return csv_matrix(body, features, limits)
     raise RequestError(
-        400,
+        415,
         f"unsupported Content-Type {content_type or 'none'!r}: send application/json or text/csv",
+        "UNSUPPORTED_MEDIA_TYPE",
     )
+
+
+def _fast_mlflow_matrix(
+    payload: Any, features: Sequence[str], body: bytes, limits: Limits
+) -> np.ndarray | None:
+    """The fast path of the MLflow formats whose rows are lists (``dataframe_split``,
+    ``instances``, ``inputs``); None sends the payload down the checked path."""
+    if type(payload) is not dict:
+        return None
+    keys = [key for key in payload if key != "params"]
+    if len(keys) != 1 or keys[0] not in MLFLOW_KEYS or not _plain(payload.get("params")):
+        return None
+    key = keys[0]
+    value = payload[key]
+    if key == "dataframe_split":
+        if type(value) is not dict or not value.keys() <= {"columns", "data", "index"}:
+            return None
+        columns, data = value.get("columns"), value.get("data")
+        if type(data) is not list or not _plain(value.get("index")):
+            return None
+        check_batch(len(data), limits)
+        X = numeric_matrix(data, len(features), body, limits)
+        if X is None or columns is None or columns == list(features):
+            return X
+        if type(columns) is not list or not all(type(name) is str for name in columns):
+            return None
+        if len(set(columns)) != len(columns) or sorted(columns) != sorted(features):
+            return None
+        return X[:, [columns.index(name) for name in features]]
+    if key in ("instances", "inputs") and type(value) is list:
+        check_batch(len(value), limits)
+        return numeric_matrix(value, len(features), body, limits)
+    return None
+
+
+def _plain(value: Any) -> bool:
+    """Absent, or a value with no nested containers (``params``, ``index``): depth-safe."""
+    if value is None:
+        return True
+    if type(value) is dict:
+        return not any(type(item) in (list, dict) for item in value.values())
+    if type(value) is list:
+        return not any(type(item) in (list, dict) for item in value)
+    return False
 
 
 def mlflow_matrix(payload: Any, features: Sequence[str], limits: Limits) -> np.ndarray:

@@ -1,58 +1,94 @@
-"""HTTP serving: a thin FastAPI layer over ``requests`` (parsing), ``loading`` and ``predict``.
+"""HTTP serving: a framework-free ASGI front for the hot routes, FastAPI behind it for the rest.
 
-* ``POST /predict``: ``{"instances": [...], "model": "float"|"quantized"|"integer"}``.
+* ``POST /predict``: ``{"instances": [...], "model": "float"|"quantized"|"integer"}``; the
+  integer model's answer names the rows it clipped (``clipped_rows``).
 * ``POST /invocations``: MLflow's scoring protocol (``dataframe_split``,
-  ``dataframe_records``, ``instances``, ``inputs``; JSON or ``text/csv``).
-* ``GET /health`` (alive), ``/ready`` (models loaded), ``/metadata``; OpenAPI at ``/docs``,
-  whose Swagger UI assets come from an installed package (it works offline).
+  ``dataframe_records``, ``instances``, ``inputs``; JSON or ``text/csv``); ``?model=`` or the
+  ``X-Model-Kind`` header picks the quantized or integer model (``X-Clipped-Rows`` counts the
+  integer model's clipped rows; the body stays MLflow's).
+* ``GET /health`` (alive), ``/ready`` (models loaded), ``/metadata``, ``/metrics``
+  (Prometheus), and MLflow's ``/ping`` and ``/version``.
+* ``/docs`` (Swagger UI), ``/redoc`` and ``/openapi.json``: FastAPI, built on first use.
 
-Every worker serves one version: the one ``linreg-ops serve`` resolved when it started,
-passed to the workers in ``LINREG_OPS_MODEL_VERSION``, so a worker restarted after a retrain
-still serves it. Models load in the lifespan; importing this module does nothing.
+The front (``Front``) answers the hot routes with no framework in the way: a request reads the
+one reference to the live models (``Live``) once, so a swap is atomic; every answer carries
+``X-Model-Version`` and ``X-Request-ID``, is counted (``telemetry``) and logged
+(``access_log``). Every worker serves one version: the one ``linreg-ops serve`` resolved when
+it started, passed to the workers in ``LINREG_OPS_MODEL_VERSION``, so a worker restarted after
+a retrain still serves it. Models load in the lifespan; importing this module does nothing.
 """
 
 import asyncio
+import contextlib
 import ctypes
 import ctypes.util
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
 
+import numpy as np
 import orjson
-from fastapi import FastAPI, Request
-from fastapi.responses import Response
-from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from starlette.requests import ClientDisconnect
 
 from linreg_ops._version import __version__
-from linreg_ops.config import DEFAULT_MODELS_DIR, SERVE_DEFAULTS, LogLevel, ModelKind
+from linreg_ops.config import (
+    DEFAULT_MODELS_DIR,
+    MODEL_KINDS,
+    SERVE_DEFAULTS,
+    AccessLog,
+    LogLevel,
+    ModelKind,
+)
 from linreg_ops.errors import InputError
 from linreg_ops.inference import requests
-from linreg_ops.inference.loading import ARTIFACT_OF, AnyModel, Models, load_metrics, load_models
+from linreg_ops.inference.access_log import AccessLogger, Entry, request_id
+from linreg_ops.inference.loading import (
+    ARTIFACT_OF,
+    AnyModel,
+    Models,
+    load_metrics,
+    load_models,
+    stored_test_rows,
+)
 from linreg_ops.inference.predict import predict_rows
 from linreg_ops.inference.requests import Limits, RequestError
+from linreg_ops.inference.telemetry import (
+    MODEL_NAMES,
+    MULTIPROC_ENV,
+    Telemetry,
+    compact_dead_workers,
+    prediction_buckets,
+)
 from linreg_ops.storage import store
 
 if TYPE_CHECKING:
-    import numpy as np
+    from fastapi import FastAPI
 
 __all__ = [
+    "CLIPPED_HEADER",
+    "HOT_ROUTES",
     "LARGE_BODY",
-    "BodyLimit",
+    "MODEL_KIND_HEADER",
+    "Answer",
+    "Call",
     "Drain",
-    "Draining",
+    "ErrorResponse",
+    "Front",
+    "HotRoute",
     "InvocationsResponse",
-    "JSONBody",
+    "Live",
     "Message",
     "ModelInfo",
     "PredictResponse",
@@ -60,9 +96,14 @@ __all__ = [
     "Scope",
     "Send",
     "ServeSettings",
+    "Service",
     "bind",
     "create_app",
     "describe_service",
+    "documented_app",
+    "example_rows",
+    "invocations_kind",
+    "make_live",
     "run",
     "serve_settings",
 ]
@@ -72,6 +113,10 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 LARGE_BODY = 1 << 20  # after a body this large, hand freed memory back to the system
+CLIPPED_HEADER = b"x-clipped-rows"  # integer model: how many rows it clipped
+MODEL_KIND_HEADER = b"x-model-kind"  # /invocations: the model, like ?model=
+UNSUPPORTED = "UNSUPPORTED_MEDIA_TYPE"
+DOCUMENTATION_PATHS = frozenset({"/docs", "/redoc", "/openapi.json"})
 
 
 class ServeSettings(BaseSettings):
@@ -90,6 +135,8 @@ class ServeSettings(BaseSettings):
     max_json_depth: int = Field(SERVE_DEFAULTS.max_json_depth, gt=1)
     log_level: LogLevel = SERVE_DEFAULTS.log_level
     drain_seconds: float = Field(SERVE_DEFAULTS.drain_seconds, ge=0)
+    access_log: AccessLog = SERVE_DEFAULTS.access_log
+    metrics: bool = SERVE_DEFAULTS.metrics
 
 
 def serve_settings(**given: Any) -> ServeSettings:
@@ -115,19 +162,20 @@ class ModelInfo(BaseModel):
 class PredictResponse(BaseModel):
     predictions: list[float]
     model: ModelInfo
+    clipped_rows: list[int] | None = Field(
+        None,
+        description="integer model only: the 0-based rows it clipped (an input outside the "
+        "calibrated range, or the output beyond its codes)",
+    )
 
 
 class InvocationsResponse(BaseModel):
     predictions: list[float]
 
 
-class JSONBody(Response):
-    """orjson rendering: numpy arrays serialise natively and fast."""
-
-    media_type = "application/json"
-
-    def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+class ErrorResponse(BaseModel):
+    error_code: str
+    message: str
 
 
 def _dtype(models: Models, kind: ModelKind) -> str:
@@ -183,64 +231,474 @@ def _named_by_file(training_data: dict[str, Any]) -> dict[str, Any]:
     return {**training_data, "source": source, "files": [path.name for path in files]}
 
 
-# --------------------------------------------------------------------------- app
+# --------------------------------------------------------------------------- the live models
 
 
-class BodyLimit:
-    """ASGI middleware: refuse bodies above ``max_bytes`` with 413, before reading them whole."""
+@dataclass(frozen=True)
+class Live:
+    """Everything a request needs of the served version, in one object: a request reads the
+    service's reference to it once, so swapping it (a hot reload) is one assignment and no
+    request ever sees half of two versions."""
 
-    def __init__(self, app: Callable[..., Awaitable[None]], max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    models: Models
+    metadata: bytes  # /metadata's answer, rendered once
+    model_info: dict[ModelKind, dict[str, Any]]  # /predict's "model" field per kind
+    header: tuple[bytes, bytes]  # X-Model-Version
+
+    @property
+    def number(self) -> int:
+        return self.models.version.number
+
+    @property
+    def kinds(self) -> list[ModelKind]:
+        return list(self.model_info)
+
+
+def make_live(models: Models, settings: ServeSettings) -> Live:
+    """The ``Live`` of loaded, verified ``models``."""
+    number = models.version.number
+    info: dict[ModelKind, dict[str, Any]] = {
+        kind: {
+            "kind": kind,
+            "sha256": models.version.sha256(ARTIFACT_OF[kind]),
+            "dtype": _dtype(models, kind),
+            "version": number,
+        }
+        for kind in models.kinds()
+    }
+    metadata = orjson.dumps(describe_service(models, settings))
+    return Live(models, metadata, info, (b"x-model-version", str(number).encode()))
+
+
+# --------------------------------------------------------------------------- requests
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request as a hot route sees it: the body, the headers, the query string."""
+
+    body: bytes
+    headers: list[tuple[bytes, bytes]]
+    query: bytes = b""
+
+    def header(self, name: bytes) -> bytes | None:
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+    @property
+    def media_type(self) -> str:
+        return requests.media_type((self.header(b"content-type") or b"").decode("latin-1"))
+
+
+@dataclass
+class Answer:
+    """A hot route's answer, and what the request did (for the metrics and the log)."""
+
+    body: bytes
+    status: int = 200
+    kind: ModelKind | None = None
+    rows: int = 0
+    clipped: int = 0
+    predictions: "np.ndarray | None" = None
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    content_type: bytes = b"application/json"
+
+
+Handler = Callable[["Service", Call, Live], Answer]
+
+
+def _predictions(model: AnyModel, X: "np.ndarray") -> tuple["np.ndarray", "np.ndarray"]:
+    """A request's predictions and clipped flags; a row whose prediction overflows is a 422
+    naming it."""
+    try:
+        return predict_rows(model, X, source="request")
+    except InputError as exc:
+        raise RequestError(422, str(exc)) from None
+
+
+def _model(live: Live, kind: ModelKind) -> AnyModel:
+    if kind not in live.model_info:
+        raise RequestError(422, f"model: {kind!r} is not published here: run linreg-ops quantize")
+    return live.models.get(kind)
+
+
+def handle_predict(service: "Service", call: Call, live: Live) -> Answer:
+    """``POST /predict``: rows and a model kind in, predictions and the model's facts out."""
+    if call.media_type not in requests.JSON_TYPES:
+        given = (call.header(b"content-type") or b"none").decode("latin-1")
+        raise RequestError(
+            415, f"unsupported Content-Type {given!r}: send application/json", UNSUPPORTED
+        )
+    X, kind = requests.predict_request(call.body, live.models.float.feature_names, service.limits)
+    predictions, clipped = _predictions(_model(live, kind), X)
+    answer: dict[str, Any] = {"predictions": predictions, "model": live.model_info[kind]}
+    headers = []
+    count = 0
+    if kind == "integer":
+        rows = np.flatnonzero(clipped)
+        answer["clipped_rows"] = rows
+        count = len(rows)
+        headers.append((CLIPPED_HEADER, str(count).encode()))
+    body = orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)
+    return Answer(body, 200, kind, len(predictions), count, predictions, headers)
+
+
+def invocations_kind(call: Call) -> ModelKind:
+    """The model an ``/invocations`` call asks for: ``?model=`` or the ``X-Model-Kind``
+    header (float when neither; both must agree)."""
+    asked: list[str] = []
+    if call.query:
+        query = parse_qsl(call.query.decode("latin-1"))
+        asked += [value for name, value in query if name == "model"]
+    header = call.header(MODEL_KIND_HEADER)
+    if header is not None:
+        asked.append(header.decode("latin-1").strip())
+    if not asked:
+        return "float"
+    if len(set(asked)) > 1:
+        raise RequestError(422, f"model: asked for {' and '.join(map(repr, asked))}: ask once")
+    if asked[0] not in MODEL_KINDS:
+        raise RequestError(
+            422,
+            f"model: {asked[0]!r} is not one of {', '.join(MODEL_KINDS)} (?model= or X-Model-Kind)",
+        )
+    kind: ModelKind = asked[0]
+    return kind
+
+
+def handle_invocations(service: "Service", call: Call, live: Live) -> Answer:
+    """``POST /invocations``: MLflow's scoring protocol; the body of the answer stays MLflow's
+    (``{"predictions": [...]}``), the integer model's clipped rows are counted in a header."""
+    kind = invocations_kind(call)
+    X = requests.invocations_request(
+        call.body, call.media_type, live.models.float.feature_names, service.limits
+    )
+    predictions, clipped = _predictions(_model(live, kind), X)
+    headers = []
+    count = 0
+    if kind == "integer":
+        count = int(np.count_nonzero(clipped))
+        headers.append((CLIPPED_HEADER, str(count).encode()))
+    body = orjson.dumps({"predictions": predictions}, option=orjson.OPT_SERIALIZE_NUMPY)
+    return Answer(body, 200, kind, len(predictions), count, predictions, headers)
+
+
+def handle_health(service: "Service", call: Call, live: Live) -> Answer:
+    return Answer(b'{"status":"ok"}')
+
+
+def handle_ready(service: "Service", call: Call, live: Live) -> Answer:
+    body = {"version": live.number, "models": live.kinds}
+    if service.drain.active:
+        return Answer(orjson.dumps({"status": "draining", **body}), 503)
+    return Answer(orjson.dumps({"status": "ready", **body}))
+
+
+def handle_metadata(service: "Service", call: Call, live: Live) -> Answer:
+    return Answer(live.metadata)
+
+
+def handle_ping(service: "Service", call: Call, live: Live) -> Answer:
+    """MLflow's ``/ping``: 200 with a newline once the model is loaded."""
+    return Answer(b"\n")
+
+
+def handle_version(service: "Service", call: Call, live: Live) -> Answer:
+    """MLflow's ``/version`` answers its own version as plain text; this, linreg-ops's."""
+    return Answer(__version__.encode(), content_type=b"text/plain; charset=utf-8")
+
+
+def handle_metrics(service: "Service", call: Call, live: Live) -> Answer:
+    if service.telemetry is None:
+        return Answer(
+            orjson.dumps({"error_code": "NOT_FOUND", "message": "metrics are off (--no-metrics)"}),
+            404,
+        )
+    body, content_type = service.telemetry.render()
+    return Answer(body, content_type=content_type.encode())
+
+
+@dataclass(frozen=True)
+class HotRoute:
+    """A route the front answers itself: its methods (GET routes answer HEAD too) and
+    handler."""
+
+    path: str
+    methods: frozenset[str]
+    handler: Handler
+    predicts: bool = False  # a prediction route: counted by model, rows and predictions
+
+
+HOT_ROUTES = (
+    HotRoute("/predict", frozenset({"POST"}), handle_predict, predicts=True),
+    HotRoute("/invocations", frozenset({"POST"}), handle_invocations, predicts=True),
+    HotRoute("/health", frozenset({"GET", "HEAD"}), handle_health),
+    HotRoute("/ready", frozenset({"GET", "HEAD"}), handle_ready),
+    HotRoute("/metadata", frozenset({"GET"}), handle_metadata),
+    HotRoute("/ping", frozenset({"GET"}), handle_ping),
+    HotRoute("/version", frozenset({"GET"}), handle_version),
+    HotRoute("/metrics", frozenset({"GET"}), handle_metrics),
+)
+
+
+# --------------------------------------------------------------------------- the service
+
+
+class Service:
+    """One worker's state: settings, limits, the live models (one reference, swapped
+    whole), drain, metrics and the request log."""
+
+    def __init__(self, settings: ServeSettings) -> None:
+        self.settings = settings
+        self.limits = Limits(max_batch=settings.max_batch, max_json_depth=settings.max_json_depth)
+        self.drain = Drain(settings.drain_seconds)
+        self.live: Live | None = None
+        self.telemetry: Telemetry | None = None
+        self.log = AccessLogger(settings.access_log)
+
+    def start(self) -> None:
+        """Load and verify the version, then go live (the lifespan's start-up)."""
+        version = store.open_version(self.settings.models_dir, self.settings.model_version)
+        models = load_models(version)
+        if self.settings.metrics:
+            folder = os.environ.get(MULTIPROC_ENV)
+            multiproc_dir = Path(folder) if folder else None
+            if multiproc_dir is not None:
+                compact_dead_workers(multiproc_dir)
+            self.telemetry = Telemetry(_prediction_bounds(models), multiproc_dir)
+        self.swap(make_live(models, self.settings))
+
+    def swap(self, live: Live) -> None:
+        """Serve ``live`` from the next request on: one assignment."""
+        if self.telemetry is not None:
+            self.telemetry.describe_models(
+                live.number,
+                {kind: (info["dtype"], info["sha256"]) for kind, info in live.model_info.items()},
+            )
+        self.live = live
+
+    def stop(self) -> None:
+        if self.telemetry is not None:
+            self.telemetry.close()
+
+
+def _prediction_bounds(models: Models) -> tuple[float, ...]:
+    """The predicted-values histogram's buckets, from the float model's answers on the
+    version's held-out rows."""
+    if not models.version.has(store.TEST_SPLIT_CSV):
+        return (0.0,)
+    rows = stored_test_rows(models).values[:, : models.float.n_features]
+    return prediction_buckets(models.float.predict(rows))
+
+
+class Front:
+    """The ASGI app: a framework-free front that answers the hot routes (``HOT_ROUTES``)
+    itself and hands every other request to FastAPI (``/docs``, ``/redoc``, the OpenAPI
+    document, 404 and 405), which is imported and built on the first such request.
+
+    Every answer carries ``X-Model-Version`` and ``X-Request-ID``, is counted in the metrics
+    and logged; bodies above ``max_body_bytes`` are refused with 413 before they are read
+    whole; while draining, every answer closes its connection.
+    """
+
+    def __init__(self, settings: ServeSettings) -> None:
+        self.service = Service(settings)
+        self.routes = {route.path: route for route in HOT_ROUTES}
+        self._cold: FastAPI | None = None
+
+    def add_route(self, route: HotRoute) -> None:
+        """Answer one more route in the front (a faster protocol's endpoint, ``/monitor``)."""
+        self.routes[route.path] = route
+
+    @property
+    def cold(self) -> "FastAPI":
+        """The FastAPI app, built on first use (its examples come from the live version:
+        before the models are loaded, it is built afresh each time)."""
+        if self._cold is not None:
+            return self._cold
+        app = documented_app(self)
+        if self.service.live is not None:
+            self._cold = app
+        return app
+
+    def openapi(self) -> dict[str, Any]:
+        """The OpenAPI document."""
+        return self.cold.openapi()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
+        kind = scope["type"]
+        if kind == "lifespan":
+            await self._lifespan(receive, send)
             return
-        for name, value in scope.get("headers", []):
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await self._too_large(send)
-                return
-        seen = 0
+        if kind != "http":
+            await self.cold(scope, receive, send)
+            return
+        started = time.perf_counter()
+        service = self.service
+        drain = service.drain
+        drain.last_request = time.monotonic()
+        live = service.live
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        given_id = next((value for name, value in headers if name == b"x-request-id"), None)
+        rid = request_id(given_id)
+        extra = [(b"x-request-id", rid.encode())]
+        if live is not None:
+            extra.append(live.header)
+        if drain.active:
+            extra.append((b"connection", b"close"))
+        method, path = scope["method"], scope["path"]
+        route = self.routes.get(path)
+        if route is None or method not in route.methods or live is None:
+            status = await self._pass_on(scope, receive, send, extra)
+            label = path if path in DOCUMENTATION_PATHS else "other"  # a bounded label set
+            self._record(live, label, None, method, status, started, rid, None)
+            return
+        answer = await self._answer(route, scope, receive, headers, live)
+        if answer is None:  # the client left before its body arrived
+            return
+        response_headers = [
+            (b"content-type", answer.content_type),
+            (b"content-length", str(len(answer.body)).encode()),
+            *extra,
+            *answer.headers,
+        ]
+        await send(
+            {"type": "http.response.start", "status": answer.status, "headers": response_headers}
+        )
+        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else answer.body})
+        self._record(live, route.path, answer, method, answer.status, started, rid, route)
 
-        async def limited() -> Message:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.max_bytes:
-                raise _BodyTooLargeError
-            return message
-
+    async def _answer(
+        self,
+        route: HotRoute,
+        scope: Scope,
+        receive: Receive,
+        headers: list[tuple[bytes, bytes]],
+        live: Live,
+    ) -> Answer | None:
+        body = b""
+        if "POST" in route.methods:
+            read = await self._read_body(receive, headers)
+            if read is None:
+                return None
+            if isinstance(read, Answer):
+                return read
+            body = read
+        call = Call(body, headers, scope.get("query_string", b""))
         try:
-            await self.app(scope, limited, send)
-        except _BodyTooLargeError:
-            await self._too_large(send)
-        except ClientDisconnect:
-            # the body never arrived whole (the client left, or the server dropped a malformed
-            # chunked body with a 400): nobody to answer, nothing to log per request
-            return
+            return route.handler(self.service, call, live)
+        except RequestError as exc:
+            return Answer(
+                orjson.dumps({"error_code": exc.code, "message": exc.message}), exc.status
+            )
         finally:
-            if seen >= LARGE_BODY:
+            if len(body) >= LARGE_BODY:
                 _release_memory()
 
-    async def _too_large(self, send: Send) -> None:
-        body = orjson.dumps(
-            {
-                "error_code": "REQUEST_TOO_LARGE",
-                "message": f"request body exceeds max_body_bytes {self.max_bytes:,}",
-            }
-        )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [(b"content-type", b"application/json")],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+    async def _read_body(
+        self, receive: Receive, headers: list[tuple[bytes, bytes]]
+    ) -> bytes | Answer | None:
+        """The whole body, or a 413 as soon as it is known to exceed ``max_body_bytes``,
+        or None when the client left."""
+        limit = self.service.settings.max_body_bytes
+        for name, value in headers:
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                return _too_large(limit)
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                return _too_large(limit)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def _pass_on(
+        self, scope: Scope, receive: Receive, send: Send, extra: list[tuple[bytes, bytes]]
+    ) -> int:
+        """Hand the request to FastAPI with the front's headers added; its status."""
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        from starlette.requests import ClientDisconnect
+
+        with contextlib.suppress(ClientDisconnect):  # the client left: nobody to answer
+            await self.cold(scope, receive, sending)
+        return status
+
+    def _record(
+        self,
+        live: Live | None,
+        route: str,
+        answer: Answer | None,
+        method: str,
+        status: int,
+        started: float,
+        rid: str,
+        hot: HotRoute | None,
+    ) -> None:
+        service = self.service
+        seconds = time.perf_counter() - started
+        number = live.number if live is not None else 0
+        kind = answer.kind if answer is not None else None
+        if service.telemetry is not None:
+            predicted = answer is not None and hot is not None and hot.predicts and status == 200
+            service.telemetry.record(
+                route, kind, number, status, seconds,
+                answer.rows if predicted and answer else 0,
+                answer.clipped if predicted and answer else 0,
+                answer.predictions if predicted and answer else None,
+            )  # fmt: skip
+        if service.log.enabled:
+            service.log.write(
+                Entry(
+                    rid,
+                    method,
+                    route,
+                    MODEL_NAMES[kind] if kind else "",
+                    number,
+                    answer.rows if answer else 0,
+                    status,
+                    seconds * 1000,
+                    answer.clipped if answer else 0,
+                )
+            )
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    self.service.start()
+                except BaseException as exc:
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    raise
+                self.service.drain.install()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.service.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
 
-class _BodyTooLargeError(Exception):
-    pass
+def _too_large(limit: int) -> Answer:
+    message = f"request body exceeds max_body_bytes {limit:,}"
+    body = orjson.dumps({"error_code": "REQUEST_TOO_LARGE", "message": message})
+    return Answer(body, 413)
 
 
 def _release_memory() -> None:
@@ -307,147 +765,73 @@ class Drain:
         shutdown(sig, frame)
 
 
-class Draining:
-    """ASGI middleware: notes when requests arrive, and closes connections while draining."""
-
-    def __init__(self, app: Callable[..., Awaitable[None]], drain: Drain) -> None:
-        self.app, self.drain = app, drain
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        drain = self.drain
-        drain.last_request = time.monotonic()
-        if not drain.active:
-            await self.app(scope, receive, send)
-            return
-
-        async def closing(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), (b"connection", b"close")]
-            await send(message)
-
-        await self.app(scope, receive, closing)
+def create_app(settings: ServeSettings | None = None) -> Front:
+    """The service's ASGI app; models load in the lifespan, so creating it reads nothing."""
+    return Front(settings or ServeSettings())
 
 
-def create_app(settings: ServeSettings | None = None) -> FastAPI:
-    """The FastAPI app; models load in the lifespan, so creating it reads nothing."""
-    settings = settings or ServeSettings()
-    limits = Limits(max_batch=settings.max_batch, max_json_depth=settings.max_json_depth)
+# --------------------------------------------------------------------------- documentation
 
-    drain = Drain(settings.drain_seconds)
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        version = store.open_version(settings.models_dir, settings.model_version)
-        app.state.models = load_models(version)
-        app.state.metadata = describe_service(app.state.models, settings)
-        drain.install()
-        yield
+def documented_app(front: Front) -> "FastAPI":
+    """FastAPI, for what is not hot: Swagger UI at ``/docs`` and ReDoc at ``/redoc`` (assets
+    from an installed package: they work offline), the OpenAPI document, 404 and 405. The
+    hot routes are declared here too — the OpenAPI document describes them, with examples
+    that succeed — and answer through the same handlers as the front."""
+    from fastapi import Request
+    from fastapi.responses import Response
+    from fastapi_offline import FastAPIOffline
+
+    from linreg_ops.inference import openapi
 
     app = FastAPIOffline(
         title="linreg-ops",
         version=__version__,
         summary="Linear regression predictions from one verified, pickle-free model version.",
-        lifespan=lifespan,
-        default_response_class=JSONBody,
-        redoc_url=None,
         favicon_url=None,
     )
 
-    @app.exception_handler(RequestError)
-    async def bad_request(request: Request, exc: RequestError) -> Response:
-        return JSONBody({"error_code": exc.code, "message": exc.message}, status_code=exc.status)
-
-    @app.get("/health", summary="Liveness: the process answers")
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/ready", summary="Readiness: the version's models are loaded and verified")
-    async def ready(request: Request) -> Response:
-        models: Models = request.app.state.models
-        body = {"version": models.version.number, "models": models.kinds()}
-        if drain.active:
-            return JSONBody({"status": "draining", **body}, status_code=503)
-        return JSONBody({"status": "ready", **body})
-
-    for path, probe in (("/health", health), ("/ready", ready)):  # load balancers use HEAD
-        app.add_api_route(path, probe, methods=["HEAD"], include_in_schema=False)
-
-    @app.get("/metadata", summary="Version, features, metrics, quantization and checksums")
-    async def model_metadata(request: Request) -> dict[str, Any]:
-        info: dict[str, Any] = request.app.state.metadata
-        return info
-
-    json_body = {"application/json": {"schema": requests.PredictRequest.model_json_schema()}}
-
-    @app.post(
-        "/predict",
-        response_model=PredictResponse,
-        summary="Predict rows with the float, quantized or integer-only model",
-        openapi_extra={"requestBody": {"content": json_body, "required": True}},
-        responses={413: {"description": "batch or body too large"}},
-    )
-    async def predict_route(request: Request) -> Response:
-        models: Models = request.app.state.models
-        if _content_type(request) not in requests.JSON_TYPES:
-            raise RequestError(400, _wrong_type(request, "application/json"))
-        X, kind = requests.predict_request(await request.body(), models.float.feature_names, limits)
-        if kind not in models.kinds():
-            raise RequestError(
-                422, f"model: {kind!r} is not published here: run linreg-ops quantize"
+    def endpoint(route: HotRoute) -> Callable[[Request], Awaitable[Response]]:
+        async def answer(request: Request) -> Response:
+            live = front.service.live
+            if live is None:
+                return Response(b'{"detail":"starting"}', 503, media_type="application/json")
+            body = await request.body()
+            scope = request.scope
+            call = Call(body, list(scope["headers"]), scope.get("query_string", b""))
+            try:
+                result = route.handler(front.service, call, live)
+            except RequestError as exc:
+                error = {"error_code": exc.code, "message": exc.message}
+                result = Answer(orjson.dumps(error), exc.status)
+            return Response(
+                result.body,
+                result.status,
+                {name.decode(): value.decode() for name, value in result.headers},
+                media_type=result.content_type.decode(),
             )
-        predictions = _predictions(models.get(kind), X)
-        artifact = ARTIFACT_OF[kind]
-        info = {
-            "kind": kind,
-            "sha256": models.version.sha256(artifact),
-            "dtype": _dtype(models, kind),
-            "version": models.version.number,
-        }
-        return JSONBody({"predictions": predictions, "model": info})
 
-    invocations_body = {
-        "application/json": {"schema": {"type": "object"}},
-        "text/csv": {"schema": {"type": "string"}},
-    }
+        return answer
 
-    @app.post(
-        "/invocations",
-        response_model=InvocationsResponse,
-        summary="MLflow scoring protocol (float model)",
-        openapi_extra={"requestBody": {"content": invocations_body, "required": True}},
-        responses={413: {"description": "batch or body too large"}},
-    )
-    async def invocations(request: Request) -> Response:
-        models: Models = request.app.state.models
-        body = await request.body()
-        X = requests.invocations_request(
-            body, _content_type(request), models.float.feature_names, limits
-        )
-        return JSONBody({"predictions": _predictions(models.float, X)})
-
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(Draining, drain=drain)
+    for route in HOT_ROUTES:
+        for method in sorted(route.methods - {"HEAD"}):
+            app.add_api_route(
+                route.path, endpoint(route), methods=[method],
+                **openapi.route_documentation(route.path, example_rows(front.service.live)),
+            )  # fmt: skip
     return app
 
 
-def _predictions(model: AnyModel, X: "np.ndarray") -> "np.ndarray":
-    """A request's predictions; a row whose prediction overflows is a 422 naming it."""
-    try:
-        return predict_rows(model, X, source="request")[0]
-    except InputError as exc:
-        raise RequestError(422, str(exc)) from None
-
-
-def _content_type(request: Request) -> str:
-    return request.headers.get("content-type", "").split(";")[0].strip().lower()
-
-
-def _wrong_type(request: Request, expected: str) -> str:
-    given = request.headers.get("content-type") or "none"
-    return f"unsupported Content-Type {given!r}: send {expected}"
+def example_rows(live: Live | None) -> tuple[list[str], list[list[float]]]:
+    """The features and two held-out rows of the served version: examples that succeed."""
+    if live is None:
+        return [], []
+    models = live.models
+    names = list(models.float.feature_names)
+    if not models.version.has(store.TEST_SPLIT_CSV):
+        return names, [[0.0] * len(names)] * 2
+    rows = stored_test_rows(models).values[:2, : len(names)]
+    return names, rows.tolist()
 
 
 # --------------------------------------------------------------------------- process
@@ -507,11 +891,20 @@ def run(version: store.Version, settings: ServeSettings) -> int:
         port=bound_port,
         workers=workers,
         log_level=settings.log_level,
-        access_log=False,
+        access_log=False,  # the service writes its own request log (--access-log)
+        lifespan="on",
     )
+    os.environ.pop(MULTIPROC_ENV, None)
     with sock:
         if workers > 1:
-            Multiprocess(config, sockets=[sock]).run()
+            # every worker's metrics in every scrape: a folder made fresh now, gone at exit
+            folder = tempfile.mkdtemp(prefix="linreg-ops-metrics-")
+            os.environ[MULTIPROC_ENV] = folder
+            try:
+                Multiprocess(config, sockets=[sock]).run()
+            finally:
+                os.environ.pop(MULTIPROC_ENV, None)
+                shutil.rmtree(folder, ignore_errors=True)
             return 0
         server = uvicorn.Server(config)
         try:

@@ -58,7 +58,10 @@ def test_health_ready_metadata(client, models):
 
 def test_openapi_documents_every_route(client):
     paths = client.get("/openapi.json").json()["paths"]
-    assert set(paths) == {"/health", "/ready", "/metadata", "/predict", "/invocations"}
+    assert set(paths) == {
+        "/health", "/ready", "/metadata", "/predict", "/invocations", "/ping", "/version",
+        "/metrics",
+    }  # fmt: skip
 
 
 def test_docs_work_offline(client):
@@ -203,7 +206,7 @@ def test_malformed_json(client, path):
 def test_wrong_content_type(client, path, content_type):
     headers = {"content-type": content_type} if content_type else {}
     response = client.post(path, content=b"{}", headers=headers)
-    assert response.status_code == 400
+    assert response.status_code == 415
     assert "unsupported Content-Type" in response.json()["message"]
 
 

@@ -35,7 +35,9 @@ def start_server(*args: str, env: dict[str, str] | None = None) -> tuple[subproc
     process = subprocess.Popen(
         [str(executable), "serve", "--port", str(port), *args],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, **(env or {})},
+        # no request log: a pipe nobody reads fills after ~64 KiB, and then every write to
+        # it blocks the server (test_request_log reads it, from a file)
+        env={**os.environ, "LINREG_OPS_ACCESS_LOG": "off", **(env or {})},
     )  # fmt: skip
     deadline = time.monotonic() + 30
     while True:
