@@ -43,13 +43,13 @@ EXPORTED = {
         "run", "sweep", "training", "training_started",
     ],
     "linreg_ops.config": [
-        "BLOCK_BYTES", "CALIBRATIONS", "DEFAULT_CHUNK_ROWS", "DEFAULT_LOCK_TIMEOUT",
+        "ACCESS_LOGS", "BLOCK_BYTES", "CALIBRATIONS", "DEFAULT_CHUNK_ROWS", "DEFAULT_LOCK_TIMEOUT",
         "DEFAULT_MODELS_DIR", "DEFAULT_REPORTS_DIR", "ENGINES", "EXPORT_FORMATS", "GRANULARITIES",
         "INPUT_BITS", "IN_MEMORY_ROWS", "LOG_LEVELS", "MODELS_DIR_ENV", "MODEL_KINDS",
-        "PREDICT_ENGINES", "ROUNDINGS", "SERVE_DEFAULTS", "SUPPORTED_BITS", "Calibration",
-        "Engine", "ExportFormat", "FitEngine", "GateConfig", "Granularity", "InputDtype",
-        "IntegerConfig", "LogLevel", "ModelKind", "PredictEngine", "QuantConfig", "QuantDtype",
-        "Rounding", "ServeConfig", "TrainConfig", "models_dir_default", "parse_dtype",
+        "PREDICT_ENGINES", "ROUNDINGS", "SERVE_DEFAULTS", "SUPPORTED_BITS", "AccessLog",
+        "Calibration", "Engine", "ExportFormat", "FitEngine", "GateConfig", "Granularity",
+        "InputDtype", "IntegerConfig", "LogLevel", "ModelKind", "PredictEngine", "QuantConfig",
+        "QuantDtype", "Rounding", "ServeConfig", "TrainConfig", "models_dir_default", "parse_dtype",
     ],
     "linreg_ops.errors": [
         "ArtifactError", "InputError", "MissingExtraError", "QualityGateError", "StoreBusyError",
@@ -65,7 +65,20 @@ EXPORTED = {
         "quantized_graph", "require_onnx", "weight_code_dtype",
     ],
     "linreg_ops.extras": ["install_command", "require"],
-    "linreg_ops.inference": ["dask_scoring", "evaluate", "loading", "predict", "requests", "serve"],
+    "linreg_ops.inference": [
+        "access_log", "dask_scoring", "evaluate", "loading", "openapi", "predict", "requests",
+        "serve", "telemetry",
+    ],
+    "linreg_ops.inference.access_log": [
+        "MAX_REQUEST_ID", "AccessLogger", "Entry", "request_id",
+    ],
+    "linreg_ops.inference.openapi": [
+        "ERROR_STATUSES", "route_documentation",
+    ],
+    "linreg_ops.inference.telemetry": [
+        "LATENCY_BUCKETS", "MODEL_NAMES", "MULTIPROC_ENV", "ROWS_BUCKETS", "Telemetry",
+        "compact_dead_workers", "prediction_buckets",
+    ],
     "linreg_ops.inference.dask_scoring": ["dask_predict"],
     "linreg_ops.inference.evaluate": ["Evaluation", "LabelledRows", "evaluate", "labelled_rows"],
     "linreg_ops.inference.loading": [
@@ -78,14 +91,18 @@ EXPORTED = {
     ],
     "linreg_ops.inference.requests": [
         "CSV_TYPES", "JSON_TYPES", "MLFLOW_KEYS", "ROWS", "Limits", "Number", "PredictRequest",
-        "RequestError", "Row", "check_batch", "columns_to_matrix", "csv_matrix",
-        "invocations_request", "json_depth", "load_json", "mlflow_matrix", "predict_request",
-        "rows_to_matrix", "validation_message",
+        "RequestError", "Row", "check_batch", "check_depth", "columns_to_matrix", "csv_matrix",
+        "invocations_request", "json_depth", "load_json", "media_type", "mlflow_matrix",
+        "numeric_matrix", "predict_request", "rows_to_matrix", "validation_message",
     ],
     "linreg_ops.inference.serve": [
-        "LARGE_BODY", "BodyLimit", "Drain", "Draining", "InvocationsResponse", "JSONBody",
-        "Message", "ModelInfo", "PredictResponse", "Receive", "Scope", "Send", "ServeSettings",
-        "bind", "create_app", "describe_service", "run", "serve_settings",
+        "CLIPPED_HEADER", "DOCUMENTATION_PATHS", "HOT_ROUTES", "LARGE_BODY", "MODEL_KIND_HEADER",
+        "SMALL_INTEGER_BATCH", "UNSUPPORTED", "Answer", "Call", "Drain", "ErrorResponse", "Front",
+        "Handler", "HotRoute", "InvocationsResponse", "Live", "Message", "ModelInfo",
+        "PredictResponse", "Receive", "Scope", "Send", "ServeSettings", "Service", "bind",
+        "create_app", "describe_service", "documented_app", "example_rows", "handle_health",
+        "handle_invocations", "handle_metadata", "handle_metrics", "handle_ping", "handle_predict",
+        "handle_ready", "handle_version", "invocations_kind", "make_live", "run", "serve_settings",
     ],
     "linreg_ops.metrics": [
         "mean_squared_error", "prediction_drift", "quantized_fidelity", "r2_from_sums", "r2_score",

@@ -130,7 +130,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = serve.serve_settings(
         models_dir=args.models_dir, host=args.host, port=args.port, workers=args.workers,
         max_batch=args.max_batch, max_body_bytes=args.max_body_bytes, log_level=args.log_level,
-        drain_seconds=args.drain_seconds,
+        drain_seconds=args.drain_seconds, access_log=args.access_log, metrics=args.metrics,
     )  # fmt: skip
     # fail fast, with a clear message, before binding
     models = loading.load(settings.models_dir, settings.model_version)

@@ -11,6 +11,7 @@ from pathlib import Path
 from linreg_ops._version import __version__
 from linreg_ops.cli import commands
 from linreg_ops.config import (
+    ACCESS_LOGS,
     CALIBRATIONS,
     DEFAULT_LOCK_TIMEOUT,
     DEFAULT_MODELS_DIR,
@@ -331,6 +332,17 @@ def build_parser() -> argparse.ArgumentParser:
         type=_seconds,
         help="after SIGTERM, keep serving until requests stop, at most this long "
         f"(default: {serving.drain_seconds:g})",
+    )
+    sub.add_argument(
+        "--access-log",
+        choices=ACCESS_LOGS,
+        help=f"one line per request on stderr, or none (default: {serving.access_log})",
+    )
+    sub.add_argument(
+        "--metrics",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="GET /metrics and its bookkeeping (default: on; --no-metrics turns both off)",
     )
     sub.set_defaults(handler=commands.cmd_serve)
     return parser

@@ -8,7 +8,20 @@ and nothing is unpickled (import-linter's contracts keep it so).
 - ``evaluate``: every model of a version on the same labelled rows.
 - ``dask_scoring``: an input scored on a Dask cluster into a Parquet dataset.
 - ``requests``: HTTP request bodies → feature matrices, with limits.
-- ``serve``: the FastAPI service.
+- ``serve``: the HTTP service: a raw ASGI front for the hot routes, FastAPI for the rest.
+- ``openapi``: the service's OpenAPI documentation, with examples that succeed.
+- ``telemetry``: the service's Prometheus metrics, across workers.
+- ``access_log``: one log line per request.
 """
 
-__all__ = ["dask_scoring", "evaluate", "loading", "predict", "requests", "serve"]
+__all__ = [
+    "access_log",
+    "dask_scoring",
+    "evaluate",
+    "loading",
+    "openapi",
+    "predict",
+    "requests",
+    "serve",
+    "telemetry",
+]

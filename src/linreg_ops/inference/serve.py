@@ -56,7 +56,6 @@ from linreg_ops.inference import requests
 from linreg_ops.inference.access_log import AccessLogger, Entry, request_id
 from linreg_ops.inference.loading import (
     ARTIFACT_OF,
-    AnyModel,
     Models,
     load_metrics,
     load_models,
@@ -71,6 +70,7 @@ from linreg_ops.inference.telemetry import (
     compact_dead_workers,
     prediction_buckets,
 )
+from linreg_ops.model import IntegerLinearModel
 from linreg_ops.storage import store
 
 if TYPE_CHECKING:
@@ -78,14 +78,18 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CLIPPED_HEADER",
+    "DOCUMENTATION_PATHS",
     "HOT_ROUTES",
     "LARGE_BODY",
     "MODEL_KIND_HEADER",
+    "SMALL_INTEGER_BATCH",
+    "UNSUPPORTED",
     "Answer",
     "Call",
     "Drain",
     "ErrorResponse",
     "Front",
+    "Handler",
     "HotRoute",
     "InvocationsResponse",
     "Live",
@@ -102,6 +106,14 @@ __all__ = [
     "describe_service",
     "documented_app",
     "example_rows",
+    "handle_health",
+    "handle_invocations",
+    "handle_metadata",
+    "handle_metrics",
+    "handle_ping",
+    "handle_predict",
+    "handle_ready",
+    "handle_version",
     "invocations_kind",
     "make_live",
     "run",
@@ -116,6 +128,7 @@ LARGE_BODY = 1 << 20  # after a body this large, hand freed memory back to the s
 CLIPPED_HEADER = b"x-clipped-rows"  # integer model: how many rows it clipped
 MODEL_KIND_HEADER = b"x-model-kind"  # /invocations: the model, like ?model=
 UNSUPPORTED = "UNSUPPORTED_MEDIA_TYPE"
+SMALL_INTEGER_BATCH = 512  # rows: below this the integer model runs its int64 arithmetic
 DOCUMENTATION_PATHS = frozenset({"/docs", "/redoc", "/openapi.json"})
 
 
@@ -244,6 +257,7 @@ class Live:
     metadata: bytes  # /metadata's answer, rendered once
     model_info: dict[ModelKind, dict[str, Any]]  # /predict's "model" field per kind
     header: tuple[bytes, bytes]  # X-Model-Version
+    bounds: dict[ModelKind, np.ndarray]  # each model's input_bounds, computed once
 
     @property
     def number(self) -> int:
@@ -267,7 +281,8 @@ def make_live(models: Models, settings: ServeSettings) -> Live:
         for kind in models.kinds()
     }
     metadata = orjson.dumps(describe_service(models, settings))
-    return Live(models, metadata, info, (b"x-model-version", str(number).encode()))
+    bounds = {kind: models.get(kind).input_bounds for kind in info}
+    return Live(models, metadata, info, (b"x-model-version", str(number).encode()), bounds)
 
 
 # --------------------------------------------------------------------------- requests
@@ -289,7 +304,10 @@ class Call:
 
     @property
     def media_type(self) -> str:
-        return requests.media_type((self.header(b"content-type") or b"").decode("latin-1"))
+        given = self.header(b"content-type") or b""
+        if given == b"application/json":
+            return "application/json"
+        return requests.media_type(given.decode("latin-1"))
 
 
 @dataclass
@@ -309,19 +327,33 @@ class Answer:
 Handler = Callable[["Service", Call, Live], Answer]
 
 
-def _predictions(model: AnyModel, X: "np.ndarray") -> tuple["np.ndarray", "np.ndarray"]:
-    """A request's predictions and clipped flags; a row whose prediction overflows is a 422
-    naming it."""
-    try:
-        return predict_rows(model, X, source="request")
-    except InputError as exc:
-        raise RequestError(422, str(exc)) from None
-
-
-def _model(live: Live, kind: ModelKind) -> AnyModel:
+def _predictions(live: Live, kind: ModelKind, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A request's predictions and clipped flags; a row outside the model's domain (whose
+    prediction could overflow) is a 422 naming it, with ``predict_rows``'s message. The
+    domain check compares with the bounds ``Live`` computed once."""
     if kind not in live.model_info:
         raise RequestError(422, f"model: {kind!r} is not published here: run linreg-ops quantize")
-    return live.models.get(kind)
+    model = live.models.get(kind)
+    if not (np.abs(X) <= live.bounds[kind]).all():  # NaN compares False
+        try:
+            predict_rows(model, X, source="request")
+        except InputError as exc:
+            raise RequestError(422, str(exc)) from None
+    if isinstance(model, IntegerLinearModel) and len(X) < SMALL_INTEGER_BATCH:
+        return _integer_in_int64(model, X)
+    return model.predict_clipped(X)
+
+
+def _integer_in_int64(model: IntegerLinearModel, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The integer model's answer by its int64 arithmetic, as written (``quantize_inputs``,
+    ``accumulate``, ``requantize_saturated``): the same codes and flags as
+    ``predict_clipped``, whose float64 route costs a fixed ~0.1 ms of set-up per call that
+    only pays off on large batches (measured: 1 row 91 µs against 60 µs, 128 rows 121 against
+    26, 1,000 rows 191 against 207)."""
+    with np.errstate(over="ignore"):  # x / input_scale beyond float64: a clipped code
+        codes, inputs_clipped = model.quantize_inputs(X)
+        out, saturated = model.requantize_saturated(model.accumulate(codes))
+    return out * np.float64(model.output_scale), inputs_clipped | saturated
 
 
 def handle_predict(service: "Service", call: Call, live: Live) -> Answer:
@@ -332,7 +364,7 @@ def handle_predict(service: "Service", call: Call, live: Live) -> Answer:
             415, f"unsupported Content-Type {given!r}: send application/json", UNSUPPORTED
         )
     X, kind = requests.predict_request(call.body, live.models.float.feature_names, service.limits)
-    predictions, clipped = _predictions(_model(live, kind), X)
+    predictions, clipped = _predictions(live, kind, X)
     answer: dict[str, Any] = {"predictions": predictions, "model": live.model_info[kind]}
     headers = []
     count = 0
@@ -371,11 +403,17 @@ def invocations_kind(call: Call) -> ModelKind:
 def handle_invocations(service: "Service", call: Call, live: Live) -> Answer:
     """``POST /invocations``: MLflow's scoring protocol; the body of the answer stays MLflow's
     (``{"predictions": [...]}``), the integer model's clipped rows are counted in a header."""
-    kind = invocations_kind(call)
-    X = requests.invocations_request(
-        call.body, call.media_type, live.models.float.feature_names, service.limits
-    )
-    predictions, clipped = _predictions(_model(live, kind), X)
+    try:
+        kind = invocations_kind(call)
+        X = requests.invocations_request(
+            call.body, call.media_type, live.models.float.feature_names, service.limits
+        )
+        predictions, clipped = _predictions(live, kind, X)
+    except RequestError as exc:
+        if exc.status != 422:
+            raise
+        # MLflow's scoring server answers every bad input 400: so does its protocol here
+        raise RequestError(400, exc.message, exc.code) from None
     headers = []
     count = 0
     if kind == "integer":

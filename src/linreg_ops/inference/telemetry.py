@@ -19,6 +19,7 @@ lock). The files stay bounded by the number of live workers.
 prometheus-client is imported when a ``Telemetry`` is built, never at import time.
 """
 
+import bisect
 import contextlib
 import fcntl
 import os
@@ -118,7 +119,8 @@ class Telemetry:
             ("model_version", "model_name", "model_kind", "dtype", "sha256"),
             registry=registry, multiprocess_mode="livemax",
         )  # fmt: skip
-        self._bounds = np.asarray(self._predictions._upper_bounds[:-1], dtype=np.float64)
+        self._bound_list = tuple(self._predictions._upper_bounds[:-1])
+        self._bounds = np.asarray(self._bound_list, dtype=np.float64)
         self._prometheus = prometheus_client
         if multiproc_dir is None:
             prometheus_client.ProcessCollector(registry=registry)
@@ -147,9 +149,9 @@ class Telemetry:
         if children is None:
             children = self._children[key] = self._labelled(route, kind, version, code)
         children.requests.inc()
-        children.latency.observe(seconds)
+        _observe(children.latency, LATENCY_BUCKETS, seconds)
         if predictions is not None:
-            children.rows.observe(rows)
+            _observe(children.rows, ROWS_BUCKETS, rows)
             if clipped:
                 children.clipped.inc(clipped)
             self._observe_many(children.predictions, predictions)
@@ -171,7 +173,7 @@ class Telemetry:
         1,000-row batch costs more than the prediction; its histogram child keeps a value per
         bucket (``_buckets``, non-cumulative) and the sum (``_sum``), which is what this adds to."""
         if len(values) == 1:
-            histogram.observe(float(values[0]))
+            _observe(histogram, self._bound_list, float(values[0]))
             return
         counts = np.bincount(
             np.searchsorted(self._bounds, values, side="left"), minlength=len(self._bounds) + 1
@@ -199,6 +201,13 @@ class Telemetry:
             from prometheus_client import multiprocess
 
             multiprocess.mark_process_dead(os.getpid(), str(self.multiproc_dir))
+
+
+def _observe(histogram: Any, bounds: Sequence[float], value: float) -> None:
+    """prometheus-client's ``Histogram.observe`` for one value, with a binary search instead
+    of its loop over the buckets (``bounds``: the finite upper bounds, in order)."""
+    histogram._buckets[bisect.bisect_left(bounds, value)].inc(1)
+    histogram._sum.inc(value)
 
 
 def _alive(pid: int) -> bool:

@@ -1,0 +1,235 @@
+"""The raw ASGI front, against the real app: every model on /invocations, clipped rows made
+visible, the headers every answer carries, MLflow's probes, the fast request path agreeing
+with the checked one, and every OpenAPI example succeeding."""
+
+import json
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from helpers import CALIFORNIA_FEATURES
+from linreg_ops._version import __version__
+from linreg_ops.inference import predict, requests
+from linreg_ops.inference.requests import Limits, RequestError
+from linreg_ops.inference.serve import ServeSettings, create_app
+
+FEATURES = list(CALIFORNIA_FEATURES)
+ROW = [8.3252, 41.0, 6.984127, 1.02381, 322.0, 2.555556, 37.88, -122.23]
+FAR = [
+    1e9,
+    41.0,
+    6.984127,
+    1.02381,
+    322.0,
+    2.555556,
+    37.88,
+    -122.23,
+]  # MedInc beyond any calibration
+JSON = {"content-type": "application/json"}
+
+
+@pytest.fixture(scope="module")
+def client(trained_dir):
+    with TestClient(create_app(ServeSettings(models_dir=trained_dir, access_log="off"))) as test:
+        yield test
+
+
+def post(client, path, payload, **headers):
+    return client.post(path, content=json.dumps(payload), headers={**JSON, **headers})
+
+
+@pytest.mark.parametrize("kind", ["float", "quantized", "integer"])
+def test_invocations_serves_every_model_by_query_or_header(client, models, test_rows, kind):
+    rows = test_rows[1][:30, :-1]
+    expected, clipped = predict.predict_rows(models.get(kind), rows)
+    payload = {"dataframe_split": {"columns": FEATURES, "data": rows.tolist()}}
+    by_query = post(client, f"/invocations?model={kind}", payload)
+    by_header = post(client, "/invocations", payload, **{"X-Model-Kind": kind})
+    for response in (by_query, by_header):
+        assert response.status_code == 200, response.text
+        assert list(response.json()) == ["predictions"]  # MLflow's body, nothing added
+        np.testing.assert_array_equal(response.json()["predictions"], expected)
+        if kind == "integer":
+            assert response.headers["x-clipped-rows"] == str(int(clipped.sum()))
+        else:
+            assert "x-clipped-rows" not in response.headers
+
+
+@pytest.mark.parametrize(
+    ("query", "headers", "message"),
+    [
+        ("?model=float16", {}, "'float16' is not one of float, quantized, integer"),
+        ("?model=integer", {"X-Model-Kind": "float"}, "asked for 'integer' and 'float'"),
+        ("", {"X-Model-Kind": ""}, "'' is not one of"),
+    ],
+)
+def test_a_bad_model_choice_on_invocations_is_a_400(client, query, headers, message):
+    response = post(client, f"/invocations{query}", {"instances": [ROW]}, **headers)
+    assert response.status_code == 400
+    assert message in response.json()["message"]
+
+
+def test_integer_answers_name_their_clipped_rows(client, models):
+    response = post(client, "/predict", {"instances": [ROW, FAR, ROW, FAR], "model": "integer"})
+    assert response.status_code == 200
+    assert response.json()["clipped_rows"] == [1, 3]
+    assert response.headers["x-clipped-rows"] == "2"
+    response = post(client, "/invocations?model=integer", {"instances": [ROW, FAR]})
+    assert response.headers["x-clipped-rows"] == "1"
+    assert "clipped_rows" not in post(client, "/predict", {"instances": [FAR]}).json()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    arrays(
+        np.float64,
+        st.tuples(st.integers(1, 20), st.just(8)),
+        elements=st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False),
+    )
+)
+def test_integer_answers_equal_predict_rows_bit_for_bit(client, models, X):
+    """The service's small-batch int64 route against the model's own prediction."""
+    expected, clipped = predict.predict_rows(models.integer, X)
+    response = post(client, "/predict", {"instances": X.tolist(), "model": "integer"})
+    assert response.status_code == 200, response.text
+    np.testing.assert_array_equal(response.json()["predictions"], expected)
+    assert response.json()["clipped_rows"] == np.flatnonzero(clipped).tolist()
+
+
+def test_every_answer_carries_the_model_version_and_a_request_id(client):
+    answers = [
+        client.get("/health"),
+        client.get("/metrics"),
+        client.get("/no-such-route"),
+        client.get("/predict"),  # 405, from FastAPI
+        client.get("/openapi.json"),
+        post(client, "/predict", {"instances": [ROW]}),
+        post(client, "/predict", {"instances": []}),
+        client.post("/invocations", content=b"{}", headers={"content-type": "text/plain"}),
+    ]
+    for response in answers:
+        assert response.headers["x-model-version"] == "2", response.request.url
+        assert len(response.headers["x-request-id"]) == 16
+    ids = {response.headers["x-request-id"] for response in answers}
+    assert len(ids) == len(answers)
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [("abc-123", True), ("x" * 129, False), ("two words", False), ('quo"te', False)],
+)
+def test_a_request_id_is_echoed_when_it_is_short_and_plain(client, given, kept):
+    response = client.get("/health", headers={"X-Request-ID": given})
+    assert (response.headers["x-request-id"] == given) is kept
+
+
+def test_mlflow_ping_and_version(client):
+    ping = client.get("/ping")
+    assert (ping.status_code, ping.content) == (200, b"\n")
+    version = client.get("/version")
+    assert (version.status_code, version.text) == (200, __version__)
+    assert client.post("/ping").status_code == 405
+
+
+@pytest.mark.parametrize("path", ["/predict", "/invocations"])
+@pytest.mark.parametrize("body", [b"null", b"1", b'"x"', b"true", b"[]", b"{}", b""])
+def test_scalar_and_empty_bodies_are_4xx(client, path, body):
+    """Attack: a null body crashed the depth walk (found by schemathesis)."""
+    response = client.post(path, content=body, headers=JSON)
+    assert 400 <= response.status_code < 500, response.text
+    assert response.json()["message"]
+
+
+def checked_matrix(rows, d):
+    """The checked path's matrix: pydantic validation, then rows_to_matrix."""
+    validated = requests._validated_rows(rows, "instances")
+    return requests.rows_to_matrix(validated, [f"f{j}" for j in range(d)], "instances")
+
+
+VALUES = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-(2**70), 2**70),
+    st.booleans(),
+    st.none(),
+    st.text(max_size=3),
+    st.lists(st.floats(), max_size=2),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(VALUES, min_size=3, max_size=3), min_size=1, max_size=4), st.booleans())
+def test_the_fast_path_accepts_only_what_the_checked_path_accepts(rows, as_text):
+    """Whatever the rows hold, the fast path either gives the checked path's matrix or
+    steps aside (None): it never accepts a value the checked path refuses."""
+    try:
+        body = json.dumps({"instances": rows}).encode()
+    except ValueError:
+        return
+    payload = json.loads(body)  # what the parser gives (NaN literals included)
+    fast = requests.numeric_matrix(payload["instances"], 3, body, Limits())
+    try:
+        checked = checked_matrix(payload["instances"], 3)
+    except RequestError:
+        assert fast is None, f"fast path accepted {rows!r}"
+        return
+    if fast is not None:
+        np.testing.assert_array_equal(fast, checked)
+
+
+def test_the_fast_path_is_taken_for_plain_rows():
+    body = json.dumps({"instances": [ROW, ROW]}).encode()
+    assert requests.numeric_matrix([ROW, ROW], 8, body, Limits()) is not None
+    assert requests.numeric_matrix([ROW, ROW], 8, body, Limits(max_json_depth=2)) is None
+
+
+def test_every_openapi_example_succeeds(client):
+    """Every request example of /docs, sent as Swagger UI's "Try it out" sends it."""
+    document = client.get("/openapi.json").json()
+    sent = 0
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            content = operation.get("requestBody", {}).get("content", {})
+            if not content:
+                response = client.request(method.upper(), path)
+                assert response.status_code == 200, (path, response.text)
+                sent += 1
+            for media_type, body in content.items():
+                for name, example in body.get("examples", {}).items():
+                    value = example["value"]
+                    data = value if isinstance(value, str) else json.dumps(value)
+                    response = client.request(
+                        method.upper(), path, content=data, headers={"content-type": media_type}
+                    )
+                    assert response.status_code == 200, (path, name, response.text)
+                    assert len(response.json()["predictions"]) == 2
+                    sent += 1
+    assert sent == 6 + 4 + 5  # GET routes, /predict's examples, /invocations' examples
+
+
+def test_errors_are_documented_with_their_model(client):
+    document = client.get("/openapi.json").json()
+    for path in ("/predict", "/invocations"):
+        responses = document["paths"][path]["post"]["responses"]
+        assert {"200", "400", "413", "415", "422"} <= set(responses)
+        error = responses["400"]["content"]["application/json"]["schema"]
+        assert error == {"$ref": "#/components/schemas/ErrorResponse"}
+    predict_200 = document["paths"]["/predict"]["post"]["responses"]["200"]
+    assert predict_200["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/PredictResponse"
+    }
+
+
+def test_redoc_works_offline(client):
+    import re
+
+    page = client.get("/redoc")
+    assert page.status_code == 200
+    references = re.findall(r"""(?:src|href)\s*=\s*['"]([^'"]+)['"]""", page.text)
+    assert references
+    for reference in references:
+        assert not re.match(r"^(https?:)?//", reference), f"/redoc loads {reference}"
+        assert client.get(reference).status_code == 200, reference
