@@ -134,7 +134,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )  # fmt: skip
     # fail fast, with a clear message, before binding
     models = loading.load(settings.models_dir, settings.model_version)
-    return serve.run(models.version, settings)
+    return serve.run(models.version, settings, models)
 
 
 # --------------------------------------------------------------------------- predict's modes

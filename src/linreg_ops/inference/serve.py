@@ -496,10 +496,14 @@ class Service:
         self.telemetry: Telemetry | None = None
         self.log = AccessLogger(settings.access_log)
 
-    def start(self) -> None:
-        """Load and verify the version, then go live (the lifespan's start-up)."""
-        version = store.open_version(self.settings.models_dir, self.settings.model_version)
-        models = load_models(version)
+    def start(self, preloaded: Models | None = None) -> None:
+        """Load and verify the version (unless the process has just done so: ``preloaded``),
+        then go live (the lifespan's start-up)."""
+        if preloaded is not None:
+            models = preloaded
+        else:
+            version = store.open_version(self.settings.models_dir, self.settings.model_version)
+            models = load_models(version)
         if self.settings.metrics:
             folder = os.environ.get(MULTIPROC_ENV)
             multiproc_dir = Path(folder) if folder else None
@@ -541,8 +545,9 @@ class Front:
     whole; while draining, every answer closes its connection.
     """
 
-    def __init__(self, settings: ServeSettings) -> None:
+    def __init__(self, settings: ServeSettings, preloaded: Models | None = None) -> None:
         self.service = Service(settings)
+        self._preloaded = preloaded  # models this process loaded and verified already
         self.routes = {route.path: route for route in HOT_ROUTES}
         self._cold: FastAPI | None = None
 
@@ -721,7 +726,8 @@ class Front:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
-                    self.service.start()
+                    self.service.start(self._preloaded)
+                    self._preloaded = None
                 except BaseException as exc:
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     raise
@@ -897,8 +903,10 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run(version: store.Version, settings: ServeSettings) -> int:
-    """Bind, say where, and run uvicorn's workers on the one socket, pinned to ``version``."""
+def run(version: store.Version, settings: ServeSettings, models: Models | None = None) -> int:
+    """Bind, say where, and run uvicorn's workers on the one socket, pinned to ``version``.
+    One worker serves ``models`` when given (the caller has just loaded and verified them:
+    loading twice would double the start-up); several workers each load their own."""
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
@@ -922,9 +930,10 @@ def run(version: store.Version, settings: ServeSettings) -> int:
         f"({workers} worker{'s' if workers > 1 else ''})",
         flush=True,
     )
+    single = Front(pinned, models) if workers == 1 and models is not None else None
     config = uvicorn.Config(
-        "linreg_ops.inference.serve:create_app",
-        factory=True,
+        single or "linreg_ops.inference.serve:create_app",
+        factory=single is None,
         host=bound_host,
         port=bound_port,
         workers=workers,
