@@ -3,7 +3,7 @@ app (the floor) and MLflow's scoring server, pinned, interleaved, in one run.
 
     python benchmarks/bench_serve.py [--models-dir models] [--repeats 5] [--seconds 10]
                                      [--variants linreg-ops,bare-fastapi,raw-asgi,mlflow]
-                                     [--skip-mlflow] [--json results.json]
+                                     [--skip-mlflow] [--quick] [--json results.json]
 
 Needs Debian's ``wrk`` (``apt-get install -y wrk``), ``taskset`` and two CPUs; a trained
 models folder (``make run``); MLflow (the ``mlflow`` extra) unless ``--skip-mlflow``.
@@ -107,10 +107,14 @@ ROUTES = (
           lambda columns, rows: {"instances": rows, "model": "float"}),
     Route("/predict integer", "/predict",
           lambda columns, rows: {"instances": rows, "model": "integer"}, float_model=False),
+    Route("/invocations integer", "/invocations?model=integer",
+          lambda columns, rows: {"dataframe_split": {"columns": columns, "data": rows}},
+          group="/invocations integer", float_model=False),
 )  # fmt: skip
 # Issue 16's OIP route is one more Route, with group="/invocations float" so that it is printed
-# beside /invocations and compared with the bare apps' /invocations.
-EVERY_ROUTE = ("/invocations float", "/predict float", "/predict integer")
+# beside /invocations and compared with the bare apps' /invocations (add its name to the
+# routes of the linreg-ops peers only: the bare apps have no /v2).
+EVERY_ROUTE = ("/invocations float", "/predict float", "/predict integer", "/invocations integer")
 
 
 @dataclass(frozen=True)
@@ -136,13 +140,18 @@ BARE_ENV = {"BENCH_MODEL_JSON": "{model_json}"}
 
 PEERS = (
     Peer("linreg-ops", LINREG_OPS, "/ready", EVERY_ROUTE),
+    # the variants: the same server with one kind of bookkeeping off, compared with linreg-ops
+    Peer("linreg-ops metrics off", (*LINREG_OPS, "--no-metrics"), "/ready", EVERY_ROUTE),
+    Peer("linreg-ops logs off", (*LINREG_OPS, "--access-log", "off"), "/ready", EVERY_ROUTE),
     Peer(BARE, (*UVICORN, "bare_fastapi:create_app"), "/health", EVERY_ROUTE, BARE_ENV),
     Peer(FLOOR, (*UVICORN, "raw_asgi:create_app"), "/health", EVERY_ROUTE, BARE_ENV),
     Peer("mlflow", MLFLOW, "/ping", ("/invocations float",), {"PATH": "{bin}:{PATH}"}),
 )
-# A variant is one more Peer: "linreg-ops metrics off" is LINREG_OPS with the environment
-# variable that turns metrics off; "linreg-ops logs off" adds "--access-log", "off" to LINREG_OPS.
-DEFAULT_VARIANTS = ("linreg-ops", BARE, FLOOR, "mlflow")
+# A variant is one more Peer whose name starts with "linreg-ops ": its req/s is also printed
+# as a ratio to linreg-ops's in the same repeat (metrics on/off, logs on/off).
+DEFAULT_VARIANTS = ("linreg-ops", "linreg-ops metrics off", "linreg-ops logs off", BARE, FLOOR,
+                    "mlflow")  # fmt: skip
+VARIANT_BASE = "linreg-ops"
 
 # wrk's main thread sleeps for the whole -d whatever its threads do, so the script ends the run
 # itself: at the cap-th response it stops the thread and sends wrk SIGINT (wrk's own "stop
@@ -403,6 +412,24 @@ def print_tables(
                         f"| {ratios(runs, bare, 'rps')} | {ratios(runs, bare, 'p99_us')} "
                         f"| {ratios(runs, floor, 'rps')} | {errors} | {timed_out}/{len(runs)} |"
                     )
+    variants = [peer for peer in peers if peer.name.startswith(VARIANT_BASE + " ")]
+    if variants and any(peer.name == VARIANT_BASE for peer in peers):
+        print(f"\n### Bookkeeping: each variant's req/s ÷ {VARIANT_BASE}'s, same route, load "
+              "and repeat (≤ 5 % apart is the goal)\n")  # fmt: skip
+        print("| route | load | " + " | ".join(peer.name for peer in variants) + " |")
+        print("|---|---|" + "---:|" * len(variants))
+        for route in routes:
+            for load in LOADS:
+                base = results.get((VARIANT_BASE, route.name, load.name))
+                if not base:
+                    continue
+                cells = [
+                    ratios(results[peer.name, route.name, load.name], base, "rps")
+                    if (peer.name, route.name, load.name) in results
+                    else "–"
+                    for peer in variants
+                ]
+                print(f"| {route.name} | {load.name} | " + " | ".join(cells) + " |")
     print("\n| peer | start-up to ready, s | idle RSS, MB |")
     print("|---|---:|---:|")
     for peer in peers:
@@ -429,8 +456,19 @@ def main() -> None:
         help=f"comma-separated peers to run, in order; known: {', '.join(p.name for p in PEERS)}",
     )
     parser.add_argument("--skip-mlflow", action="store_true", help="leave MLflow out")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke run: 1 repeat, 2 s caps, a tenth of the requests (figures are rough)",
+    )
     parser.add_argument("--json", type=Path, help="also write every repeat's figures here")
     args = parser.parse_args()
+    if args.quick:
+        global LOADS
+        args.repeats, args.seconds = 1, 2
+        LOADS = tuple(
+            Load(load.name, load.rows, load.connections, load.cap // 10) for load in LOADS
+        )
     if shutil.which("wrk") is None:
         raise SystemExit("bench_serve needs wrk: apt-get install -y wrk")
     if shutil.which("taskset") is None:
