@@ -86,6 +86,7 @@ class Telemetry:
         import prometheus_client
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+        prometheus_client.disable_created_metrics()  # no *_created series: noise for a scrape
         self.multiproc_dir = multiproc_dir
         self._children: dict[tuple[str, ModelKind | None, int, int], _Children] = {}
         self.registry = CollectorRegistry(auto_describe=True)
@@ -150,7 +151,7 @@ class Telemetry:
             children = self._children[key] = self._labelled(route, kind, version, code)
         children.requests.inc()
         _observe(children.latency, LATENCY_BUCKETS, seconds)
-        if predictions is not None:
+        if predictions is not None and children.rows is not None:
             _observe(children.rows, ROWS_BUCKETS, rows)
             if clipped:
                 children.clipped.inc(clipped)
@@ -159,12 +160,13 @@ class Telemetry:
     def _labelled(self, route: str, kind: ModelKind | None, version: int, code: int) -> _Children:
         labels = (route, MODEL_NAMES[kind] if kind else "", str(version))
         status = "success" if code < 400 else "failure"
+        predicted = kind is not None and code < 400  # rows, values, clipped rows: only then
         return _Children(
             self._requests.labels(*labels, status, str(code)),
             self._latency.labels(*labels),
-            self._rows.labels(*labels),
-            self._predictions.labels(*labels),
-            self._clipped.labels(*labels),
+            self._rows.labels(*labels) if predicted else None,
+            self._predictions.labels(*labels) if predicted else None,
+            self._clipped.labels(*labels) if predicted else None,
         )
 
     def _observe_many(self, histogram: Any, values: np.ndarray) -> None:

@@ -1,5 +1,5 @@
-"""Every curl example in the README, run as written against a real ``linreg-ops serve``:
-one per route, each answering 2xx with the body the README promises."""
+"""Every curl example in the README and docs/operating.md, run as written against a real
+``linreg-ops serve``: one per route, each answering 2xx with the body the page promises."""
 
 import json
 import re
@@ -14,14 +14,16 @@ from pathlib import Path
 import pytest
 
 from helpers import stop
+from linreg_ops._version import __version__
 
 pytestmark = pytest.mark.slow
-README = Path(__file__).resolve().parents[3] / "README.md"
+REPO = Path(__file__).resolve().parents[3]
+PAGES = (REPO / "README.md", REPO / "docs" / "operating.md")
 
 
 def curl_examples() -> list[str]:
-    """The README's curl commands (a command may continue over lines ending in a backslash)."""
-    text = README.read_text()
+    """The pages' curl commands (a command may continue over lines ending in a backslash)."""
+    text = "\n".join(page.read_text() for page in PAGES)
     commands = []
     for block in re.findall(r"```bash\n(.*?)```", text, re.DOTALL):
         for command in re.split(r"(?<!\\)\n", block):
@@ -38,6 +40,7 @@ def test_the_readme_has_a_curl_example_per_route():
         "/docs"
     }
     shown = {re.search(r"localhost:8000(/[a-z]*)", c).group(1) for c in curl_examples()}
+    assert "/redoc" in shown
     assert routes <= shown, f"no curl example for {sorted(routes - shown)}"
 
 
@@ -75,6 +78,14 @@ def test_each_readme_curl_example_works(server, command):
     assert result.returncode == 0, result.stdout + result.stderr
     if "/docs" in command:
         assert "SwaggerUIBundle" in result.stdout
+    elif "/redoc" in command:
+        assert "redoc" in result.stdout.lower()
+    elif "/ping" in command:
+        assert result.stdout == "\n"
+    elif "/version" in command:
+        assert result.stdout == __version__
+    elif "/metrics" in command:
+        assert "# TYPE linreg_ops_requests_total counter" in result.stdout
     else:
         body = json.loads(result.stdout)
         if "/predict" in command or "/invocations" in command:
