@@ -152,12 +152,11 @@ def numeric_matrix(rows: Any, n_features: int, body: bytes, limits: Limits) -> n
     when that cannot be proved cheaply (the checked path then finds and names the fault).
 
     ``numpy.array`` builds a rectangular numeric array only from lists of numbers, so its
-    success proves the shape and a nesting depth of 3. JSON booleans would pass as 0 and 1,
-    so a body that holds ``true`` or ``false`` anywhere takes the checked path.
+    success proves the shape and a nesting depth of 3. JSON booleans would pass as 0 and 1:
+    so the values equal to 0 or 1, and only those, are looked up in the parsed rows (a scan
+    of ``body`` for ``true`` cost a third of the parse on a 1,000-row body).
     """
     if type(rows) is not list or not rows or limits.max_json_depth < 3:
-        return None
-    if b"true" in body or b"false" in body:
         return None
     try:
         X = np.array(rows)
@@ -168,6 +167,9 @@ def numeric_matrix(rows: Any, n_features: int, body: bytes, limits: Limits) -> n
     X = X.astype(np.float64, copy=False)
     if not np.isfinite(X).all():
         return None
+    for i, j in np.argwhere((X == 0.0) | (X == 1.0)).tolist():
+        if type(rows[i][j]) is bool:
+            return None
     return X
 
 
