@@ -233,3 +233,33 @@ def test_redoc_works_offline(client):
     for reference in references:
         assert not re.match(r"^(https?:)?//", reference), f"/redoc loads {reference}"
         assert client.get(reference).status_code == 200, reference
+
+
+def test_text_and_off_access_logs(tmp_path):
+    """--access-log text: one line with every field; off: nothing; and a line never holds
+    a newline of the caller's making (the request id is replaced)."""
+    import os
+
+    from linreg_ops.inference.access_log import AccessLogger, Entry, request_id
+
+    path = tmp_path / "log"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    try:
+        entry = Entry(request_id(b"evil\nline"), "POST", "/predict", "linreg-ops", 2, 3, 200,
+                      0.25, 1)  # fmt: skip
+        AccessLogger("text", fd).write(entry)
+        AccessLogger("off", fd).write(entry)
+        AccessLogger("json", fd).write(entry)
+    finally:
+        os.close(fd)
+    text, json_line = path.read_text().splitlines()
+    assert "POST /predict 200 0.250ms model=linreg-ops version=2 rows=3 clipped=1 id=" in text
+    assert "evil" not in text
+    assert json.loads(json_line)["request_id"] == entry.request_id
+    assert len(entry.request_id) == 16
+
+
+def test_a_bad_access_log_choice_is_exit_2(run_cli, trained_dir):
+    result = run_cli("serve", "--models-dir", str(trained_dir), "--access-log", "xml")
+    assert result.returncode == 2
+    assert "--access-log" in result.stderr
