@@ -120,11 +120,18 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Check the version, bind the port (errors are exit 2), then hand over to uvicorn."""
+    import importlib.util
+
     from linreg_ops.extras import require
     from linreg_ops.inference import loading
 
-    require("fastapi", "serve", "linreg-ops serve")
+    # FastAPI serves only /docs, /redoc and the OpenAPI document, imported on their first
+    # request: here its presence is checked without importing it (a third of the start-up)
+    for module in ("fastapi", "fastapi_offline"):
+        if importlib.util.find_spec(module) is None:
+            require(module, "serve", "linreg-ops serve")
     require("uvicorn", "serve", "linreg-ops serve")
+    require("prometheus_client", "serve", "linreg-ops serve")
     from linreg_ops.inference import serve
 
     settings = serve.serve_settings(
