@@ -607,11 +607,13 @@ class Front:
             *extra,
             *answer.headers,
         ]
+        # counted before it is sent: no client can see an answer that a scrape does not count
+        # (a scrape on another worker, right after the answer, missed 1 request in 1,000)
+        self._record(live, route.path, answer, method, answer.status, started, rid, route)
         await send(
             {"type": "http.response.start", "status": answer.status, "headers": response_headers}
         )
         await send({"type": "http.response.body", "body": b"" if method == "HEAD" else answer.body})
-        self._record(live, route.path, answer, method, answer.status, started, rid, route)
 
     async def _answer(
         self,

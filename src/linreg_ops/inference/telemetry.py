@@ -98,7 +98,7 @@ class Telemetry:
         )  # fmt: skip
         self._latency = Histogram(
             "linreg_ops_request_duration_seconds",
-            "Time from the request's arrival to its answer, in seconds",
+            "Time from a request's arrival to its answer, ready to send, in seconds",
             labels, registry=registry, buckets=LATENCY_BUCKETS,
         )  # fmt: skip
         self._rows = Histogram(

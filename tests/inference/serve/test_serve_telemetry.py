@@ -275,7 +275,8 @@ def test_killed_workers_are_folded_away_and_nothing_is_lost(two_workers):
     assert before > 0
     answered = 0
     for _ in range(3):
-        # a worker counts a request just after answering it: a SIGKILL in between loses it
+        # a worker counts a request just before answering it: a SIGKILL in between would count
+        # a request whose answer never left
         time.sleep(0.3)
         for pid in two_workers.workers():
             os.kill(pid, signal.SIGKILL)
