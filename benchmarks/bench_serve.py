@@ -20,9 +20,12 @@ of each repeat's ratio to the bare FastAPI app and to the raw ASGI app measured 
 repeat. ``--json`` also writes every repeat's figures.
 
 Peers and variants are the ``PEERS`` table (name, command, ready path, routes, environment)
-and routes the ``ROUTES`` table; ``--variants`` picks the peers to run. A full run (4 peers,
-5 repeats, 10 s caps) takes about 15 minutes on an idle 2-core machine, and at most about 30
-when every load runs into its time cap.
+and routes the ``ROUTES`` table; ``--variants`` picks the peers to run. The variants
+``linreg-ops metrics off`` (``--no-metrics``) and ``linreg-ops logs off`` (``--access-log
+off``) are the same server with one kind of bookkeeping off: a last table prints each one's
+req/s as a ratio to ``linreg-ops`` (metrics and JSON logs on, the defaults) in the same
+repeat. A full run (6 peers, 4 routes, 5 repeats, 10 s caps) takes about 25 minutes on an idle
+2-core machine; ``--quick`` (1 repeat, 2 s caps, a tenth of the requests) about 2.
 
 Fairness: every peer gets the same bytes for a route — the first rows of the stored test split
 (``models/test_split.csv``) — so it parses what linreg-ops parses:
@@ -32,7 +35,9 @@ Fairness: every peer gets the same bytes for a route — the first rows of the s
 * ``/predict float`` and ``/predict integer``: ``{"instances": [[...], ...], "model": "float"``
   or ``"integer"}``, to every peer but MLflow, which has no such route. The bare apps ignore
   ``model`` and answer the float ``X @ coef + b``: the integer rows compare linreg-ops's
-  integer-only model with the hand-written float app, the bar issue 15 sets.
+  integer-only model with the hand-written float app, the bar issue 15 sets;
+* ``/invocations integer``: the ``dataframe_split`` body to ``/invocations?model=integer``
+  (the bare apps ignore the query, as above).
 
 The bare apps (``benchmarks/peers``) validate nothing: they are the yardstick of what
 checking every input costs.
