@@ -5,6 +5,7 @@
   ``dataframe_records``, ``instances``, ``inputs``; JSON or ``text/csv``).
 * ``GET /health`` (alive), ``/ready`` (models loaded), ``/metadata``; OpenAPI at ``/docs``,
   whose Swagger UI assets come from an installed package (it works offline).
+* ``/v2/...``: the Open Inference Protocol, answered by ``oip`` (``OpenInference``).
 
 Every worker serves one version: the one ``linreg-ops serve`` resolved when it started,
 passed to the workers in ``LINREG_OPS_MODEL_VERSION``, so a worker restarted after a retrain
@@ -37,7 +38,7 @@ from starlette.requests import ClientDisconnect
 from linreg_ops._version import __version__
 from linreg_ops.config import DEFAULT_MODELS_DIR, SERVE_DEFAULTS, LogLevel, ModelKind
 from linreg_ops.errors import InputError
-from linreg_ops.inference import requests
+from linreg_ops.inference import oip, requests
 from linreg_ops.inference.loading import ARTIFACT_OF, AnyModel, Models, load_metrics, load_models
 from linreg_ops.inference.predict import predict_rows
 from linreg_ops.inference.requests import Limits, RequestError
@@ -55,6 +56,7 @@ __all__ = [
     "JSONBody",
     "Message",
     "ModelInfo",
+    "OpenInference",
     "PredictResponse",
     "Receive",
     "Scope",
@@ -198,7 +200,7 @@ class BodyLimit:
             return
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await self._too_large(send)
+                await self._too_large(scope, send)
                 return
         seen = 0
 
@@ -213,7 +215,7 @@ class BodyLimit:
         try:
             await self.app(scope, limited, send)
         except _BodyTooLargeError:
-            await self._too_large(send)
+            await self._too_large(scope, send)
         except ClientDisconnect:
             # the body never arrived whole (the client left, or the server dropped a malformed
             # chunked body with a 400): nobody to answer, nothing to log per request
@@ -222,12 +224,12 @@ class BodyLimit:
             if seen >= LARGE_BODY:
                 _release_memory()
 
-    async def _too_large(self, send: Send) -> None:
+    async def _too_large(self, scope: Scope, send: Send) -> None:
+        message = f"request body exceeds max_body_bytes {self.max_bytes:,}"
         body = orjson.dumps(
-            {
-                "error_code": "REQUEST_TOO_LARGE",
-                "message": f"request body exceeds max_body_bytes {self.max_bytes:,}",
-            }
+            {"error": message}  # the Open Inference Protocol's error object
+            if oip.owns(scope["path"])
+            else {"error_code": "REQUEST_TOO_LARGE", "message": message}
         )
         await send(
             {
@@ -241,6 +243,37 @@ class BodyLimit:
 
 class _BodyTooLargeError(Exception):
     pass
+
+
+class OpenInference:
+    """ASGI middleware: ``/v2`` requests go to ``oip.answer``, everything else on to the app."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]], limits: Limits, drain: "Drain") -> None:
+        self.app, self.limits, self.drain = app, limits, drain
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"] if scope["type"] == "http" else ""
+        if not oip.owns(path):
+            await self.app(scope, receive, send)
+            return
+        chunks, more = [], True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        headers = {
+            name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]
+        }
+        status, answer_headers, body = oip.answer(
+            scope["method"], path, headers, b"".join(chunks), scope["app"].state.models,
+            self.limits, ready=not self.drain.active,
+        )  # fmt: skip
+        raw = [(name.encode(), value.encode()) for name, value in answer_headers]
+        raw.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": raw})
+        await send({"type": "http.response.body", "body": body})
 
 
 def _release_memory() -> None:
@@ -428,6 +461,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         )
         return JSONBody({"predictions": _predictions(models.float, X)})
 
+    app.add_middleware(OpenInference, limits=limits, drain=drain)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(Draining, drain=drain)
     return app
