@@ -45,7 +45,7 @@ EXPORTED = {
     "linreg_ops.config": [
         "BLOCK_BYTES", "CALIBRATIONS", "DEFAULT_CHUNK_ROWS", "DEFAULT_LOCK_TIMEOUT",
         "DEFAULT_MODELS_DIR", "DEFAULT_REPORTS_DIR", "ENGINES", "EXPORT_FORMATS", "GRANULARITIES",
-        "INPUT_BITS", "IN_MEMORY_ROWS", "LOG_LEVELS", "MODELS_DIR_ENV", "MODEL_KINDS",
+        "INPUT_BITS", "IN_MEMORY_ROWS", "LOG_LEVELS", "MODELS_DIR_ENV", "MODEL_KINDS", "MODEL_NAMES",
         "PREDICT_ENGINES", "ROUNDINGS", "SERVE_DEFAULTS", "SUPPORTED_BITS", "Calibration",
         "Engine", "ExportFormat", "FitEngine", "GateConfig", "Granularity", "InputDtype",
         "IntegerConfig", "LogLevel", "ModelKind", "PredictEngine", "QuantConfig", "QuantDtype",
@@ -65,13 +65,21 @@ EXPORTED = {
         "quantized_graph", "require_onnx", "weight_code_dtype",
     ],
     "linreg_ops.extras": ["install_command", "require"],
-    "linreg_ops.inference": ["dask_scoring", "evaluate", "loading", "predict", "requests", "serve"],
+    "linreg_ops.inference": [
+        "dask_scoring", "evaluate", "loading", "oip", "predict", "requests", "serve",
+    ],
     "linreg_ops.inference.dask_scoring": ["dask_predict"],
     "linreg_ops.inference.evaluate": ["Evaluation", "LabelledRows", "evaluate", "labelled_rows"],
     "linreg_ops.inference.loading": [
         "ARTIFACT_OF", "KNOWN_ANSWER_ROWS", "AnyModel", "Models", "answers_digest",
         "check_known_answers", "known_answers", "load", "load_metrics", "load_models",
         "probe_rows", "stored_test_rows",
+    ],
+    "linreg_ops.inference.oip": [
+        "CLIPPED", "DATATYPES", "EXTENSIONS", "HEADER_LENGTH", "MATRIX_INPUT", "OUTPUT_DATATYPES",
+        "PLATFORM", "PREDICTION", "Answer", "InferenceRequest", "ParsedRequest", "RequestInput",
+        "RequestOutput", "answer", "encode_infer_response", "model_metadata", "output_names",
+        "owns", "parse_infer_request", "server_metadata",
     ],
     "linreg_ops.inference.predict": [
         "SHOWN_CLIPPED", "FilePrediction", "check_output", "predict_file", "predict_rows",
@@ -84,7 +92,7 @@ EXPORTED = {
     ],
     "linreg_ops.inference.serve": [
         "LARGE_BODY", "BodyLimit", "Drain", "Draining", "InvocationsResponse", "JSONBody",
-        "Message", "ModelInfo", "PredictResponse", "Receive", "Scope", "Send", "ServeSettings",
+        "Message", "ModelInfo", "OpenInference", "PredictResponse", "Receive", "Scope", "Send", "ServeSettings",
         "bind", "create_app", "describe_service", "run", "serve_settings",
     ],
     "linreg_ops.metrics": [

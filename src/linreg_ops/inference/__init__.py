@@ -8,7 +8,8 @@ and nothing is unpickled (import-linter's contracts keep it so).
 - ``evaluate``: every model of a version on the same labelled rows.
 - ``dask_scoring``: an input scored on a Dask cluster into a Parquet dataset.
 - ``requests``: HTTP request bodies → feature matrices, with limits.
+- ``oip``: the Open Inference Protocol (v2 REST), request to answer, framework-free.
 - ``serve``: the FastAPI service.
 """
 
-__all__ = ["dask_scoring", "evaluate", "loading", "predict", "requests", "serve"]
+__all__ = ["dask_scoring", "evaluate", "loading", "oip", "predict", "requests", "serve"]

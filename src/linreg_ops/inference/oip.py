@@ -45,6 +45,7 @@ __all__ = [
     "EXTENSIONS",
     "HEADER_LENGTH",
     "MATRIX_INPUT",
+    "OUTPUT_DATATYPES",
     "PLATFORM",
     "PREDICTION",
     "Answer",
@@ -68,9 +69,9 @@ EXTENSIONS = ["binary_tensor_data"]
 MATRIX_INPUT = "input"  # the name model metadata gives the [N, d] tensor (any name is read)
 PREDICTION, CLIPPED = "prediction", "clipped"
 PLATFORM = "linreg-ops_json"  # "<project>_<format>": the pickle-free JSON artifacts
-KIND_OF: dict[str, ModelKind] = {name: kind for kind, name in MODEL_NAMES.items()}
-CONTENT_TYPES = ("", "application/json", "application/octet-stream")
-JSON_HEADERS = [("content-type", "application/json")]
+_KIND_OF: dict[str, ModelKind] = {name: kind for kind, name in MODEL_NAMES.items()}
+_CONTENT_TYPES = ("", "application/json", "application/octet-stream")
+_JSON_HEADERS = [("content-type", "application/json")]
 
 _ROUTE = re.compile(
     r"/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?(?P<action>/ready|/infer)?/?"
@@ -198,7 +199,7 @@ def _allow(method: str, allowed: str) -> None:
 
 def _served(models: Models, name: str, version: str | None) -> tuple[ModelKind, AnyModel]:
     """The kind and model a path names, or a 404 saying what is served."""
-    kind = KIND_OF.get(name)
+    kind = _KIND_OF.get(name)
     model = None
     if kind is not None:
         try:
@@ -221,7 +222,7 @@ def _kinds(models: Models) -> list[ModelKind]:
 
 
 def _json(status: int, content: Any, extra: Sequence[tuple[str, str]] = ()) -> Answer:
-    return Answer(status, [*JSON_HEADERS, *extra], orjson.dumps(content))
+    return Answer(status, [*_JSON_HEADERS, *extra], orjson.dumps(content))
 
 
 # --------------------------------------------------------------------------- metadata
@@ -287,7 +288,7 @@ def parse_infer_request(
 
 def _check_media(headers: Mapping[str, str]) -> None:
     content_type = headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type not in CONTENT_TYPES:
+    if content_type not in _CONTENT_TYPES:
         raise RequestError(
             415,
             f"unsupported Content-Type {content_type!r}: send application/json "
@@ -514,7 +515,7 @@ def encode_infer_response(models: Models, kind: ModelKind, request: ParsedReques
     content["outputs"] = outputs
     header = orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
     if not tail:
-        return Answer(200, JSON_HEADERS, header)
+        return Answer(200, _JSON_HEADERS, header)
     headers = [
         ("content-type", "application/octet-stream"),
         (HEADER_LENGTH, str(len(header))),
