@@ -193,7 +193,8 @@ def _route(
 
 
 def _allow(method: str, allowed: str) -> None:
-    if method != allowed:
+    """A wrong method is a 405; HEAD goes where GET goes (the front sends no body for it)."""
+    if method != allowed and not (method == "HEAD" and allowed == "GET"):
         raise RequestError(405, f"method {method} not allowed here: use {allowed}", allowed)
 
 

@@ -275,3 +275,13 @@ def test_a_chunked_body_above_the_limit_is_413_with_an_error_object(server):
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 413")
     assert b'"error":"request body exceeds max_body_bytes' in body
+
+
+@pytest.mark.slow
+def test_load_balancers_may_probe_with_head(server):
+    for path in ("/v2/health/live", "/v2/health/ready", "/v2/models/linreg-ops-integer/ready"):
+        request = urllib.request.Request(f"http://{server}{path}", method="HEAD")
+        with urllib.request.urlopen(request, timeout=5) as response:
+            assert response.status == 200
+            assert response.read() == b""
+    assert post(server, "/v2/health/live", b"", {})[0] == 405  # a POST is still refused
