@@ -37,6 +37,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_until_ready(process: subprocess.Popen, port: int) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/ready", timeout=1)
+            return
+        except OSError:
+            assert process.poll() is None, f"serve exited: {process.stdout.read()}"
+            assert time.monotonic() < deadline, "serve did not start"
+            time.sleep(0.1)
+
+
 @pytest.fixture(scope="module")
 def server(trained_dir):
     """``linreg-ops serve`` on a free port, with limits small enough to reach."""
@@ -46,15 +58,7 @@ def server(trained_dir):
         "--port", str(port), "--max-batch", str(MAX_BATCH), "--max-body-bytes", str(MAX_BODY),
     ]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/ready", timeout=1)
-            break
-        except OSError:
-            assert process.poll() is None, f"serve exited: {process.stdout.read()}"
-            assert time.monotonic() < deadline, "serve did not start"
-            time.sleep(0.1)
+    wait_until_ready(process, port)
     yield f"127.0.0.1:{port}"
     output = stop(process)
     assert "Traceback" not in output, output
