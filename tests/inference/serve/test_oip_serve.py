@@ -179,17 +179,26 @@ MATRICES = st.integers(1, 10).flatmap(
 )
 
 
+KINDS = {"float": "linreg-ops", "quantized": "linreg-ops-quantized", "integer": "linreg-ops-integer"}  # fmt: skip
+
+
 @settings(max_examples=60)
-@given(X=MATRICES, binary=st.booleans())
-def test_any_matrix_is_answered_as_invocations_answers_it(app, X, binary):
-    """Through the real app: the same predictions, bit for bit, or both refuse the rows."""
-    reference = app.post("/invocations", json={"instances": X.tolist()})
+@given(X=MATRICES, binary=st.booleans(), kind=st.sampled_from(list(KINDS)))
+def test_any_matrix_is_answered_as_invocations_and_predict_answer_it(app, X, binary, kind):
+    """Through the real app: the float model's predictions are /invocations', the others'
+    /predict's, bit for bit, or both refuse the rows (the integer model's clipped flags are
+    predict_rows')."""
+    if kind == "float":
+        reference = app.post("/invocations", json={"instances": X.tolist()})
+    else:
+        reference = app.post("/predict", json={"instances": X.tolist(), "model": kind})
+    path = f"/v2/models/{KINDS[kind]}/infer"
     if binary:
         data = X.tobytes()
         header = json.dumps({"inputs": [{"name": "input", "shape": list(X.shape), "datatype": "FP64", "parameters": {"binary_data_size": len(data)}}], "parameters": {"binary_data_output": True}}).encode()  # fmt: skip
-        answer = app.post(INFER, content=header + data, headers={"inference-header-content-length": str(len(header))})  # fmt: skip
+        answer = app.post(path, content=header + data, headers={"inference-header-content-length": str(len(header))})  # fmt: skip
     else:
-        answer = app.post(INFER, json={"inputs": [{"name": "input", "shape": list(X.shape), "datatype": "FP64", "data": X.tolist()}]})  # fmt: skip
+        answer = app.post(path, json={"inputs": [{"name": "input", "shape": list(X.shape), "datatype": "FP64", "data": X.tolist()}]})  # fmt: skip
     if reference.status_code == 422:  # a row outside the model's domain
         assert answer.status_code == 400
         assert answer.json()["error"] == reference.json()["message"]
@@ -202,6 +211,9 @@ def test_any_matrix_is_answered_as_invocations_answers_it(app, X, binary):
     else:
         got = triton.InferResult.from_response_body(answer.content)
     assert got.as_numpy("prediction").tobytes() == expected.tobytes()
+    if kind == "integer":
+        models = app.app.state.models
+        assert got.as_numpy("clipped").tolist() == predict_rows(models.integer, X)[1].tolist()
 
 
 # --------------------------------------------------------------------------- bad input
