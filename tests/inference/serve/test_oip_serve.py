@@ -301,3 +301,33 @@ def test_load_balancers_may_probe_with_head(server):
             assert response.status == 200
             assert response.read() == b""
     assert post(server, "/v2/health/live", b"", {})[0] == 405  # a POST is still refused
+
+
+@pytest.mark.slow
+def test_while_draining_v2_ready_is_503_and_infer_still_answers(trained_dir):
+    """After SIGTERM the service drains (serve.Drain): /v2/health/ready says not ready, so a
+    gateway stops sending, while requests already on their way are still predicted."""
+    import signal
+
+    port = free_port()
+    command = [str(Path(sys.executable).with_name("linreg-ops")), "serve", "--models-dir", str(trained_dir), "--port", str(port), "--drain-seconds", "5"]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_until_ready(process, port)
+        server = f"127.0.0.1:{port}"
+        body = json.dumps({"inputs": [{"name": "input", "shape": [1, 8], "datatype": "FP64", "data": ROW}]}).encode()  # fmt: skip
+        process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 3
+        while True:  # the signal is handled asynchronously: poll until it shows
+            status, _, answer = post(server, INFER, body)
+            assert status == 200, answer
+            try:
+                urllib.request.urlopen(f"http://{server}/v2/health/ready", timeout=5)
+            except urllib.error.HTTPError as error:
+                ready = (error.code, json.loads(error.read()))
+                break
+            assert time.monotonic() < deadline, "/v2/health/ready never said draining"
+        assert ready == (503, {"ready": False})
+        assert post(server, INFER, body)[0] == 200
+    finally:
+        stop(process)
