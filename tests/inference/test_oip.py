@@ -286,6 +286,7 @@ def binary_cases():
     header = json.loads(good[:length])
     both = json.dumps({"inputs": [{**header["inputs"][0], "data": ROW}]}).encode()
     wrong_size = json.dumps({"inputs": [{**header["inputs"][0], "parameters": {"binary_data_size": 63}}]}).encode()  # fmt: skip
+    as_float = json.dumps({"inputs": [{**header["inputs"][0], "parameters": {"binary_data_size": 64.0}}]}).encode()  # fmt: skip
     nan = good[:length] + np.array([np.nan, *ROW[1:]]).tobytes()
     return {
         "header length not a number": (good, {oip.HEADER_LENGTH: "12a"}, "Inference-Header-Content-Length '12a'"),
@@ -297,6 +298,7 @@ def binary_cases():
         "data and binary": (both + good[length:], {oip.HEADER_LENGTH: str(len(both))}, "send data or binary_data_size, not both"),
         "binary_data_size wrong": (wrong_size + good[length:], {oip.HEADER_LENGTH: str(len(wrong_size))}, "binary_data_size 63: shape [1, 8] of FP64 is 64 bytes"),
         "NaN in binary": (nan, headers, "request row 1: column 'MedInc' holds NaN"),
+        "binary_data_size a float": (as_float + good[length:], {oip.HEADER_LENGTH: str(len(as_float))}, "binary_data_size 64.0: shape [1, 8] of FP64 is 64 bytes"),
     }  # fmt: skip
 
 
@@ -345,6 +347,48 @@ def test_no_request_body_is_a_server_error(models, payload, header_length, tail)
     headers = {} if header_length is None else {oip.HEADER_LENGTH: header_length}
     for path in (INFER, "/v2/models/linreg-ops-integer/infer"):
         answer = infer(models, body, path=path, headers=headers)
+        assert answer.status in (200, 400, 413), answer
+        if answer.status != 200:
+            assert orjson.loads(answer.body)["error"]
+
+
+NAMES = st.sampled_from([*FEATURES, "input", "rows", ""])
+VALUES = st.one_of(
+    st.floats(), st.integers(-(2**70), 2**70), st.booleans(), st.none(), st.text(max_size=3)
+)
+TENSORS = st.fixed_dictionaries(
+    {
+        "name": NAMES,
+        "shape": st.lists(st.integers(-1, 12) | st.sampled_from([2**62, 2**64, True]), max_size=3),
+        "datatype": st.sampled_from(["FP64", "FP32", "INT64", "BOOL", "fp64"]),
+    },
+    optional={
+        "data": st.lists(VALUES | st.lists(VALUES, max_size=9), max_size=12) | VALUES,
+        "parameters": st.fixed_dictionaries(
+            {}, optional={"binary_data_size": st.integers(-8, 200) | VALUES}
+        ),
+    },
+)
+REQUESTS = st.fixed_dictionaries(
+    {"inputs": st.lists(TENSORS, min_size=1, max_size=9)},
+    optional={
+        "id": st.text(max_size=4) | VALUES,
+        "outputs": st.lists(st.fixed_dictionaries({"name": st.sampled_from(["prediction", "clipped", "x"])}, optional={"parameters": st.fixed_dictionaries({}, optional={"binary_data": VALUES})}), max_size=3),
+        "parameters": st.fixed_dictionaries({}, optional={"binary_data_output": VALUES}),
+    },
+)  # fmt: skip
+
+
+@given(
+    request=REQUESTS, tail=st.binary(max_size=200), exact_length=st.booleans(), fp32=st.booleans()
+)
+def test_no_nearly_valid_request_is_a_server_error(models, request, tail, exact_length, fp32):
+    """Requests shaped like the protocol's, with any field wrong (and any binary tail):
+    always an answer, 200 or a 4xx with an error, never an exception."""
+    header = json.dumps(request).encode()
+    headers = {oip.HEADER_LENGTH: str(len(header) if exact_length else len(header) + 1)} if tail else {}  # fmt: skip
+    for path in (INFER, "/v2/models/linreg-ops-integer/infer"):
+        answer = infer(models, header + tail, path=path, headers=headers)
         assert answer.status in (200, 400, 413), answer
         if answer.status != 200:
             assert orjson.loads(answer.body)["error"]
