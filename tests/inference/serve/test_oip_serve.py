@@ -22,6 +22,7 @@ from hypothesis.extra import numpy as hnp
 from tritonclient.utils import InferenceServerException
 
 from helpers import CALIFORNIA_FEATURES, stop
+from linreg_ops import __version__
 from linreg_ops.inference.predict import predict_rows
 from linreg_ops.inference.serve import ServeSettings, create_app
 
@@ -105,10 +106,10 @@ def rows_input(X, datatype="FP64", binary=True, name="input"):
 # --------------------------------------------------------------------------- tritonclient
 
 
-def test_tritonclient_sees_a_live_ready_server_and_its_models(client, trained_dir):
+def test_tritonclient_sees_a_live_ready_server_and_its_models(client):
     assert client.is_server_live()
     assert client.is_server_ready()
-    assert client.get_server_metadata() == {"name": "linreg-ops", "version": client.get_server_metadata()["version"], "extensions": ["binary_tensor_data"]}  # fmt: skip
+    assert client.get_server_metadata() == {"name": "linreg-ops", "version": __version__, "extensions": ["binary_tensor_data"]}  # fmt: skip
     for name in ("linreg-ops", "linreg-ops-quantized", "linreg-ops-integer"):
         assert client.is_model_ready(name)
         assert client.is_model_ready(name, "2")
