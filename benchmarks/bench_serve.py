@@ -2,7 +2,7 @@
 app (the floor) and MLflow's scoring server, pinned, interleaved, in one run.
 
     python benchmarks/bench_serve.py [--models-dir models] [--repeats 5] [--seconds 10]
-                                     [--variants linreg-ops,bare-fastapi,raw-asgi,mlflow]
+                                     [--variants linreg-ops,bare-fastapi,raw-asgi,mlflow,v2]
                                      [--skip-mlflow] [--quick] [--json results.json]
 
 Needs Debian's ``wrk`` (``apt-get install -y wrk``), ``taskset`` and two CPUs; a trained
@@ -115,10 +115,13 @@ ROUTES = (
     Route("/invocations integer", "/invocations?model=integer",
           lambda columns, rows: {"dataframe_split": {"columns": columns, "data": rows}},
           group="/invocations integer", float_model=False),
+    # the Open Inference Protocol (issue 16), printed beside /invocations and compared with
+    # the bare apps' /invocations: one FP64 tensor [N, d], JSON in and out
+    Route("/v2 infer float", "/v2/models/linreg-ops/infer",
+          lambda columns, rows: {"inputs": [{"name": "input", "shape": [len(rows), len(columns)],
+                                             "datatype": "FP64", "data": rows}]},
+          group="/invocations float"),
 )  # fmt: skip
-# Issue 16's OIP route is one more Route, with group="/invocations float" so that it is printed
-# beside /invocations and compared with the bare apps' /invocations (add its name to the
-# routes of the linreg-ops peers only: the bare apps have no /v2).
 EVERY_ROUTE = ("/invocations float", "/predict float", "/predict integer", "/invocations integer")
 
 
@@ -151,6 +154,8 @@ PEERS = (
     Peer(BARE, (*UVICORN, "bare_fastapi:create_app"), "/health", EVERY_ROUTE, BARE_ENV),
     Peer(FLOOR, (*UVICORN, "raw_asgi:create_app"), "/health", EVERY_ROUTE, BARE_ENV),
     Peer("mlflow", MLFLOW, "/ping", ("/invocations float",), {"PATH": "{bin}:{PATH}"}),
+    # /v2 against /invocations on the same server (issue 16: ≥ 80 % of its single-row req/s)
+    Peer("v2", LINREG_OPS, "/ready", ("/invocations float", "/v2 infer float")),
 )
 # A variant is one more Peer whose name starts with "linreg-ops ": its req/s is also printed
 # as a ratio to linreg-ops's in the same repeat (metrics on/off, logs on/off).
@@ -299,6 +304,8 @@ def check_answers(server: Server, route: Route, bodies: Bodies, expected: Expect
                 answer = json.loads(response.read())
         except OSError as exc:
             raise SystemExit(f"{server.peer.name} {route.name}: {exc}") from None
+        if "outputs" in answer:  # the Open Inference Protocol's answer
+            answer = {"predictions": answer["outputs"][0]["data"]}
         predictions = answer.get("predictions", ())
         if len(predictions) != rows or (
             route.float_model and not np.allclose(predictions, expected[rows], rtol=1e-9, atol=0)
@@ -435,12 +442,29 @@ def print_tables(
                     for peer in variants
                 ]
                 print(f"| {route.name} | {load.name} | " + " | ".join(cells) + " |")
+    print_v2_ratios(peers, results)
     print("\n| peer | start-up to ready, s | idle RSS, MB |")
     print("|---|---:|---:|")
     for peer in peers:
         startup = [entry["startup_s"] for entry in startups[peer.name]]
         rss = [entry["idle_rss_mb"] for entry in startups[peer.name]]
         print(f"| {peer.name} | {spread(startup, '.2f')} | {spread(rss, '.0f')} |")
+
+
+def print_v2_ratios(peers: list[Peer], results: Results) -> None:
+    """The "v2" variant: /v2 infer's req/s over /invocations' on the same server, per repeat
+    (issue 16 asks for ≥ 0.80 on one row)."""
+    if "v2" not in {peer.name for peer in peers}:
+        return
+    print("\n| load | /v2 infer ÷ /invocations, req/s | p99 ÷ |")
+    print("|---|---:|---:|")
+    for load in LOADS:
+        v2 = results["v2", "/v2 infer float", load.name]
+        invocations = results["v2", "/invocations float", load.name]
+        print(
+            f"| {load.name} | {ratios(v2, invocations, 'rps')} "
+            f"| {ratios(v2, invocations, 'p99_us')} |"
+        )
 
 
 def package_version(name: str) -> str:

@@ -30,6 +30,7 @@ __all__ = [
     "LOG_LEVELS",
     "MODELS_DIR_ENV",
     "MODEL_KINDS",
+    "MODEL_NAMES",
     "PREDICT_ENGINES",
     "ROUNDINGS",
     "SERVE_DEFAULTS",
@@ -68,6 +69,12 @@ ExportFormat = Literal["onnx", "c", "mlflow"]
 ENGINES: tuple[Engine, ...] = get_args(Engine)
 PREDICT_ENGINES: tuple[PredictEngine, ...] = get_args(PredictEngine)
 MODEL_KINDS: tuple[ModelKind, ...] = get_args(ModelKind)
+# what the service calls each kind where a protocol names models (the Open Inference Protocol)
+MODEL_NAMES: dict[ModelKind, str] = {
+    "float": "linreg-ops",
+    "quantized": "linreg-ops-quantized",
+    "integer": "linreg-ops-integer",
+}
 GRANULARITIES: tuple[Granularity, ...] = get_args(Granularity)
 ROUNDINGS: tuple[Rounding, ...] = get_args(Rounding)
 CALIBRATIONS: tuple[Calibration, ...] = get_args(Calibration)

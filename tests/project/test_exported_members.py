@@ -45,7 +45,7 @@ EXPORTED = {
     "linreg_ops.config": [
         "ACCESS_LOGS", "BLOCK_BYTES", "CALIBRATIONS", "DEFAULT_CHUNK_ROWS", "DEFAULT_LOCK_TIMEOUT",
         "DEFAULT_MODELS_DIR", "DEFAULT_REPORTS_DIR", "ENGINES", "EXPORT_FORMATS", "GRANULARITIES",
-        "INPUT_BITS", "IN_MEMORY_ROWS", "LOG_LEVELS", "MODELS_DIR_ENV", "MODEL_KINDS",
+        "INPUT_BITS", "IN_MEMORY_ROWS", "LOG_LEVELS", "MODELS_DIR_ENV", "MODEL_KINDS", "MODEL_NAMES",
         "PREDICT_ENGINES", "ROUNDINGS", "SERVE_DEFAULTS", "SUPPORTED_BITS", "AccessLog",
         "Calibration", "Engine", "ExportFormat", "FitEngine", "GateConfig", "Granularity",
         "InputDtype", "IntegerConfig", "LogLevel", "ModelKind", "PredictEngine", "QuantConfig",
@@ -66,7 +66,7 @@ EXPORTED = {
     ],
     "linreg_ops.extras": ["install_command", "require"],
     "linreg_ops.inference": [
-        "access_log", "dask_scoring", "evaluate", "loading", "openapi", "predict", "requests",
+        "access_log", "dask_scoring", "evaluate", "loading", "oip", "openapi", "predict", "requests",
         "serve", "telemetry",
     ],
     "linreg_ops.inference.access_log": [
@@ -76,7 +76,7 @@ EXPORTED = {
         "ERROR_STATUSES", "route_documentation",
     ],
     "linreg_ops.inference.telemetry": [
-        "LATENCY_BUCKETS", "MODEL_NAMES", "MULTIPROC_ENV", "ROWS_BUCKETS", "Telemetry",
+        "LATENCY_BUCKETS", "MULTIPROC_ENV", "ROWS_BUCKETS", "Telemetry",
         "compact_dead_workers", "prediction_buckets",
     ],
     "linreg_ops.inference.dask_scoring": ["dask_predict"],
@@ -85,6 +85,12 @@ EXPORTED = {
         "ARTIFACT_OF", "KNOWN_ANSWER_ROWS", "AnyModel", "Models", "answers_digest",
         "check_known_answers", "known_answers", "load", "load_metrics", "load_models",
         "probe_rows", "stored_test_rows",
+    ],
+    "linreg_ops.inference.oip": [
+        "CLIPPED", "DATATYPES", "EXTENSIONS", "HEADER_LENGTH", "MATRIX_INPUT", "OUTPUT_DATATYPES",
+        "PLATFORM", "PREDICTION", "Answer", "InferenceRequest", "ParsedRequest", "RequestInput",
+        "RequestOutput", "answer", "encode_infer_response", "model_metadata", "output_names",
+        "owns", "parse_infer_request", "server_metadata",
     ],
     "linreg_ops.inference.predict": [
         "SHOWN_CLIPPED", "FilePrediction", "check_output", "predict_file", "predict_rows",
@@ -96,7 +102,7 @@ EXPORTED = {
         "numeric_matrix", "predict_request", "rows_to_matrix", "validation_message",
     ],
     "linreg_ops.inference.serve": [
-        "CLIPPED_HEADER", "DOCUMENTATION_PATHS", "HOT_ROUTES", "LARGE_BODY", "MODEL_KIND_HEADER",
+        "CLIPPED_HEADER", "DOCUMENTATION_PATHS", "HOT_ROUTES", "LARGE_BODY", "MODEL_KIND_HEADER", "OIP_INFER_ROUTE", "OIP_ROUTE",
         "SMALL_INTEGER_BATCH", "UNSUPPORTED", "Answer", "Call", "Drain", "ErrorResponse", "Front",
         "Handler", "HotRoute", "InvocationsResponse", "Live", "Message", "ModelInfo",
         "PredictResponse", "Receive", "Scope", "Send", "ServeSettings", "Service", "bind",

@@ -8,6 +8,7 @@ and nothing is unpickled (import-linter's contracts keep it so).
 - ``evaluate``: every model of a version on the same labelled rows.
 - ``dask_scoring``: an input scored on a Dask cluster into a Parquet dataset.
 - ``requests``: HTTP request bodies → feature matrices, with limits.
+- ``oip``: the Open Inference Protocol (v2 REST), request to answer, framework-free.
 - ``serve``: the HTTP service: a raw ASGI front for the hot routes, FastAPI for the rest.
 - ``openapi``: the service's OpenAPI documentation, with examples that succeed.
 - ``telemetry``: the service's Prometheus metrics, across workers.
@@ -19,6 +20,7 @@ __all__ = [
     "dask_scoring",
     "evaluate",
     "loading",
+    "oip",
     "openapi",
     "predict",
     "requests",

@@ -46,13 +46,14 @@ from linreg_ops._version import __version__
 from linreg_ops.config import (
     DEFAULT_MODELS_DIR,
     MODEL_KINDS,
+    MODEL_NAMES,
     SERVE_DEFAULTS,
     AccessLog,
     LogLevel,
     ModelKind,
 )
 from linreg_ops.errors import InputError
-from linreg_ops.inference import requests
+from linreg_ops.inference import oip, requests
 from linreg_ops.inference.access_log import AccessLogger, Entry, request_id
 from linreg_ops.inference.loading import (
     ARTIFACT_OF,
@@ -64,7 +65,6 @@ from linreg_ops.inference.loading import (
 from linreg_ops.inference.predict import predict_rows
 from linreg_ops.inference.requests import Limits, RequestError
 from linreg_ops.inference.telemetry import (
-    MODEL_NAMES,
     MULTIPROC_ENV,
     Telemetry,
     compact_dead_workers,
@@ -82,6 +82,8 @@ __all__ = [
     "HOT_ROUTES",
     "LARGE_BODY",
     "MODEL_KIND_HEADER",
+    "OIP_INFER_ROUTE",
+    "OIP_ROUTE",
     "SMALL_INTEGER_BATCH",
     "UNSUPPORTED",
     "Answer",
@@ -479,6 +481,9 @@ HOT_ROUTES = (
     HotRoute("/version", frozenset({"GET"}), handle_version),
     HotRoute("/metrics", frozenset({"GET"}), handle_metrics),
 )
+# The Open Inference Protocol's routes are answered by ``oip`` under two metric labels: every
+# model's ``…/infer`` and the rest of ``/v2`` (metadata, health), a bounded label set.
+OIP_INFER_ROUTE, OIP_ROUTE = "/v2/models/{name}/infer", "/v2"
 
 
 # --------------------------------------------------------------------------- the service
@@ -592,11 +597,14 @@ class Front:
         if drain.active:
             extra.append((b"connection", b"close"))
         method, path = scope["method"], scope["path"]
+        if live is not None and oip.owns(path):
+            await self._open_inference(scope, receive, send, live, extra, started, rid)
+            return
         route = self.routes.get(path)
         if route is None or method not in route.methods or live is None:
             status = await self._pass_on(scope, receive, send, extra)
             label = path if path in DOCUMENTATION_PATHS else "other"  # a bounded label set
-            self._record(live, label, None, method, status, started, rid, None)
+            self._record(live, label, None, method, status, started, rid, False)
             return
         answer = await self._answer(route, scope, receive, headers, live)
         if answer is None:  # the client left before its body arrived
@@ -609,11 +617,59 @@ class Front:
         ]
         # counted before it is sent: no client can see an answer that a scrape does not count
         # (a scrape on another worker, right after the answer, missed 1 request in 1,000)
-        self._record(live, route.path, answer, method, answer.status, started, rid, route)
+        self._record(live, route.path, answer, method, answer.status, started, rid, route.predicts)
         await send(
             {"type": "http.response.start", "status": answer.status, "headers": response_headers}
         )
         await send({"type": "http.response.body", "body": b"" if method == "HEAD" else answer.body})
+
+    async def _open_inference(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        live: Live,
+        extra: list[tuple[bytes, bytes]],
+        started: float,
+        rid: str,
+    ) -> None:
+        """A ``/v2`` request: the Open Inference Protocol's answer (``oip.answer``), counted
+        and logged like the hot routes; errors in its own shape, ``{"error": ...}``."""
+        method, path = scope["method"], scope["path"]
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        read = await self._read_body(receive, headers) if method == "POST" else b""
+        if read is None:  # the client left before its body arrived
+            return
+        if isinstance(read, Answer):  # 413 before the body was read whole
+            message = orjson.loads(read.body)["message"]
+            result = oip.Answer(413, [("content-type", "application/json")],
+                                orjson.dumps({"error": message}))  # fmt: skip
+        else:
+            named = {name.decode("latin-1"): value.decode("latin-1") for name, value in headers}
+            result = oip.answer(
+                method, path, named, read, live.models, self.service.limits,
+                ready=not self.service.drain.active,
+            )  # fmt: skip
+            if len(read) >= LARGE_BODY:
+                _release_memory()
+        response_headers = [
+            *((name.encode("latin-1"), value.encode("latin-1")) for name, value in result.headers),
+            (b"content-length", str(len(result.body)).encode()),
+            *extra,
+        ]
+        if result.kind == "integer":
+            response_headers.append((CLIPPED_HEADER, str(result.clipped).encode()))
+        answer = Answer(
+            result.body, result.status, result.kind, result.rows, result.clipped,
+            result.predictions,
+        )  # fmt: skip
+        label = OIP_INFER_ROUTE if path.endswith("/infer") else OIP_ROUTE  # a bounded label set
+        self._record(
+            live, label, answer, method, result.status, started, rid, result.kind is not None
+        )
+        await send({"type": "http.response.start", "status": result.status,
+                    "headers": response_headers})  # fmt: skip
+        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else result.body})
 
     async def _answer(
         self,
@@ -694,14 +750,14 @@ class Front:
         status: int,
         started: float,
         rid: str,
-        hot: HotRoute | None,
+        predicts: bool,
     ) -> None:
         service = self.service
         seconds = time.perf_counter() - started
         number = live.number if live is not None else 0
         kind = answer.kind if answer is not None else None
         if service.telemetry is not None:
-            predicted = answer is not None and hot is not None and hot.predicts and status == 200
+            predicted = answer is not None and predicts and status == 200
             service.telemetry.record(
                 route, kind, number, status, seconds,
                 answer.rows if predicted and answer else 0,

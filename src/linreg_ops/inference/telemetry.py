@@ -30,11 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from linreg_ops.config import ModelKind
+from linreg_ops.config import MODEL_NAMES, ModelKind
 
 __all__ = [
     "LATENCY_BUCKETS",
-    "MODEL_NAMES",
     "MULTIPROC_ENV",
     "ROWS_BUCKETS",
     "Telemetry",
@@ -43,11 +42,6 @@ __all__ = [
 ]
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-MODEL_NAMES: dict[ModelKind, str] = {
-    "float": "linreg-ops",
-    "quantized": "linreg-ops-quantized",
-    "integer": "linreg-ops-integer",
-}
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                    0.1, 0.25, 1.0)  # fmt: skip
 ROWS_BUCKETS = (1, 2, 5, 10, 50, 100, 500, 1_000, 5_000, 10_000)
