@@ -485,6 +485,7 @@ class SweepResult:
     n_rows: int
     table: str
     reports: list[Path]
+    rows: list[dict[str, Any]]  # one per scheme, as the table shows them
 
 
 def sweep(
@@ -499,7 +500,7 @@ def sweep(
     rows = quantize_sweep(models.float, X, y)
     table = report.sweep_table(rows)
     paths = report.write_sweep_report(reports_dir, table, source, models.float, X, y, rows)
-    return SweepResult(source, int(y.size), table, paths)
+    return SweepResult(source, int(y.size), table, paths, rows)
 
 
 def seed_check(result: QuantizeResult) -> SeedCheck:
