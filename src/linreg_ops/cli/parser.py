@@ -401,8 +401,7 @@ def register_train(subcommands: "argparse._SubParsersAction[Parser]", p: Parents
             "# the seed's run: California Housing, 80/20 split, random_state 42",
             "linreg-ops train",
             "# your own CSV: predict the 'price' column from every other column",
-            "linreg-ops train --data houses.csv --target price",
-            "linreg-ops train --data houses.csv --target price --json",
+            "linreg-ops train --data examples/houses.csv --target price --json",
         ],
         parents=[p.common, p.writing, p.labelled, p.training, p.scaling, p.json],
         handler=commands.cmd_train,
@@ -419,8 +418,7 @@ def register_quantize(subcommands: "argparse._SubParsersAction[Parser]", p: Pare
         "a gate fails (exit 3).",
         example_lines=[
             "linreg-ops quantize",
-            "linreg-ops quantize --dtype int4 --granularity per-channel --max-r2-drop 0.01",
-            "linreg-ops quantize --json",
+            "linreg-ops quantize --dtype int6 --granularity per-channel --json",
         ],
         parents=[p.common, p.writing, p.labelled, p.quantizing, p.reporting, p.json],
         handler=commands.cmd_quantize,
@@ -440,7 +438,7 @@ def register_sweep(subcommands: "argparse._SubParsersAction[Parser]", p: Parents
         description="Quantize the current float model every way (bits 2–16 × rounding × "
         "granularity), measure each\non the same rows, and write reports/quantization.{md,png}. "
         "Publishes nothing.",
-        example_lines=["linreg-ops sweep", "linreg-ops sweep --reports-dir sweep-reports --json"],
+        example_lines=["linreg-ops sweep --reports-dir sweep-reports"],
         parents=[p.common, p.labelled, p.reporting, p.json],
         handler=commands.cmd_sweep,
     )
@@ -459,8 +457,8 @@ def register_predict(subcommands: "argparse._SubParsersAction[Parser]", p: Paren
             "linreg-ops predict",
             "linreg-ops predict --model integer --json",
             "# your rows' predictions as CSV on standard output",
-            "linreg-ops predict --input houses.csv --output -",
-            "linreg-ops predict --input houses.csv --output predictions.parquet",
+            "linreg-ops predict --input examples/houses.csv --output -",
+            "linreg-ops predict --input examples/houses.csv --output predictions.parquet -q",
         ],
         parents=[p.common, p.labelled, p.scaling, p.json],
         handler=commands.cmd_predict,
@@ -508,8 +506,8 @@ def register_run(subcommands: "argparse._SubParsersAction[Parser]", p: Parents) 
         description="The whole pipeline in one version: train, quantize (gated), evaluate, "
         "and write the\nreport, the model card and the plots to --reports-dir.",
         example_lines=[
+            "# California Housing, as make run does",
             "linreg-ops run",
-            "linreg-ops run --data houses.csv --target price --reports-dir houses-reports",
         ],
         parents=[
             p.common,

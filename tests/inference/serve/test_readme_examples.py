@@ -1,5 +1,5 @@
-"""Every curl example in the README, run as written against a real ``linreg-ops serve``:
-one per route, each answering 2xx with the body the README promises."""
+"""Every curl example in the README and docs/ pages, run as written against a real
+``linreg-ops serve``: one per route, each answering 2xx with the body the page promises."""
 
 import json
 import re
@@ -16,14 +16,15 @@ import pytest
 from helpers import stop
 
 pytestmark = pytest.mark.slow
-README = Path(__file__).resolve().parents[3] / "README.md"
+REPO = Path(__file__).resolve().parents[3]
+PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 
 
 def curl_examples() -> list[str]:
-    """The README's curl commands (a command may continue over lines ending in a backslash)."""
-    text = README.read_text()
+    """The pages' curl commands (a command may continue over lines ending in a backslash)."""
+    text = "\n".join(page.read_text() for page in PAGES)
     commands = []
-    for block in re.findall(r"```bash\n(.*?)```", text, re.DOTALL):
+    for block in re.findall(r"```bash(?: runnable)?\n(.*?)```", text, re.DOTALL):
         for command in re.split(r"(?<!\\)\n", block):
             command = command.replace("\\\n", " ").strip()
             if command.startswith("curl "):
