@@ -8,6 +8,7 @@ train → quantize → evaluate → publish → report in one version, so a gate
 ``run`` cannot destroy the previous models.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -489,7 +490,11 @@ class SweepResult:
 
 
 def sweep(
-    models_dir: Path, reports_dir: Path, data: str | Path | None, target: str | None
+    models_dir: Path,
+    reports_dir: Path,
+    data: str | Path | None,
+    target: str | None,
+    progress: Callable[[int], None] | None = None,
 ) -> SweepResult:
     """Every symmetric intN × rounding × granularity of the current float model, measured on
     the same labelled rows, as a table and a plot. Writes only the reports."""
@@ -497,7 +502,7 @@ def sweep(
     models = loading.load(models_dir)
     check_float32_range(models.float)
     X, y, source = labelled_rows(models, data, target)
-    rows = quantize_sweep(models.float, X, y)
+    rows = quantize_sweep(models.float, X, y, progress=progress)
     table = report.sweep_table(rows)
     paths = report.write_sweep_report(reports_dir, table, source, models.float, X, y, rows)
     return SweepResult(source, int(y.size), table, paths, rows)

@@ -324,3 +324,10 @@ def test_predict_shows_progress_on_a_terminal_only(run_cli, models_copy, tmp_pat
     assert re.search(r"300(\.0)?\s?rows", shown), shown
     piped = run_cli(*args, check=True)
     assert piped.stderr == ""
+
+
+def test_sweep_shows_schemes_done_of_the_total_on_a_terminal(models_copy, tmp_path):
+    args = ["sweep", "--models-dir", str(models_copy), "--reports-dir", str(tmp_path / "r")]
+    status, shown = run_on_a_terminal(args, tmp_path)
+    assert status == 0, shown
+    assert "90/90" in shown, shown  # 15 widths × 3 roundings × 2 granularities, with an ETA

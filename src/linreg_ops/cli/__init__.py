@@ -32,11 +32,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     complete(parser)
-    if not arguments:  # a newcomer's first try: what the tool does, and its commands
-        parser.print_help()
-        return EXIT_OK
     args = parser.parse_args(arguments)
-    if args.command is None:  # only top-level options, none of which exits by itself
+    if args.command is None:  # bare `linreg-ops`, a newcomer's first try: the commands
         parser.print_help()
         return EXIT_OK
     args.command_line = shlex.join(["linreg-ops", *arguments])

@@ -11,6 +11,9 @@ from typing import TYPE_CHECKING, Any
 from linreg_ops.cli import render
 from linreg_ops.config import (
     DEFAULT_EXPORTS_DIR,
+    GRANULARITIES,
+    ROUNDINGS,
+    SUPPORTED_BITS,
     ExportFormat,
     GateConfig,
     IntegerConfig,
@@ -85,7 +88,9 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from linreg_ops import pipeline
 
-    result = pipeline.sweep(args.models_dir, args.reports_dir, args.data, args.target)
+    schemes = len(SUPPORTED_BITS) * len(ROUNDINGS) * len(GRANULARITIES)
+    with render.progress_bar("schemes", total=schemes) as progress:
+        result = pipeline.sweep(args.models_dir, args.reports_dir, args.data, args.target, progress)
     render.sweep(result)
     if args.json:
         render.json_object(render.sweep_facts(result))

@@ -293,9 +293,10 @@ def clipped(total: int, count: int, first: list[int], *, aside: bool = False) ->
 
 
 @contextlib.contextmanager
-def progress_bar(unit: str) -> Iterator[Callable[[int], None] | None]:
-    """A tqdm bar on a terminal; nothing when the output is piped or tqdm is missing."""
-    if not sys.stderr.isatty():
+def progress_bar(unit: str, total: int | None = None) -> Iterator[Callable[[int], None] | None]:
+    """A tqdm bar on a terminal (done, rate, and with a ``total`` the share and an ETA);
+    nothing when standard error is piped, under ``-q``, or when tqdm is missing."""
+    if not sys.stderr.isatty() or _mode[0] == "quiet":
         yield None
         return
     try:
@@ -303,10 +304,10 @@ def progress_bar(unit: str) -> Iterator[Callable[[int], None] | None]:
     except ImportError:
         yield None
         return
-    with tqdm(unit=unit, unit_scale=True, file=sys.stderr) as bar:
+    with tqdm(total=total, unit=unit, unit_scale=total is None, file=sys.stderr) as bar:
 
-        def advance(rows: int) -> None:
-            bar.update(rows)
+        def advance(done: int) -> None:
+            bar.update(done)
 
         yield advance
 
