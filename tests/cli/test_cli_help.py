@@ -331,3 +331,36 @@ def test_sweep_shows_schemes_done_of_the_total_on_a_terminal(models_copy, tmp_pa
     status, shown = run_on_a_terminal(args, tmp_path)
     assert status == 0, shown
     assert "90/90" in shown, shown  # 15 widths × 3 roundings × 2 granularities, with an ETA
+
+
+def test_export_when_exports_is_a_file_is_one_line(run_cli, models_copy, tmp_path):
+    """Attack: the default folder's name taken by a file (mkdir's FileExistsError)."""
+    (tmp_path / "exports").write_text("not a folder")
+    result = run_cli("export", "--format", "onnx", "--models-dir", models_copy, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "linreg-ops export: error: cannot make the folder exports/ for the export: "
+        "File exists; pass --output PATH"
+    ]
+
+
+def test_json_object_is_strict_json(capsys):
+    """numpy numbers and arrays, paths, NaN and ∞ (JSON has none: null) all print as JSON."""
+    import numpy as np
+
+    from linreg_ops.cli import render
+
+    render.json_object(
+        {"r2": np.float64("nan"), "n": np.int64(3), "w": np.array([1, -2], dtype=np.int8),
+         "path": Path("models"), "inf": float("inf"), "nested": [(np.float32(0.5),)]}
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1
+    assert json.loads(out) == {
+        "r2": None,
+        "n": 3,
+        "w": [1, -2],
+        "path": "models",
+        "inf": None,
+        "nested": [[0.5]],
+    }

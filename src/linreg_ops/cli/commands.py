@@ -163,7 +163,13 @@ def export_path(export_format: ExportFormat, kind: ModelKind) -> "Path":
 
     suffix = EXPORT_SUFFIXES.get(export_format)
     name = f"{kind}{suffix}" if suffix else f"{export_format}-{kind}"
-    Path(DEFAULT_EXPORTS_DIR).mkdir(exist_ok=True)
+    try:
+        Path(DEFAULT_EXPORTS_DIR).mkdir(exist_ok=True)
+    except OSError as exc:  # a file named exports, a read-only folder
+        raise InputError(
+            f"cannot make the folder {DEFAULT_EXPORTS_DIR}/ for the export: "
+            f"{exc.strerror or exc}; pass --output PATH"
+        ) from None
     return DEFAULT_EXPORTS_DIR / name
 
 
