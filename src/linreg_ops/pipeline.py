@@ -115,10 +115,12 @@ def train(
     *,
     command: str = "linreg-ops train",
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    progress: Callable[[int], None] | None = None,
 ) -> TrainResult:
-    """Fit ``source`` and publish a version holding the float model and its test split."""
+    """Fit ``source`` and publish a version holding the float model and its test split
+    (``progress(rows)`` after each block a file source streams)."""
     with store.writer(models_dir, command, lock_timeout) as writer:
-        trained = _Trained.of(source, config)
+        trained = _Trained.of(source, config, progress)
         version = writer.publish(
             trained.files(),
             _sections(trained.provenance(source), {"float": trained.model}, trained.test_features),
@@ -173,6 +175,7 @@ def run(
     *,
     command: str = "linreg-ops run",
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    progress: Callable[[int], None] | None = None,
 ) -> RunResult:
     """Train, quantize and gate in memory; evaluate the staged version and write its reports
     beside their places; publish it; then move the reports into place. Everything that can
@@ -194,7 +197,7 @@ def run(
             staged[path] = store.stage_file(path, data)
 
     with store.writer(models_dir, command, lock_timeout) as writer:
-        trained = _Trained.of(source, config)
+        trained = _Trained.of(source, config, progress)
         X, y = trained.test_features, trained.test_y
         quantized = _Quantized.of(trained.model, X, y, quant, integer, gate)
         files = {
@@ -269,8 +272,10 @@ class _Trained:
     metrics: dict[str, float]
 
     @classmethod
-    def of(cls, source: Source, config: TrainConfig) -> "_Trained":
-        fit = engines.fit(source, config)
+    def of(
+        cls, source: Source, config: TrainConfig, progress: Callable[[int], None] | None = None
+    ) -> "_Trained":
+        fit = engines.fit(source, config, progress)
         model = LinearModel(
             feature_names=tuple(source.feature_names),
             target_name=source.target_name,

@@ -364,3 +364,13 @@ def test_json_object_is_strict_json(capsys):
         "inf": None,
         "nested": [[0.5]],
     }
+
+
+def test_train_shows_rows_read_on_a_terminal_only(run_cli, tmp_path):
+    houses = Path(__file__).resolve().parents[2] / "examples" / "houses.csv"
+    args = ["train", "--data", str(houses), "--target", "price", "--chunk-rows", "100"]
+    status, shown = run_on_a_terminal([*args, "--models-dir", str(tmp_path / "a")], tmp_path)
+    assert status == 0, shown
+    assert re.search(r"\b300rows\b", shown), shown  # 3 blocks of 100 rows
+    piped = run_cli(*args, "--models-dir", tmp_path / "b", check=True)
+    assert piped.stderr == ""

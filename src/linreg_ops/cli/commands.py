@@ -55,10 +55,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from linreg_ops import pipeline
 
     source = _training_source(args)
-    result = pipeline.train(
-        source, args.models_dir, _train_config(args), command=args.command_line,
-        lock_timeout=args.lock_timeout,
-    )  # fmt: skip
+    with render.progress_bar("rows", enabled=_streams(args)) as progress:
+        result = pipeline.train(
+            source, args.models_dir, _train_config(args), command=args.command_line,
+            lock_timeout=args.lock_timeout, progress=progress,
+        )  # fmt: skip
     render.training(args.models_dir, result)
     if args.json:
         render.json_object(render.training_facts(args.models_dir, result))
@@ -101,11 +102,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from linreg_ops import pipeline
 
     source = _training_source(args)
-    result = pipeline.run(
-        source, args.models_dir, args.reports_dir, _train_config(args), _quant_config(args),
-        _integer_config(args), _gate_config(args), command=args.command_line,
-        lock_timeout=args.lock_timeout,
-    )  # fmt: skip
+    with render.progress_bar("rows", enabled=_streams(args)) as progress:
+        result = pipeline.run(
+            source, args.models_dir, args.reports_dir, _train_config(args), _quant_config(args),
+            _integer_config(args), _gate_config(args), command=args.command_line,
+            lock_timeout=args.lock_timeout, progress=progress,
+        )  # fmt: skip
     check = pipeline.seed_check(result.quantize) if _is_seed(result.train.version) else None
     render.run(args.models_dir, result, check)
     if args.json:
@@ -293,6 +295,12 @@ def _training_source(args: argparse.Namespace) -> "Source":
     # the seed fitted California Housing in memory; any other data or engine says what it does
     render.training_started(args.engine, seed=args.data is None and args.engine in _SEED_ENGINES)
     return source
+
+
+def _streams(args: argparse.Namespace) -> bool:
+    """Whether training reads --data block by block in this process (every engine but Dask
+    streams files; California Housing is in memory): then a bar can show the rows read."""
+    return args.data is not None and args.engine != "dask"
 
 
 def _model_kind(args: argparse.Namespace) -> ModelKind:

@@ -293,10 +293,12 @@ def clipped(total: int, count: int, first: list[int], *, aside: bool = False) ->
 
 
 @contextlib.contextmanager
-def progress_bar(unit: str, total: int | None = None) -> Iterator[Callable[[int], None] | None]:
+def progress_bar(
+    unit: str, total: int | None = None, *, enabled: bool = True
+) -> Iterator[Callable[[int], None] | None]:
     """A tqdm bar on a terminal (done, rate, and with a ``total`` the share and an ETA);
     nothing when standard error is piped, under ``-q``, or when tqdm is missing."""
-    if not sys.stderr.isatty() or _mode[0] == "quiet":
+    if not (enabled and sys.stderr.isatty()) or _mode[0] == "quiet":
         yield None
         return
     try:
