@@ -58,7 +58,7 @@ __all__ = [
 
 HASH_SPLIT = "row hash: splitmix64(row index, random_state) < test_size"
 SEED_SPLIT = "sklearn.model_selection.train_test_split"
-Progress = Callable[[int], None]  # called with the rows of each block read
+_Progress = Callable[[int], None]  # called with the rows of each block read
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ class _Split:
 _Solution = tuple[np.ndarray, float, "LinearRegression"]  # coef, intercept, estimator
 
 
-def fit(source: Source, config: TrainConfig, progress: Progress | None = None) -> Fit:
+def fit(source: Source, config: TrainConfig, progress: _Progress | None = None) -> Fit:
     """Split, check and fit ``source`` with the engine ``config.engine`` names (or chooses);
     ``progress(rows)`` after each block a file source streams (the CLI's bar)."""
     engine = chosen_engine(source, config)
@@ -252,7 +252,7 @@ def stream_arrays(X: np.ndarray, y: np.ndarray, chunk_rows: int) -> MomentStats:
 
 
 def _split_files(
-    source: FileSource, config: TrainConfig, *, on_dask: bool, progress: Progress | None = None
+    source: FileSource, config: TrainConfig, *, on_dask: bool, progress: _Progress | None = None
 ) -> _Split:
     """The row-hash split of every file, summarized in one pass (or on a Dask cluster)."""
     summary = (
@@ -282,7 +282,7 @@ def _split_files(
 
 
 def _stream_summary(
-    source: FileSource, config: TrainConfig, progress: Progress | None = None
+    source: FileSource, config: TrainConfig, progress: _Progress | None = None
 ) -> Summary:
     """One pass over the files in blocks: memory is one block, whatever their size.
 
@@ -296,7 +296,7 @@ def _stream_summary(
 
 
 def _stream_pass(
-    source: FileSource, config: TrainConfig, progress: Progress | None = None
+    source: FileSource, config: TrainConfig, progress: _Progress | None = None
 ) -> Summary:
     """The blocks' summaries, merged in order. The first blocks are held (raw rows) until
     there are enough rows to fit: too few rows of a wide table are refused before any of
