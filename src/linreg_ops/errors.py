@@ -6,12 +6,16 @@ one line and exits 2, the service answers 4xx or refuses to start. A quantized m
 misses its quality limits is a ``QualityGateError`` (exit 3). Anything else is a bug.
 """
 
+import difflib
+from collections.abc import Iterable
+
 __all__ = [
     "ArtifactError",
     "InputError",
     "MissingExtraError",
     "QualityGateError",
     "StoreBusyError",
+    "did_you_mean",
 ]
 
 
@@ -33,3 +37,10 @@ class MissingExtraError(InputError):
 
 class QualityGateError(Exception):
     """A quantized model misses ``--max-r2-drop`` or ``--max-abs-diff``. Exit code 3."""
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """``"; did you mean 'price'?"`` for the closest of ``choices`` to a mistyped ``word``
+    (a command, a flag, a column), or nothing when none is close."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""

@@ -8,6 +8,7 @@ train → quantize → evaluate → publish → report in one version, so a gate
 ``run`` cannot destroy the previous models.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -114,10 +115,12 @@ def train(
     *,
     command: str = "linreg-ops train",
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    progress: Callable[[int], None] | None = None,
 ) -> TrainResult:
-    """Fit ``source`` and publish a version holding the float model and its test split."""
+    """Fit ``source`` and publish a version holding the float model and its test split
+    (``progress(rows)`` after each block a file source streams)."""
     with store.writer(models_dir, command, lock_timeout) as writer:
-        trained = _Trained.of(source, config)
+        trained = _Trained.of(source, config, progress)
         version = writer.publish(
             trained.files(),
             _sections(trained.provenance(source), {"float": trained.model}, trained.test_features),
@@ -172,6 +175,7 @@ def run(
     *,
     command: str = "linreg-ops run",
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    progress: Callable[[int], None] | None = None,
 ) -> RunResult:
     """Train, quantize and gate in memory; evaluate the staged version and write its reports
     beside their places; publish it; then move the reports into place. Everything that can
@@ -193,7 +197,7 @@ def run(
             staged[path] = store.stage_file(path, data)
 
     with store.writer(models_dir, command, lock_timeout) as writer:
-        trained = _Trained.of(source, config)
+        trained = _Trained.of(source, config, progress)
         X, y = trained.test_features, trained.test_y
         quantized = _Quantized.of(trained.model, X, y, quant, integer, gate)
         files = {
@@ -268,8 +272,10 @@ class _Trained:
     metrics: dict[str, float]
 
     @classmethod
-    def of(cls, source: Source, config: TrainConfig) -> "_Trained":
-        fit = engines.fit(source, config)
+    def of(
+        cls, source: Source, config: TrainConfig, progress: Callable[[int], None] | None = None
+    ) -> "_Trained":
+        fit = engines.fit(source, config, progress)
         model = LinearModel(
             feature_names=tuple(source.feature_names),
             target_name=source.target_name,
@@ -485,10 +491,15 @@ class SweepResult:
     n_rows: int
     table: str
     reports: list[Path]
+    rows: list[dict[str, Any]]  # one per scheme, as the table shows them
 
 
 def sweep(
-    models_dir: Path, reports_dir: Path, data: str | Path | None, target: str | None
+    models_dir: Path,
+    reports_dir: Path,
+    data: str | Path | None,
+    target: str | None,
+    progress: Callable[[int], None] | None = None,
 ) -> SweepResult:
     """Every symmetric intN × rounding × granularity of the current float model, measured on
     the same labelled rows, as a table and a plot. Writes only the reports."""
@@ -496,10 +507,10 @@ def sweep(
     models = loading.load(models_dir)
     check_float32_range(models.float)
     X, y, source = labelled_rows(models, data, target)
-    rows = quantize_sweep(models.float, X, y)
+    rows = quantize_sweep(models.float, X, y, progress=progress)
     table = report.sweep_table(rows)
     paths = report.write_sweep_report(reports_dir, table, source, models.float, X, y, rows)
-    return SweepResult(source, int(y.size), table, paths)
+    return SweepResult(source, int(y.size), table, paths, rows)
 
 
 def seed_check(result: QuantizeResult) -> SeedCheck:

@@ -276,7 +276,7 @@ def test_integer_codes_bit_for_bit_on_the_test_split(cal_models, ort_run):
 
 
 def test_float32_input_differs_only_by_the_cast(cal_models):
-    """What ``--onnx-input float32`` costs on float64 data: the README's '4 of 4,128 rows'."""
+    """What ``--onnx-input float32`` costs on float64 data: docs/exports.md's '4 of 4,128 rows'."""
     integer, X = cal_models.integer, cal_models.X_test
     direct, _ = integer.predict_codes(X)
     through_float32, _ = integer.predict_codes(X.astype(np.float32).astype(np.float64))

@@ -6,16 +6,28 @@ command runs, so ``linreg-ops predict`` never pays for training's imports.
 """
 
 import argparse
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from linreg_ops.cli import render
-from linreg_ops.config import GateConfig, IntegerConfig, ModelKind, QuantConfig, TrainConfig
+from linreg_ops.config import (
+    DEFAULT_EXPORTS_DIR,
+    GRANULARITIES,
+    ROUNDINGS,
+    SUPPORTED_BITS,
+    ExportFormat,
+    GateConfig,
+    IntegerConfig,
+    ModelKind,
+    QuantConfig,
+    TrainConfig,
+)
 from linreg_ops.errors import InputError
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from linreg_ops.inference.loading import Models
+    from linreg_ops.storage.store import Version
     from linreg_ops.training.sources import Source
 
 __all__ = [
@@ -23,6 +35,7 @@ __all__ = [
     "EXIT_GATE",
     "EXIT_OK",
     "EXIT_UNEXPECTED",
+    "cmd_completion",
     "cmd_evaluate",
     "cmd_export",
     "cmd_predict",
@@ -31,20 +44,25 @@ __all__ = [
     "cmd_serve",
     "cmd_sweep",
     "cmd_train",
+    "export_path",
 ]
 
 EXIT_OK, EXIT_UNEXPECTED, EXIT_BAD_INPUT, EXIT_GATE = 0, 1, 2, 3
+_SEED_ENGINES = ("auto", "sklearn")  # California Housing in memory, as the seed fitted it
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from linreg_ops import pipeline
 
     source = _training_source(args)
-    result = pipeline.train(
-        source, args.models_dir, _train_config(args), command=args.command_line,
-        lock_timeout=args.lock_timeout,
-    )  # fmt: skip
+    with render.progress_bar("rows", enabled=_streams(args)) as progress:
+        result = pipeline.train(
+            source, args.models_dir, _train_config(args), command=args.command_line,
+            lock_timeout=args.lock_timeout, progress=progress,
+        )  # fmt: skip
     render.training(args.models_dir, result)
+    if args.json:
+        render.json_object(render.training_facts(args.models_dir, result))
     return EXIT_OK
 
 
@@ -58,16 +76,25 @@ def cmd_quantize(args: argparse.Namespace) -> int:
         args.models_dir, _quant_config(args), _integer_config(args), _gate_config(args),
         command=args.command_line, lock_timeout=args.lock_timeout,
     )  # fmt: skip
-    render.quantization(args.models_dir, result, pipeline.seed_check(result))
+    check = pipeline.seed_check(result) if _is_seed(result.version) else None
+    render.quantization(args.models_dir, result, check)
+    facts = render.quantization_facts(args.models_dir, result)
     if args.data is not None:
-        _evaluate(args.models_dir, args.data, args.target)
+        facts["evaluation"] = _evaluate(args.models_dir, args.data, args.target)
+    if args.json:
+        render.json_object(facts)
     return EXIT_OK
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from linreg_ops import pipeline
 
-    render.sweep(pipeline.sweep(args.models_dir, args.reports_dir, args.data, args.target))
+    schemes = len(SUPPORTED_BITS) * len(ROUNDINGS) * len(GRANULARITIES)
+    with render.progress_bar("schemes", total=schemes) as progress:
+        result = pipeline.sweep(args.models_dir, args.reports_dir, args.data, args.target, progress)
+    render.sweep(result)
+    if args.json:
+        render.json_object(render.sweep_facts(result))
     return EXIT_OK
 
 
@@ -75,12 +102,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     from linreg_ops import pipeline
 
     source = _training_source(args)
-    result = pipeline.run(
-        source, args.models_dir, args.reports_dir, _train_config(args), _quant_config(args),
-        _integer_config(args), _gate_config(args), command=args.command_line,
-        lock_timeout=args.lock_timeout,
-    )  # fmt: skip
-    render.run(args.models_dir, result, pipeline.seed_check(result.quantize))
+    with render.progress_bar("rows", enabled=_streams(args)) as progress:
+        result = pipeline.run(
+            source, args.models_dir, args.reports_dir, _train_config(args), _quant_config(args),
+            _integer_config(args), _gate_config(args), command=args.command_line,
+            lock_timeout=args.lock_timeout, progress=progress,
+        )  # fmt: skip
+    check = pipeline.seed_check(result.quantize) if _is_seed(result.train.version) else None
+    render.run(args.models_dir, result, check)
+    if args.json:
+        render.json_object(render.run_facts(args.models_dir, result))
     return EXIT_OK
 
 
@@ -97,24 +128,58 @@ def cmd_predict(args: argparse.Namespace) -> int:
         return _predict_labelled(args, models, kind)
     if args.output is None:
         raise InputError("--input needs --output PATH (.csv or .parquet, or - for stdout)")
+    if args.json and str(args.output) == "-":
+        raise InputError("--json and --output - both want standard output: choose one")
     if args.engine == "dask":
         return _predict_on_dask(args, models, kind)
     return _predict_file(args, models, kind)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    _evaluate(args.models_dir, args.data, args.target)
+    facts = _evaluate(args.models_dir, args.data, args.target)
+    if args.json:
+        render.json_object(facts)
     return EXIT_OK
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     from linreg_ops import pipeline
 
+    output = args.output or export_path(args.format, args.model)
     result = pipeline.export(
-        args.models_dir, args.format, args.model, args.output, command=args.command_line,
+        args.models_dir, args.format, args.model, output, command=args.command_line,
         lock_timeout=args.lock_timeout, onnx_input=args.onnx_input,
     )  # fmt: skip
     render.export(result)
+    if args.json:
+        render.json_object(render.export_facts(result))
+    return EXIT_OK
+
+
+def export_path(export_format: ExportFormat, kind: ModelKind) -> "Path":
+    """``export``'s output when ``--output`` is not given: in the ``exports/`` folder (which
+    git ignores), named for the model and the format; the folder is made when needed."""
+    from pathlib import Path
+
+    from linreg_ops.pipeline import EXPORT_SUFFIXES
+
+    suffix = EXPORT_SUFFIXES.get(export_format)
+    name = f"{kind}{suffix}" if suffix else f"{export_format}-{kind}"
+    try:
+        Path(DEFAULT_EXPORTS_DIR).mkdir(exist_ok=True)
+    except OSError as exc:  # a file named exports, a read-only folder
+        raise InputError(
+            f"cannot make the folder {DEFAULT_EXPORTS_DIR}/ for the export: "
+            f"{exc.strerror or exc}; pass --output PATH"
+        ) from None
+    return DEFAULT_EXPORTS_DIR / name
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    """The shell code that completes ``linreg-ops`` (argcomplete)."""
+    from linreg_ops.cli.completion import shell_code
+
+    print(shell_code(args.shell), end="")
     return EXIT_OK
 
 
@@ -156,10 +221,17 @@ def _predict_labelled(args: argparse.Namespace, models: "Models", kind: ModelKin
     model = models.get(kind)
     rows = labelled_rows(models, args.data, args.target)
     predictions, clipped = predict_rows(model, rows.X, source=rows.source)
+    metrics = regression_metrics(rows.y, predictions)
     render.labelled_predictions(
         kind, models.version.number, args.models_dir, rows.source, rows.y, predictions, clipped,
-        regression_metrics(rows.y, predictions),
+        metrics,
     )  # fmt: skip
+    if args.json:
+        render.json_object(
+            render.labelled_facts(
+                kind, models.version.number, rows.source, predictions, clipped, metrics
+            )
+        )
     return EXIT_OK
 
 
@@ -173,6 +245,8 @@ def _predict_file(args: argparse.Namespace, models: "Models", kind: ModelKind) -
     with render.progress_bar("rows") as progress:
         done = predict_file(models, kind, args.input, args.output, args.chunk_rows, progress)
     render.file_predictions(done, kind, args.output, to_stdout=to_stdout)
+    if args.json:
+        render.json_object(render.file_facts(done, kind, models.version.number, args.output))
     return EXIT_OK
 
 
@@ -185,19 +259,34 @@ def _predict_on_dask(args: argparse.Namespace, models: "Models", kind: ModelKind
         raise InputError("--engine dask writes a Parquet dataset (a folder), not -")
     rows = dask_predict(models, kind, args.input, args.output, args.scheduler)
     render.dask_predictions(rows, kind, args.output)
+    if args.json:
+        render.json_object(
+            {"model": kind, "version": models.version.number, "output": args.output, "rows": rows}
+        )
     return EXIT_OK
 
 
 # --------------------------------------------------------------------------- helpers
 
 
-def _evaluate(models_dir: "Path", data: str | None, target: str | None) -> None:
+def _evaluate(models_dir: "Path", data: str | None, target: str | None) -> dict[str, Any]:
+    """Print the comparison table; return its facts for ``--json``."""
     from linreg_ops.inference import loading
     from linreg_ops.inference.evaluate import evaluate, labelled_rows
 
     models = loading.load(models_dir)
     rows = labelled_rows(models, data, target)
-    render.evaluation(models, evaluate(models, rows.X, rows.y, rows.source))
+    result = evaluate(models, rows.X, rows.y, rows.source)
+    render.evaluation(models, result)
+    return render.evaluation_facts(models, result)
+
+
+def _is_seed(version: "Version") -> bool:
+    """Whether a version was trained on the seed's data (California Housing), so the seed's
+    own lines (its 10-row inference test) belong in the output."""
+    from linreg_ops.training.sources import CALIFORNIA_SOURCE
+
+    return bool(version.manifest.training_data.get("source") == CALIFORNIA_SOURCE)
 
 
 def _training_source(args: argparse.Namespace) -> "Source":
@@ -210,8 +299,15 @@ def _training_source(args: argparse.Namespace) -> "Source":
     else:
         source = sources.file_source(args.data, args.target, args.features)
         render.loading(f"{args.data} (target {args.target!r})")
-    render.training_started(args.engine)
+    # the seed fitted California Housing in memory; any other data or engine says what it does
+    render.training_started(args.engine, seed=args.data is None and args.engine in _SEED_ENGINES)
     return source
+
+
+def _streams(args: argparse.Namespace) -> bool:
+    """Whether training reads --data block by block in this process (every engine but Dask
+    streams files; California Housing is in memory): then a bar can show the rows read."""
+    return args.data is not None and args.engine != "dask"
 
 
 def _model_kind(args: argparse.Namespace) -> ModelKind:

@@ -1,18 +1,24 @@
 """The command line's grammar: every command, flag, default and argument type.
 
-Every default comes from ``linreg_ops.config``; each command's handler is in
-``commands``.
+Every default comes from ``linreg_ops.config``; each command's handler is in ``commands``.
+Each command is added by one registration function ``(subcommands, parents) -> None``
+listed in ``REGISTRATIONS``: a new command is one function and one line there.
 """
 
 import argparse
 import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NoReturn
 
 from linreg_ops._version import __version__
 from linreg_ops.cli import commands
+from linreg_ops.cli.completion import SHELLS as COMPLETION_SHELLS
 from linreg_ops.config import (
     ACCESS_LOGS,
     CALIBRATIONS,
+    DEFAULT_EXPORTS_DIR,
     DEFAULT_LOCK_TIMEOUT,
     DEFAULT_MODELS_DIR,
     DEFAULT_REPORTS_DIR,
@@ -32,10 +38,29 @@ from linreg_ops.config import (
     TrainConfig,
     models_dir_default,
 )
-from linreg_ops.errors import InputError
+from linreg_ops.errors import InputError, did_you_mean
 from linreg_ops.exports.onnx import INPUT_TYPES as ONNX_INPUT_TYPES
 
-__all__ = ["build_parser", "check_labelled"]
+__all__ = [
+    "EXAMPLES_HEADING",
+    "REGISTRATIONS",
+    "Parents",
+    "Parser",
+    "Registration",
+    "add_command",
+    "build_parser",
+    "check_labelled",
+    "examples",
+    "register_completion",
+    "register_evaluate",
+    "register_export",
+    "register_predict",
+    "register_quantize",
+    "register_run",
+    "register_serve",
+    "register_sweep",
+    "register_train",
+]
 
 _TRAIN, _QUANT, _GATE = TrainConfig(), QuantConfig(), GateConfig()
 
@@ -119,44 +144,178 @@ def _limit(text: str) -> float | None:
     return value
 
 
-# --------------------------------------------------------------------------- parser
+# --------------------------------------------------------------------------- the parser class
 
 
-def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+EXAMPLES_HEADING = "examples:"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors that suggest the closest command, flag or choice."""
+
+    def error(self, message: str) -> NoReturn:
+        """One line, as every other bad input: what was wrong and where to read more."""
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        if action.choices is not None and value not in action.choices:
+            choices = [str(choice) for choice in action.choices]
+            raise argparse.ArgumentError(
+                action,
+                f"invalid choice: {value!r} (choose from {', '.join(choices)})"
+                + did_you_mean(str(value), choices),
+            )
+
+    def parse_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> argparse.Namespace:
+        """As argparse's, but an unknown flag is named with the closest flag of its command."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            scope = self._command_parser(getattr(parsed, "command", None))
+            word = extras[0]
+            flag = word.split("=", 1)[0]
+            hint = did_you_mean(flag, list(scope._option_string_actions)) if word[:1] == "-" else ""
+            scope.error(f"unrecognized argument {word!r}{hint}")
+        return parsed
+
+    def _command_parser(self, command: str | None) -> argparse.ArgumentParser:
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+                found: argparse.ArgumentParser = action.choices[command]
+                return found
+        return self
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the examples' layout, and states every option's default that its help omits."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if (
+            action.option_strings
+            and "default" not in text
+            and action.default not in (None, False, argparse.SUPPRESS)
+        ):
+            text += " (default: %(default)s)"
+        return text
+
+
+def examples(parser: argparse.ArgumentParser) -> list[str]:
+    """The example command lines of a parser's epilog (what its ``--help`` shows under
+    ``examples:``), for the test that runs each of them."""
+    lines = (parser.epilog or "").splitlines()
+    if EXAMPLES_HEADING not in lines:
+        return []
+    found = []
+    for line in lines[lines.index(EXAMPLES_HEADING) + 1 :]:
+        text = line.strip()
+        if not line.startswith("  "):
+            break
+        if text and not text.startswith("#"):
+            found.append(text)
+    return found
+
+
+# --------------------------------------------------------------------------- shared options
+
+
+@dataclass(frozen=True)
+class Parents:
+    """Groups of options that several commands share (argparse ``parents``)."""
+
+    common: Parser  # --models-dir, -q, -v: every command
+    writing: Parser  # --lock-timeout: commands that publish or record
+    labelled: Parser  # --data, --target
+    training: Parser  # --features, --test-size, --random-state, --engine
+    quantizing: Parser  # scheme and gate
+    scaling: Parser  # --chunk-rows, --scheduler
+    reporting: Parser  # --reports-dir
+    json: Parser  # --json: commands that report results
+
+
+Registration = Callable[["argparse._SubParsersAction[Parser]", Parents], None]
+
+
+def add_command(
+    subcommands: "argparse._SubParsersAction[Parser]",
+    name: str,
+    *,
+    summary: str,
+    description: str,
+    example_lines: Sequence[str],
+    parents: Sequence[Parser],
+    handler: Callable[[argparse.Namespace], int],
+) -> Parser:
+    """One subcommand: a one-line summary for ``linreg-ops --help``, a description and
+    examples (each run by tests/cli/test_cli_help.py) for its own ``--help``."""
+    epilog = "\n".join([EXAMPLES_HEADING, *(f"  {line}" for line in example_lines)])
+    sub: Parser = subcommands.add_parser(
+        name,
+        parents=list(parents),
+        help=summary,
+        description=description,
+        epilog=epilog,
+        formatter_class=_Formatter,
+    )
+    sub.set_defaults(handler=handler)
+    return sub
+
+
+def _parents() -> Parents:
+    common = Parser(add_help=False)
     common.add_argument(
         "--models-dir",
         type=Path,
         default=models_dir_default(),
         help=f"models folder (default: ${MODELS_DIR_ENV}, else {DEFAULT_MODELS_DIR})",
     )
-    writing = argparse.ArgumentParser(add_help=False)
+    talk = common.add_mutually_exclusive_group()
+    talk.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="print no prose: only errors, warnings and --json's object",
+    )
+    talk.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="say more: the command's wall time, and the traceback of an error",
+    )
+    writing = Parser(add_help=False)
     writing.add_argument(
         "--lock-timeout",
         type=_seconds,
         default=DEFAULT_LOCK_TIMEOUT,
-        help=f"seconds to wait for another writer (default {DEFAULT_LOCK_TIMEOUT:g})",
+        help=f"seconds to wait for another writer (default: {DEFAULT_LOCK_TIMEOUT:g})",
     )
-    labelled = argparse.ArgumentParser(add_help=False)
-    labelled.add_argument("--data", help="a CSV or Parquet file, a folder or a glob of them")
-    labelled.add_argument("--target", help="the column holding the value to predict")
-    training = argparse.ArgumentParser(add_help=False)
+    labelled = Parser(add_help=False)
+    labelled.add_argument(
+        "--data",
+        metavar="PATH",
+        help="a CSV or Parquet file, a folder or a glob of them (default: California Housing)",
+    )
+    labelled.add_argument(
+        "--target",
+        metavar="COLUMN",
+        help="the --data column holding the value to predict (required with --data)",
+    )
+    training = Parser(add_help=False)
     training.add_argument(
         "--features",
         type=_feature_list,
+        metavar="A,B,C",
         help="comma-separated feature columns (default: every other column)",
     )
     training.add_argument(
         "--test-size",
         type=_test_size,
         default=_TRAIN.test_size,
-        help=f"default: {_TRAIN.test_size}",
+        help="the share of rows held out for the test split",
     )
     training.add_argument(
-        "--random-state",
-        type=int,
-        default=_TRAIN.random_state,
-        help=f"default: {_TRAIN.random_state}",
+        "--random-state", type=int, default=_TRAIN.random_state, help="the split's seed"
     )
     training.add_argument(
         "--engine",
@@ -164,24 +323,29 @@ def build_parser() -> argparse.ArgumentParser:
         default=_TRAIN.engine,
         help="auto: scikit-learn in memory under 1M rows, streaming above it and for files",
     )
-    quantizing = argparse.ArgumentParser(add_help=False)
+    quantizing = Parser(add_help=False)
     quantizing.add_argument(
         "--dtype",
         default=_QUANT.dtype,
-        help=f"weights: intN symmetric or uintN asymmetric, N in 2..16 (default: {_QUANT.dtype})",
+        help="weights: intN symmetric or uintN asymmetric, N in 2..16",
     )
-    quantizing.add_argument("--granularity", choices=GRANULARITIES, default=_QUANT.granularity)
+    quantizing.add_argument(
+        "--granularity",
+        choices=GRANULARITIES,
+        default=_QUANT.granularity,
+        help="one weight scale for the model, or one per feature",
+    )
     quantizing.add_argument(
         "--rounding",
         choices=ROUNDINGS,
         default=_QUANT.rounding,
-        help="nearest, hessian (GPTQ-style, default) or optimal (exact, up to 32 features)",
+        help="nearest, hessian (GPTQ-style) or optimal (exact, up to 32 features)",
     )
     quantizing.add_argument(
         "--input-dtype",
         choices=tuple(INPUT_BITS),
         default=IntegerConfig().input_dtype,
-        help="integer-only inputs (default: int16)",
+        help="the integer-only model's input codes",
     )
     quantizing.add_argument(
         "--calibration",
@@ -193,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-r2-drop",
         type=_limit,
         default=_GATE.max_r2_drop,
-        help="gate for every quantized model: exit 3 if R² falls more (default 0.001; 'none')",
+        help="gate for every quantized model: exit 3 if R² falls more ('none': no gate)",
     )
     quantizing.add_argument(
         "--max-abs-diff",
@@ -201,76 +365,118 @@ def build_parser() -> argparse.ArgumentParser:
         default=_GATE.max_abs_diff,
         help="gate for every quantized model: exit 3 if a prediction moves more (default: none)",
     )
-    scaling = argparse.ArgumentParser(add_help=False)
+    scaling = Parser(add_help=False)
     scaling.add_argument(
-        "--chunk-rows",
-        type=_positive,
-        default=_TRAIN.chunk_rows,
-        help=f"rows per block (default {_TRAIN.chunk_rows})",
+        "--chunk-rows", type=_positive, default=_TRAIN.chunk_rows, help="rows per block at most"
     )
     scaling.add_argument(
         "--scheduler",
-        help="tcp://HOST:PORT of a dask.distributed scheduler (default: a local 2-worker cluster)",
+        metavar="tcp://HOST:PORT",
+        help="a dask.distributed scheduler (default: a local 2-worker cluster)",
     )
-    reporting = argparse.ArgumentParser(add_help=False)
+    reporting = Parser(add_help=False)
     reporting.add_argument(
-        "--reports-dir",
-        type=Path,
-        default=DEFAULT_REPORTS_DIR,
-        help=f"default: {DEFAULT_REPORTS_DIR}",
+        "--reports-dir", type=Path, default=DEFAULT_REPORTS_DIR, help="where reports are written"
+    )
+    json = Parser(add_help=False)
+    json.add_argument(
+        "--json",
+        action="store_true",
+        help="print the results as one JSON object on standard output (prose goes to stderr)",
+    )
+    return Parents(common, writing, labelled, training, quantizing, scaling, reporting, json)
+
+
+# --------------------------------------------------------------------------- the commands
+
+
+def register_train(subcommands: "argparse._SubParsersAction[Parser]", p: Parents) -> None:
+    add_command(
+        subcommands,
+        "train",
+        summary="fit on California Housing (default) or --data/--target; publish a version",
+        description="Fit LinearRegression on California Housing (the seed's 80/20 split) or on "
+        "your own CSV/Parquet\nfiles, and publish the model and its test split as a new "
+        "version of --models-dir.",
+        example_lines=[
+            "# the seed's run: California Housing, 80/20 split, random_state 42",
+            "linreg-ops train",
+            "# your own CSV: predict the 'price' column from every other column",
+            "linreg-ops train --data examples/houses.csv --target price --json",
+        ],
+        parents=[p.common, p.writing, p.labelled, p.training, p.scaling, p.json],
+        handler=commands.cmd_train,
     )
 
-    parser = argparse.ArgumentParser(
-        prog="linreg-ops",
-        description="Train, quantize, evaluate, predict and serve a linear regression model.",
-        epilog="Exit codes: 0 ok, 1 a bug, 2 bad input or usage, 3 quality gate failed.",
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    subcommands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub = subcommands.add_parser(
-        "train",
-        parents=[common, writing, labelled, training, scaling],
-        help="fit on California Housing (default) or --data/--target; publish a version",
-    )
-    sub.set_defaults(handler=commands.cmd_train)
-    sub = subcommands.add_parser(
+
+def register_quantize(subcommands: "argparse._SubParsersAction[Parser]", p: Parents) -> None:
+    sub = add_command(
+        subcommands,
         "quantize",
-        parents=[common, writing, labelled, quantizing, reporting],
-        help="quantize the current model (gated) into a new version; --sweep compares schemes",
+        summary="quantize the current model (gated) into a new version",
+        description="Quantize the current float model to integer weights (and an integer-only "
+        "model), measure\nboth on the test split, and publish them as a new version unless "
+        "a gate fails (exit 3).",
+        example_lines=[
+            "linreg-ops quantize",
+            "linreg-ops quantize --dtype int6 --granularity per-channel --json",
+        ],
+        parents=[p.common, p.writing, p.labelled, p.quantizing, p.reporting, p.json],
+        handler=commands.cmd_quantize,
     )
     sub.add_argument(
         "--sweep",
         action="store_true",
-        help="compare bits 2–16 × rounding × granularity; write reports/quantization.{md,png}",
+        help="the same as the sweep command: compare schemes, publish nothing",
     )
-    sub.set_defaults(handler=commands.cmd_quantize)
-    sub = subcommands.add_parser(
+
+
+def register_sweep(subcommands: "argparse._SubParsersAction[Parser]", p: Parents) -> None:
+    add_command(
+        subcommands,
         "sweep",
-        parents=[common, labelled, reporting],
-        help="compare bits 2–16 × rounding × granularity on the current model (writes only "
-        "reports/quantization.{md,png}; the same as quantize --sweep)",
+        summary="compare bits 2–16 × rounding × granularity on the current model",
+        description="Quantize the current float model every way (bits 2–16 × rounding × "
+        "granularity), measure each\non the same rows, and write reports/quantization.{md,png}. "
+        "Publishes nothing.",
+        example_lines=["linreg-ops sweep --reports-dir sweep-reports"],
+        parents=[p.common, p.labelled, p.reporting, p.json],
+        handler=commands.cmd_sweep,
     )
-    sub.set_defaults(handler=commands.cmd_sweep)
-    sub = subcommands.add_parser(
+
+
+def register_predict(subcommands: "argparse._SubParsersAction[Parser]", p: Parents) -> None:
+    sub = add_command(
+        subcommands,
         "predict",
-        parents=[common, labelled, scaling],
-        help="predict --input rows to --output, or score the stored test split",
+        summary="predict --input rows to --output, or score the stored test split",
+        description="With --input: predict every row of a file, folder or glob into --output "
+        "(CSV or Parquet,\nor - for CSV on standard output), block by block. Without it: "
+        "score the stored test split\n(or --data/--target) and show the first predictions.",
+        example_lines=[
+            "# the stored test split: R², MSE and the first 10 predictions",
+            "linreg-ops predict",
+            "linreg-ops predict --model integer --json",
+            "# your rows' predictions as CSV on standard output",
+            "linreg-ops predict --input examples/houses.csv --output -",
+            "linreg-ops predict --input examples/houses.csv --output predictions.parquet -q",
+        ],
+        parents=[p.common, p.labelled, p.scaling, p.json],
+        handler=commands.cmd_predict,
     )
-    sub.add_argument("--input", help="rows to predict: a .csv/.parquet file, folder or glob")
+    sub.add_argument(
+        "--input", metavar="PATH", help="rows to predict: a .csv/.parquet file, folder or glob"
+    )
     sub.add_argument(
         "--output",
         type=Path,
-        help="where to write predictions: .csv or .parquet, or - for CSV on standard output",
+        help="where --input's predictions go: .csv or .parquet, or - for CSV on standard output",
     )
-    sub.add_argument(
-        "--model",
-        choices=MODEL_KINDS,
-        help="float (default), quantized (int weights) or integer (integer-only inference)",
-    )
+    _model_option(sub, default=None)
     sub.add_argument(
         "--integer-only",
         action="store_true",
-        help="the same as --model integer: quantized inputs, integer accumulation and output",
+        help="the same as --model integer",
     )
     sub.add_argument(
         "--engine",
@@ -278,45 +484,93 @@ def build_parser() -> argparse.ArgumentParser:
         default="streaming",
         help="--input scoring: blocks in this process, or partitions on a Dask cluster",
     )
-    sub.set_defaults(handler=commands.cmd_predict)
-    sub = subcommands.add_parser(
+
+
+def register_evaluate(subcommands: "argparse._SubParsersAction[Parser]", p: Parents) -> None:
+    add_command(
+        subcommands,
         "evaluate",
-        parents=[common, labelled],
-        help="float vs quantized vs integer-only on the stored test split or --data/--target",
+        summary="float vs quantized vs integer-only on the test split or --data/--target",
+        description="Score the current version's three models on the same labelled rows and "
+        "print one table\n(R², ΔR², MSE, prediction changes, clipped rows, artifact sizes).",
+        example_lines=["linreg-ops evaluate", "linreg-ops evaluate --json"],
+        parents=[p.common, p.labelled, p.json],
+        handler=commands.cmd_evaluate,
     )
-    sub.set_defaults(handler=commands.cmd_evaluate)
-    sub = subcommands.add_parser(
+
+
+def register_run(subcommands: "argparse._SubParsersAction[Parser]", p: Parents) -> None:
+    add_command(
+        subcommands,
         "run",
-        parents=[common, writing, labelled, training, scaling, quantizing, reporting],
-        help="train → quantize → evaluate → publish one version → reports/",
+        summary="train → quantize → evaluate → publish one version → reports/",
+        description="The whole pipeline in one version: train, quantize (gated), evaluate, "
+        "and write the\nreport, the model card and the plots to --reports-dir.",
+        example_lines=[
+            "# California Housing, as make run does",
+            "linreg-ops run",
+        ],
+        parents=[
+            p.common,
+            p.writing,
+            p.labelled,
+            p.training,
+            p.scaling,
+            p.quantizing,
+            p.reporting,
+            p.json,
+        ],
+        handler=commands.cmd_run,
     )
-    sub.set_defaults(handler=commands.cmd_run)
-    sub = subcommands.add_parser(
+
+
+def register_export(subcommands: "argparse._SubParsersAction[Parser]", p: Parents) -> None:
+    sub = add_command(
+        subcommands,
         "export",
-        parents=[common, writing],
-        help="write the model as ONNX, a C99 header or an MLflow model; record its SHA-256",
+        summary="write the model as ONNX, a C99 header or an MLflow model; record its SHA-256",
+        description="Write one model of the current version in a portable format and record "
+        "the file's SHA-256\nin the models folder's exports.json.",
+        example_lines=[
+            f"# writes {DEFAULT_EXPORTS_DIR}/float.onnx",
+            "linreg-ops export --format onnx",
+            "linreg-ops export --format c --model integer --output linreg_model.h",
+        ],
+        parents=[p.common, p.writing, p.json],
+        handler=commands.cmd_export,
     )
-    sub.add_argument("--format", required=True, choices=EXPORT_FORMATS)
-    sub.add_argument("--model", choices=MODEL_KINDS, default="float")
+    sub.add_argument("--format", required=True, choices=EXPORT_FORMATS, help="the file format")
+    _model_option(sub, default="float")
     sub.add_argument(
-        "--output", required=True, type=Path, help="a file (onnx, c) or a new folder (mlflow)"
+        "--output",
+        type=Path,
+        help=f"a file (onnx, c) or a new folder (mlflow) (default: {DEFAULT_EXPORTS_DIR}/"
+        "<model>.onnx, <model>.h or mlflow-<model>)",
     )
     sub.add_argument(
         "--onnx-input",
         choices=ONNX_INPUT_TYPES,
         default=None,
-        help=f"the ONNX graph's input type (default {ONNX_INPUT_TYPES[0]}, predict's numbers; "
+        help=f"the ONNX graph's input type (default: {ONNX_INPUT_TYPES[0]}, predict's numbers; "
         "float32 rounds the inputs first)",
     )
-    sub.set_defaults(handler=commands.cmd_export)
-    sub = subcommands.add_parser(
-        "serve",
-        parents=[common],
-        help="serve /predict, /invocations (MLflow protocol), /health, /ready, /metadata",
-    )
+
+
+def register_serve(subcommands: "argparse._SubParsersAction[Parser]", p: Parents) -> None:
     serving = SERVE_DEFAULTS  # each default below can also come from LINREG_OPS_<FLAG>
+    sub = add_command(
+        subcommands,
+        "serve",
+        summary="serve /predict, /invocations (MLflow), /v2 (Open Inference Protocol), /metrics",
+        description="Serve the current version over HTTP (Swagger UI at /docs). Each default "
+        "can also be set\nby the environment variable LINREG_OPS_<FLAG>, e.g. "
+        "LINREG_OPS_PORT=9000.",
+        example_lines=["linreg-ops serve", "linreg-ops serve --workers 2 --max-batch 1000"],
+        parents=[p.common],
+        handler=commands.cmd_serve,
+    )
     sub.add_argument("--host", help=f"address to listen on (default: {serving.host})")
-    sub.add_argument("--port", type=_port, help=f"default: {serving.port}; 0: any free port")
+    sub.add_argument("--port", type=_port, help=f"port (default: {serving.port}; 0: any free port)")
     sub.add_argument("--workers", type=_positive, help=f"processes (default: {serving.workers})")
     sub.add_argument(
         "--max-batch", type=_positive, help=f"rows per request (default: {serving.max_batch})"
@@ -326,7 +580,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive,
         help=f"bytes per request body (default: {serving.max_body_bytes})",
     )
-    sub.add_argument("--log-level", choices=LOG_LEVELS, help=f"default: {serving.log_level}")
+    sub.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        help=f"uvicorn's log level (default: {serving.log_level})",
+    )
     sub.add_argument(
         "--drain-seconds",
         type=_seconds,
@@ -344,5 +602,62 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="GET /metrics and its bookkeeping (default: on; --no-metrics turns both off)",
     )
-    sub.set_defaults(handler=commands.cmd_serve)
+
+
+def register_completion(subcommands: "argparse._SubParsersAction[Parser]", p: Parents) -> None:
+    sub = add_command(
+        subcommands,
+        "completion",
+        summary="print the shell code that completes linreg-ops's commands, flags and choices",
+        description="Print the shell code for tab completion (argcomplete). Load it in the "
+        "current shell with eval,\nor save it where your shell looks for completions.",
+        example_lines=[
+            'eval "$(linreg-ops completion bash)"',
+            "linreg-ops completion zsh > _linreg-ops",
+        ],
+        parents=[],
+        handler=commands.cmd_completion,
+    )
+    sub.add_argument("shell", choices=COMPLETION_SHELLS, help="the shell to complete in")
+
+
+REGISTRATIONS: tuple[Registration, ...] = (
+    register_train,
+    register_quantize,
+    register_sweep,
+    register_evaluate,
+    register_predict,
+    register_run,
+    register_export,
+    register_serve,
+    register_completion,
+)
+
+
+def _model_option(sub: argparse.ArgumentParser, default: str | None) -> None:
+    """``--model``: one vocabulary for the three models, on every command that picks one."""
+    sub.add_argument(
+        "--model",
+        choices=MODEL_KINDS,
+        default=default,
+        help="float, quantized (integer weights) or integer (integer-only inference)"
+        + (" (default: float)" if default is None else ""),
+    )
+
+
+def build_parser(registrations: Sequence[Registration] = REGISTRATIONS) -> Parser:
+    """The whole command line: the top-level options, then each registered command."""
+    parser = Parser(
+        prog="linreg-ops",
+        description="Train, quantize, evaluate, predict, export and serve a linear regression "
+        "model,\npublishing each run as an immutable, verified version of a models folder.",
+        epilog="Exit codes: 0 ok, 1 a bug, 2 bad input or usage, 3 quality gate failed.\n"
+        "Run `linreg-ops COMMAND --help` for a command's options and examples.",
+        formatter_class=_Formatter,
+    )
+    parser.add_argument("-V", "--version", action="version", version=f"%(prog)s {__version__}")
+    subcommands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    shared = _parents()
+    for register in registrations:
+        register(subcommands, shared)
     return parser

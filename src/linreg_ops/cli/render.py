@@ -2,13 +2,19 @@
 
 Rendering only: each function takes what a stage returned and prints it. None of them calls
 a stage or reads a file (``quantization`` is given the seed's check, it does not run it).
+
+Prose goes where ``configure`` says: standard output by default, standard error under
+``--json`` (whose object is then the only thing on standard output), nowhere under ``-q``.
+Warnings go to standard error whatever the mode.
 """
 
 import contextlib
+import json
+import math
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -29,95 +35,145 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FIRST_ROWS",
+    "Prose",
     "clipped",
+    "configure",
     "dask_predictions",
     "evaluation",
+    "evaluation_facts",
     "export",
+    "export_facts",
+    "file_facts",
     "file_predictions",
+    "json_object",
+    "labelled_facts",
     "labelled_predictions",
     "loading",
     "loading_trained_model",
     "progress_bar",
     "quantization",
+    "quantization_facts",
     "run",
+    "run_facts",
+    "say",
     "sweep",
+    "sweep_facts",
     "training",
+    "training_facts",
     "training_started",
+    "warn",
 ]
 
 FIRST_ROWS = 10  # the seed prints its first 10 predictions; so many clipped rows are named
 
+Prose = Literal["stdout", "stderr", "quiet"]
+_mode: list[Prose] = ["stdout"]
+
+
+def configure(mode: Prose) -> None:
+    """Where prose goes from now on (the CLI sets it once per command)."""
+    _mode[0] = mode
+
+
+def say(*values: object, aside: bool = False) -> None:
+    """One line of prose; ``aside`` when standard output carries data (``--output -``)."""
+    mode = _mode[0]
+    if mode == "quiet":
+        return
+    print(*values, file=sys.stderr if aside or mode == "stderr" else sys.stdout)
+
+
+def warn(text: str) -> None:
+    """A warning: on standard error, even under ``-q``."""
+    print(text, file=sys.stderr)
+
+
+def json_object(value: dict[str, Any]) -> None:
+    """``--json``: one object, one line, on standard output (NaN and ∞ become null)."""
+    print(json.dumps(_plain(value), ensure_ascii=False, allow_nan=False), flush=True)
+
+
+def _plain(value: Any) -> Any:
+    """JSON's own types from numpy's and pathlib's."""
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, np.ndarray):
+        return _plain(value.tolist())
+    if isinstance(value, np.generic):
+        return _plain(value.item())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
 
 def loading(what: str) -> None:
-    print(f"Loading {what}.")
+    say(f"Loading {what}.")
 
 
-def training_started(engine: str) -> None:
-    """The seed's lines before a fit (the engine named when the user chose one)."""
-    chosen = "" if engine == "auto" else f" (engine: {engine})"
-    print(f"Creating LinearRegression model{chosen}.")
-    print("Training model.")
+def training_started(engine: str, *, seed: bool) -> None:
+    """Before a fit: the seed's own two lines when this is the seed's run (California
+    Housing in memory), else what fits and how."""
+    if seed:
+        say("Creating LinearRegression model.")
+        say("Training model.")
+    else:
+        say(f"Training LinearRegression (engine: {engine}).")
 
 
 def training(models_dir: Path, result: "TrainResult") -> None:
     from linreg_ops.storage import store
 
-    print(f"R² Score: {result.metrics['r2']:.4f}")
-    print(f"Mean Squared Error (Loss): {result.metrics['mse']:.4f}")
-    print(f"Model saved to {models_dir / store.ESTIMATOR_JOBLIB}")
-    print(
+    say(f"R² Score: {result.metrics['r2']:.4f}")
+    say(f"Mean Squared Error (Loss): {result.metrics['mse']:.4f}")
+    say(f"Model saved to {models_dir / store.ESTIMATOR_JOBLIB}")
+    say(
         f"Pickle-free model saved to {models_dir / store.MODEL_JSON} "
         f"(version {result.version.number})"
     )
 
 
 def loading_trained_model() -> None:
-    print("Loading trained model.")
+    say("Loading trained model.")
 
 
-def quantization(models_dir: Path, result: "QuantizeResult", check: "SeedCheck") -> None:
-    """The seed's quantization printout, then the test-split figures of both integer models."""
+def quantization(models_dir: Path, result: "QuantizeResult", check: "SeedCheck | None") -> None:
+    """The seed's quantization printout (its 10-row inference test only when ``check`` is
+    given: for the seed's data), then the test-split figures of both integer models."""
     from linreg_ops.storage import store
 
     model, quantized, integer = result.model, result.quantized, result.integer
     if result.note:
-        print(f"Note: {result.note}")
-    print(f"Original coefficients shape is : {model.coef.shape}")
-    print(f"Original intercept is : {model.intercept:.12f}")
-    print(f"Original coef values is : {model.coef}")
+        say(f"Note: {result.note}")
+    say(f"Original coefficients shape is : {model.coef.shape}")
+    say(f"Original intercept is : {model.intercept:.12f}")
+    say(f"Original coef values is : {model.coef}")
     scales = "one scale for all" if quantized.scale.size == 1 else "one scale for each of the"
-    print(
+    say(
         f"Quantizing to {quantized.dtype} "
         f"({'symmetric' if quantized.symmetric else 'asymmetric'}, {scales} "
         f"{quantized.n_features} weights, {quantized.rounding} rounding, "
         "in standardized feature space)."
     )
-    print(f"Weight scale: {_join(quantized.scale)}  zero point: {_join(quantized.zero_point)}")
-    print(f"Integer weights: {quantized.weights.tolist()}")
-    print(f"Intercept value: {model.intercept:.8f}")
-    print(f"Intercept as int32: {quantized.bias} at scale {quantized.bias_scale:.8g}")
-    print(f"Quantized parameters saved to {models_dir / store.QUANT_PARAMS_JOBLIB}")
+    say(f"Weight scale: {_join(quantized.scale)}  zero point: {_join(quantized.zero_point)}")
+    say(f"Integer weights: {quantized.weights.tolist()}")
+    say(f"Intercept value: {model.intercept:.8f}")
+    say(f"Intercept as int32: {quantized.bias} at scale {quantized.bias_scale:.8g}")
+    say(f"Quantized parameters saved to {models_dir / store.QUANT_PARAMS_JOBLIB}")
     for name in (store.QUANTIZED_MODEL_JSON, store.INTEGER_MODEL_JSON):
-        print(f"Pickle-free model saved to {models_dir / name} (version {result.version.number})")
-    print(f"Max coefficient error: {check.max_coef_error:.8f}")
-    print(f"Intercept error: {check.intercept_error:.8f}")
-    difference = np.abs(check.manual - check.dequantized)
-    print(f"Inference Test (the first {len(check.sklearn)} samples):")
-    print(f"Original predictions (sklearn): {check.sklearn}")
-    print(f"Manual original predictions:    {check.manual}")
-    print(f"Manual dequant predictions:     {check.dequantized}")
-    print("Differences:")
-    print(f"Sklearn vs manual original: {np.abs(check.sklearn - check.manual)}")
-    print(f"Original vs dequant manual:  {difference}")
-    print(f"Max difference: {difference.max()}")
-    print(f"Mean difference: {difference.mean()}")
+        say(f"Pickle-free model saved to {models_dir / name} (version {result.version.number})")
+    if check is not None:
+        _seed_check(check)
     figures, integer_figures = result.figures, result.integer_figures
-    print(
+    say(
         f"Test split, {quantized.label}: "
         f"R² {figures['r2']:.4f} (ΔR² {figures['delta_r2']:+.6f}), "
         f"max |Δŷ| {figures['max_abs_diff']:.6f}, mean |Δŷ| {figures['mean_abs_diff']:.6f}"
     )
-    print(
+    say(
         f"Test split, integer-only ({integer.weight_dtype} weights, "
         f"int{integer.input_bits} inputs, {integer.calibration} calibration): "
         f"R² {integer_figures['r2']:.4f} (ΔR² {integer_figures['delta_r2']:+.6f}), "
@@ -128,40 +184,54 @@ def quantization(models_dir: Path, result: "QuantizeResult", check: "SeedCheck")
     )
 
 
+def _seed_check(check: "SeedCheck") -> None:
+    say(f"Max coefficient error: {check.max_coef_error:.8f}")
+    say(f"Intercept error: {check.intercept_error:.8f}")
+    difference = np.abs(check.manual - check.dequantized)
+    say(f"Inference Test (the first {len(check.sklearn)} samples):")
+    say(f"Original predictions (sklearn): {check.sklearn}")
+    say(f"Manual original predictions:    {check.manual}")
+    say(f"Manual dequant predictions:     {check.dequantized}")
+    say("Differences:")
+    say(f"Sklearn vs manual original: {np.abs(check.sklearn - check.manual)}")
+    say(f"Original vs dequant manual:  {difference}")
+    say(f"Max difference: {difference.max()}")
+    say(f"Mean difference: {difference.mean()}")
+
+
 def evaluation(models: "Models", result: "Evaluation") -> None:
     from linreg_ops import report
 
-    print(f"Evaluated version {models.version.number} on {result.n_rows} rows from {result.source}")
-    print(report.comparison_table(report.comparison_rows(models, result)))
+    say(f"Evaluated version {models.version.number} on {result.n_rows} rows from {result.source}")
+    say(report.comparison_table(report.comparison_rows(models, result)))
 
 
-def run(models_dir: Path, result: "RunResult", check: "SeedCheck") -> None:
+def run(models_dir: Path, result: "RunResult", check: "SeedCheck | None") -> None:
     """``run``: training, quantization and evaluation as their commands print them, the
     reports written, and (on stderr) any report the published version is missing."""
     from linreg_ops import report
 
     training(models_dir, result.train)
-    print()
+    say()
     loading_trained_model()
     quantization(models_dir, result.quantize, check)
-    print()
+    say()
     evaluated = result.evaluation
-    print(f"Evaluated on {evaluated.n_rows} rows from {evaluated.source}")
-    print(report.comparison_table(report.comparison_rows(result.models, evaluated)))
-    print()
-    print("Report: " + ", ".join(str(path) for path in result.reports))
+    say(f"Evaluated on {evaluated.n_rows} rows from {evaluated.source}")
+    say(report.comparison_table(report.comparison_rows(result.models, evaluated)))
+    say()
+    say("Report: " + ", ".join(str(path) for path in result.reports))
     for problem in result.unwritten:  # the version is published: say so, and what is missing
-        print(
+        warn(
             f"linreg-ops run: warning: version {result.train.version.number} is published, "
-            f"but {problem}",
-            file=sys.stderr,
+            f"but {problem}"
         )
 
 
 def sweep(result: "SweepResult") -> None:
-    print(f"Quantization sweep on {result.n_rows} rows from {result.source}")
-    print(result.table)
-    print("Report: " + ", ".join(str(path) for path in result.reports))
+    say(f"Quantization sweep on {result.n_rows} rows from {result.source}")
+    say(result.table)
+    say("Report: " + ", ".join(str(path) for path in result.reports))
 
 
 def labelled_predictions(
@@ -175,16 +245,16 @@ def labelled_predictions(
     metrics: dict[str, float],
 ) -> None:
     """``predict`` on labelled rows: the figures, then the first predictions beside the truth."""
-    print(f"Model: {kind} (version {version} of {models_dir})")
-    print(f"Rows: {y.size} from {source}")
-    print(f"R² Score: {metrics['r2']:.4f}")
-    print(f"Mean Squared Error: {metrics['mse']:.4f}")
+    say(f"Model: {kind} (version {version} of {models_dir})")
+    say(f"Rows: {y.size} from {source}")
+    say(f"R² Score: {metrics['r2']:.4f}")
+    say(f"Mean Squared Error: {metrics['mse']:.4f}")
     if kind == "integer":
         numbers = np.flatnonzero(clipped_rows) + 1
         clipped(clipped_rows.size, numbers.size, numbers[:FIRST_ROWS].tolist())
-    print(f"First {min(FIRST_ROWS, y.size)} predictions:")
+    say(f"First {min(FIRST_ROWS, y.size)} predictions:")
     for true, predicted in zip(y[:FIRST_ROWS], predictions[:FIRST_ROWS], strict=True):
-        print(f"True: {true:.4f} | Predicted: {predicted:.4f} | Diff: {abs(true - predicted):.4f}")
+        say(f"True: {true:.4f} | Predicted: {predicted:.4f} | Diff: {abs(true - predicted):.4f}")
 
 
 def file_predictions(
@@ -193,40 +263,42 @@ def file_predictions(
     """What a file prediction wrote; on stderr when the predictions went to standard output."""
     from linreg_ops.storage import tables
 
-    said = sys.stderr if to_stdout else sys.stdout
     where = "standard output" if output == tables.STDOUT else output
-    print(f"Wrote {done.rows} {kind} predictions to {where}", file=said)
+    say(f"Wrote {done.rows} {kind} predictions to {where}", aside=to_stdout)
     if kind == "integer":
-        clipped(done.rows, done.clipped_rows, done.first_clipped, said)
+        clipped(done.rows, done.clipped_rows, done.first_clipped, aside=to_stdout)
 
 
 def dask_predictions(rows: int, kind: ModelKind, output: Path) -> None:
-    print(f"Wrote {rows} {kind} predictions to {output} (a Parquet dataset)")
+    say(f"Wrote {rows} {kind} predictions to {output} (a Parquet dataset)")
 
 
 def export(result: "ExportResult") -> None:
-    print(
+    say(
         f"Exported the {result.kind} model of version {result.version.number} as {result.format} "
         f"to {result.path} ({result.bytes:,} bytes, sha256 {result.sha256})"
     )
 
 
-def clipped(total: int, count: int, first: list[int], file: TextIO | None = None) -> None:
+def clipped(total: int, count: int, first: list[int], *, aside: bool = False) -> None:
     """Which rows the integer model clipped: an input outside its codes, or an output beyond
     the output codes (their prediction is the end of the model's range, not their own)."""
     share = 100.0 * count / max(total, 1)
     what = "Rows clipped to the model's range (input or output)"
-    print(f"{what}: {count} of {total} ({share:.2f}%)", file=file)
+    say(f"{what}: {count} of {total} ({share:.2f}%)", aside=aside)
     if count:
         shown = ", ".join(str(row) for row in first[:FIRST_ROWS])
         more = f" and {count - FIRST_ROWS} more" if count > FIRST_ROWS else ""
-        print(f"Clipped rows (1-based): {shown}{more}", file=file)
+        say(f"Clipped rows (1-based): {shown}{more}", aside=aside)
 
 
 @contextlib.contextmanager
-def progress_bar(unit: str) -> Iterator[Callable[[int], None] | None]:
-    """A tqdm bar on a terminal; nothing when the output is piped or tqdm is missing."""
-    if not sys.stderr.isatty():
+def progress_bar(
+    unit: str, total: int | None = None, *, enabled: bool = True
+) -> Iterator[Callable[[int], None] | None]:
+    """A tqdm bar on a terminal (done, rate, and with a ``total`` the share and an ETA);
+    nothing when standard error is piped, under ``-q``, or when tqdm is missing."""
+    if not (enabled and sys.stderr.isatty()) or _mode[0] == "quiet":
         yield None
         return
     try:
@@ -234,12 +306,139 @@ def progress_bar(unit: str) -> Iterator[Callable[[int], None] | None]:
     except ImportError:
         yield None
         return
-    with tqdm(unit=unit, unit_scale=True, file=sys.stderr) as bar:
+    with tqdm(total=total, unit=unit, unit_scale=total is None, file=sys.stderr) as bar:
 
-        def advance(rows: int) -> None:
-            bar.update(rows)
+        def advance(done: int) -> None:
+            bar.update(done)
 
         yield advance
+
+
+# --------------------------------------------------------------------------- --json objects
+# Each takes what a stage returned, as its prose function does, and returns plain data.
+
+
+def training_facts(models_dir: Path, result: "TrainResult") -> dict[str, Any]:
+    return {
+        "version": result.version.number,
+        "models_dir": models_dir,
+        "engine": result.engine,
+        "target": result.model.target_name,
+        "features": list(result.model.feature_names),
+        "n_train": result.n_train,
+        "n_test": result.n_test,
+        "metrics": dict(result.metrics),
+    }
+
+
+def quantization_facts(models_dir: Path, result: "QuantizeResult") -> dict[str, Any]:
+    quantized, integer = result.quantized, result.integer
+    return {
+        "version": result.version.number,
+        "models_dir": models_dir,
+        "note": result.note,
+        "quantized": {
+            "label": quantized.label,
+            "dtype": quantized.dtype,
+            "rounding": quantized.rounding,
+            "scale": quantized.scale,
+            "zero_point": quantized.zero_point,
+            "weights": quantized.weights,
+            "bias": quantized.bias,
+            "test": dict(result.figures),
+        },
+        "integer": {
+            "label": integer.label,
+            "weight_dtype": integer.weight_dtype,
+            "input_bits": integer.input_bits,
+            "calibration": integer.calibration,
+            "test": dict(result.integer_figures),
+        },
+    }
+
+
+def evaluation_facts(models: "Models", result: "Evaluation") -> dict[str, Any]:
+    from linreg_ops import report
+
+    rows = report.comparison_rows(models, result)
+    return {
+        "version": models.version.number,
+        "source": result.source,
+        "n_rows": result.n_rows,
+        "models": {
+            kind: {
+                "label": row.label,
+                **row.figures,
+                "artifact": row.artifact_name,
+                "artifact_bytes": row.artifact_bytes,
+                "parameter_bytes": row.parameter_bytes,
+            }
+            for kind, row in zip(result.figures, rows, strict=True)
+        },
+    }
+
+
+def run_facts(models_dir: Path, result: "RunResult") -> dict[str, Any]:
+    return {
+        "version": result.train.version.number,
+        "train": training_facts(models_dir, result.train),
+        "quantize": quantization_facts(models_dir, result.quantize),
+        "evaluation": evaluation_facts(result.models, result.evaluation),
+        "reports": result.reports,
+        "unwritten": result.unwritten,
+    }
+
+
+def sweep_facts(result: "SweepResult") -> dict[str, Any]:
+    return {
+        "source": result.source,
+        "n_rows": result.n_rows,
+        "rows": result.rows,
+        "reports": result.reports,
+    }
+
+
+def labelled_facts(
+    kind: ModelKind,
+    version: int,
+    source: str,
+    predictions: np.ndarray,
+    clipped_rows: np.ndarray,
+    metrics: dict[str, float],
+) -> dict[str, Any]:
+    return {
+        "model": kind,
+        "version": version,
+        "source": source,
+        "rows": int(predictions.size),
+        "metrics": dict(metrics),
+        "clipped_rows": int(np.count_nonzero(clipped_rows)),
+        "first_predictions": predictions[:FIRST_ROWS],
+    }
+
+
+def file_facts(
+    done: "FilePrediction", kind: ModelKind, version: int, output: Path
+) -> dict[str, Any]:
+    return {
+        "model": kind,
+        "version": version,
+        "output": output,
+        "rows": done.rows,
+        "clipped_rows": done.clipped_rows,
+        "first_clipped": done.first_clipped,
+    }
+
+
+def export_facts(result: "ExportResult") -> dict[str, Any]:
+    return {
+        "version": result.version.number,
+        "model": result.kind,
+        "format": result.format,
+        "path": result.path,
+        "bytes": result.bytes,
+        "sha256": result.sha256,
+    }
 
 
 def _join(values: np.ndarray) -> str:

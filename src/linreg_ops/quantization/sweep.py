@@ -1,7 +1,7 @@
 """The quantization sweep: every symmetric bit width × granularity × rounding of one float
 model, measured on the same labelled rows. Read-only: it publishes nothing."""
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -28,8 +28,10 @@ def sweep(
     bits: Iterable[int] = SUPPORTED_BITS,
     roundings: Iterable[Rounding] = ROUNDINGS,
     granularities: Iterable[Granularity] = GRANULARITIES,
+    progress: Callable[[int], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Fidelity of every symmetric intN × rounding × granularity on the same labelled rows."""
+    """Fidelity of every symmetric intN × rounding × granularity on the same labelled rows;
+    ``progress(1)`` after each scheme (the CLI's bar on a terminal)."""
     rows = []
     for width in bits:
         for granularity in granularities:
@@ -48,4 +50,6 @@ def sweep(
                         ),
                     }
                 )
+                if progress:
+                    progress(1)
     return rows

@@ -58,6 +58,7 @@ __all__ = [
 
 HASH_SPLIT = "row hash: splitmix64(row index, random_state) < test_size"
 SEED_SPLIT = "sklearn.model_selection.train_test_split"
+_Progress = Callable[[int], None]  # called with the rows of each block read
 
 
 @dataclass(frozen=True)
@@ -95,13 +96,14 @@ class _Split:
 _Solution = tuple[np.ndarray, float, "LinearRegression"]  # coef, intercept, estimator
 
 
-def fit(source: Source, config: TrainConfig) -> Fit:
-    """Split, check and fit ``source`` with the engine ``config.engine`` names (or chooses)."""
+def fit(source: Source, config: TrainConfig, progress: _Progress | None = None) -> Fit:
+    """Split, check and fit ``source`` with the engine ``config.engine`` names (or chooses);
+    ``progress(rows)`` after each block a file source streams (the CLI's bar)."""
     engine = chosen_engine(source, config)
     if isinstance(source, ArraySource):
         split = _split_arrays(source, config)
     else:
-        split = _split_files(source, config, on_dask=engine == "dask")
+        split = _split_files(source, config, on_dask=engine == "dask", progress=progress)
     check_trainable(
         split.train, split.test, source.feature_names, source.target_name, source.description
     )
@@ -249,9 +251,13 @@ def stream_arrays(X: np.ndarray, y: np.ndarray, chunk_rows: int) -> MomentStats:
 # --------------------------------------------------------------------------- files
 
 
-def _split_files(source: FileSource, config: TrainConfig, *, on_dask: bool) -> _Split:
+def _split_files(
+    source: FileSource, config: TrainConfig, *, on_dask: bool, progress: _Progress | None = None
+) -> _Split:
     """The row-hash split of every file, summarized in one pass (or on a Dask cluster)."""
-    summary = _dask_summary(source, config) if on_dask else _stream_summary(source, config)
+    summary = (
+        _dask_summary(source, config) if on_dask else _stream_summary(source, config, progress)
+    )
     stored = np.vstack(summary.stored_test)
     stored = stored[np.argsort(stored[:, 0], kind="stable")][:, 1:]
 
@@ -275,7 +281,9 @@ def _split_files(source: FileSource, config: TrainConfig, *, on_dask: bool) -> _
     )
 
 
-def _stream_summary(source: FileSource, config: TrainConfig) -> Summary:
+def _stream_summary(
+    source: FileSource, config: TrainConfig, progress: _Progress | None = None
+) -> Summary:
     """One pass over the files in blocks: memory is one block, whatever their size.
 
     BLAS runs on one thread here: the statistics are small products on cache-sized blocks,
@@ -284,10 +292,12 @@ def _stream_summary(source: FileSource, config: TrainConfig) -> Summary:
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="blas"):
-        return _stream_pass(source, config)
+        return _stream_pass(source, config, progress)
 
 
-def _stream_pass(source: FileSource, config: TrainConfig) -> Summary:
+def _stream_pass(
+    source: FileSource, config: TrainConfig, progress: _Progress | None = None
+) -> Summary:
     """The blocks' summaries, merged in order. The first blocks are held (raw rows) until
     there are enough rows to fit: too few rows of a wide table are refused before any of
     its d×d statistics is computed."""
@@ -296,6 +306,8 @@ def _stream_pass(source: FileSource, config: TrainConfig) -> Summary:
     summary: Summary | None = None
     held: list[tuple[int, np.ndarray]] | None = []  # None once there are enough rows
     for first_row, block in _file_blocks(source, columns, config.chunk_rows):
+        if progress:
+            progress(len(block))
         if held is not None:
             held.append((first_row, block))
             if first_row + len(block) < d + 2:

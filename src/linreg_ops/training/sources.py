@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from linreg_ops.errors import InputError
+from linreg_ops.errors import InputError, did_you_mean
 from linreg_ops.storage import codecs, tables
 from linreg_ops.storage.digests import sha256_bytes, sha256_file
 
@@ -144,7 +144,8 @@ def feature_columns(
         header = tables.read_header(path)
         if target not in header:
             raise InputError(
-                f"target column {target!r} not found in {path}; columns are: {', '.join(header)}"
+                f"target column {target!r} not found in {path}{did_you_mean(target, header)} "
+                f"(columns are: {', '.join(header)})"
             )
         if chosen is None:
             chosen = [name for name in header if name != target]

@@ -1,4 +1,4 @@
-"""Every curl example in the README and docs/operating.md, run as written against a real
+"""Every curl example in the README and docs/ pages, run as written against a real
 ``linreg-ops serve``: one per route, each answering 2xx with the body the page promises."""
 
 import json
@@ -18,14 +18,14 @@ from linreg_ops._version import __version__
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[3]
-PAGES = (REPO / "README.md", REPO / "docs" / "operating.md")
+PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 
 
 def curl_examples() -> list[str]:
     """The pages' curl commands (a command may continue over lines ending in a backslash)."""
     text = "\n".join(page.read_text() for page in PAGES)
     commands = []
-    for block in re.findall(r"```bash\n(.*?)```", text, re.DOTALL):
+    for block in re.findall(r"```bash(?: runnable)?\n(.*?)```", text, re.DOTALL):
         for command in re.split(r"(?<!\\)\n", block):
             command = command.replace("\\\n", " ").strip()
             # /v2 examples (some show refusals) are run by test_docs_oip.py against their outputs

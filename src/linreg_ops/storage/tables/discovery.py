@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from linreg_ops.errors import InputError
+from linreg_ops.errors import InputError, did_you_mean
 from linreg_ops.storage.tables._common import TABLE_SUFFIXES, is_csv, open_binary, quote, short
 
 __all__ = [
@@ -131,7 +131,8 @@ def check_columns(label: str, header: Sequence[str], columns: Sequence[str]) -> 
         count = counts[name]
         if count == 0:
             raise InputError(
-                f"column {name!r} not found in {label}; columns are: {', '.join(header)}"
+                f"column {name!r} not found in {label}{did_you_mean(name, header)} "
+                f"(columns are: {', '.join(header)})"
             )
         if count > 1:
             raise InputError(f"{label} has {count} columns named {name!r}")
