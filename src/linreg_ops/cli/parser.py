@@ -14,6 +14,7 @@ from linreg_ops.config import (
     CALIBRATIONS,
     DEFAULT_LOCK_TIMEOUT,
     DEFAULT_MODELS_DIR,
+    DEFAULT_REGISTERED_MODEL,
     DEFAULT_REPORTS_DIR,
     ENGINES,
     EXPORT_FORMATS,
@@ -25,11 +26,14 @@ from linreg_ops.config import (
     PREDICT_ENGINES,
     ROUNDINGS,
     SERVE_DEFAULTS,
+    TRACKED_MODEL_KIND,
+    TRACKING_URI_ENV,
     GateConfig,
     IntegerConfig,
     QuantConfig,
     TrainConfig,
     models_dir_default,
+    tracking_uri_default,
 )
 from linreg_ops.errors import InputError
 from linreg_ops.exports.onnx import INPUT_TYPES as ONNX_INPUT_TYPES
@@ -219,6 +223,13 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"default: {DEFAULT_REPORTS_DIR}",
     )
 
+    tracking = argparse.ArgumentParser(add_help=False)
+    tracking.add_argument(
+        "--tracking-uri",
+        default=tracking_uri_default(),
+        help=f"an MLflow tracking server (default: ${TRACKING_URI_ENV}; needs the mlflow extra)",
+    )
+
     parser = argparse.ArgumentParser(
         prog="linreg-ops",
         description="Train, quantize, evaluate, predict and serve a linear regression model.",
@@ -286,8 +297,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.set_defaults(handler=commands.cmd_evaluate)
     sub = subcommands.add_parser(
         "run",
-        parents=[common, writing, labelled, training, scaling, quantizing, reporting],
-        help="train → quantize → evaluate → publish one version → reports/",
+        parents=[common, writing, labelled, training, scaling, quantizing, reporting, tracking],
+        help="train → quantize → evaluate → publish one version → reports/ (→ MLflow)",
+    )
+    sub.add_argument(
+        "--registered-model",
+        default=DEFAULT_REGISTERED_MODEL,
+        help=f"with --tracking-uri: log the run and register its {TRACKED_MODEL_KIND} MLflow "
+        f"model as a new version of this registered model (default: {DEFAULT_REGISTERED_MODEL})",
     )
     sub.set_defaults(handler=commands.cmd_run)
     sub = subcommands.add_parser(
@@ -310,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.set_defaults(handler=commands.cmd_export)
     sub = subcommands.add_parser(
         "serve",
-        parents=[common],
+        parents=[common, tracking],
         help="serve /predict, /invocations (MLflow protocol), /health, /ready, /metadata",
     )
     serving = SERVE_DEFAULTS  # each default below can also come from LINREG_OPS_<FLAG>
@@ -331,6 +348,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=_seconds,
         help="after SIGTERM, keep serving until requests stop, at most this long "
         f"(default: {serving.drain_seconds:g})",
+    )
+    sub.add_argument(
+        "--model-uri",
+        help="serve a registered version instead of --models-dir: models:/NAME@ALIAS or "
+        "models:/NAME/VERSION, downloaded from --tracking-uri and verified",
     )
     sub.set_defaults(handler=commands.cmd_serve)
     return parser

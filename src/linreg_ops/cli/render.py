@@ -15,6 +15,7 @@ import numpy as np
 from linreg_ops.config import ModelKind
 
 if TYPE_CHECKING:
+    from linreg_ops.exports.tracking import TrackedRun
     from linreg_ops.inference.evaluate import Evaluation
     from linreg_ops.inference.loading import Models
     from linreg_ops.inference.predict import FilePrediction
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
         SweepResult,
         TrainResult,
     )
+    from linreg_ops.storage.store import Version
 
 __all__ = [
     "FIRST_ROWS",
@@ -33,6 +35,7 @@ __all__ = [
     "dask_predictions",
     "evaluation",
     "export",
+    "fetched",
     "file_predictions",
     "labelled_predictions",
     "loading",
@@ -41,6 +44,7 @@ __all__ = [
     "quantization",
     "run",
     "sweep",
+    "tracked",
     "training",
     "training_started",
 ]
@@ -156,6 +160,22 @@ def run(models_dir: Path, result: "RunResult", check: "SeedCheck") -> None:
             f"but {problem}",
             file=sys.stderr,
         )
+
+
+def tracked(run: "TrackedRun") -> None:
+    """``run --tracking-uri``: where the run is, and the registered version it became."""
+    print()
+    print(f"MLflow run {run.run_id} (experiment {run.experiment_id}) at {run.tracking_uri}")
+    print(
+        f"Registered {run.model_uri} (models_version {run.tags['models_version']}, "
+        f"dtype {run.tags.get('dtype')}, rounding {run.tags.get('rounding')}, "
+        f"ΔR² {float(run.tags.get('delta_r2', 'nan')):+.6f})"
+    )
+
+
+def fetched(model_uri: str, resolved: str, version: "Version") -> None:
+    """``serve --model-uri``: which registered version the URI named, and where it is."""
+    print(f"{model_uri} is {resolved}: version {version.number}, verified, in {version.path}")
 
 
 def sweep(result: "SweepResult") -> None:
