@@ -378,7 +378,11 @@ def _fetch_version(
     for artifact in manifest.artifacts:  # names from a fixed set: no path leaves staging
         if not artifact.endswith(".joblib"):
             _download(client, tracking_uri, run_id, artifact, staging)
-    version = store.import_version(manifest_path.parent, dest)
+    try:
+        version = store.import_version(manifest_path.parent, dest)
+    except ArtifactError as exc:  # named by where it came from, not by a folder now gone
+        where = f"{resolved} ({VERSION_ARTIFACTS}/"
+        raise ArtifactError(str(exc).replace(f"{manifest_path.parent}/", where, 1)) from None
     loading.load_models(version)  # the loader every local version goes through
 
 
