@@ -5,6 +5,7 @@ serves it. Without a tracking URI nothing imports MLflow."""
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -428,3 +429,62 @@ def test_a_failed_log_keeps_the_published_version_and_says_so(mlflow_server, dat
     assert "is published, but not logged to MLflow: MLflow at " in result.stderr
     assert result.stderr.count("\n") == 1
     assert loading.load(tmp_path / "models").version.number == 1
+
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "lifecycle.md"
+DOC_URI, DOC_PORT = "http://127.0.0.1:5000", "8001"
+
+
+def doc_blocks() -> tuple[list[str], list[str]]:
+    """The commands (```bash) and the printed output (```) of the MLflow section."""
+    text = DOC.read_text().split("## MLflow tracking and registry", 1)[1].split("\n## ", 1)[0]
+    commands = [
+        line for block in re.findall(r"```bash\n(.*?)```", text, re.DOTALL)
+        for line in block.splitlines() if line.strip()
+    ]  # fmt: skip
+    outputs = re.findall(r"```\n(.*?)```", text, re.DOTALL)
+    return commands, outputs
+
+
+def test_the_docs_commands_run_as_written(mlflow_server, tmp_path):
+    commands, outputs = doc_blocks()
+    server, export, run, alias, serve, curl = commands
+    assert server.startswith("mlflow server --backend-store-uri sqlite:///mlflow.db ")
+    assert export == f"export MLFLOW_TRACKING_URI={DOC_URI}"
+    env = {**without_tracking_env(), "MLFLOW_TRACKING_URI": mlflow_server.uri,
+           "PATH": f"{BIN}:{os.environ['PATH']}"}  # fmt: skip
+
+    def shell(command: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["bash", "-c", command.replace(DOC_URI, mlflow_server.uri)], cwd=tmp_path, env=env,
+            capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+
+    ran = shell(run)
+    assert ran.returncode == 0, ran.stderr
+    printed = outputs[0].splitlines()
+    assert printed[0].startswith("MLflow run ")
+    assert printed[0].endswith(f"at {DOC_URI}")
+    assert ran.stdout.splitlines()[-1] == printed[1]  # the Registered … line, figures included
+    assert shell(alias).returncode == 0
+    port = str(free_port())
+    process = subprocess.Popen(
+        ["bash", "-c", f"exec {serve.replace(DOC_PORT, port)}"], cwd=tmp_path, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None, process.stdout.read()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "the docs' serve command did not start"
+                time.sleep(0.3)
+        answered = shell(curl.replace(f"localhost:{DOC_PORT}", f"localhost:{port}"))
+    finally:
+        served = stop(process, sig=signal.SIGINT)
+    expected = outputs[1].splitlines()
+    assert served.splitlines()[0].startswith(expected[0].split("/tmp/")[0])
+    assert answered.stdout == expected[1]
