@@ -246,6 +246,17 @@ def test_fetch_refuses_what_the_registry_does_not_hold(mlflow_server, tmp_path, 
     assert not (tmp_path / "m").exists()
 
 
+def test_fetch_refuses_a_version_linreg_ops_did_not_register(mlflow_server, tmp_path):
+    """A registered version made by someone else (no run, no manifest_sha256 tag) has
+    nothing to be verified against: refused in one line, nothing downloaded."""
+    mlflow_client = client(mlflow_server)
+    mlflow_client.create_registered_model("foreign")
+    mlflow_client.create_model_version("foreign", str(tmp_path), tags={"dtype": "int8"})
+    with pytest.raises(InputError, match="was not registered by linreg-ops run"):
+        tracking.fetch_registered_version(mlflow_server.uri, "models:/foreign/1", tmp_path / "m")
+    assert not (tmp_path / "m").exists()
+
+
 def test_fetch_refuses_a_folder_that_is_not_empty(mlflow_server, tracked, tmp_path):
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "keep.txt").write_text("mine")

@@ -38,9 +38,10 @@ EXPORTED = {
     ],
     "linreg_ops.cli.parser": ["build_parser", "check_labelled"],
     "linreg_ops.cli.render": [
-        "FIRST_ROWS", "clipped", "dask_predictions", "evaluation", "export", "file_predictions",
+        "FIRST_ROWS", "clipped", "dask_predictions", "evaluation", "export", "fetched",
+        "file_predictions",
         "labelled_predictions", "loading", "loading_trained_model", "progress_bar", "quantization",
-        "run", "sweep", "tracked", "training", "training_started", "fetched",
+        "run", "sweep", "tracked", "training", "training_started",
     ],
     "linreg_ops.config": [
         "BLOCK_BYTES", "CALIBRATIONS", "DEFAULT_CHUNK_ROWS", "DEFAULT_LOCK_TIMEOUT",
