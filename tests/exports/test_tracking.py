@@ -5,7 +5,6 @@ serves it. Without a tracking URI nothing imports MLflow."""
 
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -161,8 +160,10 @@ def test_the_alias_moves_and_says_who_held_it(tracked, mlflow_server):
     assert tracking.set_registry_alias(uri, NAME, "challenger", 1) is None
     assert tracking.set_registry_alias(uri, NAME, "challenger", 2) == 1
     assert client(mlflow_server).get_model_version_by_alias(NAME, "challenger").version == "2"
+    assert tracking.resolve_model_uri(uri, f"models:/{NAME}@challenger") == f"models:/{NAME}/2"
     assert tracking.set_registry_alias(uri, NAME, "challenger", 1) == 2
     assert client(mlflow_server).get_model_version_by_alias(NAME, "challenger").version == "1"
+    assert tracking.resolve_model_uri(uri, f"models:/{NAME}@challenger") == f"models:/{NAME}/1"
     with pytest.raises(InputError, match=f"^MLflow at {uri}: "):
         tracking.set_registry_alias(uri, NAME, "challenger", 99)
     assert client(mlflow_server).get_model_version_by_alias(NAME, "challenger").version == "1"
@@ -250,8 +251,11 @@ def test_fetch_refuses_a_version_linreg_ops_did_not_register(mlflow_server, tmp_
     """A registered version made by someone else (no run, no manifest_sha256 tag) has
     nothing to be verified against: refused in one line, nothing downloaded."""
     mlflow_client = client(mlflow_server)
+    run = mlflow_client.create_run("0")
     mlflow_client.create_registered_model("foreign")
-    mlflow_client.create_model_version("foreign", str(tmp_path), tags={"dtype": "int8"})
+    mlflow_client.create_model_version(
+        "foreign", f"runs:/{run.info.run_id}/model", run_id=run.info.run_id, tags={"dtype": "int8"}
+    )
     with pytest.raises(InputError, match="was not registered by linreg-ops run"):
         tracking.fetch_registered_version(mlflow_server.uri, "models:/foreign/1", tmp_path / "m")
     assert not (tmp_path / "m").exists()
@@ -449,11 +453,18 @@ DOC_URI, DOC_PORT = "http://127.0.0.1:5000", "8001"
 def doc_blocks() -> tuple[list[str], list[str]]:
     """The commands (```bash) and the printed output (```) of the MLflow section."""
     text = DOC.read_text().split("## MLflow tracking and registry", 1)[1].split("\n## ", 1)[0]
-    commands = [
-        line for block in re.findall(r"```bash\n(.*?)```", text, re.DOTALL)
-        for line in block.splitlines() if line.strip()
-    ]  # fmt: skip
-    outputs = re.findall(r"```\n(.*?)```", text, re.DOTALL)
+    blocks: list[tuple[str, list[str]]] = []
+    language = None
+    for line in text.splitlines():
+        if language is None and line.startswith("```"):
+            language = line[3:]
+            blocks.append((language, []))
+        elif language is not None and line == "```":
+            language = None
+        elif language is not None:
+            blocks[-1][1].append(line)
+    commands = [line for lang, lines in blocks if lang == "bash" for line in lines if line.strip()]
+    outputs = ["\n".join(lines) for lang, lines in blocks if lang == ""]
     return commands, outputs
 
 

@@ -67,7 +67,7 @@ EXPORTED = {
     "linreg_ops.exports.tracking": [
         "MODEL_ARTIFACT", "REPORT_ARTIFACTS", "TAGS", "VERSION_ARTIFACTS", "TrackedRun",
         "check_registered_name", "check_tracking_server", "fetch_registered_version", "log_run", "parse_model_uri",
-        "registered_version_of", "registry_tags", "run_metrics", "run_params",
+        "registered_version_of", "registry_tags", "resolve_model_uri", "run_metrics", "run_params",
         "set_registry_alias",
     ],
     "linreg_ops.exports.onnx": [

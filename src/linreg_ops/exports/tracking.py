@@ -43,6 +43,7 @@ __all__ = [
     "parse_model_uri",
     "registered_version_of",
     "registry_tags",
+    "resolve_model_uri",
     "run_metrics",
     "run_params",
     "set_registry_alias",
@@ -318,22 +319,33 @@ def parse_model_uri(model_uri: str) -> tuple[str, str | None, int | None]:
     return name, alias, int(number) if number else None
 
 
+def _registered(client: Any, tracking_uri: str, model_uri: str) -> Any:
+    name, alias, number = parse_model_uri(model_uri)
+    with _mlflow_errors(tracking_uri):
+        if alias is not None:
+            return client.get_model_version_by_alias(name, alias)
+        return client.get_model_version(name, str(number))
+
+
+def resolve_model_uri(tracking_uri: str, model_uri: str) -> str:
+    """The registered version ``model_uri`` names now, as ``models:/NAME/VERSION``: one
+    cheap call, what a service following an alias polls before fetching anything."""
+    name = parse_model_uri(model_uri)[0]
+    return f"models:/{name}/{_registered(_client(tracking_uri), tracking_uri, model_uri).version}"
+
+
 def fetch_registered_version(tracking_uri: str, model_uri: str, dest: Path) -> tuple[str, Path]:
     """Resolve ``model_uri`` in the registry, download its linreg-ops version (manifest and
     artifacts, no pickles) into a new models folder at ``dest`` and verify it as a local
     version is verified; return the resolved ``models:/NAME/VERSION`` and ``dest``."""
-    name, alias, number = parse_model_uri(model_uri)
+    name = parse_model_uri(model_uri)[0]  # a malformed URI before anything else
     dest = Path(dest)
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise InputError(
             f"{dest} already exists: a registered version is fetched into a new folder"
         )
     client = _client(tracking_uri)
-    with _mlflow_errors(tracking_uri):
-        if alias is not None:
-            registered = client.get_model_version_by_alias(name, alias)
-        else:
-            registered = client.get_model_version(name, str(number))
+    registered = _registered(client, tracking_uri, model_uri)
     resolved = f"models:/{name}/{registered.version}"
     expected = registered.tags.get("manifest_sha256")
     if not registered.run_id or not expected:
