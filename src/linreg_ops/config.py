@@ -22,6 +22,7 @@ __all__ = [
     "DEFAULT_EXPORTS_DIR",
     "DEFAULT_LOCK_TIMEOUT",
     "DEFAULT_MODELS_DIR",
+    "DEFAULT_REGISTERED_MODEL",
     "DEFAULT_REPORTS_DIR",
     "ENGINES",
     "EXPORT_FORMATS",
@@ -36,6 +37,8 @@ __all__ = [
     "ROUNDINGS",
     "SERVE_DEFAULTS",
     "SUPPORTED_BITS",
+    "TRACKED_MODEL_KIND",
+    "TRACKING_URI_ENV",
     "AccessLog",
     "Calibration",
     "Engine",
@@ -55,6 +58,7 @@ __all__ = [
     "TrainConfig",
     "models_dir_default",
     "parse_dtype",
+    "tracking_uri_default",
 ]
 
 FitEngine = Literal["sklearn", "streaming", "dask"]  # what fits; "auto" chooses one of them
@@ -91,12 +95,21 @@ IN_MEMORY_ROWS = 1_000_000  # engine "auto": scikit-learn below this many rows, 
 DEFAULT_CHUNK_ROWS = 131_072  # rows per block at most (--chunk-rows): larger blocks gain nothing
 BLOCK_BYTES = 9 << 20  # and at most this much per block: 131,072 rows of 9 float64 columns
 DEFAULT_LOCK_TIMEOUT = 10.0  # seconds a second writer waits for the models folder
+TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"  # --tracking-uri when not given (MLflow's own variable)
+DEFAULT_REGISTERED_MODEL = "linreg-ops"  # --registered-model: the registry's name for the model
+TRACKED_MODEL_KIND: ModelKind = "float"  # the MLflow model logged and registered by run
 
 
 def models_dir_default() -> Path:
     """``--models-dir`` when the flag is not given: ``$LINREG_OPS_MODELS_DIR``, else ``models``
     (read when called, never at import)."""
     return Path(os.environ.get(MODELS_DIR_ENV) or DEFAULT_MODELS_DIR)
+
+
+def tracking_uri_default() -> str | None:
+    """``--tracking-uri`` when the flag is not given: ``$MLFLOW_TRACKING_URI``, else None (no
+    tracking; read when called, never at import)."""
+    return os.environ.get(TRACKING_URI_ENV) or None
 
 
 def _choice(value: str, choices: tuple[str, ...], what: str) -> None:

@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 
 from linreg_ops import report
-from linreg_ops._version import __version__
 from linreg_ops.config import (
     DEFAULT_LOCK_TIMEOUT,
     EXPORT_FORMATS,
@@ -616,22 +615,9 @@ def _write_export(
     artifact = loading.ARTIFACT_OF[kind]
     artifact_sha = version.sha256(artifact)
     if export_format == "mlflow":
-        from linreg_ops.exports.mlflow import tree_sha256, write_mlflow_model
+        from linreg_ops.exports.mlflow import model_metadata, tree_sha256, write_mlflow_model
 
-        metadata = {
-            "linreg_ops_version": __version__,
-            "models_version": version.number,
-            "kind": kind,
-            "artifact": artifact,
-            "artifact_sha256": artifact_sha,
-            "manifest_sha256": sha256_bytes(
-                store.read_regular_file(
-                    version.path / store.MANIFEST_JSON, store.MANIFEST_MAX_BYTES
-                )
-            ),
-            "metrics": loading.load_metrics(version),
-            "quantization": models.quantization_facts(),
-        }
+        metadata = model_metadata(models, kind)
         example = loading.stored_test_rows(models).values[:, :-1]
         write_mlflow_model(
             output, models, kind, example, metadata, store.read_artifact(version, artifact)

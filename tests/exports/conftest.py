@@ -183,3 +183,59 @@ def edge_rows() -> Callable:
             return X.astype(dtype)
 
     return rows
+
+
+@dataclass(frozen=True)
+class TrackingServer:
+    uri: str
+    artifacts: object  # Path of the server's artifact store (to tamper with in a test)
+    started_seconds: float
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """One real MLflow tracking server for the session: ``mlflow server`` with a SQLite
+    backend store and a local artifact store it serves itself, on a free port of 127.0.0.1;
+    waited for until ``/health`` answers, stopped (and reaped) at the end."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    from helpers import stop
+
+    root = tmp_path_factory.mktemp("mlflow-server")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command = [
+        str(Path(sys.executable).with_name("mlflow")), "server",
+        "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+        "--artifacts-destination", str(root / "artifacts"),
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+    ]  # fmt: skip
+    env = {**os.environ, "MLFLOW_TRACKING_URI": ""}
+    log = open(root / "server.log", "w")  # noqa: SIM115 - closed after the server stops
+    started = time.monotonic()
+    # a file, not a pipe: nobody reads the server's log while it runs, and a full pipe blocks it
+    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        while True:
+            if server.poll() is not None:
+                raise AssertionError(f"mlflow server exited: {(root / 'server.log').read_text()}")
+            try:
+                with urllib.request.urlopen(f"{uri}/health", timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() - started > 120:
+                    raise AssertionError("mlflow server did not answer /health in 120 s") from None
+                time.sleep(0.2)
+        yield TrackingServer(uri, root / "artifacts", time.monotonic() - started)
+    finally:
+        stop(server, sig=signal.SIGTERM)
+        log.close()

@@ -45,25 +45,28 @@ EXPORTED = {
         "register_run", "register_serve", "register_sweep", "register_train",
     ],
     "linreg_ops.cli.render": [
-        "FIRST_ROWS", "Prose", "clipped", "configure", "dask_predictions", "evaluation",
-        "evaluation_facts", "export", "export_facts", "file_facts", "file_predictions",
-        "json_object", "labelled_facts", "labelled_predictions", "loading",
-        "loading_trained_model", "progress_bar", "quantization", "quantization_facts",
-        "run", "run_facts", "say", "sweep", "sweep_facts", "training", "training_facts",
-        "training_started", "warn",
+        "FIRST_ROWS", "Prose", "clipped", "configure", "dask_predictions", "evaluation", "evaluation_facts", "export", "export_facts", "fetched", "file_facts", "file_predictions", "json_object", "labelled_facts", "labelled_predictions", "loading", "loading_trained_model", "progress_bar", "quantization", "quantization_facts", "run", "run_facts", "say", "sweep", "sweep_facts", "tracked", "training", "training_facts", "training_started", "warn",
     ],
     "linreg_ops.config": [
-        "ACCESS_LOGS", "BLOCK_BYTES", "CALIBRATIONS", "DEFAULT_CHUNK_ROWS", "DEFAULT_EXPORTS_DIR", "DEFAULT_LOCK_TIMEOUT", "DEFAULT_MODELS_DIR", "DEFAULT_REPORTS_DIR", "ENGINES", "EXPORT_FORMATS", "GRANULARITIES", "INPUT_BITS", "IN_MEMORY_ROWS", "LOG_LEVELS", "MODELS_DIR_ENV", "MODEL_KINDS", "MODEL_NAMES", "PREDICT_ENGINES", "ROUNDINGS", "SERVE_DEFAULTS", "SUPPORTED_BITS", "AccessLog", "Calibration", "Engine", "ExportFormat", "FitEngine", "GateConfig", "Granularity", "InputDtype", "IntegerConfig", "LogLevel", "ModelKind", "PredictEngine", "QuantConfig", "QuantDtype", "Rounding", "ServeConfig", "TrainConfig", "models_dir_default", "parse_dtype",
+        "ACCESS_LOGS", "BLOCK_BYTES", "CALIBRATIONS", "DEFAULT_CHUNK_ROWS", "DEFAULT_EXPORTS_DIR", "DEFAULT_LOCK_TIMEOUT", "DEFAULT_MODELS_DIR", "DEFAULT_REGISTERED_MODEL", "DEFAULT_REPORTS_DIR", "ENGINES", "EXPORT_FORMATS", "GRANULARITIES", "INPUT_BITS", "IN_MEMORY_ROWS", "LOG_LEVELS", "MODELS_DIR_ENV", "MODEL_KINDS", "MODEL_NAMES", "PREDICT_ENGINES", "ROUNDINGS", "SERVE_DEFAULTS", "SUPPORTED_BITS", "TRACKED_MODEL_KIND", "TRACKING_URI_ENV", "AccessLog", "Calibration", "Engine", "ExportFormat", "FitEngine", "GateConfig", "Granularity", "InputDtype", "IntegerConfig", "LogLevel", "ModelKind", "PredictEngine", "QuantConfig", "QuantDtype", "Rounding", "ServeConfig", "TrainConfig", "models_dir_default", "parse_dtype", "tracking_uri_default",
     ],
     "linreg_ops.errors": [
         "ArtifactError", "InputError", "MissingExtraError", "QualityGateError",
         "StoreBusyError", "did_you_mean",
     ],
-    "linreg_ops.exports": ["c", "mlflow", "onnx"],
+    "linreg_ops.exports": ["c", "mlflow", "onnx", "tracking"],
     "linreg_ops.exports.c": [
         "C_STRING_MAX", "HEADER_NAME", "c_comment_text", "c_header_text", "c_string",
     ],
-    "linreg_ops.exports.mlflow": ["EXAMPLE_ROWS", "tree_sha256", "write_mlflow_model"],
+    "linreg_ops.exports.mlflow": [
+        "EXAMPLE_ROWS", "model_metadata", "pyfunc_arguments", "tree_sha256", "write_mlflow_model",
+    ],
+    "linreg_ops.exports.tracking": [
+        "MODEL_ARTIFACT", "REPORT_ARTIFACTS", "TAGS", "VERSION_ARTIFACTS", "TrackedRun",
+        "check_registered_name", "check_tracking_server", "fetch_registered_version", "log_run", "parse_model_uri",
+        "registered_version_of", "registry_tags", "resolve_model_uri", "run_metrics", "run_params",
+        "set_registry_alias",
+    ],
     "linreg_ops.exports.onnx": [
         "INPUT_NAME", "INPUT_TYPES", "ONNX_IR_VERSION", "ONNX_OPSET", "ROWS", "Model",
         "float_graph", "integer_graph", "model_kind", "onnx_model", "onnx_model_bytes",
@@ -177,7 +180,7 @@ EXPORTED = {
         "STAGING", "STREAMS", "TEST_SPLIT_CSV", "UNQUANT_PARAMS_JOBLIB", "VERSIONS",
         "ArtifactEntry", "ArtifactName", "ExportEntry", "Exports", "Holder", "Manifest",
         "StagedFile", "Version", "Writer", "atomic_write", "check_outside", "check_writable",
-        "copy_current", "discard_files", "open_version", "output_target", "package_versions",
+        "copy_current", "discard_files", "import_version", "open_version", "output_target", "package_versions",
         "place_file", "read_artifact", "read_exports", "read_regular_file", "record_export",
         "remove_tree", "rename_into_place", "stage_file", "staging_sibling", "writer",
     ],

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from linreg_ops.inference.loading import Models
+    from linreg_ops.inference.serve import ServeSettings
     from linreg_ops.storage.store import Version
     from linreg_ops.training.sources import Source
 
@@ -99,8 +100,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """With a tracking URI, the server is asked first (a run must not end on a server that
+    is down) and the published version is logged and registered after."""
     from linreg_ops import pipeline
 
+    if args.tracking_uri is not None:
+        from linreg_ops.exports import tracking
+
+        tracking.check_tracking_server(args.tracking_uri, args.registered_model)
     source = _training_source(args)
     with render.progress_bar("rows", enabled=_streams(args)) as progress:
         result = pipeline.run(
@@ -110,6 +117,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         )  # fmt: skip
     check = pipeline.seed_check(result.quantize) if _is_seed(result.train.version) else None
     render.run(args.models_dir, result, check)
+    tracked = None
+    if args.tracking_uri is not None:
+        version = result.train.version
+        try:
+            tracked = tracking.log_run(
+                args.tracking_uri, version, result.reports, args.registered_model
+            )
+        except InputError as exc:
+            raise InputError(f"{version} is published, but not logged to MLflow: {exc}") from None
+        render.tracked(tracked)
     if args.json:
         render.json_object(render.run_facts(args.models_dir, result))
     return EXIT_OK
@@ -184,7 +201,8 @@ def cmd_completion(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Check the version, bind the port (errors are exit 2), then hand over to uvicorn."""
+    """Check the version, bind the port (errors are exit 2), then hand over to uvicorn.
+    ``--model-uri``: the registered version is fetched into a temporary models folder first."""
     import importlib.util
 
     from linreg_ops.extras import require
@@ -199,14 +217,45 @@ def cmd_serve(args: argparse.Namespace) -> int:
     require("prometheus_client", "serve", "linreg-ops serve")
     from linreg_ops.inference import serve
 
-    settings = serve.serve_settings(
-        models_dir=args.models_dir, host=args.host, port=args.port, workers=args.workers,
-        max_batch=args.max_batch, max_body_bytes=args.max_body_bytes, log_level=args.log_level,
-        drain_seconds=args.drain_seconds, access_log=args.access_log, metrics=args.metrics,
-    )  # fmt: skip
+    if args.model_uri is not None:
+        return _serve_registered(args)
+    settings = _serve_settings(args, args.models_dir)
     # fail fast, with a clear message, before binding
     models = loading.load(settings.models_dir, settings.model_version)
     return serve.run(models.version, settings, models)
+
+
+def _serve_registered(args: argparse.Namespace) -> int:
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from linreg_ops.exports import tracking
+    from linreg_ops.inference import loading, serve
+
+    if args.tracking_uri is None:
+        raise InputError("--model-uri needs --tracking-uri URI (or MLFLOW_TRACKING_URI)")
+    tracking.parse_model_uri(args.model_uri)  # a malformed URI before a folder is made
+    folder = Path(tempfile.mkdtemp(prefix="linreg-ops-registry-"))
+    try:
+        resolved, models_dir = tracking.fetch_registered_version(
+            args.tracking_uri, args.model_uri, folder / "models"
+        )
+        models = loading.load(models_dir)
+        render.fetched(args.model_uri, resolved, models.version)
+        return serve.run(models.version, _serve_settings(args, models_dir))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _serve_settings(args: argparse.Namespace, models_dir: "Path") -> "ServeSettings":
+    from linreg_ops.inference import serve
+
+    return serve.serve_settings(
+        models_dir=models_dir, host=args.host, port=args.port, workers=args.workers,
+        max_batch=args.max_batch, max_body_bytes=args.max_body_bytes, log_level=args.log_level,
+        drain_seconds=args.drain_seconds, access_log=args.access_log, metrics=args.metrics,
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------- predict's modes

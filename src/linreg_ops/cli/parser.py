@@ -21,6 +21,7 @@ from linreg_ops.config import (
     DEFAULT_EXPORTS_DIR,
     DEFAULT_LOCK_TIMEOUT,
     DEFAULT_MODELS_DIR,
+    DEFAULT_REGISTERED_MODEL,
     DEFAULT_REPORTS_DIR,
     ENGINES,
     EXPORT_FORMATS,
@@ -32,11 +33,14 @@ from linreg_ops.config import (
     PREDICT_ENGINES,
     ROUNDINGS,
     SERVE_DEFAULTS,
+    TRACKED_MODEL_KIND,
+    TRACKING_URI_ENV,
     GateConfig,
     IntegerConfig,
     QuantConfig,
     TrainConfig,
     models_dir_default,
+    tracking_uri_default,
 )
 from linreg_ops.errors import InputError, did_you_mean
 from linreg_ops.exports.onnx import INPUT_TYPES as ONNX_INPUT_TYPES
@@ -232,6 +236,7 @@ class Parents:
     scaling: Parser  # --chunk-rows, --scheduler
     reporting: Parser  # --reports-dir
     json: Parser  # --json: commands that report results
+    tracking: Parser  # --tracking-uri: an MLflow tracking server
 
 
 Registration = Callable[["argparse._SubParsersAction[Parser]", Parents], None]
@@ -384,7 +389,15 @@ def _parents() -> Parents:
         action="store_true",
         help="print the results as one JSON object on standard output (prose goes to stderr)",
     )
-    return Parents(common, writing, labelled, training, quantizing, scaling, reporting, json)
+    tracking = Parser(add_help=False)
+    tracking.add_argument(
+        "--tracking-uri",
+        default=tracking_uri_default(),
+        help=f"an MLflow tracking server (default: ${TRACKING_URI_ENV}; needs the mlflow extra)",
+    )
+    return Parents(
+        common, writing, labelled, training, quantizing, scaling, reporting, json, tracking
+    )
 
 
 # --------------------------------------------------------------------------- the commands
@@ -500,7 +513,7 @@ def register_evaluate(subcommands: "argparse._SubParsersAction[Parser]", p: Pare
 
 
 def register_run(subcommands: "argparse._SubParsersAction[Parser]", p: Parents) -> None:
-    add_command(
+    sub = add_command(
         subcommands,
         "run",
         summary="train → quantize → evaluate → publish one version → reports/",
@@ -519,8 +532,15 @@ def register_run(subcommands: "argparse._SubParsersAction[Parser]", p: Parents) 
             p.quantizing,
             p.reporting,
             p.json,
+            p.tracking,
         ],
         handler=commands.cmd_run,
+    )
+    sub.add_argument(
+        "--registered-model",
+        default=DEFAULT_REGISTERED_MODEL,
+        help=f"with --tracking-uri: log the run and register its {TRACKED_MODEL_KIND} MLflow "
+        f"model as a new version of this registered model (default: {DEFAULT_REGISTERED_MODEL})",
     )
 
 
@@ -566,7 +586,7 @@ def register_serve(subcommands: "argparse._SubParsersAction[Parser]", p: Parents
         "can also be set\nby the environment variable LINREG_OPS_<FLAG>, e.g. "
         "LINREG_OPS_PORT=9000.",
         example_lines=["linreg-ops serve", "linreg-ops serve --workers 2 --max-batch 1000"],
-        parents=[p.common],
+        parents=[p.common, p.tracking],
         handler=commands.cmd_serve,
     )
     sub.add_argument("--host", help=f"address to listen on (default: {serving.host})")
@@ -601,6 +621,11 @@ def register_serve(subcommands: "argparse._SubParsersAction[Parser]", p: Parents
         action=argparse.BooleanOptionalAction,
         default=None,
         help="GET /metrics and its bookkeeping (default: on; --no-metrics turns both off)",
+    )
+    sub.add_argument(
+        "--model-uri",
+        help="serve a registered version instead of --models-dir: models:/NAME@ALIAS or "
+        "models:/NAME/VERSION, downloaded from --tracking-uri and verified",
     )
 
 

@@ -21,6 +21,7 @@ import numpy as np
 from linreg_ops.config import ModelKind
 
 if TYPE_CHECKING:
+    from linreg_ops.exports.tracking import TrackedRun
     from linreg_ops.inference.evaluate import Evaluation
     from linreg_ops.inference.loading import Models
     from linreg_ops.inference.predict import FilePrediction
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
         SweepResult,
         TrainResult,
     )
+    from linreg_ops.storage.store import Version
 
 __all__ = [
     "FIRST_ROWS",
@@ -43,6 +45,7 @@ __all__ = [
     "evaluation_facts",
     "export",
     "export_facts",
+    "fetched",
     "file_facts",
     "file_predictions",
     "json_object",
@@ -58,6 +61,7 @@ __all__ = [
     "say",
     "sweep",
     "sweep_facts",
+    "tracked",
     "training",
     "training_facts",
     "training_started",
@@ -226,6 +230,22 @@ def run(models_dir: Path, result: "RunResult", check: "SeedCheck | None") -> Non
             f"linreg-ops run: warning: version {result.train.version.number} is published, "
             f"but {problem}"
         )
+
+
+def tracked(run: "TrackedRun") -> None:
+    """``run --tracking-uri``: where the run is, and the registered version it became."""
+    say("")
+    say(f"MLflow run {run.run_id} (experiment {run.experiment_id}) at {run.tracking_uri}")
+    say(
+        f"Registered {run.model_uri} (models_version {run.tags['models_version']}, "
+        f"dtype {run.tags.get('dtype')}, rounding {run.tags.get('rounding')}, "
+        f"ΔR² {float(run.tags.get('delta_r2', 'nan')):+.6f})"
+    )
+
+
+def fetched(model_uri: str, resolved: str, version: "Version") -> None:
+    """``serve --model-uri``: which registered version the URI named, and where it is."""
+    say(f"{model_uri} is {resolved}: version {version.number}, verified, in {version.path}")
 
 
 def sweep(result: "SweepResult") -> None:

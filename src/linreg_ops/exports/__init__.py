@@ -4,6 +4,8 @@
 - ``c``: a header-only C99 file of the integer-only model (text).
 - ``mlflow``: an MLflow model directory whose pyfunc (``mlflow_model``, "models from code")
   reads the model's JSON and predicts through ``inference.predict``: nothing is pickled.
+- ``tracking``: a published version logged as an MLflow run and registered; registry
+  aliases; a registered version fetched back into a verified models folder.
 
 The ONNX and C exporters are pure functions from a model object to bytes or text, tested
 and trusted on their return value alone; the pipeline decides where they go and writes them
@@ -11,4 +13,4 @@ atomically. The MLflow exporter writes its directory beside the target and renam
 place whole. ``_common`` holds the checks every integer exporter shares.
 """
 
-__all__ = ["c", "mlflow", "onnx"]  # mlflow_model is the file MLflow runs, not imported
+__all__ = ["c", "mlflow", "onnx", "tracking"]  # mlflow_model is the file MLflow runs, not imported

@@ -19,10 +19,14 @@ import numpy as np
 from linreg_ops.config import ModelKind
 from linreg_ops.errors import InputError
 from linreg_ops.extras import require
-from linreg_ops.inference.loading import ARTIFACT_OF, Models
+from linreg_ops.inference.loading import ARTIFACT_OF, Models, load_metrics
+from linreg_ops.storage import store
+from linreg_ops.storage.digests import sha256_bytes
 
 __all__ = [
     "EXAMPLE_ROWS",
+    "model_metadata",
+    "pyfunc_arguments",
     "tree_sha256",
     "write_mlflow_model",
 ]
@@ -40,6 +44,57 @@ def tree_sha256(folder: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
+def model_metadata(models: Models, kind: ModelKind) -> dict[str, Any]:
+    """The linreg-ops facts an MLflow model of ``kind`` carries in its MLmodel metadata: which
+    version and artifact it is (with their SHA-256), the metrics and the quantization."""
+    from linreg_ops._version import __version__
+
+    version = models.version
+    artifact = ARTIFACT_OF[kind]
+    manifest = store.read_regular_file(version.path / store.MANIFEST_JSON, store.MANIFEST_MAX_BYTES)
+    return {
+        "linreg_ops_version": __version__,
+        "models_version": version.number,
+        "kind": kind,
+        "artifact": artifact,
+        "artifact_sha256": version.sha256(artifact),
+        "manifest_sha256": sha256_bytes(manifest),
+        "metrics": load_metrics(version),
+        "quantization": models.quantization_facts(),
+    }
+
+
+def pyfunc_arguments(
+    models: Models,
+    kind: ModelKind,
+    example: np.ndarray,
+    linreg_ops: dict[str, Any],
+    json_path: Path,
+) -> dict[str, Any]:
+    """What ``mlflow.pyfunc.save_model`` and ``log_model`` are given, so an exported and a
+    tracked model are the same: the code file, the JSON artifact at ``json_path``, the
+    signature, an input example and the linreg-ops metadata."""
+    import pandas as pd
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    from linreg_ops._version import __version__
+
+    names = list(models.get(kind).feature_names)
+    return {
+        "python_model": str(Path(__file__).with_name("mlflow_model.py")),
+        "artifacts": {"model": str(json_path)},
+        "model_config": {"kind": kind},
+        "pip_requirements": [f"linreg-ops=={__version__}", "mlflow", "numpy", "pandas"],
+        "signature": ModelSignature(
+            inputs=Schema([ColSpec("double", name) for name in names]),
+            outputs=Schema([ColSpec("double")]),
+        ),
+        "input_example": pd.DataFrame(example[:EXAMPLE_ROWS], columns=names),
+        "metadata": {"linreg_ops": linreg_ops},
+    }
+
+
 def write_mlflow_model(
     output: Path,
     models: Models,
@@ -51,23 +106,11 @@ def write_mlflow_model(
     """Write the MLflow model directory at ``output`` (which must not exist, or be empty):
     built in a temporary sibling folder and renamed into place whole. ``linreg_ops`` goes
     into the MLmodel metadata; ``artifact`` is the model's JSON."""
-    from linreg_ops._version import __version__
-
     mlflow = require("mlflow", "mlflow", "the MLflow export")
-    import pandas as pd
-    from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
 
     output = Path(output)
     if output.exists() and (not output.is_dir() or any(output.iterdir())):
         raise InputError(f"{output} already exists: MLflow writes a model into a new folder")
-    model = models.get(kind)
-    names = list(model.feature_names)
-    frame = pd.DataFrame(example[:EXAMPLE_ROWS], columns=names)
-    signature = ModelSignature(
-        inputs=Schema([ColSpec("double", name) for name in names]),
-        outputs=Schema([ColSpec("double")]),
-    )
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
@@ -78,14 +121,7 @@ def write_mlflow_model(
         json_path = staging / ARTIFACT_OF[kind]
         json_path.write_bytes(artifact)
         mlflow.pyfunc.save_model(
-            str(target),
-            python_model=str(Path(__file__).with_name("mlflow_model.py")),
-            artifacts={"model": str(json_path)},
-            model_config={"kind": kind},
-            pip_requirements=[f"linreg-ops=={__version__}", "mlflow", "numpy", "pandas"],
-            signature=signature,
-            input_example=frame,
-            metadata={"linreg_ops": linreg_ops},
+            str(target), **pyfunc_arguments(models, kind, example, linreg_ops, json_path)
         )
         if output.is_dir():
             output.rmdir()

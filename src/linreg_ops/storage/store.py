@@ -78,6 +78,7 @@ __all__ = [
     "check_writable",
     "copy_current",
     "discard_files",
+    "import_version",
     "open_version",
     "output_target",
     "package_versions",
@@ -776,8 +777,23 @@ def copy_current(
 ) -> Version:
     """A new models folder at ``target`` holding only ``source``'s current version (each file
     verified on the way), e.g. for a container image: no other version, no pickles."""
-    version = open_version(Path(source))
-    target = Path(target)
+    return _copy_version(open_version(Path(source)), Path(target), skip_suffixes)
+
+
+def import_version(
+    folder: Path, target: Path, skip_suffixes: tuple[str, ...] = (".joblib",)
+) -> Version:
+    """A new models folder at ``target`` holding the loose version in ``folder`` (its
+    ``manifest.json`` and the artifacts it names, e.g. downloaded from a model registry):
+    each file verified against the manifest on the way, no pickles, then ``current``."""
+    folder = Path(folder)
+    manifest = _read_manifest(folder)
+    return _copy_version(
+        Version(folder, manifest.version, folder, manifest), Path(target), skip_suffixes
+    )
+
+
+def _copy_version(version: Version, target: Path, skip_suffixes: tuple[str, ...]) -> Version:
     staging = target / STAGING / f"{version.number}-{os.getpid()}"
     _mkdir(staging)
     for name in version.manifest.artifacts:
@@ -789,6 +805,8 @@ def copy_current(
     final = target / VERSIONS / str(version.number)
     _mkdir(final.parent)
     _rename(staging, final)
+    with contextlib.suppress(OSError):
+        staging.parent.rmdir()
     _point(target / CURRENT, f"{VERSIONS}/{version.number}")
     for name in SEED_PATHS:
         if (final / name).exists():
