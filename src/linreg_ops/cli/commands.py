@@ -42,7 +42,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     source = _training_source(args)
     result = pipeline.train(
         source, args.models_dir, _train_config(args), command=args.command_line,
-        lock_timeout=args.lock_timeout,
+        lock_timeout=args.lock_timeout, joblib=args.joblib,
     )  # fmt: skip
     render.training(args.models_dir, result)
     return EXIT_OK
@@ -78,7 +78,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     result = pipeline.run(
         source, args.models_dir, args.reports_dir, _train_config(args), _quant_config(args),
         _integer_config(args), _gate_config(args), command=args.command_line,
-        lock_timeout=args.lock_timeout,
+        lock_timeout=args.lock_timeout, joblib=args.joblib,
     )  # fmt: skip
     render.run(args.models_dir, result, pipeline.seed_check(result.quantize))
     return EXIT_OK

@@ -163,6 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=_TRAIN.engine,
         help="auto: scikit-learn in memory under 1M rows, streaming above it and for files",
     )
+    training.add_argument(
+        "--joblib",
+        action="store_true",
+        help="also write the seed's joblib files (pickles; always when scikit-learn fits): "
+        "the streaming and Dask engines then import scikit-learn to build them",
+    )
     quantizing = argparse.ArgumentParser(add_help=False)
     quantizing.add_argument(
         "--dtype",

@@ -64,7 +64,8 @@ def training(models_dir: Path, result: "TrainResult") -> None:
 
     print(f"R² Score: {result.metrics['r2']:.4f}")
     print(f"Mean Squared Error (Loss): {result.metrics['mse']:.4f}")
-    print(f"Model saved to {models_dir / store.ESTIMATOR_JOBLIB}")
+    if result.joblib:
+        print(f"Model saved to {models_dir / store.ESTIMATOR_JOBLIB}")
     print(
         f"Pickle-free model saved to {models_dir / store.MODEL_JSON} "
         f"(version {result.version.number})"
@@ -96,7 +97,8 @@ def quantization(models_dir: Path, result: "QuantizeResult", check: "SeedCheck")
     print(f"Integer weights: {quantized.weights.tolist()}")
     print(f"Intercept value: {model.intercept:.8f}")
     print(f"Intercept as int32: {quantized.bias} at scale {quantized.bias_scale:.8g}")
-    print(f"Quantized parameters saved to {models_dir / store.QUANT_PARAMS_JOBLIB}")
+    if result.joblib:
+        print(f"Quantized parameters saved to {models_dir / store.QUANT_PARAMS_JOBLIB}")
     for name in (store.QUANTIZED_MODEL_JSON, store.INTEGER_MODEL_JSON):
         print(f"Pickle-free model saved to {models_dir / name} (version {result.version.number})")
     print(f"Max coefficient error: {check.max_coef_error:.8f}")
