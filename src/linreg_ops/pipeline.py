@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 
-from linreg_ops import report
 from linreg_ops._version import __version__
 from linreg_ops.config import (
     DEFAULT_LOCK_TIMEOUT,
@@ -184,6 +183,8 @@ def run(
     beside their places; publish it; then move the reports into place. Everything that can
     run out of space happens before the version is published, so a failure changes nothing;
     after it, a report that cannot replace the old one is named in ``unwritten``."""
+    from linreg_ops import report  # only run and sweep write reports: train never pays
+
     store.check_outside(models_dir, reports_dir, "--reports-dir")
     store.check_writable(reports_dir)  # before any work: a run must not fail at its end
     units = source.target_units if isinstance(source, ArraySource) else None
@@ -527,6 +528,8 @@ def sweep(
 ) -> SweepResult:
     """Every symmetric intN × rounding × granularity of the current float model, measured on
     the same labelled rows, as a table and a plot. Writes only the reports."""
+    from linreg_ops import report
+
     store.check_outside(models_dir, reports_dir, "--reports-dir")
     models = loading.load(models_dir)
     check_float32_range(models.float)

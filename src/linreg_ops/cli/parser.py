@@ -22,6 +22,7 @@ from linreg_ops.config import (
     LOG_LEVELS,
     MODEL_KINDS,
     MODELS_DIR_ENV,
+    ONNX_INPUT_TYPES,
     PREDICT_ENGINES,
     ROUNDINGS,
     SERVE_DEFAULTS,
@@ -32,7 +33,6 @@ from linreg_ops.config import (
     models_dir_default,
 )
 from linreg_ops.errors import InputError
-from linreg_ops.exports.onnx import INPUT_TYPES as ONNX_INPUT_TYPES
 
 __all__ = ["build_parser", "check_labelled"]
 
