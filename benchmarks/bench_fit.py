@@ -114,6 +114,11 @@ BLOCK = 1_000_000
 TEST_SIZE = 1e-6  # linreg-ops engines hold out ~1 row in a million (they need 2 test rows)
 
 
+def test_size(rows: int) -> float:
+    """TEST_SIZE, or enough for a few test rows in a small (--quick) run."""
+    return max(TEST_SIZE, 20 / rows)
+
+
 def generate(workdir: Path, rows: int, features: int, arrays: bool, csv: bool) -> np.ndarray:
     """y = X·coef + 1 + noise, features on scales 1e-2…1e2; returns the generating coef."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -185,7 +190,7 @@ def peak_rss_mb() -> float:
     return int(next(line.split()[1] for line in status if line.startswith("VmHWM"))) / 1024
 
 
-def child(engine: str, workdir: Path, repeats: int) -> dict:
+def child(engine: str, workdir: Path, repeats: int, rows: int) -> dict:
     """Runs in a fresh process: one engine's set-up (untimed), then ``repeats`` timed runs."""
     result: dict = {}
     parquet, csv = workdir / "data.parquet", workdir / "data.csv"
@@ -252,7 +257,7 @@ def child(engine: str, workdir: Path, repeats: int) -> dict:
         from linreg_ops.training import engines, sources
 
         source = sources.file_source(parquet if engine.endswith("parquet") else csv, "y")
-        config = TrainConfig(test_size=TEST_SIZE, engine="streaming")
+        config = TrainConfig(test_size=test_size(rows), engine="streaming")
         if engine.startswith("dask"):
             from distributed import Client, LocalCluster
 
@@ -264,10 +269,26 @@ def child(engine: str, workdir: Path, repeats: int) -> dict:
             client = Client(cluster)
             result["cluster_start_seconds"] = time.perf_counter() - started
             config = TrainConfig(
-                test_size=TEST_SIZE, engine="dask", scheduler=cluster.scheduler_address
+                test_size=test_size(rows), engine="dask", scheduler=cluster.scheduler_address
             )
 
             def cleanup() -> None:
+                # one more run, its tasks recorded: where the workers' time went
+                from distributed import get_task_stream
+
+                with get_task_stream(client) as stream:
+                    started = time.perf_counter()
+                    engines.fit(source, config)
+                    result["split_wall_seconds"] = time.perf_counter() - started
+                kinds = {"partition_rows": "counting rows", "_piece_summary": "reading",
+                         "_merge_optional": "reducing"}  # fmt: skip
+                split: dict[str, float] = {}
+                for task in stream.data:
+                    name = str(task["key"][0] if isinstance(task["key"], tuple) else task["key"])
+                    kind = next((v for k, v in kinds.items() if name.startswith(k)), "other")
+                    busy = sum(s["stop"] - s["start"] for s in task["startstops"])
+                    split[kind] = split.get(kind, 0.0) + busy
+                result["task_seconds"] = split
                 result["worker_peak_mb"] = sorted(client.run(peak_rss_mb).values())
                 client.close()
                 cluster.close()
@@ -423,7 +444,7 @@ def reference_coef(workdir: Path, rows: int) -> np.ndarray:
 
     table = pq.read_table(workdir / "data.parquet")
     values = np.column_stack([column.to_numpy() for column in table.columns])
-    keep = ~held_out_rows(np.arange(rows, dtype=np.uint64), 42, TEST_SIZE)
+    keep = ~held_out_rows(np.arange(rows, dtype=np.uint64), 42, test_size(rows))
     return LinearRegression().fit(values[keep, :-1], values[keep, -1]).coef_
 
 
@@ -456,7 +477,7 @@ def main() -> None:
         args.engines, args.processes = "default,csv", "all"
     workdir = args.workdir or Path(f".bench/fit-{args.rows}x{args.features}")
     if args.child:
-        print(json.dumps(child(args.child, workdir, args.repeats)))
+        print(json.dumps(child(args.child, workdir, args.repeats, args.rows)))
         return
     engines = [
         e for group in args.engines.split(",") for e in GROUPS.get(group, group).split(",") if e
@@ -500,7 +521,7 @@ def main() -> None:
     for engine in engines:
         output = subprocess.run(
             [sys.executable, __file__, "--child", engine, "--workdir", str(workdir),
-             "--repeats", str(args.repeats)],
+             "--repeats", str(args.repeats), "--rows", str(args.rows)],
             capture_output=True, text=True, check=True,
         ).stdout  # fmt: skip
         results[engine] = json.loads(output.strip().splitlines()[-1])
@@ -530,6 +551,13 @@ def main() -> None:
             print(
                 f"{engine}: LocalCluster start-up {result['cluster_start_seconds']:.2f} s, first "
                 f"(cold workers) run {result['first_seconds']:.2f} s; neither is in the table"
+            )
+            tasks = result.get("task_seconds", {})
+            print(
+                f"{engine}: a run of {result['split_wall_seconds']:.2f} s wall; worker task "
+                "seconds (summed over workers): "
+                + ", ".join(f"{kind} {seconds:.2f}" for kind, seconds in sorted(tasks.items()))
+                + " — the rest is scheduling, transfer and the client's solve"
             )
     ratios = [
         (
