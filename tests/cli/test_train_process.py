@@ -58,3 +58,21 @@ def test_joblib_asked_writes_the_seed_estimator_with_the_same_model(tmp_path, da
     model = loading.load(models).float
     np.testing.assert_array_equal(estimator.coef_, model.coef)
     assert estimator.intercept_ == model.intercept
+
+
+@pytest.mark.parametrize("output", ["p.parquet", "p.csv"])
+def test_predict_into_a_file_imports_no_pandas(tmp_path, data_file, output):
+    """pyarrow's ``pa.array``/``pa.table`` on numpy import pandas (a second of start-up);
+    the prediction writers build their Arrow arrays without them."""
+    models, _ = _train(tmp_path, data_file)
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "linreg_ops", "predict", "--models-dir",
+         str(models), "--input", str(data_file), "--output", str(tmp_path / output)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    imported = _imported(result.stderr)
+    assert "linreg_ops.inference.predict" in imported
+    for heavy in ("pandas", "sklearn", "scipy"):
+        assert heavy not in imported, f"predict --output {output} imported {heavy}"
+    assert (tmp_path / output).stat().st_size > 0

@@ -38,3 +38,25 @@ def test_values_and_names_read_back_bit_for_bit(split):
 
 def test_a_split_of_no_rows_is_a_header():
     assert tables.csv_bytes(["a", "y"], np.empty((0, 2))) == b'"a","y"\n'
+
+
+@given(
+    predictions=arrays(np.float64, st.integers(0, 40), elements=FLOATS),
+    suffix=st.sampled_from([".csv", ".parquet"]),
+)
+def test_prediction_files_read_back_bit_for_bit(tmp_path_factory, predictions, suffix):
+    """Prediction files (pyarrow's writers, in two blocks) hold every float64 exactly and the
+    integer ``clipped`` column as integers."""
+    path = tmp_path_factory.mktemp("predictions") / f"p{suffix}"
+    clipped = (predictions.view(np.uint64) % 2).astype(np.int64)
+    half = len(predictions) // 2
+    with tables.prediction_writer(path, ["prediction", "clipped"]) as write:
+        write(predictions[:half], clipped[:half])
+        write(predictions[half:], clipped[half:])
+    if not len(predictions):
+        return  # a valid file with no rows, which the reader refuses as "no data rows"
+    values = tables.read_table(path, ["prediction", "clipped"]).values
+    np.testing.assert_array_equal(values[:, 0].view(np.uint64), predictions.view(np.uint64))
+    np.testing.assert_array_equal(values[:, 1], clipped)
+    if suffix == ".csv":  # integers as integers, not "1.0" or "1e+00"
+        assert {line.rsplit(",", 1)[1] for line in path.read_text().splitlines()[1:]} <= {"0", "1"}
