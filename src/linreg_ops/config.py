@@ -33,6 +33,7 @@ __all__ = [
     "MODELS_DIR_ENV",
     "MODEL_KINDS",
     "MODEL_NAMES",
+    "ONNX_INPUT_TYPES",
     "PREDICT_ENGINES",
     "ROUNDINGS",
     "SERVE_DEFAULTS",
@@ -86,6 +87,7 @@ CALIBRATIONS: tuple[Calibration, ...] = get_args(Calibration)
 INPUT_BITS: dict[InputDtype, int] = {"int8": 8, "int16": 16}
 EXPORT_FORMATS: tuple[ExportFormat, ...] = get_args(ExportFormat)
 SUPPORTED_BITS = range(2, 17)
+ONNX_INPUT_TYPES = ("float64", "float32")  # an ONNX export's input tensor; the first is default
 
 MODELS_DIR_ENV = "LINREG_OPS_MODELS_DIR"  # every command's --models-dir, when not given
 DEFAULT_MODELS_DIR = Path("models")

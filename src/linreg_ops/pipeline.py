@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from linreg_ops import report
 from linreg_ops.config import (
     DEFAULT_LOCK_TIMEOUT,
     EXPORT_FORMATS,
@@ -80,6 +79,7 @@ class TrainResult:
     n_train: int
     n_test: int
     engine: FitEngine
+    joblib: bool  # whether the version holds the seed's joblib file
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,7 @@ class QuantizeResult:
     integer_figures: dict[str, float]
     note: str | None  # what the user should know (e.g. optimal rounding fell back)
     first_rows: np.ndarray  # the seed's check runs on the first SEED_CHECK_ROWS test rows
+    joblib: bool  # whether the version holds the seed's joblib files
 
 
 @dataclass(frozen=True)
@@ -115,11 +116,13 @@ def train(
     command: str = "linreg-ops train",
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     progress: Callable[[int], None] | None = None,
+    joblib: bool = False,
 ) -> TrainResult:
     """Fit ``source`` and publish a version holding the float model and its test split
-    (``progress(rows)`` after each block a file source streams)."""
+    (``progress(rows)`` after each block a file source streams; the seed's joblib file when
+    asked or when scikit-learn fitted: see ``_Trained``)."""
     with store.writer(models_dir, command, lock_timeout) as writer:
-        trained = _Trained.of(source, config, progress)
+        trained = _Trained.of(source, config, progress, joblib)
         version = writer.publish(
             trained.files(),
             _sections(trained.provenance(source), {"float": trained.model}, trained.test_features),
@@ -144,7 +147,9 @@ def quantize(
         models = loading.load_models(base)
         test = loading.stored_test_rows(models)
         X, y = test.values[:, :-1], test.values[:, -1]
-        quantized = _Quantized.of(models.float, X, y, config, integer, gate)
+        quantized = _Quantized.of(
+            models.float, X, y, config, integer, gate, base.has(store.ESTIMATOR_JOBLIB)
+        )
         metrics = codecs.decode_metrics(
             store.read_artifact(base, store.METRICS_JSON), str(base.path / store.METRICS_JSON)
         )
@@ -175,11 +180,14 @@ def run(
     command: str = "linreg-ops run",
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     progress: Callable[[int], None] | None = None,
+    joblib: bool = False,
 ) -> RunResult:
     """Train, quantize and gate in memory; evaluate the staged version and write its reports
     beside their places; publish it; then move the reports into place. Everything that can
     run out of space happens before the version is published, so a failure changes nothing;
     after it, a report that cannot replace the old one is named in ``unwritten``."""
+    from linreg_ops import report  # only run and sweep write reports: train never pays
+
     store.check_outside(models_dir, reports_dir, "--reports-dir")
     store.check_writable(reports_dir)  # before any work: a run must not fail at its end
     units = source.target_units if isinstance(source, ArraySource) else None
@@ -196,9 +204,9 @@ def run(
             staged[path] = store.stage_file(path, data)
 
     with store.writer(models_dir, command, lock_timeout) as writer:
-        trained = _Trained.of(source, config, progress)
+        trained = _Trained.of(source, config, progress, joblib)
         X, y = trained.test_features, trained.test_y
-        quantized = _Quantized.of(trained.model, X, y, quant, integer, gate)
+        quantized = _Quantized.of(trained.model, X, y, quant, integer, gate, trained.joblib)
         files = {
             **trained.files(),
             **quantized.files(),
@@ -264,15 +272,27 @@ def _sections(
 
 @dataclass(frozen=True)
 class _Trained:
-    """A fitted model and what its version stores."""
+    """A fitted model and what its version stores.
+
+    ``joblib``: whether the version holds the seed's joblib files. They are pickles of a
+    scikit-learn estimator, for the seed's scripts only; building one costs importing
+    scikit-learn (seconds), which the streaming and Dask engines otherwise never do. So they
+    are written when asked (``--joblib``; the seed's shims ask) or when scikit-learn fitted
+    (its estimator is at hand), and a quantized version has them when its parent has.
+    """
 
     fit: Fit
     model: LinearModel
     metrics: dict[str, float]
+    joblib: bool
 
     @classmethod
     def of(
-        cls, source: Source, config: TrainConfig, progress: Callable[[int], None] | None = None
+        cls,
+        source: Source,
+        config: TrainConfig,
+        progress: Callable[[int], None] | None = None,
+        joblib: bool = False,
     ) -> "_Trained":
         fit = engines.fit(source, config, progress)
         model = LinearModel(
@@ -289,7 +309,7 @@ class _Trained:
         else:  # beyond the stored rows: exact, from the test rows' own moments
             sse = fit.test.squared_error(model.coef, model.intercept)
             metrics = {"r2": r2_from_sums(sse, fit.test.cyy), "mse": sse / fit.test.n}
-        return cls(fit, model, metrics)
+        return cls(fit, model, metrics, joblib or fit.estimator is not None)
 
     @property
     def test_features(self) -> np.ndarray:
@@ -303,12 +323,17 @@ class _Trained:
         from linreg_ops.storage import tables
 
         names = [*self.model.feature_names, self.model.target_name]
-        return {
-            store.ESTIMATOR_JOBLIB: joblib_bytes(self.fit.estimator),
+        files = {
             store.MODEL_JSON: codecs.encode_float(self.model),
             store.TEST_SPLIT_CSV: tables.csv_bytes(names, self.fit.stored_test),
             store.METRICS_JSON: codecs.json_bytes(self.metrics_doc()),
         }
+        if self.joblib:
+            estimator = self.fit.estimator
+            if estimator is None:
+                estimator = estimator_from(self.model.coef, self.model.intercept)
+            files[store.ESTIMATOR_JOBLIB] = joblib_bytes(estimator)
+        return files
 
     def metrics_doc(self) -> dict[str, Any]:
         return {
@@ -344,7 +369,13 @@ class _Trained:
 
     def result(self, version: Version) -> TrainResult:
         return TrainResult(
-            version, self.model, self.metrics, self.fit.train.n, self.fit.test.n, self.fit.engine
+            version,
+            self.model,
+            self.metrics,
+            self.fit.train.n,
+            self.fit.test.n,
+            self.fit.engine,
+            self.joblib,
         )
 
 
@@ -363,6 +394,7 @@ class _Quantized:
     config: QuantConfig
     integer_config: IntegerConfig
     first_rows: np.ndarray
+    joblib: bool  # the seed's joblib files too (when the float model's version has them)
 
     @classmethod
     def of(
@@ -373,6 +405,7 @@ class _Quantized:
         config: QuantConfig,
         integer: IntegerConfig,
         gate: GateConfig,
+        joblib: bool,
     ) -> "_Quantized":
         check_float32_range(model)
         quantized = quantize_model(model, config)
@@ -405,6 +438,7 @@ class _Quantized:
             config,
             integer,
             X[:SEED_CHECK_ROWS],
+            joblib,
         )
 
     def models(self) -> dict[ModelKind, AnyModel]:
@@ -412,8 +446,15 @@ class _Quantized:
 
     def files(self) -> dict[str, bytes]:
         quantized = self.quantized
+        files = {
+            store.QUANTIZED_MODEL_JSON: codecs.encode_quantized(quantized),
+            store.INTEGER_MODEL_JSON: codecs.encode_integer(self.integer),
+        }
+        if not self.joblib:
+            return files
         coef, intercept = quantized.to_raw_space()
         return {
+            **files,
             store.UNQUANT_PARAMS_JOBLIB: joblib_bytes(
                 {"coef": self.model.coef, "intercept": self.model.intercept}
             ),
@@ -432,8 +473,6 @@ class _Quantized:
                     "dequantized_intercept": intercept,
                 }
             ),
-            store.QUANTIZED_MODEL_JSON: codecs.encode_quantized(quantized),
-            store.INTEGER_MODEL_JSON: codecs.encode_integer(self.integer),
         }
 
     def metrics(self, previous: dict[str, Any], gate: GateConfig) -> dict[str, Any]:
@@ -470,6 +509,7 @@ class _Quantized:
             self.integer_figures,
             rounding_note(self.config, self.model.n_features),
             self.first_rows,
+            self.joblib,
         )
 
 
@@ -502,6 +542,8 @@ def sweep(
 ) -> SweepResult:
     """Every symmetric intN × rounding × granularity of the current float model, measured on
     the same labelled rows, as a table and a plot. Writes only the reports."""
+    from linreg_ops import report
+
     store.check_outside(models_dir, reports_dir, "--reports-dir")
     models = loading.load(models_dir)
     check_float32_range(models.float)

@@ -17,6 +17,9 @@ __all__ = [
 
 
 def run_script(command: str, script: str, argv: Sequence[str]) -> int:
-    """``linreg-ops <command> <argv>``, with the shared data cache found from ``script``."""
+    """``linreg-ops <command> <argv>``, with the shared data cache found from ``script``;
+    ``train`` writes the seed's joblib files whatever the engine (the seed's scripts read
+    them; ``quantize`` writes its own when the version it quantizes has them)."""
     use_shared_cache(Path(script).resolve().parents[1])
-    return main([command, *argv])
+    extra = ["--joblib"] if command in ("train", "run") else []
+    return main([command, *extra, *argv])

@@ -356,3 +356,24 @@ def test_dask_refuses_an_empty_parquet_file(scheduler, tmp_path):
     )
     with pytest.raises(InputError, match=r"empty\.parquet has no data rows"):
         engines.fit(sources.file_source(path, "y"), TrainConfig(engine="dask", scheduler=scheduler))
+
+
+@pytest.mark.parametrize("joblib", [False, True])
+def test_the_seed_joblib_files_are_written_when_asked_and_quantize_follows(tmp_path, joblib):
+    """The streaming engine writes no pickle unless asked; a quantized version has the
+    seed's joblib files exactly when the version it quantizes has them."""
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(200, 2))
+    y = X @ [1.5, -0.5] + 2.0 + rng.normal(scale=0.05, size=200)
+    path = write_csv(tmp_path / "d.csv", ["a", "b", "y"], np.column_stack([X, y]).tolist())
+    models = tmp_path / "models"
+    trained = pipeline.train(
+        sources.file_source(path, "y"), models, TrainConfig(engine="streaming"), joblib=joblib
+    )
+    assert trained.joblib is joblib
+    quantized = pipeline.quantize(models, gate=GateConfig(max_r2_drop=None))
+    assert quantized.joblib is joblib
+    pickles = {"linear_regression_model.joblib", "unquant_params.joblib", "quant_params.joblib"}
+    held = set(quantized.version.manifest.artifacts)
+    assert (pickles <= held) if joblib else not (pickles & held)
+    assert (models / "linear_regression_model.joblib").exists() is joblib

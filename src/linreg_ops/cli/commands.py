@@ -59,7 +59,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     with render.progress_bar("rows", enabled=_streams(args)) as progress:
         result = pipeline.train(
             source, args.models_dir, _train_config(args), command=args.command_line,
-            lock_timeout=args.lock_timeout, progress=progress,
+            lock_timeout=args.lock_timeout, progress=progress, joblib=args.joblib,
         )  # fmt: skip
     render.training(args.models_dir, result)
     if args.json:
@@ -113,7 +113,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         result = pipeline.run(
             source, args.models_dir, args.reports_dir, _train_config(args), _quant_config(args),
             _integer_config(args), _gate_config(args), command=args.command_line,
-            lock_timeout=args.lock_timeout, progress=progress,
+            lock_timeout=args.lock_timeout, progress=progress, joblib=args.joblib,
         )  # fmt: skip
     check = pipeline.seed_check(result.quantize) if _is_seed(result.train.version) else None
     render.run(args.models_dir, result, check)

@@ -30,6 +30,7 @@ from linreg_ops.config import (
     LOG_LEVELS,
     MODEL_KINDS,
     MODELS_DIR_ENV,
+    ONNX_INPUT_TYPES,
     PREDICT_ENGINES,
     ROUNDINGS,
     SERVE_DEFAULTS,
@@ -43,7 +44,6 @@ from linreg_ops.config import (
     tracking_uri_default,
 )
 from linreg_ops.errors import InputError, did_you_mean
-from linreg_ops.exports.onnx import INPUT_TYPES as ONNX_INPUT_TYPES
 
 __all__ = [
     "EXAMPLES_HEADING",
@@ -327,6 +327,12 @@ def _parents() -> Parents:
         choices=ENGINES,
         default=_TRAIN.engine,
         help="auto: scikit-learn in memory under 1M rows, streaming above it and for files",
+    )
+    training.add_argument(
+        "--joblib",
+        action="store_true",
+        help="also write the seed's joblib files (pickles; always when scikit-learn fits): "
+        "the streaming and Dask engines then import scikit-learn to build them",
     )
     quantizing = Parser(add_help=False)
     quantizing.add_argument(

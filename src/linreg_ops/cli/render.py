@@ -133,7 +133,8 @@ def training(models_dir: Path, result: "TrainResult") -> None:
 
     say(f"R² Score: {result.metrics['r2']:.4f}")
     say(f"Mean Squared Error (Loss): {result.metrics['mse']:.4f}")
-    say(f"Model saved to {models_dir / store.ESTIMATOR_JOBLIB}")
+    if result.joblib:
+        say(f"Model saved to {models_dir / store.ESTIMATOR_JOBLIB}")
     say(
         f"Pickle-free model saved to {models_dir / store.MODEL_JSON} "
         f"(version {result.version.number})"
@@ -166,7 +167,8 @@ def quantization(models_dir: Path, result: "QuantizeResult", check: "SeedCheck |
     say(f"Integer weights: {quantized.weights.tolist()}")
     say(f"Intercept value: {model.intercept:.8f}")
     say(f"Intercept as int32: {quantized.bias} at scale {quantized.bias_scale:.8g}")
-    say(f"Quantized parameters saved to {models_dir / store.QUANT_PARAMS_JOBLIB}")
+    if result.joblib:
+        say(f"Quantized parameters saved to {models_dir / store.QUANT_PARAMS_JOBLIB}")
     for name in (store.QUANTIZED_MODEL_JSON, store.INTEGER_MODEL_JSON):
         say(f"Pickle-free model saved to {models_dir / name} (version {result.version.number})")
     if check is not None:

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from linreg_ops._version import __version__
+from linreg_ops.config import ONNX_INPUT_TYPES
 from linreg_ops.errors import InputError
 from linreg_ops.exports._common import checked_sha256, integer_bounds
 from linreg_ops.extras import require
@@ -65,7 +66,7 @@ __all__ = [
 ONNX_OPSET = 21
 ONNX_IR_VERSION = 10
 INPUT_NAME = "X"
-INPUT_TYPES = ("float64", "float32")  # the first is the default
+INPUT_TYPES = ONNX_INPUT_TYPES  # the first is the default (in config: the CLI offers them)
 # MatMul with a [d, 1] matrix and a Reshape to [N], not with a [d] vector: onnxruntime
 # 1.32's CPU MatMul takes a ~50× slower path for a 1-D second operand (185 ms against 4 ms
 # for 1M float64 rows × 8 features), with the same results.

@@ -29,7 +29,6 @@ from linreg_ops.storage.cluster import (
     read_in_order,
     tree,
 )
-from linreg_ops.storage.joblib_codec import estimator_from
 from linreg_ops.training.checks import check_rows, check_solution, check_trainable
 from linreg_ops.training.solve import constant_features, solve
 from linreg_ops.training.sources import ArraySource, FileSource, Source
@@ -67,7 +66,9 @@ class Fit:
 
     coef: np.ndarray
     intercept: float
-    estimator: "LinearRegression"  # the seed-compatible estimator, raw-feature coefficients
+    # scikit-learn's fitted estimator (raw-feature coefficients) when it fitted; None for
+    # the engines that solve from statistics, which never import scikit-learn
+    estimator: "LinearRegression | None"
     train: MomentStats
     test: MomentStats
     sample: np.ndarray  # training feature rows (at most SAMPLE_ROWS) for quantiles
@@ -93,7 +94,7 @@ class _Split:
     training_rows: Callable[[], tuple[np.ndarray, np.ndarray]]  # (X, y), read when asked
 
 
-_Solution = tuple[np.ndarray, float, "LinearRegression"]  # coef, intercept, estimator
+_Solution = tuple[np.ndarray, float, "LinearRegression | None"]  # coef, intercept, estimator
 
 
 def fit(source: Source, config: TrainConfig, progress: _Progress | None = None) -> Fit:
@@ -150,7 +151,7 @@ def _fit_sklearn(source: Source, config: TrainConfig, split: _Split) -> _Solutio
 def _fit_streaming(source: Source, config: TrainConfig, split: _Split) -> _Solution:
     """The solve from the training statistics, gathered block by block."""
     coef, intercept = solve(split.train, source.feature_names)
-    return coef, intercept, estimator_from(coef, intercept)
+    return coef, intercept, None
 
 
 def _fit_dask(source: Source, config: TrainConfig, split: _Split) -> _Solution:
@@ -160,7 +161,7 @@ def _fit_dask(source: Source, config: TrainConfig, split: _Split) -> _Solution:
     if isinstance(source, ArraySource):
         stats = dask_arrays(*split.training_rows(), config.chunk_rows, config.scheduler)
     coef, intercept = solve(stats, source.feature_names)
-    return coef, intercept, estimator_from(coef, intercept)
+    return coef, intercept, None
 
 
 _ENGINES: dict[FitEngine, Callable[[Source, TrainConfig, _Split], _Solution]] = {
@@ -241,11 +242,18 @@ def _sample(X: np.ndarray, random_state: int) -> np.ndarray:
 
 
 def stream_arrays(X: np.ndarray, y: np.ndarray, chunk_rows: int) -> MomentStats:
-    """The streaming engine on in-memory arrays: statistics block by block, merged."""
-    return merge_all(
-        MomentStats.of(X[start : start + chunk_rows], y[start : start + chunk_rows])
-        for start in range(0, max(len(y), 1), chunk_rows)
-    )
+    """The streaming engine on in-memory arrays: statistics block by block, merged.
+
+    On one BLAS thread, as the file engine: the products are d×d over cache-sized blocks,
+    too small to share, and a second OpenBLAS thread spinning for work made the fit of
+    10M × 8 rows 8–15× slower on a busy 2-core machine (1.1 s → 12–16 s)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return merge_all(
+            MomentStats.of(X[start : start + chunk_rows], y[start : start + chunk_rows])
+            for start in range(0, max(len(y), 1), chunk_rows)
+        )
 
 
 # --------------------------------------------------------------------------- files

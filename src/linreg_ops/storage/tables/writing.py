@@ -1,20 +1,21 @@
-"""Writing tables: CSV whose floats survive the round trip, and prediction files written
-block by block, atomically (or streamed to standard output, a FIFO, a device)."""
+"""Writing tables: CSV whose floats survive the round trip (pyarrow's writer), and prediction
+files written block by block, atomically (or streamed to standard output, a FIFO, a device)."""
 
 import contextlib
-import csv
-import io
 import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
 from linreg_ops.errors import InputError
 from linreg_ops.storage.tables._common import TABLE_SUFFIXES
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = ["STDOUT", "csv_bytes", "is_stdout", "prediction_writer"]
 
@@ -22,16 +23,46 @@ STDOUT = Path("-")  # ``--output -``: predictions as CSV on standard output
 
 
 def csv_bytes(columns: Sequence[str], values: np.ndarray) -> bytes:
-    """CSV with a header and 17 significant digits, so floats survive the round trip exactly."""
-    buffer = io.StringIO()
-    # The writer quotes the terminator's characters only: a name holding a lone CR (a line
-    # end to every reader) must be quoted too, so such a header is quoted whole.
-    if any("\r" in name for name in columns):
-        csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_ALL).writerow(columns)
-    else:
-        csv.writer(buffer, lineterminator="\n").writerow(columns)
-    np.savetxt(buffer, np.asarray(values, dtype=np.float64), delimiter=",", fmt="%.17g")
-    return buffer.getvalue().encode("utf-8")
+    """CSV with a quoted header and each float in its shortest text that reads back to the
+    same bits (pyarrow's writer: Arrow formats doubles shortest-round-trip), so the stored
+    test split reads back exactly. Fast too: 100k rows in milliseconds, not a second of
+    ``np.savetxt`` on the critical path of every ``train``."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    rows = np.asarray(values, dtype=np.float64).reshape(-1, len(columns))
+    arrays = [_arrow_float64(column) for column in np.ascontiguousarray(rows.T)]
+    table = pa.Table.from_arrays(arrays, names=list(columns))
+    sink = pa.BufferOutputStream()
+    pacsv.write_csv(table, sink, pacsv.WriteOptions(quoting_header="needed"))
+    data: bytes = sink.getvalue().to_pybytes()
+    return data
+
+
+def _arrow_float64(values: np.ndarray) -> "pa.Array":
+    """A float64 Arrow array over (a contiguous copy of) ``values``, without ``pa.array``,
+    which imports pandas (a second of start-up) to ask whether it was given a pandas object."""
+    import pyarrow as pa
+
+    column = np.ascontiguousarray(values, dtype=np.float64)
+    return pa.Array.from_buffers(pa.float64(), len(column), [None, pa.py_buffer(column)])
+
+
+def _arrow_table(columns: Sequence[str], arrays: Sequence[np.ndarray]) -> "pa.Table":
+    """Prediction columns as an Arrow table: integer ones (``clipped``) as int64, the
+    others float64, built without ``pa.array`` (see ``_arrow_float64``)."""
+    import pyarrow as pa
+
+    built = []
+    for values in arrays:
+        if np.issubdtype(np.asarray(values).dtype, np.integer):
+            column = np.ascontiguousarray(values, dtype=np.int64)
+            built.append(
+                pa.Array.from_buffers(pa.int64(), len(column), [None, pa.py_buffer(column)])
+            )
+        else:
+            built.append(_arrow_float64(values))
+    return pa.Table.from_arrays(built, names=list(columns))
 
 
 def is_stdout(path: Path) -> bool:
@@ -109,11 +140,18 @@ def _table_writer(
     if parquet:
         yield from _parquet_writer(handle, columns)
         return
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
     handle.write((",".join(columns) + "\n").encode("utf-8"))
+    options = pacsv.WriteOptions(include_header=False)
 
     def write_csv(*arrays: np.ndarray) -> None:
-        block = np.column_stack([np.asarray(a, dtype=np.float64) for a in arrays])
-        np.savetxt(handle, block, delimiter=",", fmt="%.17g")
+        # pyarrow formats (shortest round-trip text, ten times np.savetxt's speed) into its
+        # own buffer; this thread writes it, so a closed pipe raises here as it always did
+        sink = pa.BufferOutputStream()
+        pacsv.write_csv(_arrow_table(columns, arrays), sink, options)
+        handle.write(sink.getvalue())
 
     yield write_csv
 
@@ -126,7 +164,7 @@ def _parquet_writer(handle: BinaryIO, columns: Sequence[str]) -> Iterator[Callab
 
     def write_parquet(*arrays: np.ndarray) -> None:
         nonlocal writer
-        table = pa.table({name: np.asarray(a) for name, a in zip(columns, arrays, strict=True)})
+        table = _arrow_table(columns, arrays)
         if writer is None:
             writer = pq.ParquetWriter(handle, table.schema)
         writer.write_table(table)
