@@ -9,7 +9,7 @@ import math
 from pathlib import Path
 
 from linreg_ops._version import __version__
-from linreg_ops.cli import commands
+from linreg_ops.cli import commands, monitor
 from linreg_ops.config import (
     CALIBRATIONS,
     DEFAULT_LOCK_TIMEOUT,
@@ -333,4 +333,5 @@ def build_parser() -> argparse.ArgumentParser:
         f"(default: {serving.drain_seconds:g})",
     )
     sub.set_defaults(handler=commands.cmd_serve)
+    monitor.register(subcommands, [common])
     return parser

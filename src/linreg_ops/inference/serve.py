@@ -15,13 +15,15 @@ import asyncio
 import ctypes
 import ctypes.util
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -41,6 +43,7 @@ from linreg_ops.inference import requests
 from linreg_ops.inference.loading import ARTIFACT_OF, AnyModel, Models, load_metrics, load_models
 from linreg_ops.inference.predict import predict_rows
 from linreg_ops.inference.requests import Limits, RequestError
+from linreg_ops.monitoring.served import Monitor
 from linreg_ops.storage import store
 
 if TYPE_CHECKING:
@@ -90,6 +93,7 @@ class ServeSettings(BaseSettings):
     max_json_depth: int = Field(SERVE_DEFAULTS.max_json_depth, gt=1)
     log_level: LogLevel = SERVE_DEFAULTS.log_level
     drain_seconds: float = Field(SERVE_DEFAULTS.drain_seconds, ge=0)
+    monitor_dir: Path | None = None  # the workers' drift statistics; None: a private folder
 
 
 def serve_settings(**given: Any) -> ServeSettings:
@@ -343,8 +347,18 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         version = store.open_version(settings.models_dir, settings.model_version)
         app.state.models = load_models(version)
         app.state.metadata = describe_service(app.state.models, settings)
+        # the workers' drift statistics: the run's folder, or this app's own
+        private = None if settings.monitor_dir else Path(tempfile.mkdtemp(prefix="linreg-ops-"))
+        monitor_dir = settings.monitor_dir or private
+        assert monitor_dir is not None
+        app.state.monitor = Monitor(version, app.state.models.float, monitor_dir)
         drain.install()
-        yield
+        try:
+            yield
+        finally:
+            app.state.monitor.close()
+            if private:
+                shutil.rmtree(private, ignore_errors=True)
 
     app = FastAPIOffline(
         title="linreg-ops",
@@ -399,6 +413,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
                 422, f"model: {kind!r} is not published here: run linreg-ops quantize"
             )
         predictions = _predictions(models.get(kind), X)
+        request.app.state.monitor.record(X)
         artifact = ARTIFACT_OF[kind]
         info = {
             "kind": kind,
@@ -426,7 +441,18 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         X = requests.invocations_request(
             body, _content_type(request), models.float.feature_names, limits
         )
-        return JSONBody({"predictions": _predictions(models.float, X)})
+        predictions = _predictions(models.float, X)
+        request.app.state.monitor.record(X)
+        return JSONBody({"predictions": predictions})
+
+    @app.get("/monitor", summary="Drift of the rows served so far from the training rows")
+    async def monitor_route(request: Request) -> Response:
+        monitor: Monitor = request.app.state.monitor
+        if monitor.unavailable:
+            return JSONBody(
+                {"error_code": "NO_DRIFT_PROFILE", "message": monitor.unavailable}, status_code=404
+            )
+        return JSONBody(monitor.report(request.app.state.metadata["metrics"]))
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(Draining, drain=drain)
@@ -451,6 +477,14 @@ def _wrong_type(request: Request, expected: str) -> str:
 
 
 # --------------------------------------------------------------------------- process
+
+
+@contextmanager
+def _removed(folder: Path) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -482,8 +516,13 @@ def run(version: store.Version, settings: ServeSettings) -> int:
 
     sock = bind(settings.host, settings.port)
     bound_host, bound_port = sock.getsockname()[:2]
+    monitor_dir = Path(tempfile.mkdtemp(prefix="linreg-ops-monitor-"))  # fresh for this run
     pinned = settings.model_copy(
-        update={"models_dir": version.models_dir.resolve(), "model_version": version.number}
+        update={
+            "models_dir": version.models_dir.resolve(),
+            "model_version": version.number,
+            "monitor_dir": monitor_dir,
+        }
     )
     # the workers' settings, read by ServeSettings in each worker (a restarted one too)
     os.environ.update(
@@ -509,7 +548,7 @@ def run(version: store.Version, settings: ServeSettings) -> int:
         log_level=settings.log_level,
         access_log=False,
     )
-    with sock:
+    with sock, _removed(monitor_dir):
         if workers > 1:
             Multiprocess(config, sockets=[sock]).run()
             return 0

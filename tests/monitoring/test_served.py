@@ -1,0 +1,143 @@
+"""The service's statistics: per worker files merged, equal to ``monitor`` on the same rows,
+in-process and through a real 2-worker server process."""
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from helpers import stop, write_csv
+from linreg_ops.inference.serve import ServeSettings, create_app
+from linreg_ops.monitoring.profile import load_profile
+from linreg_ops.monitoring.served import ServedStats, read_served
+from linreg_ops.monitoring.stats import Accumulator, DriftStats, record
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_ready(url: str, process: subprocess.Popen, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited early: {process.stdout.read()}")
+        try:
+            with urllib.request.urlopen(f"{url}/ready", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError("server did not become ready in time")
+
+
+def same_report(served: dict, monitored: dict) -> None:
+    """Every figure equal (counts exactly, sums up to the order of addition)."""
+    served = {**served, "source": None}
+    monitored = {**monitored, "source": None}
+
+    def walk(a, b, where="report"):
+        if isinstance(a, dict):
+            assert a.keys() == b.keys(), where
+            for key in a:
+                walk(a[key], b[key], f"{where}.{key}")
+        elif isinstance(a, list):
+            assert len(a) == len(b), where
+            for i, (x, y) in enumerate(zip(a, b, strict=True)):
+                walk(x, y, f"{where}[{i}]")
+        elif isinstance(a, float) and isinstance(b, float):
+            assert a == pytest.approx(b, rel=1e-9, abs=1e-12), where
+        else:
+            assert a == b, where
+
+    walk(served, monitored)
+
+
+def test_two_workers_files_merge_to_the_statistics_of_all_rows(tmp_path, models, test_rows):
+    profile = load_profile(models.version, models.float)
+    acc = Accumulator.of(profile, models.float)
+    X = test_rows[1][:300, :-1]
+    first = ServedStats(tmp_path, acc)
+    first.record(X[:100])
+    first.record(X[100:101])
+    # a second worker: another process's file, written the same way
+    second_path = tmp_path / "worker-1.stats"
+    first.path.rename(second_path)
+    second = ServedStats(tmp_path, acc)
+    second.record(X[101:])
+    whole = DriftStats.empty(acc)
+    record(whole, X)
+    merged = read_served(tmp_path, acc)
+    assert merged.n == 300
+    np.testing.assert_array_equal(merged.parts()["counts"], whole.parts()["counts"])
+    np.testing.assert_allclose(merged.data, whole.data, rtol=1e-12)
+    first.close()
+    second.close()
+
+
+def test_served_statistics_in_process_equal_monitor(trained_dir, test_rows, tmp_path, run_cli):
+    X = test_rows[1][:120, :-1]
+    settings = ServeSettings(models_dir=trained_dir)
+    with TestClient(create_app(settings)) as client:
+        for start in range(0, 120, 7):
+            response = client.post("/predict", json={"instances": X[start : start + 7].tolist()})
+            assert response.status_code == 200
+        served = client.get("/monitor").json()
+    names = list(test_rows[0][:-1])
+    csv = write_csv(tmp_path / "rows.csv", names, X.tolist())
+    result = run_cli("monitor", "--models-dir", trained_dir, "--input", csv, "--json",
+                     "--reports-dir", tmp_path / "reports", check=True)  # fmt: skip
+    same_report(served, json.loads(result.stdout))
+    assert served["rows"] == 120
+
+
+@pytest.mark.slow
+def test_served_statistics_of_a_two_worker_server_equal_monitor(
+    trained_dir, test_rows, tmp_path, run_cli
+):
+    port = free_port()
+    executable = Path(sys.executable).with_name("linreg-ops")
+    process = subprocess.Popen(
+        [str(executable), "serve", "--models-dir", str(trained_dir), "--port", str(port),
+         "--workers", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    X = test_rows[1][:400, :-1]
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, process)
+        for start in range(0, len(X), 10):
+            body = {"instances": X[start : start + 10].tolist(), "model": "integer"}
+            if start % 20:  # both routes record
+                data, path, kind = (
+                    json.dumps({"inputs": body["instances"]}),
+                    "/invocations",
+                    "application/json",
+                )
+            else:
+                data, path, kind = json.dumps(body), "/predict", "application/json"
+            request = urllib.request.Request(
+                f"{url}{path}",
+                data=data.encode(),
+                headers={"content-type": kind, "connection": "close"},
+            )
+            with urllib.request.urlopen(request, timeout=10) as response:
+                assert response.status == 200
+        with urllib.request.urlopen(f"{url}/monitor", timeout=10) as response:
+            served = json.loads(response.read())
+    finally:
+        stop(process)
+    csv = write_csv(tmp_path / "rows.csv", list(test_rows[0][:-1]), X.tolist())
+    result = run_cli("monitor", "--models-dir", trained_dir, "--input", csv, "--json",
+                     "--reports-dir", tmp_path / "reports", check=True)  # fmt: skip
+    same_report(served, json.loads(result.stdout))
+    assert served["rows"] == 400
