@@ -104,12 +104,17 @@ def test_served_statistics_in_process_equal_monitor(trained_dir, test_rows, tmp_
 def test_served_statistics_of_a_two_worker_server_equal_monitor(
     trained_dir, test_rows, tmp_path, run_cli
 ):
+    import os
+
     port = free_port()
     executable = Path(sys.executable).with_name("linreg-ops")
+    scratch = tmp_path / "tmp"  # where the server makes its run folder
+    scratch.mkdir()
     process = subprocess.Popen(
         [str(executable), "serve", "--models-dir", str(trained_dir), "--port", str(port),
          "--workers", "2"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "TMPDIR": str(scratch)},
     )  # fmt: skip
     X = test_rows[1][:400, :-1]
     url = f"http://127.0.0.1:{port}"
@@ -134,10 +139,87 @@ def test_served_statistics_of_a_two_worker_server_equal_monitor(
                 assert response.status == 200
         with urllib.request.urlopen(f"{url}/monitor", timeout=10) as response:
             served = json.loads(response.read())
+        files = list(scratch.glob("linreg-ops-monitor-*/worker-*.stats"))
+        assert len(files) == 2  # one per worker, merged on read
     finally:
         stop(process)
+    assert not list(scratch.iterdir())  # the run folder goes with the server
     csv = write_csv(tmp_path / "rows.csv", list(test_rows[0][:-1]), X.tolist())
     result = run_cli("monitor", "--models-dir", trained_dir, "--input", csv, "--json",
                      "--reports-dir", tmp_path / "reports", check=True)  # fmt: skip
     same_report(served, json.loads(result.stdout))
     assert served["rows"] == 400
+
+
+def test_monitor_without_rows_and_without_a_profile(trained_dir, models_copy):
+    with TestClient(create_app(ServeSettings(models_dir=trained_dir))) as client:
+        empty = client.get("/monitor")
+    assert empty.status_code == 200
+    assert empty.json()["rows"] == 0
+    assert empty.json()["drift"] is False
+    # a version published before profiles existed is served, but not monitored
+    from linreg_ops.storage import store
+
+    current = store.open_version(models_copy)
+    manifest = current.manifest
+    with store.writer(models_copy, "an older linreg-ops") as writer:
+        writer.publish(
+            {},
+            {"training_data": manifest.training_data, "split": manifest.split,
+             "versions": manifest.versions, "known_answers": manifest.known_answers},
+            parent=current,
+            carry=tuple(n for n in manifest.artifacts if n != store.DRIFT_PROFILE_JSON),
+        )  # fmt: skip
+    with TestClient(create_app(ServeSettings(models_dir=models_copy))) as client:
+        row = [[8.3252, 41.0, 6.98, 1.02, 322.0, 2.55, 37.88, -122.23]]
+        assert client.post("/predict", json={"instances": row}).status_code == 200
+        missing = client.get("/monitor")
+    assert missing.status_code == 404
+    assert missing.json()["error_code"] == "NO_DRIFT_PROFILE"
+    assert "retrain" in missing.json()["message"]
+
+
+KILLED_WRITER = """
+import sys, numpy as np
+from pathlib import Path
+from linreg_ops.inference import loading
+from linreg_ops.monitoring.profile import load_profile
+from linreg_ops.monitoring.served import ServedStats
+from linreg_ops.monitoring.stats import Accumulator
+models = loading.load(Path(sys.argv[1]))
+acc = Accumulator.of(load_profile(models.version, models.float), models.float)
+rows = loading.stored_test_rows(models).values[:, :-1]
+stats = ServedStats(Path(sys.argv[2]), acc)
+print("ready", flush=True)
+i = 0
+while True:
+    n = 1 + i % 40
+    stats.record(rows[i % 4000 : i % 4000 + n])
+    i += 1
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("delay", [0.05, 0.13, 0.31])
+def test_a_worker_killed_while_recording_leaves_consistent_statistics(
+    trained_dir, models, tmp_path, delay
+):
+    """SIGKILL at an arbitrary instant: the file holds every row of some prefix of the
+    requests, never a half-folded copy (each column counted the same number of rows)."""
+    import signal
+
+    acc = Accumulator.of(load_profile(models.version, models.float), models.float)
+    process = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, str(trained_dir), str(tmp_path)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert process.stdout.readline() == "ready\n"
+    time.sleep(delay)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    process.stdout.close()
+    stats = read_served(tmp_path, acc)
+    assert stats.n > 0
+    counts = stats.parts()["counts"].sum(axis=1)
+    np.testing.assert_array_equal(counts, np.full(acc.columns, stats.n))
+    assert stats.parts()["min"].max() < np.inf

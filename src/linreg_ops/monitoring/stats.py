@@ -24,7 +24,7 @@ from linreg_ops.model import LinearModel, domain_error, outside_domain
 from linreg_ops.monitoring.profile import Profile
 from linreg_ops.storage import tables
 
-__all__ = ["BROADCAST_CELLS", "Accumulator", "DriftStats", "merge", "record", "scan"]
+__all__ = ["BROADCAST_CELLS", "Accumulator", "DriftStats", "merge", "record", "record_into", "scan"]
 
 BROADCAST_CELLS = 1 << 16  # up to this many (row, column, edge) comparisons, bin by broadcast
 
