@@ -2,10 +2,14 @@
 constant memory on 10M rows.
 
     python benchmarks/bench_monitor.py [--quick] [--rows 1000000] [--big-rows 10000000]
+                                       [--evidently-python PYTHON]
 
-Needs Evidently (an optional benchmark dependency, not in any extra:
-``.venv/bin/python -m pip install -c requirements-dev.txt evidently``); without it, only the
-linreg-ops side runs. California Housing from scikit-learn's cache (set SCIKIT_LEARN_DATA for
+Evidently is an optional benchmark dependency in an interpreter of its own: Evidently 0.7
+does not import under the pandas 3 this project pins (``infer_dtype_from_object`` is gone),
+so make one beside the project's and pass it:
+``python3 -m venv /tmp/ev && /tmp/ev/bin/pip install evidently 'pandas<3' pyarrow``, then
+``--evidently-python /tmp/ev/bin/python``. It reads the same Parquet files; only its
+``Report.run`` is timed. Without it, only the linreg-ops side runs. California Housing from scikit-learn's cache (set SCIKIT_LEARN_DATA for
 an offline copy), trained into a temporary models folder with the seed's split.
 
 1. Verdicts: --rows rows drawn with replacement from the test split, unshifted, and shifted
@@ -21,6 +25,7 @@ an offline copy), trained into a temporary models folder with the seed's split.
 """
 
 import argparse
+import json
 import os
 import resource
 import subprocess
@@ -32,11 +37,12 @@ from pathlib import Path
 import numpy as np
 
 SHIFTS = {"MedInc": 1.0, "Latitude": 0.5}  # in training σ
-RSS_PROBE = (
-    "import resource, sys\n"
+RSS_PROBE = (  # VmHWM: this process's peak RSS since exec (ru_maxrss keeps the parent's at fork)
+    "import re, sys\n"
     "from linreg_ops.cli import main\n"
     "status = main(sys.argv[1:])\n"
-    "print('peak_rss_kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+    "status_text = open('/proc/self/status').read()\n"
+    "print('peak_rss_kb', re.search(r'VmHWM:\\s+(\\d+)', status_text).group(1), file=sys.stderr)\n"
     "sys.exit(status)\n"
 )
 
@@ -71,53 +77,70 @@ def write_rows(path: Path, names: list[str], X_test: np.ndarray, rows: int, shif
     return path
 
 
-def monitor_process(models: Path, data: Path, reports: Path) -> tuple[float, int, str]:
-    """``linreg-ops monitor --json`` as a process: seconds, peak RSS in kB, stdout."""
+def monitor_process(models: Path, data: Path, reports: Path) -> tuple[float, float, int]:
+    """``linreg-ops monitor --json`` as a process: wall seconds, CPU seconds, peak RSS (kB)."""
     command = [sys.executable, "-c", RSS_PROBE, "monitor", "--models-dir", str(models),
                "--input", str(data), "--reports-dir", str(reports), "--json"]  # fmt: skip
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     rss = int(result.stderr.split("peak_rss_kb")[-1].split()[0])
-    return seconds, rss, result.stdout
+    return seconds, cpu, rss
 
 
-def monitor_in_process(models: Path, data: Path) -> tuple[float, dict]:
+def monitor_in_process(models: Path, data: Path) -> tuple[float, float, dict]:
     from linreg_ops.inference import loading
     from linreg_ops.monitoring.drift import drift_report
     from linreg_ops.monitoring.profile import load_profile
     from linreg_ops.monitoring.stats import Accumulator, scan
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     loaded = loading.load(models)
     profile = load_profile(loaded.version, loaded.float)
     stats = scan(data, Accumulator.of(profile, loaded.float), loaded.float)
     report = drift_report(profile, stats, loaded.float.coef, source=str(data), version=1)
-    return time.perf_counter() - start, report
+    return time.perf_counter() - start, time.process_time() - cpu, report
 
 
-def evidently_verdicts(reference, current) -> tuple[float, dict[str, tuple[bool, float]]]:
-    """Evidently's DataDriftPreset at its defaults: seconds, {column: (drifted, score)}."""
-    from evidently import Report
-    from evidently.presets import DataDriftPreset
+EVIDENTLY_WORKER = """
+import json, sys, time
+import pandas as pd
+from evidently import Report
+from evidently.presets import DataDriftPreset
 
-    start = time.perf_counter()
-    snapshot = Report([DataDriftPreset()]).run(current_data=current, reference_data=reference)
-    seconds = time.perf_counter() - start
+reference, current = pd.read_parquet(sys.argv[1]), pd.read_parquet(sys.argv[2])
+start, cpu = time.perf_counter(), time.process_time()
+snapshot = Report([DataDriftPreset()]).run(current_data=current, reference_data=reference)
+seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+metrics = snapshot.dict()["metrics"]
+print(json.dumps({"seconds": seconds, "cpu": cpu, "metrics": metrics}, default=str))
+"""
+
+
+def evidently_verdicts(python: str, reference: Path, current: Path):
+    """Evidently's DataDriftPreset at its defaults, in ``python``: seconds of Report.run,
+    {column: (drifted, score)}."""
+    result = subprocess.run(
+        [python, "-c", EVIDENTLY_WORKER, str(reference), str(current)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    answer = json.loads(result.stdout.strip().splitlines()[-1])
     verdicts = {}
-    for metric in snapshot.dict()["metrics"]:
+    for metric in answer["metrics"]:
         name = metric["metric_id"]
         if not name.startswith("ValueDrift("):
             continue
-        config = metric.get("config", {})
-        column = config.get("column") or name.split("column=")[1].split(",")[0].rstrip(")")
-        threshold = config.get("threshold")
-        method = config.get("method", "")
+        column = name.split("column=")[1].split(",")[0].rstrip(")")
+        method = name.split("method=")[1].split(",")[0].rstrip(")") if "method=" in name else ""
+        threshold = float(name.split("threshold=")[1].split(",")[0].rstrip(")"))
         score = float(metric["value"])
-        p_value = "p_value" in str(method).lower() or "ks" in str(method).lower()
+        p_value = "p_value" in method.lower() or "K-S" in method or method.lower() == "ks"
         drifted = score < threshold if p_value else score >= threshold
         verdicts[column] = (drifted, score)
-    return seconds, verdicts
+    return (answer["seconds"], answer["cpu"]), verdicts
 
 
 def main() -> None:
@@ -125,15 +148,16 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--big-rows", type=int, default=10_000_000)
     parser.add_argument("--quick", action="store_true", help="100,000 and 1,000,000 rows")
+    parser.add_argument("--evidently-python", help="an interpreter with Evidently installed")
     args = parser.parse_args()
     if args.quick:
         args.rows, args.big_rows = 100_000, 1_000_000
-    try:
-        import evidently
-        import pandas as pd
-    except ImportError:
-        evidently = None
-        print("Evidently is not installed: only linreg-ops runs (pip install evidently)")
+    evidently = args.evidently_python
+    if evidently is None:
+        print("no --evidently-python: only linreg-ops runs")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     from linreg_ops import pipeline
 
     source, X_train, X_test = california_split()
@@ -150,24 +174,26 @@ def main() -> None:
         }
         print(f"{args.rows:,} rows × {len(names)} features; reference: {len(X_train):,} "
               f"training rows; shifted: {', '.join(f'{k} +{v:g}σ' for k, v in SHIFTS.items())}")  # fmt: skip
+        reference = work / "reference.parquet"
+        pq.write_table(pa.table({n: X_train[:, j] for j, n in enumerate(names)}), reference)
         if evidently is not None:
-            print(
-                f"Evidently {evidently.__version__}, linreg-ops from {Path(pipeline.__file__).parent}"
-            )
-            reference = pd.DataFrame(X_train, columns=names)
+            version = subprocess.run(
+                [evidently, "-c", "import evidently; print(evidently.__version__)"],
+                capture_output=True, text=True, check=True,
+            ).stdout.strip()  # fmt: skip
+            print(f"Evidently {version} ({evidently})")
         timings = []
         print("\n| data | feature | linreg-ops W/σ | linreg-ops drift | Evidently score | "
               "Evidently drift | agree |")  # fmt: skip
         print("|---|---|---:|---|---:|---|---|")
         disagreements = 0
         for label, path in files.items():
-            process_s, _, _ = monitor_process(work / "models", path, reports)
-            in_process_s, report = monitor_in_process(work / "models", path)
+            process_s = monitor_process(work / "models", path, reports)[:2]
+            in_process_s = monitor_in_process(work / "models", path)
+            report = in_process_s[2]
             evidently_s, verdicts = None, {}
             if evidently is not None:
-                current = pd.read_parquet(path)
-                evidently_s, verdicts = evidently_verdicts(reference, current)
-                del current
+                evidently_s, verdicts = evidently_verdicts(evidently, reference, path)
             for feature in report["features"]:
                 name = feature["name"]
                 ours = feature["drift"]
@@ -177,17 +203,28 @@ def main() -> None:
                 print(f"| {label} | {name} | {feature['wasserstein_norm']:.4f} | "
                       f"{'DRIFT' if ours else 'no'} | {score:.4f} | "
                       f"{'—' if theirs is None else ('DRIFT' if theirs else 'no')} | {agree} |")  # fmt: skip
-            timings.append((label, process_s, in_process_s, evidently_s))
+            timings.append((label, process_s, in_process_s[:2], evidently_s))
         print(f"\nverdicts disagree on {disagreements} feature(s)")
-        print("\n| data | monitor process, s | monitor in-process, s | Evidently Report.run, s "
-              "| speed-up (process) | speed-up (in-process) |")  # fmt: skip
+        print("\nwall seconds (CPU seconds): monitor as a process (load, read, statistics, "
+              "drift.md/png/json) and in-process (load, read, statistics); Evidently's Report.run "
+              "on DataFrames in memory")  # fmt: skip
+        print("| data | monitor process | monitor in-process | Evidently | speed-up (process, "
+              "wall / CPU) | speed-up (in-process, wall / CPU) |")  # fmt: skip
         print("|---|---:|---:|---:|---:|---:|")
+
+        def pair(times) -> str:
+            return f"{times[0]:.2f} ({times[1]:.2f})"
+
         for label, process_s, in_process_s, evidently_s in timings:
             if evidently_s is None:
-                print(f"| {label} | {process_s:.2f} | {in_process_s:.2f} | — | — | — |")
-            else:
-                print(f"| {label} | {process_s:.2f} | {in_process_s:.2f} | {evidently_s:.2f} | "
-                      f"{evidently_s / process_s:.1f}× | {evidently_s / in_process_s:.1f}× |")  # fmt: skip
+                print(f"| {label} | {pair(process_s)} | {pair(in_process_s)} | — | — | — |")
+                continue
+            ratios = [
+                f"{evidently_s[0] / ours[0]:.1f}× / {evidently_s[1] / ours[1]:.1f}×"
+                for ours in (process_s, in_process_s)
+            ]
+            print(f"| {label} | {pair(process_s)} | {pair(in_process_s)} | {pair(evidently_s)} | "
+                  f"{ratios[0]} | {ratios[1]} |")  # fmt: skip
         big = write_rows(work / "big.parquet", names, X_test, args.big_rows, shift, 3)
         _, small_rss, _ = monitor_process(work / "models", files["shifted"], reports)
         big_s, big_rss, _ = monitor_process(work / "models", big, reports)

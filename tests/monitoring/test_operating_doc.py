@@ -32,7 +32,7 @@ def blocks(kind: str) -> list[str]:
 
 def test_the_drift_example_prints_what_the_doc_shows(trained_dir, tmp_path):
     shutil.copytree(trained_dir, tmp_path / "models", symlinks=True)
-    commands = [block for block in blocks("bash") if "awk" in block][0]
+    commands = next(block for block in blocks("bash") if "awk" in block)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     result = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", commands], cwd=tmp_path, env=env,
