@@ -178,3 +178,28 @@ def test_thresholds_are_the_documented_defaults():
     assert DRIFT_DEFAULTS.wasserstein_threshold == 0.1
     assert DRIFT_DEFAULTS.ks_p_value == 0.05
     assert DRIFT_DEFAULTS.small_reference_rows == 1000
+
+
+def test_gauge_samples_render_as_prometheus_text(models, test_rows, california_profile):
+    """The samples a /metrics collector would expose: every column's figures, its verdict,
+    and the attribution's terms, which add up to the measured change."""
+    from linreg_ops.monitoring.drift import GAUGES, gauge_samples
+
+    X = test_rows[1][:, :-1].copy()
+    X[:, 0] += california_profile.std[0]
+    report = report_of(california_profile, models.float, X)
+    samples = gauge_samples(report)
+    by_name = {}
+    for name, _, labels, value in samples:
+        by_name.setdefault(name, {})[tuple(sorted(labels.items()))] = value
+    assert by_name["linreg_ops_drift_rows"][()] == len(X)
+    assert by_name["linreg_ops_drift_detected"][(("column", "MedInc"),)] == 1.0
+    assert by_name["linreg_ops_drift_detected"][(("column", "HouseAge"),)] == 0.0
+    assert len(by_name["linreg_ops_drift_psi"]) == 9  # 8 features and the prediction
+    terms = by_name["linreg_ops_drift_mean_contribution"]
+    assert math.fsum(terms.values()) == pytest.approx(
+        by_name["linreg_ops_drift_prediction_mean_change"][()], rel=1e-9
+    )
+    assert set(GAUGES) <= set(by_name)
+    empty = gauge_samples({**report, "rows": 0})
+    assert [(name, value) for name, _, _, value in empty] == [("linreg_ops_drift_rows", 0.0)]

@@ -101,7 +101,8 @@ EXPORTED = {
     "linreg_ops.moments": ["BLOCK_BYTES", "BLOCK_ROWS", "MomentStats", "block_rows", "merge_all"],
     "linreg_ops.monitoring": ["drift", "profile", "served", "stats"],
     "linreg_ops.monitoring.drift": [
-        "column_drift", "drift_report", "ks_p_value", "ks_statistic", "psi", "wasserstein",
+        "GAUGES", "column_drift", "drift_report", "gauge_samples", "ks_p_value", "ks_statistic",
+        "psi", "wasserstein",
     ],
     "linreg_ops.monitoring.profile": [
         "PREDICTION", "Profile", "bin_shares", "build_profile", "load_profile",

@@ -24,8 +24,10 @@ from linreg_ops.monitoring.profile import Profile
 from linreg_ops.monitoring.stats import DriftStats
 
 __all__ = [
+    "GAUGES",
     "column_drift",
     "drift_report",
+    "gauge_samples",
     "ks_p_value",
     "ks_statistic",
     "psi",
@@ -247,3 +249,42 @@ def _target(
         "training_r2": (training or {}).get("r2"),
         "training_mse": (training or {}).get("mse"),
     }
+
+
+GAUGES = {  # name: (help, the column figure it reads)
+    "linreg_ops_drift_psi": ("Population stability index against the training rows", "psi"),
+    "linreg_ops_drift_ks": ("Kolmogorov-Smirnov statistic against the training rows", "ks"),
+    "linreg_ops_drift_wasserstein_norm": (
+        "Wasserstein distance to the training rows over the training standard deviation",
+        "wasserstein_norm",
+    ),
+    "linreg_ops_drift_outside_range_share": (
+        "Share of served rows outside the training range",
+        "outside_share",
+    ),
+    "linreg_ops_drift_detected": ("1 when the column drifts at the defaults, else 0", "drift"),
+}
+
+
+def gauge_samples(report: dict[str, Any]) -> list[tuple[str, str, dict[str, str], float]]:
+    """``GET /monitor``'s report as Prometheus gauge samples (name, help, labels, value):
+    per column (``column`` label, the prediction included) each figure of ``GAUGES``, then
+    the rows seen and the prediction's mean and variance change, measured and attributed
+    (per feature, ``feature`` label). For a collector of the service's ``/metrics``."""
+    samples: list[tuple[str, str, dict[str, str], float]] = [
+        ("linreg_ops_drift_rows", "Rows the drift statistics cover", {}, float(report["rows"]))
+    ]
+    if not report["rows"]:
+        return samples
+    for column in [*report["features"], report["prediction"]]:
+        for name, (text, key) in GAUGES.items():
+            samples.append((name, text, {"column": column["name"]}, float(column[key])))
+    prediction = report["prediction"]
+    for key in ("mean_change", "variance_change"):
+        text = f"Prediction {key.replace('_', ' ')}, measured on the predictions"
+        samples.append((f"linreg_ops_drift_prediction_{key}", text, {}, float(prediction[key])))
+    for row in report["attribution"]:
+        for key in ("mean_contribution", "variance_contribution"):
+            text = f"The feature's term of the prediction's {key.split('_')[0]} change"
+            samples.append((f"linreg_ops_drift_{key}", text, {"feature": row["name"]}, row[key]))
+    return samples
