@@ -130,7 +130,7 @@ def evidently_verdicts(python: str, reference: Path, current: Path):
     answer = json.loads(result.stdout.strip().splitlines()[-1])
     verdicts = {}
     for metric in answer["metrics"]:
-        name = metric["metric_id"]
+        name = metric.get("metric_name") or metric.get("metric_id", "")
         if not name.startswith("ValueDrift("):
             continue
         column = name.split("column=")[1].split(",")[0].rstrip(")")

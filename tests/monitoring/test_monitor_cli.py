@@ -95,6 +95,7 @@ def test_a_version_without_a_profile_says_retrain(models_copy, rows_csv, tmp_pat
         ("BAD", (), "column 'AveRooms' row 2"),  # a non-numeric cell: its column and row
         (None, ("--version", "99"), "no version 99"),
         (None, ("--version", "0"), "--version"),
+        ("HUGE", (), "row 2: a value more than 1e+150"),  # its square would overflow the sums
     ],
 )
 def test_bad_input_is_exit_2_with_one_line(
@@ -102,10 +103,12 @@ def test_bad_input_is_exit_2_with_one_line(
 ):
     columns, values = test_rows
     path = tmp_path / "rows.csv"
-    if content is None or content == "BAD":
+    if content in (None, "BAD", "HUGE"):
         rows = values[:5].tolist()
         if content == "BAD":
             rows[1][2] = "x"
+        if content == "HUGE":
+            rows[1][4] = 1e200  # Population: inside the model's domain, not the sums'
         write_csv(path, list(columns), rows)
     else:
         path.write_text(content)

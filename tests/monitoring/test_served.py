@@ -223,3 +223,14 @@ def test_a_worker_killed_while_recording_leaves_consistent_statistics(
     counts = stats.parts()["counts"].sum(axis=1)
     np.testing.assert_array_equal(counts, np.full(acc.columns, stats.n))
     assert stats.parts()["min"].max() < np.inf
+
+
+def test_a_row_too_large_for_the_sums_is_served_but_not_recorded(trained_dir, test_rows):
+    X = test_rows[1][:3, :-1].copy()
+    X[1, 4] = 1e200
+    with TestClient(create_app(ServeSettings(models_dir=trained_dir))) as client:
+        assert client.post("/predict", json={"instances": X.tolist()}).status_code == 200
+        report = client.get("/monitor")
+    assert report.status_code == 200
+    assert report.json()["rows"] == 2
+    assert all(np.isfinite(f["psi"]) for f in report.json()["features"])

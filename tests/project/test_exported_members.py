@@ -111,7 +111,8 @@ EXPORTED = {
         "BUFFER_ROWS", "FILE_GLOB", "MAGIC", "Monitor", "ServedStats", "read_served",
     ],
     "linreg_ops.monitoring.stats": [
-        "BROADCAST_CELLS", "Accumulator", "DriftStats", "merge", "record", "record_into", "scan",
+        "BROADCAST_CELLS", "MAX_DEVIATION", "Accumulator", "DriftStats", "merge", "monitorable",
+        "record", "record_into", "scan",
     ],
     "linreg_ops.pipeline": [
         "EXPORT_SUFFIXES", "SEED_CHECK_ROWS", "ExportResult", "MonitorResult", "QuantizeResult",

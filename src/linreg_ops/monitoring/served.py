@@ -29,7 +29,13 @@ from linreg_ops.errors import ArtifactError
 from linreg_ops.model import LinearModel
 from linreg_ops.monitoring.drift import drift_report
 from linreg_ops.monitoring.profile import Profile, load_profile
-from linreg_ops.monitoring.stats import Accumulator, DriftStats, merge, record_into
+from linreg_ops.monitoring.stats import (
+    Accumulator,
+    DriftStats,
+    merge,
+    monitorable,
+    record_into,
+)
 from linreg_ops.storage.store import Version
 
 __all__ = ["BUFFER_ROWS", "FILE_GLOB", "MAGIC", "Monitor", "ServedStats", "read_served"]
@@ -143,8 +149,11 @@ class Monitor:
         self._stats = ServedStats(self.run_dir, self.accumulator)
 
     def record(self, matrix: np.ndarray) -> None:
+        """Add a request's scored rows; a row too far from the training mean for the sums
+        (beyond MAX_DEVIATION, served all the same) is left out rather than poison them."""
         if self._stats is not None:
-            self._stats.record(matrix)
+            ok = monitorable(self.accumulator, matrix)
+            self._stats.record(matrix if ok.all() else matrix[ok])
 
     def report(self, metrics: dict[str, Any] | None = None) -> dict[str, Any]:
         """The same JSON as ``linreg-ops monitor --json``, of every row served so far."""

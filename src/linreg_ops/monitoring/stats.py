@@ -24,9 +24,22 @@ from linreg_ops.model import LinearModel, domain_error, outside_domain
 from linreg_ops.monitoring.profile import Profile
 from linreg_ops.storage import tables
 
-__all__ = ["BROADCAST_CELLS", "Accumulator", "DriftStats", "merge", "record", "record_into", "scan"]
+__all__ = [
+    "BROADCAST_CELLS",
+    "MAX_DEVIATION",
+    "Accumulator",
+    "DriftStats",
+    "merge",
+    "monitorable",
+    "record",
+    "record_into",
+    "scan",
+]
 
 BROADCAST_CELLS = 1 << 16  # up to this many (row, column, edge) comparisons, bin by broadcast
+# Beyond this distance from the training mean a value's square, summed over 1e8 rows, would
+# overflow float64 (1e150² × 1e8 = 1e308): such a row cannot be part of the statistics.
+MAX_DEVIATION = 1e150
 
 
 @dataclass(frozen=True)
@@ -152,6 +165,17 @@ def _bin_index(Z: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return np.column_stack([np.searchsorted(edges[j], Z[:, j], side="left") for j in range(k)])
 
 
+def monitorable(acc: Accumulator, matrix: np.ndarray) -> np.ndarray:
+    """Which rows the statistics can hold: every value within MAX_DEVIATION of its training
+    mean, and the prediction too."""
+    X = np.asarray(matrix, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        deviation = np.abs(X - acc.shift[: X.shape[1]])
+        prediction = np.abs(X @ acc.coef + acc.intercept - acc.shift[-1])
+    ok: np.ndarray = (deviation < MAX_DEVIATION).all(axis=1) & (prediction < MAX_DEVIATION)
+    return ok
+
+
 def merge(a: DriftStats, b: DriftStats) -> DriftStats:
     """The statistics of ``a``'s rows and ``b``'s together."""
     data = a.data + b.data
@@ -172,14 +196,21 @@ def scan(
     """The statistics of every row of a file, folder or glob, read block by block with the
     project's one table reader: memory is one block, whatever the input's size."""
     stats = DriftStats.empty(acc)
-    for _path, X, y in _blocks(spec, model, target, chunk_rows):
+    for path, first_row, X, y in _blocks(spec, model, target, chunk_rows):
+        ok = monitorable(acc, X)
+        if not ok.all():
+            index = int(np.flatnonzero(~ok)[0])
+            raise InputError(
+                f"{path} row {first_row + index + 1}: a value more than {MAX_DEVIATION:g} from "
+                "the training mean cannot be monitored (its square overflows)"
+            )
         record(stats, X, y)
     return stats
 
 
 def _blocks(
     spec: str | Path, model: LinearModel, target: str | None, chunk_rows: int
-) -> Iterator[tuple[Path, np.ndarray, np.ndarray | None]]:
+) -> Iterator[tuple[Path, int, np.ndarray, np.ndarray | None]]:
     files = tables.table_files(spec)
     names = list(model.feature_names)
     if target is not None and target in names:
@@ -197,4 +228,4 @@ def _blocks(
                 raise InputError(
                     f"{path} row {block.offset + index + 1}: {domain_error(model, X[index])}"
                 )
-            yield path, X, (block.values[:, d] if target is not None else None)
+            yield path, block.offset, X, (block.values[:, d] if target is not None else None)
