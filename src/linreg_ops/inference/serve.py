@@ -3,6 +3,7 @@
 * ``POST /predict``: ``{"instances": [...], "model": "float"|"quantized"|"integer"}``.
 * ``POST /invocations``: MLflow's scoring protocol (``dataframe_split``,
   ``dataframe_records``, ``instances``, ``inputs``; JSON or ``text/csv``).
+* ``GET /monitor``: the drift of the rows served so far (``linreg_ops.monitoring``).
 * ``GET /health`` (alive), ``/ready`` (models loaded), ``/metadata``; OpenAPI at ``/docs``,
   whose Swagger UI assets come from an installed package (it works offline).
 
