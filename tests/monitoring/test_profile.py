@@ -49,7 +49,9 @@ def test_every_engine_stores_the_profile_of_the_training_rows(
         assert edges[0] < train[:, j].min() == profile.minimum[j]
         assert edges[-1] == train[:, j].max()
         np.testing.assert_allclose(edges[1:-1], np.quantile(train[:, j], np.arange(1, 100) / 100))
-        np.testing.assert_allclose(profile.shares[j], bin_shares(train[:, j], edges))
+        shares, means = bin_shares(train[:, j], edges)
+        np.testing.assert_allclose(profile.shares[j], shares)
+        np.testing.assert_allclose(profile.bin_means[j], means)
         assert profile.shares[j][0] == profile.shares[j][-1] == 0.0
     np.testing.assert_allclose(profile.covariance, np.cov(train.T, bias=True), rtol=1e-9)
     predictions = result.model.predict(train)
@@ -67,7 +69,7 @@ def test_a_streaming_sample_keeps_the_shares_within_their_sampling_error(
     train = X[~held_out_rows(np.arange(len(y)), 42, 0.2)]
     assert 750 <= profile.sample_rows <= 1500 < profile.n == len(train)
     for j in range(3):
-        exact = bin_shares(train[:, j], profile.edges[j])
+        exact = bin_shares(train[:, j], profile.edges[j])[0]
         starts = np.concatenate([[0], profile.psi_cuts + 1])
         coarse = np.add.reduceat(exact, starts)
         sampled = np.add.reduceat(profile.shares[j], starts)
