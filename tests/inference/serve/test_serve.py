@@ -58,7 +58,7 @@ def test_health_ready_metadata(client, models):
 
 def test_openapi_documents_every_route(client):
     paths = client.get("/openapi.json").json()["paths"]
-    assert set(paths) == {"/health", "/ready", "/metadata", "/predict", "/invocations"}
+    assert set(paths) == {"/health", "/ready", "/metadata", "/predict", "/invocations", "/monitor"}
 
 
 def test_docs_work_offline(client):
