@@ -120,6 +120,10 @@ def test_served_statistics_of_a_two_worker_server_equal_monitor(
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, process)
+        deadline = time.monotonic() + 60
+        while len(list(scratch.glob("linreg-ops-monitor-*/worker-*.stats"))) < 2:
+            assert time.monotonic() < deadline, "the second worker did not start"
+            time.sleep(0.1)  # /ready answers from the first worker up
         for start in range(0, len(X), 10):
             body = {"instances": X[start : start + 10].tolist(), "model": "integer"}
             if start % 20:  # both routes record
