@@ -24,6 +24,7 @@ __all__ = [
     "DEFAULT_MODELS_DIR",
     "DEFAULT_REGISTERED_MODEL",
     "DEFAULT_REPORTS_DIR",
+    "DRIFT_DEFAULTS",
     "ENGINES",
     "EXPORT_FORMATS",
     "GRANULARITIES",
@@ -42,6 +43,7 @@ __all__ = [
     "TRACKING_URI_ENV",
     "AccessLog",
     "Calibration",
+    "DriftConfig",
     "Engine",
     "ExportFormat",
     "FitEngine",
@@ -245,3 +247,31 @@ class ServeConfig:
 
 
 SERVE_DEFAULTS = ServeConfig()
+
+
+@dataclass(frozen=True)
+class DriftConfig:
+    """How ``linreg-ops monitor`` and ``GET /monitor`` measure drift, and when they flag it.
+
+    The reference profile keeps ``grid_bins`` training-quantile bins per column (KS and
+    Wasserstein are read on them) that ``psi_bins`` coarser bins group (PSI). The verdict
+    follows Evidently's default for numeric columns: normed Wasserstein ≥ 0.1 when the
+    reference has more than 1,000 rows, otherwise the two-sample KS test at p < 0.05 (also
+    NannyML's). PSI below 0.1 is stable, 0.1–0.25 moderate, from 0.25 significant: a drift.
+    """
+
+    psi_bins: int = 10
+    grid_bins: int = 100  # a multiple of psi_bins: every PSI edge is a grid edge
+    psi_moderate: float = 0.1
+    psi_significant: float = 0.25
+    wasserstein_threshold: float = 0.1  # normed by the training σ (Evidently)
+    ks_p_value: float = 0.05  # Evidently and NannyML, for small references
+    small_reference_rows: int = 1000  # Evidently: KS up to here, normed Wasserstein above
+    share_floor: float = 1e-4  # an empty bin's share in PSI (Evidently's)
+
+    def __post_init__(self) -> None:
+        if not (2 <= self.psi_bins <= self.grid_bins and self.grid_bins % self.psi_bins == 0):
+            raise InputError("grid_bins must be a multiple of psi_bins (both at least 2)")
+
+
+DRIFT_DEFAULTS = DriftConfig()

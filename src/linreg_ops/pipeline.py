@@ -16,8 +16,11 @@ from typing import Any
 import numpy as np
 
 from linreg_ops.config import (
+    DEFAULT_CHUNK_ROWS,
     DEFAULT_LOCK_TIMEOUT,
+    DRIFT_DEFAULTS,
     EXPORT_FORMATS,
+    DriftConfig,
     ExportFormat,
     FitEngine,
     GateConfig,
@@ -32,6 +35,9 @@ from linreg_ops.inference.evaluate import Evaluation, evaluate, labelled_rows
 from linreg_ops.inference.loading import AnyModel, Models
 from linreg_ops.metrics import r2_from_sums, regression_metrics
 from linreg_ops.model import IntegerLinearModel, LinearModel, QuantizedLinearModel
+from linreg_ops.monitoring import drift as drift_metrics
+from linreg_ops.monitoring.profile import build_profile, load_profile
+from linreg_ops.monitoring.stats import Accumulator, scan
 from linreg_ops.quantization.gate import (
     check_float32_range,
     fidelity,
@@ -53,6 +59,7 @@ __all__ = [
     "EXPORT_SUFFIXES",
     "SEED_CHECK_ROWS",
     "ExportResult",
+    "MonitorResult",
     "QuantizeResult",
     "RunResult",
     "SeedCheck",
@@ -60,6 +67,7 @@ __all__ = [
     "TrainResult",
     "check_export_path",
     "export",
+    "monitor",
     "quantize",
     "run",
     "seed_check",
@@ -162,7 +170,12 @@ def quantize(
             files,
             _sections(provenance, quantized.models(), X),
             parent=base,
-            carry=(store.ESTIMATOR_JOBLIB, store.MODEL_JSON, store.TEST_SPLIT_CSV),
+            carry=(
+                store.ESTIMATOR_JOBLIB,
+                store.MODEL_JSON,
+                store.TEST_SPLIT_CSV,
+                store.DRIFT_PROFILE_JSON,
+            ),
             verify=verify,
         )
     return quantized.result(version)
@@ -327,6 +340,9 @@ class _Trained:
             store.MODEL_JSON: codecs.encode_float(self.model),
             store.TEST_SPLIT_CSV: tables.csv_bytes(names, self.fit.stored_test),
             store.METRICS_JSON: codecs.json_bytes(self.metrics_doc()),
+            store.DRIFT_PROFILE_JSON: codecs.encode_drift_profile(
+                build_profile(self.fit.train, self.fit.sample, self.model)
+            ),
         }
         if self.joblib:
             estimator = self.fit.estimator
@@ -566,6 +582,54 @@ def seed_check(result: QuantizeResult) -> SeedCheck:
         max_coef_error=float(np.max(np.abs(coef - model.coef))),
         intercept_error=abs(intercept - model.intercept),
     )
+
+
+# --------------------------------------------------------------------------- monitor
+
+
+@dataclass(frozen=True)
+class MonitorResult:
+    report: dict[str, Any]  # what drift.json and ``monitor --json`` hold
+    table: str
+    reports: list[Path]
+
+
+def monitor(
+    models_dir: Path,
+    input_spec: str | Path,
+    reports_dir: Path,
+    *,
+    target: str | None = None,
+    version: int | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    config: DriftConfig = DRIFT_DEFAULTS,
+) -> MonitorResult:
+    """The drift of ``input_spec``'s rows from the training rows of a version (the current
+    one by default), streamed in blocks; writes drift.md, drift.png and drift.json."""
+    from linreg_ops import report  # drift's table, markdown and PNG: only monitor pays
+
+    store.check_outside(models_dir, reports_dir, "--reports-dir")
+    models = loading.load(models_dir, version)
+    profile = load_profile(models.version, models.float)
+    store.check_writable(reports_dir)
+    stats = scan(
+        input_spec, Accumulator.of(profile, models.float), models.float, target, chunk_rows
+    )
+    metrics = loading.load_metrics(models.version) or {}
+    drift = drift_metrics.drift_report(
+        profile, stats, models.float.coef, source=str(input_spec), version=models.version.number,
+        training=metrics.get("float"), target=target, config=config,
+    )  # fmt: skip
+    table = report.drift_table(drift)
+    files = {
+        "drift.json": codecs.json_bytes(drift),
+        "drift.md": report.drift_markdown(drift, table).encode("utf-8"),
+        "drift.png": report.drift_png(drift),
+    }
+    staged = [store.stage_file(Path(reports_dir) / name, data) for name, data in files.items()]
+    for item in staged:
+        store.place_file(item)
+    return MonitorResult(drift, table, [item.path for item in staged])
 
 
 # --------------------------------------------------------------------------- export

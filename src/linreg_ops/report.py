@@ -30,6 +30,9 @@ __all__ = [
     "comparison_rows",
     "comparison_table",
     "context_lines",
+    "drift_markdown",
+    "drift_png",
+    "drift_table",
     "model_card",
     "predicted_vs_actual_figure",
     "predicted_vs_actual_png",
@@ -337,6 +340,114 @@ def write_sweep_report(
         "quantization.png": quantization_png(rows, scatter),
     }
     return [store.atomic_write(Path(reports_dir) / n, d) for n, d in files.items()]
+
+
+# --------------------------------------------------------------------------- drift
+
+
+def drift_table(drift: dict[str, Any]) -> str:
+    """Per feature (and the prediction) the drift figures and verdict; then the prediction's
+    change attributed to each feature; with a target, realised R² and MSE beside training's.
+    Printed by ``monitor`` and embedded in drift.md as the same string."""
+    if not drift["rows"]:
+        return f"No rows from {drift['source']}: nothing to compare."
+    limits = drift["thresholds"]
+    test = (
+        f"normed Wasserstein ≥ {limits['wasserstein_norm']:g}"
+        if limits["test"] == "wasserstein"
+        else f"KS p < {limits['ks_p_value']:g}"
+    )
+    lines = [
+        f"Drift of {drift['rows']:,} rows from {drift['source']} against the "
+        f"{drift['reference_rows']:,} training rows of version {drift['version']} "
+        f"(drift: {test}, or PSI ≥ {limits['psi_significant']:g})",
+        "| column | PSI | KS | KS p | Wasserstein/σ | mean shift (σ) | outside range | drift |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for column in [*drift["features"], drift["prediction"]]:
+        shift = column["mean_shift_sigma"]
+        lines.append(
+            f"| {column['name']} | {column['psi']:.4f} ({column['psi_level']}) | "
+            f"{column['ks']:.4f} | {column['ks_p_value']:.3g} | {column['wasserstein_norm']:.4f} | "
+            f"{'n/a' if shift is None else f'{shift:+.3f}'} | {column['outside_share']:.2%} | "
+            f"{'DRIFT' if column['drift'] else 'no'} |"
+        )
+    prediction = drift["prediction"]
+    lines += [
+        "",
+        f"Prediction mean changed by {prediction['mean_change']:+.6g} "
+        f"(Σ w·Δμ = {prediction['mean_change_attributed']:+.6g}); variance by "
+        f"{prediction['variance_change']:+.6g} "
+        f"(wᵀ(Σ_new − Σ_train)w = {prediction['variance_change_attributed']:+.6g})",
+        "| feature | weight | Δ mean | Δ mean pred | share | Δ var pred | share |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in drift["attribution"]:
+        lines.append(
+            f"| {row['name']} | {row['weight']:+.4g} | {row['mean_shift']:+.4g} | "
+            f"{row['mean_contribution']:+.4g} | {_share(row['mean_share'])} | "
+            f"{row['variance_contribution']:+.4g} | {_share(row['variance_share'])} |"
+        )
+    target = drift["target"]
+    if target is not None:
+        r2 = target["r2"]
+        lines += [
+            "",
+            f"With {target['column']}: R² {'n/a' if r2 is None else f'{r2:.4f}'} "
+            f"(training {_number(target['training_r2'])}), MSE {target['mse']:.4f} "
+            f"(training {_number(target['training_mse'])})",
+        ]
+    verdict = ", ".join(drift["drifted"]) or "none"
+    lines += ["", f"Drifted features: {verdict}; prediction drift: "
+              f"{'yes' if prediction['drift'] else 'no'}"]  # fmt: skip
+    return "\n".join(lines)
+
+
+def _share(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def drift_markdown(drift: dict[str, Any], table: str) -> str:
+    """drift.md: the table as printed, and the figure."""
+    return "\n".join(["# Drift", "", table, "", "![drift](drift.png)", ""])
+
+
+def drift_png(drift: dict[str, Any]) -> bytes:
+    """Per column the normed Wasserstein distance and PSI against their thresholds, and each
+    feature's share of the prediction's mean and variance change."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(12, 8), layout="constrained")
+    grid = figure.subplots(2, 2)
+    columns = [*drift["features"], drift["prediction"]] if drift["rows"] else []
+    names = [c["name"] for c in columns]
+    limits = drift["thresholds"]
+    for axes, key, lines, title in (
+        (grid[0, 0], "wasserstein_norm", [limits["wasserstein_norm"]], "Wasserstein / training σ"),
+        (grid[0, 1], "psi", [limits["psi_moderate"], limits["psi_significant"]], "PSI"),
+    ):
+        colors = ["tab:red" if c["drift"] else "tab:blue" for c in columns]
+        axes.barh(names, [c[key] for c in columns], color=colors)
+        for value in lines:
+            axes.axvline(value, color="black", linestyle="--", linewidth=1)
+        axes.invert_yaxis()
+        axes.set(title=title)
+    attribution = drift["attribution"]
+    features = [row["name"] for row in attribution]
+    for axes, key, title in (
+        (grid[1, 0], "mean_contribution", "Δ mean prediction: w_j·Δμ_j"),
+        (grid[1, 1], "variance_contribution", "Δ prediction variance: w_j·(ΔΣ w)_j"),
+    ):
+        axes.barh(features, [row[key] for row in attribution], color="tab:orange")
+        axes.axvline(0.0, color="black", linewidth=1)
+        axes.invert_yaxis()
+        axes.set(title=title)
+    figure.suptitle(f"Drift of {drift['rows']:,} rows from {drift['source']}")
+    return _figure_png(figure)
 
 
 # --------------------------------------------------------------------------- model card

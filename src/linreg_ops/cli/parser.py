@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from linreg_ops._version import __version__
-from linreg_ops.cli import commands
+from linreg_ops.cli import commands, monitor
 from linreg_ops.cli.completion import SHELLS as COMPLETION_SHELLS
 from linreg_ops.config import (
     ACCESS_LOGS,
@@ -23,6 +23,7 @@ from linreg_ops.config import (
     DEFAULT_MODELS_DIR,
     DEFAULT_REGISTERED_MODEL,
     DEFAULT_REPORTS_DIR,
+    DRIFT_DEFAULTS,
     ENGINES,
     EXPORT_FORMATS,
     GRANULARITIES,
@@ -58,6 +59,7 @@ __all__ = [
     "register_completion",
     "register_evaluate",
     "register_export",
+    "register_monitor",
     "register_predict",
     "register_quantize",
     "register_run",
@@ -652,6 +654,50 @@ def register_completion(subcommands: "argparse._SubParsersAction[Parser]", p: Pa
     sub.add_argument("shell", choices=COMPLETION_SHELLS, help="the shell to complete in")
 
 
+def register_monitor(subcommands: "argparse._SubParsersAction[Parser]", p: Parents) -> None:
+    limits = DRIFT_DEFAULTS
+    sub = add_command(
+        subcommands,
+        "monitor",
+        summary="drift of --input rows from the training rows: PSI, KS, Wasserstein, attribution",
+        description="Compare new rows with the version's training rows, feature by feature, "
+        "and attribute the\nchange of the predictions to the features exactly. A feature "
+        f"drifts when its Wasserstein distance\n/ training σ is ≥ {limits.wasserstein_threshold:g}"
+        f" (KS p < {limits.ks_p_value:g} for ≤ {limits.small_reference_rows} training rows), "
+        f"or its PSI ≥ {limits.psi_significant:g}.\nExit {monitor.EXIT_DRIFT} with "
+        "--fail-on-drift when a feature or the prediction drifts.",
+        example_lines=[
+            "# the held-out rows of the current version: no drift",
+            "linreg-ops monitor --input models/current/test_split.csv --target MedHouseVal",
+            "linreg-ops monitor --input models/current/test_split.csv --json",
+        ],
+        parents=[p.common, p.json],
+        handler=monitor.cmd_monitor,
+    )
+    sub.add_argument(
+        "--input", required=True, help="rows to compare: a .csv/.parquet file, folder or glob"
+    )
+    sub.add_argument(
+        "--target",
+        dest="input_target",  # of --input, not of --data (which other commands check)
+        help="the column of true values in --input: realised R² and MSE too",
+    )
+    sub.add_argument(
+        "--version", type=_positive, help="the version to compare with (default: current)"
+    )
+    sub.add_argument(
+        "--fail-on-drift",
+        action="store_true",
+        help=f"exit {monitor.EXIT_DRIFT} when drift is flagged",
+    )
+    sub.add_argument(
+        "--reports-dir",
+        type=Path,
+        default=DEFAULT_REPORTS_DIR,
+        help=f"where drift.md, drift.png and drift.json go (default: {DEFAULT_REPORTS_DIR})",
+    )
+
+
 REGISTRATIONS: tuple[Registration, ...] = (
     register_train,
     register_quantize,
@@ -661,6 +707,7 @@ REGISTRATIONS: tuple[Registration, ...] = (
     register_run,
     register_export,
     register_serve,
+    register_monitor,
     register_completion,
 )
 
@@ -682,7 +729,8 @@ def build_parser(registrations: Sequence[Registration] = REGISTRATIONS) -> Parse
         prog="linreg-ops",
         description="Train, quantize, evaluate, predict, export and serve a linear regression "
         "model,\npublishing each run as an immutable, verified version of a models folder.",
-        epilog="Exit codes: 0 ok, 1 a bug, 2 bad input or usage, 3 quality gate failed.\n"
+        epilog="Exit codes: 0 ok, 1 a bug, 2 bad input or usage, 3 quality gate failed, "
+        "4 drift found (monitor --fail-on-drift).\n"
         "Run `linreg-ops COMMAND --help` for a command's options and examples.",
         formatter_class=_Formatter,
     )

@@ -90,8 +90,8 @@ _NESTED = TypeAdapter(list[list[Number]])
 
 class Answer(NamedTuple):
     """What an HTTP front sends back: status, headers (lower-case names) and body; for an
-    answered inference, what it did (the model kind, rows, clipped rows and predictions), for
-    the front's metrics and request log."""
+    answered inference, what it did (the model kind, rows, clipped rows, predictions and the
+    rows scored), for the front's metrics, request log and drift statistics."""
 
     status: int
     headers: list[tuple[str, str]]
@@ -100,6 +100,7 @@ class Answer(NamedTuple):
     rows: int = 0
     clipped: int = 0
     predictions: np.ndarray | None = None
+    scored: np.ndarray | None = None  # the rows an inference scored
 
 
 class RequestInput(BaseModel):
@@ -529,7 +530,7 @@ def encode_infer_response(models: Models, kind: ModelKind, request: ParsedReques
         content["id"] = request.id
     content["outputs"] = outputs
     header = orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
-    did = (kind, len(predictions), int(np.count_nonzero(clipped)), predictions)
+    did = (kind, len(predictions), int(np.count_nonzero(clipped)), predictions, request.X)
     if not tail:
         return Answer(200, _JSON_HEADERS, header, *did)
     headers = [

@@ -30,7 +30,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -68,9 +68,12 @@ from linreg_ops.inference.telemetry import (
     MULTIPROC_ENV,
     Telemetry,
     compact_dead_workers,
+    gauge_exposition,
     prediction_buckets,
 )
 from linreg_ops.model import IntegerLinearModel
+from linreg_ops.monitoring.drift import gauge_samples
+from linreg_ops.monitoring.served import Monitor
 from linreg_ops.storage import store
 
 if TYPE_CHECKING:
@@ -112,6 +115,7 @@ __all__ = [
     "handle_invocations",
     "handle_metadata",
     "handle_metrics",
+    "handle_monitor",
     "handle_ping",
     "handle_predict",
     "handle_ready",
@@ -150,6 +154,7 @@ class ServeSettings(BaseSettings):
     max_json_depth: int = Field(SERVE_DEFAULTS.max_json_depth, gt=1)
     log_level: LogLevel = SERVE_DEFAULTS.log_level
     drain_seconds: float = Field(SERVE_DEFAULTS.drain_seconds, ge=0)
+    monitor_dir: Path | None = None  # the workers' drift statistics; None: a private folder
     access_log: AccessLog = SERVE_DEFAULTS.access_log
     metrics: bool = SERVE_DEFAULTS.metrics
 
@@ -260,6 +265,7 @@ class Live:
     model_info: dict[ModelKind, dict[str, Any]]  # /predict's "model" field per kind
     header: tuple[bytes, bytes]  # X-Model-Version
     bounds: dict[ModelKind, np.ndarray]  # each model's input_bounds, computed once
+    monitor: Monitor  # the drift statistics of the rows this version scored (every worker's)
 
     @property
     def number(self) -> int:
@@ -284,7 +290,12 @@ def make_live(models: Models, settings: ServeSettings) -> Live:
     }
     metadata = orjson.dumps(describe_service(models, settings))
     bounds = {kind: models.get(kind).input_bounds for kind in info}
-    return Live(models, metadata, info, (b"x-model-version", str(number).encode()), bounds)
+    # each version's statistics in its own folder: rows scored by an older version (before a
+    # hot reload) are never merged into a newer one's
+    assert settings.monitor_dir is not None, "Service.start gives every worker a monitor_dir"
+    monitor = Monitor(models.version, models.float, settings.monitor_dir / str(number))
+    header = (b"x-model-version", str(number).encode())
+    return Live(models, metadata, info, header, bounds, monitor)
 
 
 # --------------------------------------------------------------------------- requests
@@ -367,6 +378,7 @@ def handle_predict(service: "Service", call: Call, live: Live) -> Answer:
         )
     X, kind = requests.predict_request(call.body, live.models.float.feature_names, service.limits)
     predictions, clipped = _predictions(live, kind, X)
+    live.monitor.record(X)
     answer: dict[str, Any] = {"predictions": predictions, "model": live.model_info[kind]}
     headers = []
     count = 0
@@ -416,6 +428,7 @@ def handle_invocations(service: "Service", call: Call, live: Live) -> Answer:
             raise
         # MLflow's scoring server answers every bad input 400: so does its protocol here
         raise RequestError(400, exc.message, exc.code) from None
+    live.monitor.record(X)
     headers = []
     count = 0
     if kind == "integer":
@@ -423,6 +436,17 @@ def handle_invocations(service: "Service", call: Call, live: Live) -> Answer:
         headers.append((CLIPPED_HEADER, str(count).encode()))
     body = orjson.dumps({"predictions": predictions}, option=orjson.OPT_SERIALIZE_NUMPY)
     return Answer(body, 200, kind, len(predictions), count, predictions, headers)
+
+
+def handle_monitor(service: "Service", call: Call, live: Live) -> Answer:
+    """``GET /monitor``: the drift of every row the live version scored so far, in every
+    worker — the JSON ``linreg-ops monitor --json`` prints for the same rows."""
+    monitor = live.monitor
+    if monitor.unavailable:
+        error = {"error_code": "NO_DRIFT_PROFILE", "message": monitor.unavailable}
+        return Answer(orjson.dumps(error), 404)
+    metrics = orjson.loads(live.metadata).get("metrics")
+    return Answer(orjson.dumps(monitor.report(metrics), option=orjson.OPT_SERIALIZE_NUMPY))
 
 
 def handle_health(service: "Service", call: Call, live: Live) -> Answer:
@@ -457,6 +481,9 @@ def handle_metrics(service: "Service", call: Call, live: Live) -> Answer:
             404,
         )
     body, content_type = service.telemetry.render()
+    if not live.monitor.unavailable:  # the drift of the rows served so far, as gauges
+        metrics = orjson.loads(live.metadata).get("metrics")
+        body += gauge_exposition(gauge_samples(live.monitor.report(metrics)))
     return Answer(body, content_type=content_type.encode())
 
 
@@ -480,6 +507,7 @@ HOT_ROUTES = (
     HotRoute("/ping", frozenset({"GET"}), handle_ping),
     HotRoute("/version", frozenset({"GET"}), handle_version),
     HotRoute("/metrics", frozenset({"GET"}), handle_metrics),
+    HotRoute("/monitor", frozenset({"GET"}), handle_monitor),
 )
 # The Open Inference Protocol's routes are answered by ``oip`` under two metric labels: every
 # model's ``…/infer`` and the rest of ``/v2`` (metadata, health), a bounded label set.
@@ -500,6 +528,7 @@ class Service:
         self.live: Live | None = None
         self.telemetry: Telemetry | None = None
         self.log = AccessLogger(settings.access_log)
+        self._private_monitor_dir: Path | None = None
 
     def start(self, preloaded: Models | None = None) -> None:
         """Load and verify the version (unless the process has just done so: ``preloaded``),
@@ -515,6 +544,11 @@ class Service:
             if multiproc_dir is not None:
                 compact_dead_workers(multiproc_dir)
             self.telemetry = Telemetry(_prediction_bounds(models), multiproc_dir)
+        if self.settings.monitor_dir is None:  # an app outside `linreg-ops serve`: its own
+            self._private_monitor_dir = Path(tempfile.mkdtemp(prefix="linreg-ops-monitor-"))
+            self.settings = self.settings.model_copy(
+                update={"monitor_dir": self._private_monitor_dir}
+            )
         self.swap(make_live(models, self.settings))
 
     def swap(self, live: Live) -> None:
@@ -529,6 +563,10 @@ class Service:
     def stop(self) -> None:
         if self.telemetry is not None:
             self.telemetry.close()
+        if self.live is not None:
+            self.live.monitor.close()
+        if self._private_monitor_dir is not None:
+            shutil.rmtree(self._private_monitor_dir, ignore_errors=True)
 
 
 def _prediction_bounds(models: Models) -> tuple[float, ...]:
@@ -657,6 +695,8 @@ class Front:
             (b"content-length", str(len(result.body)).encode()),
             *extra,
         ]
+        if result.scored is not None:  # the rows an inference scored, for GET /monitor
+            live.monitor.record(result.scored)
         if result.kind == "integer":
             response_headers.append((CLIPPED_HEADER, str(result.clipped).encode()))
         answer = Answer(
@@ -961,6 +1001,14 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+@contextlib.contextmanager
+def _removed(folder: Path) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def run(version: store.Version, settings: ServeSettings, models: Models | None = None) -> int:
     """Bind, say where, and run uvicorn's workers on the one socket, pinned to ``version``.
     One worker serves ``models`` when given (the caller has just loaded and verified them:
@@ -970,8 +1018,14 @@ def run(version: store.Version, settings: ServeSettings, models: Models | None =
 
     sock = bind(settings.host, settings.port)
     bound_host, bound_port = sock.getsockname()[:2]
+    # every worker's drift statistics (GET /monitor): a folder made fresh now, gone at exit
+    monitor_dir = Path(tempfile.mkdtemp(prefix="linreg-ops-monitor-"))
     pinned = settings.model_copy(
-        update={"models_dir": version.models_dir.resolve(), "model_version": version.number}
+        update={
+            "models_dir": version.models_dir.resolve(),
+            "model_version": version.number,
+            "monitor_dir": monitor_dir,
+        }
     )
     # the workers' settings, read by ServeSettings in each worker (a restarted one too)
     os.environ.update(
@@ -1000,7 +1054,7 @@ def run(version: store.Version, settings: ServeSettings, models: Models | None =
         lifespan="on",
     )
     os.environ.pop(MULTIPROC_ENV, None)
-    with sock:
+    with sock, _removed(monitor_dir):
         if workers > 1:
             # every worker's metrics in every scrape: a folder made fresh now, gone at exit
             folder = tempfile.mkdtemp(prefix="linreg-ops-metrics-")

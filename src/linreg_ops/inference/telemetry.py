@@ -38,6 +38,7 @@ __all__ = [
     "ROWS_BUCKETS",
     "Telemetry",
     "compact_dead_workers",
+    "gauge_exposition",
     "prediction_buckets",
 ]
 
@@ -258,3 +259,28 @@ def compact_dead_workers(folder: Path) -> int:
                 multiprocess.mark_process_dead(int(pid_text), str(folder))
                 removed += 1
     return removed
+
+
+def gauge_exposition(samples: Sequence[tuple[str, str, dict[str, str], float]]) -> bytes:
+    """Gauge samples (name, help, labels, value) in the text exposition format, by
+    prometheus-client: the drift figures ``/metrics`` adds to the counters (computed from
+    every worker's statistics at scrape time, so they need no multiprocess files)."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.core import GaugeMetricFamily
+    from prometheus_client.registry import Collector
+
+    families: dict[str, GaugeMetricFamily] = {}
+    for name, text, labels, value in samples:
+        family = families.get(name)
+        if family is None:
+            family = families[name] = GaugeMetricFamily(name, text, labels=sorted(labels))
+        family.add_metric([labels[key] for key in sorted(labels)], value)
+
+    class _Drift(Collector):
+        def collect(self) -> Iterator[GaugeMetricFamily]:
+            yield from families.values()
+
+    registry = CollectorRegistry()
+    registry.register(_Drift())
+    data: bytes = generate_latest(registry)
+    return data

@@ -1,7 +1,13 @@
-"""The monitoring wing: how the data a model serves drifts from the data it was trained on.
+"""The monitoring wing: how the rows a model sees drift from the rows it was trained on.
 
-Empty for now: drift (PSI, KS, attribution; issue 16) lands here. It may import the
-inference wing and the root's mergeable ``moments``, never training or scikit-learn.
+- ``profile``: the training rows' reference profile, stored with every version.
+- ``stats``: mergeable statistics of new rows, in constant memory (``record``, ``scan``).
+- ``drift``: PSI, KS, Wasserstein, range and mean shift per column; the prediction's drift
+  attributed exactly to the features.
+- ``served``: the statistics of the rows a service scored, one file per worker, merged.
+
+It sits below inference (the service records what it scores) and imports only storage and
+the root: never training, quantization, scikit-learn or SciPy.
 """
 
-__all__: list[str] = []
+__all__ = ["drift", "profile", "served", "stats"]

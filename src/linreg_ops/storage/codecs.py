@@ -28,7 +28,9 @@ __all__ = [
     "INT32_MIN",
     "NAME_MAX_CHARS",
     "SCHEMA_VERSION",
+    "ColumnProfile",
     "Document",
+    "DriftProfileDoc",
     "Figures",
     "Finite",
     "FloatModelDoc",
@@ -41,10 +43,12 @@ __all__ = [
     "Versioned",
     "check_schema_version",
     "decode",
+    "decode_drift_profile",
     "decode_float",
     "decode_integer",
     "decode_metrics",
     "decode_quantized",
+    "encode_drift_profile",
     "encode_float",
     "encode_integer",
     "encode_quantized",
@@ -428,6 +432,73 @@ class MetricsDoc(Versioned):
     gate: dict[str, Any]
 
 
+# --------------------------------------------------------------------------- drift profile
+
+
+class ColumnProfile(Document):
+    """One column of the training rows as drift monitoring sees it: grid edges (the first
+    just below the training minimum, then training quantiles, the last the maximum), the
+    share of training rows in each bin they make (below the range, the grid bins, above),
+    the mean of the training rows in each bin (the bin's midpoint where it has none), which
+    edges bound the coarser PSI bins, and the column's range and moments."""
+
+    name: Name
+    edges: list[Finite]
+    shares: list[Finite]
+    bin_means: list[Finite]
+    psi_cuts: list[int]
+    minimum: Finite
+    maximum: Finite
+    mean: Finite
+    std: Finite = Field(ge=0.0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        edges = np.asarray(self.edges, dtype=np.float64)
+        if len(edges) < 2 or np.any(np.diff(edges) < 0.0):
+            raise ValueError(f"{self.name}: edges must be at least 2, in ascending order")
+        _lengths("one per bin", len(edges) + 1, shares=self.shares, bin_means=self.bin_means)
+        shares = np.asarray(self.shares, dtype=np.float64)
+        if np.any(shares < 0.0) or abs(float(shares.sum()) - 1.0) > 1e-9:
+            raise ValueError(f"{self.name}: shares must be ≥ 0 and sum to 1")
+        cuts = np.asarray(self.psi_cuts, dtype=np.int64)
+        if np.any(np.diff(cuts) <= 0) or np.any((cuts < 0) | (cuts >= len(edges))):
+            raise ValueError(f"{self.name}: psi_cuts must be ascending edge indices")
+        if not self.minimum <= self.maximum:
+            raise ValueError(f"{self.name}: minimum exceeds maximum")
+        return self
+
+
+class DriftProfileDoc(Versioned):
+    """``drift_profile.json``: the training rows' profile every version stores for drift
+    monitoring; its columns are the features, in order, then the float model's prediction."""
+
+    kind: Literal["drift_profile"]
+    features: list[Name]
+    target: Name
+    n: int = Field(ge=1)  # training rows
+    sample_rows: int = Field(ge=1)  # the rows the quantiles and shares were read from
+    columns: list[ColumnProfile]
+    covariance: list[list[Finite]]  # of the features, over n (not n − 1)
+    prediction_mean: Finite
+    prediction_variance: Finite = Field(ge=0.0)
+    target_mean: Finite
+    target_variance: Finite = Field(ge=0.0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        _unique_features(self.features)
+        d = len(self.features)
+        _lengths("one per feature and the prediction", d + 1, columns=self.columns)
+        _lengths("a d×d matrix", d, covariance=self.covariance)
+        for row in self.covariance:
+            _lengths("a d×d matrix", d, covariance_row=row)
+        sizes = {len(column.edges) for column in self.columns}
+        if len(sizes) != 1:
+            raise ValueError("every column must have as many edges")
+        return self
+
+
 # --------------------------------------------------------------------------- encode and decode
 
 
@@ -522,6 +593,14 @@ def decode_quantized(data: bytes, source: str) -> QuantizedLinearModel:
 
 def decode_integer(data: bytes, source: str) -> IntegerLinearModel:
     return integer_model_from(decode(IntegerModelDoc, data, source))
+
+
+def encode_drift_profile(doc: DriftProfileDoc) -> bytes:
+    return json_bytes(doc.model_dump(mode="json"))
+
+
+def decode_drift_profile(data: bytes, source: str) -> DriftProfileDoc:
+    return decode(DriftProfileDoc, data, source)
 
 
 def decode_metrics(data: bytes, source: str) -> dict[str, Any]:

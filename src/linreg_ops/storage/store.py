@@ -47,6 +47,7 @@ __all__ = [
     "ARTIFACTS",
     "ARTIFACT_MAX_BYTES",
     "CURRENT",
+    "DRIFT_PROFILE_JSON",
     "ESTIMATOR_JOBLIB",
     "EXPORTS_JSON",
     "INTEGER_MODEL_JSON",
@@ -102,6 +103,7 @@ QUANTIZED_MODEL_JSON = "quantized_model.json"
 INTEGER_MODEL_JSON = "integer_model.json"
 TEST_SPLIT_CSV = "test_split.csv"
 METRICS_JSON = "metrics.json"
+DRIFT_PROFILE_JSON = "drift_profile.json"  # the training rows' profile, for drift monitoring
 MANIFEST_JSON = "manifest.json"
 EXPORTS_JSON = "exports.json"  # the store's record of exports: outside the immutable versions
 ARTIFACTS = (
@@ -113,6 +115,7 @@ ARTIFACTS = (
     INTEGER_MODEL_JSON,
     TEST_SPLIT_CSV,
     METRICS_JSON,
+    DRIFT_PROFILE_JSON,
 )
 SEED_PATHS = (*ARTIFACTS, MANIFEST_JSON)  # models/<name> → current/<name>
 

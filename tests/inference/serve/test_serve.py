@@ -60,7 +60,7 @@ def test_openapi_documents_every_route(client):
     paths = client.get("/openapi.json").json()["paths"]
     assert set(paths) == {
         "/health", "/ready", "/metadata", "/predict", "/invocations", "/ping", "/version",
-        "/metrics",
+        "/metrics", "/monitor",
     }  # fmt: skip
 
 

@@ -1,0 +1,68 @@
+"""Mergeable statistics: chunks merged are the concatenation; the request-sized path (one
+broadcast comparison) bins as the block path (searchsorted) does."""
+
+import itertools
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from helpers import fit_model
+from linreg_ops.moments import MomentStats
+from linreg_ops.monitoring.profile import Profile, build_profile
+from linreg_ops.monitoring.stats import BROADCAST_CELLS, Accumulator, DriftStats, merge, record
+
+
+def accumulator_for(seed: int, d: int = 3) -> tuple[Accumulator, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(400, d)) * rng.uniform(0.1, 10, d)
+    X[:, 0] = np.round(X[:, 0])  # a discrete column: repeated edges
+    y = X @ rng.normal(size=d) + rng.normal(size=400)
+    model = fit_model(X, y)
+    profile = Profile.of(build_profile(MomentStats.of(X, y), X, model))
+    return Accumulator.of(profile, model), X
+
+
+def exact_parts(stats: DriftStats) -> dict[str, np.ndarray]:
+    parts = stats.parts()
+    return {name: parts[name] for name in ("count", "target_count", "min", "max", "counts")}
+
+
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    rows=st.integers(0, 300),
+    cuts=st.lists(st.integers(0, 300), max_size=6),
+    with_target=st.booleans(),
+)
+def test_merging_chunk_statistics_equals_the_statistics_of_the_concatenation(
+    seed, rows, cuts, with_target
+):
+    acc, X = accumulator_for(seed % 1000)
+    rng = np.random.default_rng(seed)
+    new = rng.normal(size=(rows, X.shape[1])) * X.std(axis=0) * 1.5 + X.mean(axis=0)
+    new[: rows // 3] = X[: rows // 3]  # values exactly on the profile's edges, too
+    y = rng.normal(size=rows) if with_target else None
+    whole = DriftStats.empty(acc)
+    record(whole, new, y)
+    bounds = [0, *sorted(c for c in cuts if c <= rows), rows]
+    merged = DriftStats.empty(acc)
+    for start, stop in itertools.pairwise(bounds):
+        part = DriftStats.empty(acc)
+        record(part, new[start:stop], None if y is None else y[start:stop])
+        merged = merge(merged, part)
+    for name, values in exact_parts(whole).items():
+        np.testing.assert_array_equal(exact_parts(merged)[name], values, err_msg=name)
+    np.testing.assert_allclose(merged.data, whole.data, rtol=1e-9, atol=1e-9)
+
+
+def test_request_sized_and_block_sized_binning_agree():
+    acc, X = accumulator_for(3)
+    rows = X[:50]
+    assert 50 * acc.edges.size <= BROADCAST_CELLS < len(X) * acc.edges.size
+    small = DriftStats.empty(acc)
+    for start in range(0, len(X), 50):
+        record(small, X[start : start + 50])
+    large = DriftStats.empty(acc)
+    record(large, X)
+    np.testing.assert_array_equal(small.parts()["counts"], large.parts()["counts"])
+    assert rows.shape[0] == 50
