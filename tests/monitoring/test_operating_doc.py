@@ -17,7 +17,8 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "operating.md"
 def blocks(kind: str) -> list[str]:
     """The fenced blocks of language ``kind`` ("" for none), in order."""
     found, current, language = [], None, None
-    for line in DOC.read_text().splitlines():
+    text = DOC.read_text()
+    for line in text[text.index("\n## Drift\n") :].splitlines():  # the drift section's
         if line.startswith("```"):
             if current is None:
                 current, language = [], line[3:].strip()

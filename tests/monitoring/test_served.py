@@ -121,7 +121,7 @@ def test_served_statistics_of_a_two_worker_server_equal_monitor(
     try:
         wait_ready(url, process)
         deadline = time.monotonic() + 60
-        while len(list(scratch.glob("linreg-ops-monitor-*/worker-*.stats"))) < 2:
+        while len(list(scratch.glob("linreg-ops-monitor-*/*/worker-*.stats"))) < 2:
             assert time.monotonic() < deadline, "the second worker did not start"
             time.sleep(0.1)  # /ready answers from the first worker up
         for start in range(0, len(X), 10):
@@ -143,7 +143,7 @@ def test_served_statistics_of_a_two_worker_server_equal_monitor(
                 assert response.status == 200
         with urllib.request.urlopen(f"{url}/monitor", timeout=10) as response:
             served = json.loads(response.read())
-        files = list(scratch.glob("linreg-ops-monitor-*/worker-*.stats"))
+        files = list(scratch.glob("linreg-ops-monitor-*/*/worker-*.stats"))
         assert len(files) == 2  # one per worker, merged on read
     finally:
         stop(process)

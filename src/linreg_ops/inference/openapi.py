@@ -111,5 +111,7 @@ def route_documentation(path: str, example: tuple[list[str], list[list[float]]])
         "/ping": "MLflow's liveness probe: 200 with a newline",
         "/version": "MLflow's version probe: linreg-ops's version as text",
         "/metrics": "Prometheus metrics, every worker's (text exposition format)",
+        "/monitor": "Drift of the rows served so far from the training rows (every worker's; "
+        "404 for a version without a drift profile)",
     }
     return {"summary": summaries[path]}

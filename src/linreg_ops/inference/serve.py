@@ -293,7 +293,9 @@ def make_live(models: Models, settings: ServeSettings) -> Live:
     # each version's statistics in its own folder: rows scored by an older version (before a
     # hot reload) are never merged into a newer one's
     assert settings.monitor_dir is not None, "Service.start gives every worker a monitor_dir"
-    monitor = Monitor(models.version, models.float, settings.monitor_dir / str(number))
+    folder = settings.monitor_dir / str(number)
+    folder.mkdir(parents=True, exist_ok=True)
+    monitor = Monitor(models.version, models.float, folder)
     header = (b"x-model-version", str(number).encode())
     return Live(models, metadata, info, header, bounds, monitor)
 

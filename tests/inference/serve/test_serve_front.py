@@ -207,7 +207,7 @@ def test_every_openapi_example_succeeds(client):
                     assert response.status_code == 200, (path, name, response.text)
                     assert len(response.json()["predictions"]) == 2
                     sent += 1
-    assert sent == 6 + 4 + 5  # GET routes, /predict's examples, /invocations' examples
+    assert sent == 7 + 4 + 5  # GET routes, /predict's examples, /invocations' examples
 
 
 def test_errors_are_documented_with_their_model(client):
