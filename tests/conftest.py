@@ -150,10 +150,16 @@ def scheduler() -> Iterator[str]:
 # tests share: under `make test` (pytest-xdist, --dist loadgroup) those tests run on one
 # worker, so the resource is started once per run instead of once per worker.
 SHARED_RESOURCES = {"scheduler": "dask-cluster"}
+# Module fixtures that run a whole pipeline or start a process (a full `linreg-ops run`, the
+# seed's shims, a server, MLflow): a module's tests that use one share a group, so it runs
+# once, not once on each worker that draws one of them.
+COSTLY_MODULE_FIXTURES = ("run_result", "seed_run", "server", "runtimes")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        for fixture, group in SHARED_RESOURCES.items():
-            if fixture in getattr(item, "fixturenames", ()):
-                item.add_marker(pytest.mark.xdist_group(group))
+        names = getattr(item, "fixturenames", ())
+        groups = [group for fixture, group in SHARED_RESOURCES.items() if fixture in names]
+        groups += [f"{item.path.name}:{f}" for f in COSTLY_MODULE_FIXTURES if f in names]
+        if groups:  # xdist takes the first
+            item.add_marker(pytest.mark.xdist_group(groups[0]))

@@ -35,5 +35,9 @@ def test_make_test_runs_pytest_as_the_doc_says():
     assert shown, "docs/testing.md no longer shows make test's pytest command"
     expected = line.replace("$(PYTEST_WORKERS)", "auto").replace(" $(PYTEST_ARGS)", "")
     assert expected.split("pytest ", 1)[1] == shown.group(1)
-    for shared in re.findall(r'"(\w+)": "[\w-]+"', CONFTEST.split("SHARED_RESOURCES", 1)[1]):
-        assert f"`{shared}`" in DOC, f"docs/testing.md should name the shared {shared}"
+    shared = re.search(r"^SHARED_RESOURCES = \{(.*)\}$", CONFTEST, re.MULTILINE)
+    costly = re.search(r"^COSTLY_MODULE_FIXTURES = \((.*)\)$", CONFTEST, re.MULTILINE)
+    assert shared
+    assert costly
+    for name in re.findall(r'"(\w+)": ', shared.group(1)) + re.findall(r'"(\w+)"', costly.group(1)):
+        assert f"`{name}`" in DOC, f"docs/testing.md should name the shared fixture {name}"
