@@ -1,5 +1,6 @@
 """Shared fixtures: the California data, one published models folder, and a CLI runner."""
 
+import functools
 import os
 import shutil
 import subprocess
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
+import helpers
 from helpers import write_csv
 
 # Property tests are deterministic wherever the suite runs (`make test`, CI): the same
@@ -44,15 +46,31 @@ def california():
 
 
 @pytest.fixture(scope="session")
-def trained_dir(tmp_path_factory, california) -> Path:
-    """A models folder after train + quantize on California Housing (versions 1 and 2).
-    Read-only: copy it (``models_copy``) to change anything."""
+def run_dir(tmp_path_factory) -> Path:
+    """A folder every process of this test run shares: the base temp folder's parent under
+    pytest-xdist (each worker's own base temp lies in it), else this session's base temp."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@pytest.fixture(scope="session")
+def build_once(run_dir) -> Callable[[str, Callable[[Path], object]], Path]:
+    """``build_once(name, build)``: the folder ``run_dir/name``, made by ``build(folder)``
+    once per test run and shared by every xdist worker (``helpers.build_once``). Read-only."""
+    return functools.partial(helpers.build_once, run_dir)
+
+
+@pytest.fixture(scope="session")
+def trained_dir(build_once, california) -> Path:
+    """A models folder after train + quantize on California Housing (versions 1 and 2), built
+    once per test run. Read-only: copy it (``models_copy``) to change anything."""
     from linreg_ops import pipeline
 
-    models_dir = tmp_path_factory.mktemp("models")
-    pipeline.train(california, models_dir)
-    pipeline.quantize(models_dir)
-    return models_dir
+    def build(models_dir: Path) -> None:
+        pipeline.train(california, models_dir)
+        pipeline.quantize(models_dir)
+
+    return build_once("california-models", build)
 
 
 @pytest.fixture(scope="session")
@@ -126,3 +144,22 @@ def scheduler() -> Iterator[str]:
         scheduler_kwargs={"dashboard": False},
     ) as cluster:
         yield cluster.scheduler_address
+
+
+# Fixtures that start something costly for the whole session, and the xdist group their
+# tests share: under `make test` (pytest-xdist, --dist loadgroup) those tests run on one
+# worker, so the resource is started once per run instead of once per worker.
+SHARED_RESOURCES = {"scheduler": "dask-cluster"}
+# Module fixtures that run a whole pipeline or start a process (a full `linreg-ops run`, the
+# seed's shims, a server, MLflow): a module's tests that use one share a group, so it runs
+# once, not once on each worker that draws one of them.
+COSTLY_MODULE_FIXTURES = ("run_result", "seed_run", "server", "runtimes")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        groups = [group for fixture, group in SHARED_RESOURCES.items() if fixture in names]
+        groups += [f"{item.path.name}:{f}" for f in COSTLY_MODULE_FIXTURES if f in names]
+        if groups:  # xdist takes the first
+            item.add_marker(pytest.mark.xdist_group(groups[0]))

@@ -168,3 +168,23 @@ def device_node(path: Path) -> Path:
     except PermissionError:
         pytest.skip("creating a character device (mknod) needs root")
     return path
+
+
+def build_once(run_dir: Path, name: str, build) -> Path:
+    """The folder ``run_dir/name``, made by ``build(folder)`` once for every process that asks:
+    the first builds it under a file lock while the others wait, then all reuse it. Only a
+    finished build is reused (``name.done`` is written after it returns): one that raised or
+    was killed part-way is wiped and redone by the next caller."""
+    import shutil
+
+    from filelock import FileLock
+
+    folder = run_dir / name
+    done = run_dir / f"{name}.done"
+    with FileLock(run_dir / f"{name}.lock"):
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            done.touch()
+    return folder

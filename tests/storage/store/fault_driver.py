@@ -8,6 +8,9 @@ report what a reader then finds. Run as a script:
 - ``inodes`` / ``bytes``: run it on a fresh tmpfs (root only) holding a copy of TEMPLATE
   with 0, 1, 2, … free inodes or free pages, until it succeeds (and two budgets beyond).
 
+``python fault_driver.py serve`` takes such requests as JSON lines on stdin instead (the
+tests start one per session, so the imports below are paid once, not once per case).
+
 The command runs in a forked child of this process (everything is imported once, so a trial
 costs only the command's own work). File operations are every call that changes the file
 system — os.open for writing, write, pwrite, fsync, ftruncate, rename, replace, link,
@@ -22,6 +25,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import traceback
 from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -310,13 +314,46 @@ def every_budget(template: Path, work: Path, argv: list[str], resource: str) -> 
             raise SystemExit("no budget up to 10,000 was enough")
 
 
-def main() -> None:
-    mode, template, work = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
-    argv = sys.argv[sys.argv.index("--") + 1 :]
+def drive(mode: str, template: Path, work: Path, argv: list[str]) -> None:
     if mode in ("inodes", "bytes"):
         every_budget(template, work, argv, mode)
     else:
         each_operation(template, work, argv, mode)
+
+
+def serve() -> None:
+    """Run requests, one JSON line each on stdin (``[mode, template, work, argv]``), so the
+    imports above are paid once per test session, not once per case: each request runs in a
+    forked child — this process stays as it was after importing, single-threaded — which
+    writes its lines to stdout and its stderr to ``work/driver.stderr``; then one line
+    ``{"done": exit status}``."""
+    for line in sys.stdin:
+        mode, template, work, argv = json.loads(line)
+        Path(work).mkdir(parents=True, exist_ok=True)
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                with open(Path(work) / "driver.stderr", "w") as err:
+                    os.dup2(err.fileno(), 2)
+                drive(mode, Path(template), Path(work), argv)
+                code = 0
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        print(json.dumps({"done": os.waitstatus_to_exitcode(status)}), flush=True)
+
+
+def main() -> None:
+    if sys.argv[1:] == ["serve"]:
+        serve()
+        return
+    mode, template, work = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+    drive(mode, template, work, sys.argv[sys.argv.index("--") + 1 :])
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -59,20 +61,50 @@ CASES = [("train", "empty", 1), ("train", "quantized", 3), ("quantize", "trained
 BUDGET_CASES = [case for case in CASES if case[:2] != ("train", "quantized")]
 
 
-def drive(mode: str, templates, command: str, template: str, work: Path) -> list[dict]:
+@pytest.fixture(scope="module")
+def driver() -> Iterator[subprocess.Popen]:
+    """One fault driver per test process (``fault_driver.py serve``): it imports linreg-ops,
+    scikit-learn, pyarrow and matplotlib once, and forks a child for each case."""
+    process = subprocess.Popen(
+        [sys.executable, str(DRIVER), "serve"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        yield process
+    finally:
+        process.stdin.close()
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        process.stdout.close()
+
+
+def drive(driver, mode: str, templates, command: str, template: str, work: Path) -> list[dict]:
     folder, second = templates
     argv = [a.replace("{data}", str(second)) for a in COMMANDS[command]]
-    result = subprocess.run(
-        [sys.executable, str(DRIVER), mode, str(folder / template), str(work), "--", *argv],
-        capture_output=True, text=True, timeout=900, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    return [json.loads(line) for line in result.stdout.splitlines()]
+    driver.stdin.write(json.dumps([mode, str(folder / template), str(work), argv]) + "\n")
+    driver.stdin.flush()
+    watchdog = threading.Timer(900, driver.kill)  # a hung case ends the driver, not the run
+    watchdog.start()
+    try:
+        lines = []
+        while (line := driver.stdout.readline()) and "done" not in (answer := json.loads(line)):
+            lines.append(answer)
+    finally:
+        watchdog.cancel()
+    errors = work / "driver.stderr"
+    assert line, f"the driver died: {errors.read_text()[-3000:] if errors.exists() else ''}"
+    assert answer["done"] == 0, errors.read_text()[-3000:]
+    return lines
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))
-def test_a_kill_after_any_file_operation_leaves_one_complete_version(templates, tmp_path, command):
-    lines = drive("kill", templates, command, "quantized", tmp_path / "work")
+def test_a_kill_after_any_file_operation_leaves_one_complete_version(
+    driver, templates, tmp_path, command
+):
+    lines = drive(driver, "kill", templates, command, "quantized", tmp_path / "work")
     dry, trials, recovery = lines[0], lines[1:-1], lines[-1]
     assert dry["error"] is None, dry
     assert dry["current"] == 3
@@ -120,9 +152,9 @@ def check_outcome(t: dict, new: int, words: str, where: str) -> None:
     [*((*case, "ENOSPC") for case in CASES), ("quantize", "trained", 2, "EDQUOT")],
 )
 def test_a_full_disk_at_any_file_operation_is_exit_2_or_a_whole_version(
-    templates, tmp_path, command, template, new, error
+    driver, templates, tmp_path, command, template, new, error
 ):
-    lines = drive(error, templates, command, template, tmp_path / "work")
+    lines = drive(driver, error, templates, command, template, tmp_path / "work")
     dry, trials = lines[0], lines[1:]
     assert (dry["status"], dry["current"], dry["error"]) == (0, new, None), dry
     assert dry["seed_links_ok"]
@@ -163,9 +195,9 @@ def can_mount():
 @pytest.mark.parametrize("resource", ["inodes", "bytes"])
 @pytest.mark.parametrize(("command", "template", "new"), BUDGET_CASES)
 def test_every_space_budget_is_exit_2_or_a_whole_version(
-    templates, tmp_path, can_mount, command, template, new, resource
+    driver, templates, tmp_path, can_mount, command, template, new, resource
 ):
-    trials = drive(resource, templates, command, template, tmp_path / "work")
+    trials = drive(driver, resource, templates, command, template, tmp_path / "work")
     unit = "pages" if resource == "bytes" else "inodes"
     for t in trials:
         where = f"{command} ({template}) on a tmpfs with {t['budget']} free {unit}"
