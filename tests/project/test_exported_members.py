@@ -127,14 +127,7 @@ EXPORTED = {
         "FeatureStats", "IntegerLinearModel", "LinearModel", "Predictor", "QuantizedLinearModel",
         "domain_error", "outside_domain", "raw_input_bounds", "rounding_bound", "row_dot",
     ],
-    "linreg_ops.moments": [
-        "BLOCK_BYTES",
-        "BLOCK_ROWS",
-        "GROUP_BLOCKS",
-        "MomentStats",
-        "block_rows",
-        "merge_all",
-    ],
+    "linreg_ops.moments": ["BLOCK_BYTES", "BLOCK_ROWS", "MomentStats", "block_rows", "merge_all"],
     "linreg_ops.monitoring": [],
     "linreg_ops.pipeline": [
         "EXPORT_SUFFIXES", "SEED_CHECK_ROWS", "ExportResult", "QuantizeResult", "RunResult",

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.linear_model import LinearRegression
 
-from linreg_ops.moments import BLOCK_ROWS, GROUP_BLOCKS, MomentStats, merge_all
+from linreg_ops.moments import BLOCK_ROWS, MomentStats, merge_all
 from linreg_ops.training.solve import RankWarning, solve
 from linreg_ops.training.split import held_out_rows, row_uniforms
 
@@ -347,7 +347,7 @@ def test_merged_moments_of_offset_rows_are_those_of_the_differences(seed, expone
 
 
 def per_block(X: np.ndarray, y: np.ndarray) -> MomentStats:
-    """The statistics with every cache-sized block centred on its own mean, then merged."""
+    """The statistics of each cache-sized block, merged."""
     return merge_all(
         MomentStats.of(X[a : a + BLOCK_ROWS], y[a : a + BLOCK_ROWS])
         for a in range(0, len(y), BLOCK_ROWS)
@@ -356,14 +356,13 @@ def per_block(X: np.ndarray, y: np.ndarray) -> MomentStats:
 
 @settings(max_examples=8, deadline=None)
 @given(seed=st.integers(0, 1000), exponent=st.floats(6, 15), extra=st.integers(1, BLOCK_ROWS))
-def test_moments_about_the_first_blocks_mean_keep_an_offset_exact(seed, exponent, extra):
-    """Beyond the first block of a group, rows are measured from its mean and summed by one
-    Gram product per block: with an offset up to 1e15, over more than one group of blocks,
-    the moments are those of the exact differences."""
+def test_moments_of_many_blocks_keep_an_offset_exact(seed, exponent, extra):
+    """Over several cache-sized blocks (each measured from a row of its own, then merged),
+    an offset up to 1e15 leaves the moments of the rows' exact differences from it."""
     rng = np.random.default_rng(seed)
     offset = 10.0**exponent
     spread = max(1.0, float(np.spacing(offset)) * 1000)
-    n = (GROUP_BLOCKS + 1) * BLOCK_ROWS + extra
+    n = 2 * BLOCK_ROWS + extra
     X = offset + rng.normal(size=(n, 3)) * spread * np.array([1.0, 3.0, 0.5])
     differences = X - offset  # exact: every value within a factor of 2 of the offset
     y = differences @ np.array([2.0, -1.0, 0.5]) / spread + rng.normal(scale=0.1, size=n)
