@@ -377,3 +377,34 @@ def test_the_seed_joblib_files_are_written_when_asked_and_quantize_follows(tmp_p
     held = set(quantized.version.manifest.artifacts)
     assert (pickles <= held) if joblib else not (pickles & held)
     assert (models / "linear_regression_model.joblib").exists() is joblib
+
+
+def test_the_in_memory_engine_shares_chunks_between_threads_and_keeps_their_merge_order(
+    monkeypatch,
+):
+    """One thread per core, each chunk's statistics merged in the chunks' order: the same bits
+    as one thread reducing them in turn."""
+    import threading
+
+    from linreg_ops.moments import MomentStats, merge_all
+
+    rng = np.random.default_rng(11)
+    X = 1e6 + rng.normal(size=(5_000, 3)) * [1.0, 10.0, 0.1]
+    y = X @ [1.0, -2.0, 3.0] + rng.normal(size=5_000)
+    chunk = 317  # 16 chunks of different sizes' merges
+    sequential = merge_all(
+        MomentStats.of(X[a : a + chunk], y[a : a + chunk]) for a in range(0, 5_000, chunk)
+    )
+    threads: set[int] = set()
+    of = MomentStats.of.__func__
+
+    def recording(cls, X_part, y_part):
+        threads.add(threading.get_ident())
+        return of(cls, X_part, y_part)
+
+    monkeypatch.setattr(MomentStats, "of", classmethod(recording))
+    threaded = engines.stream_arrays(X, y, chunk)
+    for field in ("mean_dx", "cxx", "cxy", "min_x", "max_x"):
+        np.testing.assert_array_equal(getattr(threaded, field), getattr(sequential, field))
+    assert (threaded.mean_dy, threaded.cyy) == (sequential.mean_dy, sequential.cyy)
+    assert threads  # the chunks went through ``MomentStats.of``, on the pool's threads

@@ -344,3 +344,34 @@ def test_merged_moments_of_offset_rows_are_those_of_the_differences(seed, expone
         warnings.simplefilter("error", RankWarning)  # nothing is called constant
         coef, _ = solve(merged, ["a", "b", "c"])
     np.testing.assert_allclose(coef, LinearRegression().fit(differences, y).coef_, rtol=1e-9)
+
+
+def per_block(X: np.ndarray, y: np.ndarray) -> MomentStats:
+    """The statistics of each cache-sized block, merged."""
+    return merge_all(
+        MomentStats.of(X[a : a + BLOCK_ROWS], y[a : a + BLOCK_ROWS])
+        for a in range(0, len(y), BLOCK_ROWS)
+    )
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 1000), exponent=st.floats(6, 15), extra=st.integers(1, BLOCK_ROWS))
+def test_moments_of_many_blocks_keep_an_offset_exact(seed, exponent, extra):
+    """Over several cache-sized blocks (each measured from a row of its own, then merged),
+    an offset up to 1e15 leaves the moments of the rows' exact differences from it."""
+    rng = np.random.default_rng(seed)
+    offset = 10.0**exponent
+    spread = max(1.0, float(np.spacing(offset)) * 1000)
+    n = 2 * BLOCK_ROWS + extra
+    X = offset + rng.normal(size=(n, 3)) * spread * np.array([1.0, 3.0, 0.5])
+    differences = X - offset  # exact: every value within a factor of 2 of the offset
+    y = differences @ np.array([2.0, -1.0, 0.5]) / spread + rng.normal(scale=0.1, size=n)
+    got, exact = MomentStats.of(X, y), per_block(differences, y)
+    np.testing.assert_allclose(got.cxx, exact.cxx, rtol=1e-10)
+    np.testing.assert_allclose(got.cxy, exact.cxy, rtol=1e-10)
+    assert got.cyy == pytest.approx(exact.cyy, rel=1e-10)
+    np.testing.assert_array_equal(got.min_x, X.min(axis=0))
+    np.testing.assert_array_equal(got.max_x, X.max(axis=0))
+    assert (got.min_y, got.max_y) == (y.min(), y.max())
+    ulp = float(np.spacing(offset))  # the mean is carried at the offset's precision
+    np.testing.assert_allclose(got.mean_x - offset, exact.mean_x, rtol=0, atol=2 * ulp)
