@@ -313,11 +313,21 @@ def test_predict_shows_progress_on_a_terminal_only(run_cli, models_copy, tmp_pat
     houses = Path(__file__).resolve().parents[2] / "examples" / "houses.csv"
     args = ["predict", "--input", str(houses), "--output", str(tmp_path / "p.csv"),
             "--models-dir", str(models_copy)]  # fmt: skip
-    status, shown = run_on_a_terminal(args, tmp_path)
+    status, shown = run_on_a_terminal([*args, "--chunk-rows", "100"], tmp_path)
     assert status == 0
-    assert re.search(r"300(\.0)?\s?rows", shown), shown
+    assert re.search(r"\b300 rows\b", shown), shown
+    assert_bytes_with_a_total_and_an_eta(shown, houses.stat().st_size)
     piped = run_cli(*args, check=True)
     assert piped.stderr == ""
+
+
+def assert_bytes_with_a_total_and_an_eta(shown: str, size: int) -> None:
+    """tqdm's bar of bytes: ``100%|…| 25.6k/25.6k [00:00<00:00, 1.2MB/s, 300 rows]`` — the
+    share, the bytes read of the file's size (KiB), and the time left."""
+    total = f"{size / 1024:.1f}k"
+    assert "100%" in shown, shown
+    assert f"{total}/{total}" in shown, shown
+    assert re.search(r"\[\d\d:\d\d<\d\d:\d\d", shown), shown  # elapsed<ETA
 
 
 def test_sweep_shows_schemes_done_of_the_total_on_a_terminal(models_copy, tmp_path):
@@ -365,6 +375,7 @@ def test_train_shows_rows_read_on_a_terminal_only(run_cli, tmp_path):
     args = ["train", "--data", str(houses), "--target", "price", "--chunk-rows", "100"]
     status, shown = run_on_a_terminal([*args, "--models-dir", str(tmp_path / "a")], tmp_path)
     assert status == 0, shown
-    assert re.search(r"\b300rows\b", shown), shown  # 3 blocks of 100 rows
+    assert re.search(r"\b300 rows\b", shown), shown  # 3 blocks of 100 rows
+    assert_bytes_with_a_total_and_an_eta(shown, houses.stat().st_size)
     piped = run_cli(*args, "--models-dir", tmp_path / "b", check=True)
     assert piped.stderr == ""
