@@ -104,3 +104,25 @@ def test_keep_columns_without_input_exits_2(run_cli, models_copy):
     result = run_cli("predict", "--keep-columns", "id", "--models-dir", models_copy)
     assert result.returncode == 2
     assert "--keep-columns needs --input PATH" in result.stderr
+
+
+@pytest.mark.parametrize("output", ["-", "out.csv"])
+def test_a_nested_parquet_column_kept_into_csv_exits_2_writing_nothing(
+    run_cli, models_copy, tmp_path, output
+):
+    """A list or struct column has no CSV text: one line, and not even a header on stdout."""
+    rows = read_rows(HOUSES)
+    data = {name: [float(row[i]) for row in rows[1:6]] for i, name in enumerate(rows[0])}
+    data["tags"] = pa.array([[1, 2], [3], [], None, [5]], pa.list_(pa.int64()))
+    path = tmp_path / "nested.parquet"
+    pq.write_table(pa.table(data), path)
+    result = run_cli("predict", "--input", path, "--output", output, "--keep-columns", "tags",
+                     "--models-dir", models_copy, cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "column 'tags' has type list<element: int64>, which CSV cannot hold" in result.stderr
+    assert result.stdout == ""
+    assert not (tmp_path / "out.csv").exists()
+    parquet = run_cli("predict", "--input", path, "--output", tmp_path / "out.parquet",
+                      "--keep-columns", "tags", "--models-dir", models_copy)  # fmt: skip
+    assert parquet.returncode == 0, parquet.stderr
+    assert pq.read_table(tmp_path / "out.parquet").column("tags").to_pylist()[:2] == [[1, 2], [3]]

@@ -149,17 +149,34 @@ def _table_writer(
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    handle.write(_csv_header(columns))
     options = pacsv.WriteOptions(include_header=False)
+    started = False  # the header goes with the first block: a refused block writes nothing
 
     def write_csv(*arrays: Any) -> None:
         # pyarrow formats (shortest round-trip text, ten times np.savetxt's speed) into its
         # own buffer; this thread writes it, so a closed pipe raises here as it always did
+        nonlocal started
+        table = _arrow_table(columns, arrays)
         sink = pa.BufferOutputStream()
-        pacsv.write_csv(_arrow_table(columns, arrays), sink, options)
+        try:
+            pacsv.write_csv(table, sink, options)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            # a kept Parquet column of a nested type (list, struct, map) has no CSV text
+            for field in table.schema:
+                if pa.types.is_nested(field.type):
+                    raise InputError(
+                        f"column {field.name!r} has type {field.type}, which CSV cannot "
+                        "hold: write .parquet"
+                    ) from None
+            raise
+        if not started:
+            handle.write(_csv_header(columns))
+            started = True
         handle.write(sink.getvalue())
 
     yield write_csv
+    if not started:
+        handle.write(_csv_header(columns))
 
 
 def _parquet_writer(handle: BinaryIO, columns: Sequence[str]) -> Iterator[Callable[..., None]]:
