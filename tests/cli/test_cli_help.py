@@ -379,3 +379,22 @@ def test_train_shows_rows_read_on_a_terminal_only(run_cli, tmp_path):
     assert_bytes_with_a_total_and_an_eta(shown, houses.stat().st_size)
     piped = run_cli(*args, "--models-dir", tmp_path / "b", check=True)
     assert piped.stderr == ""
+
+
+def test_predict_progress_totals_every_file_of_a_folder(models_copy, tmp_path):
+    """The bar's total is the folder's bytes (a CSV and a Parquet file), reached at the end."""
+    houses = Path(__file__).resolve().parents[2] / "examples" / "houses.csv"
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    (folder / "a.csv").write_bytes(houses.read_bytes())
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    pq.write_table(pacsv.read_csv(houses), folder / "b.parquet", row_group_size=50)
+    size = sum(path.stat().st_size for path in folder.iterdir())
+    args = ["predict", "--input", str(folder), "--output", str(tmp_path / "p.csv"),
+            "--models-dir", str(models_copy), "--chunk-rows", "50"]  # fmt: skip
+    status, shown = run_on_a_terminal(args, tmp_path)
+    assert status == 0, shown
+    assert re.search(r"\b600 rows\b", shown), shown
+    assert_bytes_with_a_total_and_an_eta(shown, size)
