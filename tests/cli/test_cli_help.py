@@ -398,3 +398,16 @@ def test_predict_progress_totals_every_file_of_a_folder(models_copy, tmp_path):
     assert status == 0, shown
     assert re.search(r"\b600 rows\b", shown), shown
     assert_bytes_with_a_total_and_an_eta(shown, size)
+
+
+def test_a_refused_predict_shows_its_error_and_no_empty_bar(models_copy, tmp_path):
+    """The bar is drawn at the first block read: a missing column is one line, alone."""
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n")
+    args = ["predict", "--input", str(bad), "--output", str(tmp_path / "p.csv"),
+            "--models-dir", str(models_copy)]  # fmt: skip
+    status, shown = run_on_a_terminal(args, tmp_path)
+    assert status == 2
+    assert shown.strip().splitlines() == [
+        f"linreg-ops predict: error: column 'MedInc' not found in {bad} (columns are: a, b)"
+    ], shown

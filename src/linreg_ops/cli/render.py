@@ -351,17 +351,27 @@ def reading_bar(total_bytes: int | None) -> Iterator[Callable[[int, int], None] 
     except ImportError:
         yield None
         return
-    bar = tqdm(total=total_bytes, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr)
+    # drawn at the first block read: a command refused before (a missing column) shows
+    # its one line of error, not an empty bar above it
+    bars: list[Any] = []
     rows = 0
-    with bar:
 
-        def advance(done_rows: int, done_bytes: int) -> None:
-            nonlocal rows
-            rows += done_rows
-            bar.set_postfix_str(f"{rows:,} rows", refresh=False)
-            bar.update(done_bytes)
+    def advance(done_rows: int, done_bytes: int) -> None:
+        nonlocal rows
+        if not bars:
+            bars.append(
+                tqdm(total=total_bytes, unit="B", unit_scale=True, unit_divisor=1024,
+                     file=sys.stderr)
+            )  # fmt: skip
+        rows += done_rows
+        bars[0].set_postfix_str(f"{rows:,} rows", refresh=False)
+        bars[0].update(done_bytes)
 
+    try:
         yield advance
+    finally:
+        if bars:
+            bars[0].close()
 
 
 # --------------------------------------------------------------------------- --json objects
