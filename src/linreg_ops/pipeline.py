@@ -123,11 +123,11 @@ def train(
     *,
     command: str = "linreg-ops train",
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
     joblib: bool = False,
 ) -> TrainResult:
     """Fit ``source`` and publish a version holding the float model and its test split
-    (``progress(rows)`` after each block a file source streams; the seed's joblib file when
+    (``progress(rows, bytes)`` after each block a file source streams; the seed's joblib file when
     asked or when scikit-learn fitted: see ``_Trained``)."""
     with store.writer(models_dir, command, lock_timeout) as writer:
         trained = _Trained.of(source, config, progress, joblib)
@@ -192,7 +192,7 @@ def run(
     *,
     command: str = "linreg-ops run",
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
     joblib: bool = False,
 ) -> RunResult:
     """Train, quantize and gate in memory; evaluate the staged version and write its reports
@@ -304,7 +304,7 @@ class _Trained:
         cls,
         source: Source,
         config: TrainConfig,
-        progress: Callable[[int], None] | None = None,
+        progress: Callable[[int, int], None] | None = None,
         joblib: bool = False,
     ) -> "_Trained":
         fit = engines.fit(source, config, progress)

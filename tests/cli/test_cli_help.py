@@ -313,11 +313,21 @@ def test_predict_shows_progress_on_a_terminal_only(run_cli, models_copy, tmp_pat
     houses = Path(__file__).resolve().parents[2] / "examples" / "houses.csv"
     args = ["predict", "--input", str(houses), "--output", str(tmp_path / "p.csv"),
             "--models-dir", str(models_copy)]  # fmt: skip
-    status, shown = run_on_a_terminal(args, tmp_path)
+    status, shown = run_on_a_terminal([*args, "--chunk-rows", "100"], tmp_path)
     assert status == 0
-    assert re.search(r"300(\.0)?\s?rows", shown), shown
+    assert re.search(r"\b300 rows\b", shown), shown
+    assert_bytes_with_a_total_and_an_eta(shown, houses.stat().st_size)
     piped = run_cli(*args, check=True)
     assert piped.stderr == ""
+
+
+def assert_bytes_with_a_total_and_an_eta(shown: str, size: int) -> None:
+    """tqdm's bar of bytes: ``100%|…| 25.6k/25.6k [00:00<00:00, 1.2MB/s, 300 rows]`` — the
+    share, the bytes read of the file's size (KiB), and the time left."""
+    total = f"{size / 1024:.1f}k"
+    assert "100%" in shown, shown
+    assert f"{total}/{total}" in shown, shown
+    assert re.search(r"\[\d\d:\d\d<\d\d:\d\d", shown), shown  # elapsed<ETA
 
 
 def test_sweep_shows_schemes_done_of_the_total_on_a_terminal(models_copy, tmp_path):
@@ -365,6 +375,39 @@ def test_train_shows_rows_read_on_a_terminal_only(run_cli, tmp_path):
     args = ["train", "--data", str(houses), "--target", "price", "--chunk-rows", "100"]
     status, shown = run_on_a_terminal([*args, "--models-dir", str(tmp_path / "a")], tmp_path)
     assert status == 0, shown
-    assert re.search(r"\b300rows\b", shown), shown  # 3 blocks of 100 rows
+    assert re.search(r"\b300 rows\b", shown), shown  # 3 blocks of 100 rows
+    assert_bytes_with_a_total_and_an_eta(shown, houses.stat().st_size)
     piped = run_cli(*args, "--models-dir", tmp_path / "b", check=True)
     assert piped.stderr == ""
+
+
+def test_predict_progress_totals_every_file_of_a_folder(models_copy, tmp_path):
+    """The bar's total is the folder's bytes (a CSV and a Parquet file), reached at the end."""
+    houses = Path(__file__).resolve().parents[2] / "examples" / "houses.csv"
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    (folder / "a.csv").write_bytes(houses.read_bytes())
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    pq.write_table(pacsv.read_csv(houses), folder / "b.parquet", row_group_size=50)
+    size = sum(path.stat().st_size for path in folder.iterdir())
+    args = ["predict", "--input", str(folder), "--output", str(tmp_path / "p.csv"),
+            "--models-dir", str(models_copy), "--chunk-rows", "50"]  # fmt: skip
+    status, shown = run_on_a_terminal(args, tmp_path)
+    assert status == 0, shown
+    assert re.search(r"\b600 rows\b", shown), shown
+    assert_bytes_with_a_total_and_an_eta(shown, size)
+
+
+def test_a_refused_predict_shows_its_error_and_no_empty_bar(models_copy, tmp_path):
+    """The bar is drawn at the first block read: a missing column is one line, alone."""
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n")
+    args = ["predict", "--input", str(bad), "--output", str(tmp_path / "p.csv"),
+            "--models-dir", str(models_copy)]  # fmt: skip
+    status, shown = run_on_a_terminal(args, tmp_path)
+    assert status == 2
+    assert shown.strip().splitlines() == [
+        f"linreg-ops predict: error: column 'MedInc' not found in {bad} (columns are: a, b)"
+    ], shown

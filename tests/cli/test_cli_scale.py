@@ -64,7 +64,7 @@ def test_streaming_train_and_out_of_core_predict(run_cli, parquet_files, tmp_pat
         check=True,
     )
     assert "Wrote 3000 float predictions" in result.stdout
-    assert "rows/s" not in result.stderr, "no progress bar when the output is not a terminal"
+    assert "B/s" not in result.stderr, "no progress bar when the output is not a terminal"
     assert pq.read_table(tmp_path / "p.parquet").num_rows == 3000
 
 

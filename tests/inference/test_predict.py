@@ -1,6 +1,7 @@
 """Loading a version and predicting from it: file formats, folders, column order, bad rows,
 known answers, and an evaluation that agrees with what was published."""
 
+import csv
 import json
 import shutil
 
@@ -8,6 +9,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from helpers import write_csv
 from linreg_ops.errors import ArtifactError, InputError
@@ -255,3 +258,107 @@ def test_every_kind_answers_as_a_predictor(models, test_rows):
         labels.add(model.label)
     assert len(labels) == 3
     assert models.integer.answers(X).dtype.kind == "i"  # codes: recognized bit for bit
+
+
+# --------------------------------------------------------------------------- --keep-columns
+
+
+def _table_with_ids(columns, values, ids, path):
+    """The test rows with an ``id`` column in the middle, as CSV (text) or Parquet."""
+    features = list(columns[:-1])
+    if path.suffix == ".parquet":
+        data = {name: values[:, i] for i, name in enumerate(features[:4])}
+        data["id"] = pa.array(ids)
+        data |= {name: values[:, i + 4] for i, name in enumerate(features[4:])}
+        pq.write_table(pa.table(data), path, row_group_size=7)
+    else:
+        header = [*features[:4], "id", *features[4:]]
+        rows = [
+            [*map(repr, row[:4]), key, *map(repr, row[4:-1])]
+            for row, key in zip(values.tolist(), ids, strict=True)
+        ]
+        with open(path, "w", newline="", encoding="utf-8") as handle:
+            csv.writer(handle).writerows([header, *rows])
+    return path
+
+
+@settings(max_examples=15, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    n=st.integers(1, 40),
+    chunk_rows=st.integers(1, 16),
+    kind=st.sampled_from(["float", "quantized", "integer"]),
+    suffixes=st.tuples(
+        st.sampled_from([".csv", ".parquet"]), st.sampled_from([".csv", ".parquet"])
+    ),
+    data=st.data(),
+)
+def test_kept_ids_equal_the_input_ids_and_predictions_do_not_change(
+    models, test_rows, tmp_path, n, chunk_rows, kind, suffixes, data
+):
+    """Any table with an id column: the output's ids are the input's, row for row, and its
+    predictions are those written without --keep-columns, bit for bit."""
+    columns, values = test_rows
+    text = st.text(
+        alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\0\r")
+    )
+    ids = data.draw(st.lists(text, min_size=n, max_size=n, unique=True))
+    source = _table_with_ids(columns, values[:n], ids, tmp_path / f"in{suffixes[0]}")
+    kept, plain = tmp_path / f"kept{suffixes[1]}", tmp_path / f"plain{suffixes[1]}"
+    predict.predict_file(models, kind, source, kept, chunk_rows, keep=["id", "MedInc"])
+    predict.predict_file(models, kind, source, plain, chunk_rows)
+    with_ids, without = _read(kept), _read(plain)
+    assert with_ids.column_names[:2] == ["id", "MedInc"]
+    assert with_ids.column("id").to_pylist() == ids
+    for name in without.column_names:  # prediction (and clipped)
+        expected = without.column(name).to_numpy()
+        assert with_ids.column(name).to_numpy().tobytes() == expected.tobytes()
+
+
+def _read(path):
+    if path.suffix == ".parquet":
+        return pq.read_table(path)
+    import pyarrow.csv as pacsv
+
+    # ids are text: read them back as written (an id "1" must not become the number 1)
+    return pacsv.read_csv(
+        path,
+        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        convert_options=pacsv.ConvertOptions(
+            column_types={"id": pa.string()}, strings_can_be_null=False
+        ),
+    )
+
+
+def test_keep_columns_refuses_clashes_twice_named_and_unknown_columns(models, test_rows, tmp_path):
+    columns, values = test_rows
+    source = _table_with_ids(columns, values[:3], ["a", "b", "c"], tmp_path / "in.csv")
+    out = tmp_path / "out.csv"
+    with pytest.raises(InputError, match="the output has its own 'clipped' column"):
+        predict.predict_file(models, "integer", source, out, keep=["clipped"])
+    with pytest.raises(InputError, match="names 'id' twice"):
+        predict.predict_file(models, "float", source, out, keep=["id", "id"])
+    with pytest.raises(InputError, match=r"--keep-columns: column 'idd' not found .*'id'\?"):
+        predict.predict_file(models, "float", source, out, keep=["idd"])
+    assert not out.exists()
+
+
+def test_kept_columns_of_two_types_in_one_parquet_output_are_named(models, test_rows, tmp_path):
+    """A folder whose files type the kept column differently: cast when it can be (int32
+    then int64), one line naming the file and the column when not."""
+    columns, values = test_rows
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    features = {name: values[:4, i] for i, name in enumerate(columns[:-1])}
+    pq.write_table(
+        pa.table({**features, "id": pa.array([1, 2, 3, 4], pa.int32())}), folder / "a.parquet"
+    )
+    pq.write_table(
+        pa.table({**features, "id": pa.array([5, 6, 7, 8], pa.int64())}), folder / "b.parquet"
+    )
+    out = tmp_path / "out.parquet"
+    predict.predict_file(models, "float", folder, out, keep=["id"])
+    assert pq.read_table(out).column("id").to_pylist() == [1, 2, 3, 4, 5, 6, 7, 8]
+    pq.write_table(pa.table({**features, "id": ["x"] * 4}), folder / "c.parquet")
+    with pytest.raises(InputError, match=r"c\.parquet: column 'id' is string here but int32"):
+        predict.predict_file(models, "float", folder, tmp_path / "out2.parquet", keep=["id"])
+    assert not (tmp_path / "out2.parquet").exists()

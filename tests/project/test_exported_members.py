@@ -43,7 +43,7 @@ EXPORTED = {
     ],
     "linreg_ops.cli.monitor": ["EXIT_DRIFT", "cmd_monitor"],
     "linreg_ops.cli.render": [
-        "FIRST_ROWS", "Prose", "clipped", "configure", "dask_predictions", "evaluation", "evaluation_facts", "export", "export_facts", "fetched", "file_facts", "file_predictions", "json_object", "labelled_facts", "labelled_predictions", "loading", "loading_trained_model", "progress_bar", "quantization", "quantization_facts", "run", "run_facts", "say", "sweep", "sweep_facts", "tracked", "training", "training_facts", "training_started", "warn",
+        "FIRST_ROWS", "Prose", "clipped", "configure", "dask_predictions", "evaluation", "evaluation_facts", "export", "export_facts", "fetched", "file_facts", "file_predictions", "json_object", "labelled_facts", "labelled_predictions", "loading", "loading_trained_model", "progress_bar", "quantization", "quantization_facts", "reading_bar", "run", "run_facts", "say", "sweep", "sweep_facts", "tracked", "training", "training_facts", "training_started", "warn",
     ],
     "linreg_ops.config": [
         "ACCESS_LOGS", "BLOCK_BYTES", "CALIBRATIONS", "DEFAULT_CHUNK_ROWS", "DEFAULT_EXPORTS_DIR", "DEFAULT_LOCK_TIMEOUT", "DEFAULT_MODELS_DIR", "DEFAULT_REGISTERED_MODEL", "DEFAULT_REPORTS_DIR", "DRIFT_DEFAULTS", "ENGINES", "EXPORT_FORMATS", "GRANULARITIES", "INPUT_BITS", "IN_MEMORY_ROWS", "LOG_LEVELS", "MODELS_DIR_ENV", "MODEL_KINDS", "MODEL_NAMES", "ONNX_INPUT_TYPES", "PREDICT_ENGINES", "ROUNDINGS", "SERVE_DEFAULTS", "SUPPORTED_BITS", "TRACKED_MODEL_KIND", "TRACKING_URI_ENV", "AccessLog", "Calibration", "DriftConfig", "Engine", "ExportFormat", "FitEngine", "GateConfig", "Granularity", "InputDtype", "IntegerConfig", "LogLevel", "ModelKind", "PredictEngine", "QuantConfig", "QuantDtype", "Rounding", "ServeConfig", "TrainConfig", "models_dir_default", "parse_dtype", "tracking_uri_default",
@@ -98,7 +98,8 @@ EXPORTED = {
         "owns", "parse_infer_request", "server_metadata",
     ],
     "linreg_ops.inference.predict": [
-        "SHOWN_CLIPPED", "FilePrediction", "check_output", "predict_file", "predict_rows",
+        "SHOWN_CLIPPED", "FilePrediction", "Progress", "check_kept", "check_output",
+        "output_columns", "predict_file", "predict_rows",
     ],
     "linreg_ops.inference.requests": [
         "CSV_TYPES", "JSON_TYPES", "MLFLOW_KEYS", "ROWS", "Limits", "Number", "PredictRequest",
@@ -195,15 +196,15 @@ EXPORTED = {
         "check_rows_per_file", "count_csv_rows", "csv_bytes", "csv_header_of", "is_stdout",
         "iter_blocks", "parse_csv", "partition_blocks", "partition_rows", "partitions",
         "prediction_writer", "read_header", "read_table", "rows_per_block", "splittable",
-        "table_files",
+        "table_files", "total_bytes",
     ],
     "linreg_ops.storage.tables.csv_reading": [
         "CSV_BLOCK_BYTES", "MAX_CSV_BLOCK_BYTES", "CsvSource", "batches", "count_csv_rows",
-        "csv_blocks", "csv_reader", "parse_csv",
+        "csv_blocks", "csv_reader", "parse_csv", "read_columns",
     ],
     "linreg_ops.storage.tables.discovery": [
         "check_columns", "check_table_path", "csv_header", "csv_header_of", "read_header",
-        "table_files",
+        "table_files", "total_bytes",
     ],
     "linreg_ops.storage.tables.parquet": ["parquet_blocks"],
     "linreg_ops.storage.tables.partitions": [

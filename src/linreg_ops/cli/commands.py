@@ -56,7 +56,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from linreg_ops import pipeline
 
     source = _training_source(args)
-    with render.progress_bar("rows", enabled=_streams(args)) as progress:
+    with render.reading_bar(_streamed_bytes(args, source)) as progress:
         result = pipeline.train(
             source, args.models_dir, _train_config(args), command=args.command_line,
             lock_timeout=args.lock_timeout, progress=progress, joblib=args.joblib,
@@ -109,7 +109,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         tracking.check_tracking_server(args.tracking_uri, args.registered_model)
     source = _training_source(args)
-    with render.progress_bar("rows", enabled=_streams(args)) as progress:
+    with render.reading_bar(_streamed_bytes(args, source)) as progress:
         result = pipeline.run(
             source, args.models_dir, args.reports_dir, _train_config(args), _quant_config(args),
             _integer_config(args), _gate_config(args), command=args.command_line,
@@ -142,12 +142,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.input is None:
         if args.output is not None:
             raise InputError("--output needs --input PATH (the rows to predict)")
+        if args.keep_columns:
+            raise InputError("--keep-columns needs --input PATH (the rows to predict)")
         return _predict_labelled(args, models, kind)
     if args.output is None:
         raise InputError("--input needs --output PATH (.csv or .parquet, or - for stdout)")
     if args.json and str(args.output) == "-":
         raise InputError("--json and --output - both want standard output: choose one")
     if args.engine == "dask":
+        if args.keep_columns:
+            raise InputError("--keep-columns works with --engine streaming, not dask")
         return _predict_on_dask(args, models, kind)
     return _predict_file(args, models, kind)
 
@@ -291,8 +295,11 @@ def _predict_file(args: argparse.Namespace, models: "Models", kind: ModelKind) -
 
     # asked before writing: replacing a file standard output points at changes the answer
     to_stdout = tables.is_stdout(args.output)
-    with render.progress_bar("rows") as progress:
-        done = predict_file(models, kind, args.input, args.output, args.chunk_rows, progress)
+    with render.reading_bar(tables.total_bytes(args.input)) as progress:
+        done = predict_file(
+            models, kind, args.input, args.output, args.chunk_rows, progress,
+            keep=args.keep_columns or (),
+        )  # fmt: skip
     render.file_predictions(done, kind, args.output, to_stdout=to_stdout)
     if args.json:
         render.json_object(render.file_facts(done, kind, models.version.number, args.output))
@@ -353,10 +360,15 @@ def _training_source(args: argparse.Namespace) -> "Source":
     return source
 
 
-def _streams(args: argparse.Namespace) -> bool:
-    """Whether training reads --data block by block in this process (every engine but Dask
-    streams files; California Housing is in memory): then a bar can show the rows read."""
-    return args.data is not None and args.engine != "dask"
+def _streamed_bytes(args: argparse.Namespace, source: "Source") -> int | None:
+    """The bytes training reads block by block in this process (every engine but Dask
+    streams files; California Housing is in memory): a bar's total, or None for no bar."""
+    from linreg_ops.storage import tables
+    from linreg_ops.training.sources import FileSource
+
+    if args.engine == "dask" or not isinstance(source, FileSource):
+        return None
+    return tables.total_bytes(list(source.files))
 
 
 def _model_kind(args: argparse.Namespace) -> ModelKind:

@@ -481,6 +481,8 @@ def register_predict(subcommands: "argparse._SubParsersAction[Parser]", p: Paren
             "# your rows' predictions as CSV on standard output",
             "linreg-ops predict --input examples/houses.csv --output -",
             "linreg-ops predict --input examples/houses.csv --output predictions.parquet -q",
+            "# input columns beside each prediction, row for row (an id to join back on)",
+            "linreg-ops predict --input examples/houses.csv --output - --keep-columns price",
         ],
         parents=[p.common, p.labelled, p.scaling, p.json],
         handler=commands.cmd_predict,
@@ -492,6 +494,12 @@ def register_predict(subcommands: "argparse._SubParsersAction[Parser]", p: Paren
         "--output",
         type=Path,
         help="where --input's predictions go: .csv or .parquet, or - for CSV on standard output",
+    )
+    sub.add_argument(
+        "--keep-columns",
+        type=_feature_list,
+        metavar="A,B",
+        help="--input columns written before the predictions, row for row (default: none)",
     )
     _model_option(sub, default=None)
     sub.add_argument(

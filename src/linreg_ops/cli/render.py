@@ -56,6 +56,7 @@ __all__ = [
     "progress_bar",
     "quantization",
     "quantization_facts",
+    "reading_bar",
     "run",
     "run_facts",
     "say",
@@ -334,6 +335,43 @@ def progress_bar(
             bar.update(done)
 
         yield advance
+
+
+@contextlib.contextmanager
+def reading_bar(total_bytes: int | None) -> Iterator[Callable[[int, int], None] | None]:
+    """A tqdm bar of the bytes read out of ``total_bytes`` (so a share and an ETA, which a
+    row count cannot give: a CSV's rows are not known before it is read), with the rows
+    read beside it; ``advance(rows, bytes)`` after each block. Silent as ``progress_bar``,
+    and without a total (data read in memory, or on a cluster)."""
+    if total_bytes is None or not sys.stderr.isatty() or _mode[0] == "quiet":
+        yield None
+        return
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        yield None
+        return
+    # drawn at the first block read: a command refused before (a missing column) shows
+    # its one line of error, not an empty bar above it
+    bars: list[Any] = []
+    rows = 0
+
+    def advance(done_rows: int, done_bytes: int) -> None:
+        nonlocal rows
+        if not bars:
+            bars.append(
+                tqdm(total=total_bytes, unit="B", unit_scale=True, unit_divisor=1024,
+                     file=sys.stderr)
+            )  # fmt: skip
+        rows += done_rows
+        bars[0].set_postfix_str(f"{rows:,} rows", refresh=False)
+        bars[0].update(done_bytes)
+
+    try:
+        yield advance
+    finally:
+        if bars:
+            bars[0].close()
 
 
 # --------------------------------------------------------------------------- --json objects

@@ -58,7 +58,7 @@ __all__ = [
 
 HASH_SPLIT = "row hash: splitmix64(row index, random_state) < test_size"
 SEED_SPLIT = "sklearn.model_selection.train_test_split"
-_Progress = Callable[[int], None]  # called with the rows of each block read
+_Progress = Callable[[int, int], None]  # called with the rows and bytes of each block read
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ _Solution = tuple[np.ndarray, float, "LinearRegression | None"]  # coef, interce
 
 def fit(source: Source, config: TrainConfig, progress: _Progress | None = None) -> Fit:
     """Split, check and fit ``source`` with the engine ``config.engine`` names (or chooses);
-    ``progress(rows)`` after each block a file source streams (the CLI's bar)."""
+    ``progress(rows, bytes)`` after each block a file source streams (the CLI's bar)."""
     engine = chosen_engine(source, config)
     if isinstance(source, ArraySource):
         split = _split_arrays(source, config)
@@ -324,9 +324,7 @@ def _stream_pass(
     d = len(source.feature_names)
     summary: Summary | None = None
     held: list[tuple[int, np.ndarray]] | None = []  # None once there are enough rows
-    for first_row, block in _file_blocks(source, columns, config.chunk_rows):
-        if progress:
-            progress(len(block))
+    for first_row, block in _file_blocks(source, columns, config.chunk_rows, progress):
         if held is not None:
             held.append((first_row, block))
             if first_row + len(block) < d + 2:
@@ -348,15 +346,21 @@ def _stream_pass(
 
 
 def _file_blocks(
-    source: FileSource, columns: list[str], chunk_rows: int
+    source: FileSource, columns: list[str], chunk_rows: int, progress: _Progress | None = None
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """(first row in the whole input, block) over every file in order."""
+    """(first row in the whole input, block) over every file in order; ``progress(rows,
+    bytes)`` as each block is read (and the rest of a file's bytes at its end)."""
     offset = 0
     for path in source.files:
-        rows = 0
+        rows = read = 0
         for block in tables.iter_blocks(path, columns, chunk_rows, hint=source.hint):
+            if progress:
+                progress(len(block.values), max(block.position - read, 0))
+                read = max(read, block.position)
             yield offset + block.offset, block.values
             rows = block.offset + len(block.values)
+        if progress:
+            progress(0, max(path.stat().st_size - read, 0))
         offset += rows
 
 

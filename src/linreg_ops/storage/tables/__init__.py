@@ -27,6 +27,7 @@ from linreg_ops.storage.tables.discovery import (
     csv_header_of,
     read_header,
     table_files,
+    total_bytes,
 )
 from linreg_ops.storage.tables.partitions import (
     Partition,
@@ -62,4 +63,5 @@ __all__ = [
     "rows_per_block",
     "splittable",
     "table_files",
+    "total_bytes",
 ]

@@ -5,10 +5,11 @@ A private module: its names are the package's own, re-exported by ``tables`` whe
 of linreg-ops needs them.
 """
 
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
 import numpy as np
 
@@ -23,6 +24,7 @@ __all__ = [
     "TABLE_SUFFIXES",
     "Block",
     "Opener",
+    "Rows",
     "Table",
     "arrow_buffer",
     "as_rows",
@@ -35,6 +37,7 @@ __all__ = [
     "open_native",
     "quote",
     "rebuffer",
+    "rebuffer_rows",
     "rows_per_block",
     "short",
 ]
@@ -46,10 +49,27 @@ _INF_TEXTS = {"inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
 
 @dataclass(frozen=True)
 class Block:
-    """Rows of the selected columns; ``offset`` is the 0-based index of its first data row."""
+    """Rows of the selected columns; ``offset`` is the 0-based index of its first data row.
+
+    ``kept``: the columns a caller asked to pass through (``predict --keep-columns``), as
+    Arrow arrays of their own type, row for row with ``values`` (read in the same pass, so
+    they cannot drift out of alignment). ``position``: about how many bytes of the file are
+    read once this block is given (for a progress bar's total and ETA).
+    """
 
     offset: int
     values: np.ndarray  # float64, (rows, columns), every value finite
+    kept: tuple["pa.Array", ...] = ()
+    position: int = 0
+
+
+class Rows(NamedTuple):
+    """What a reader parsed at once: feature rows, the kept columns of the same rows, and
+    the file's byte position reached."""
+
+    values: np.ndarray
+    kept: tuple["pa.Array", ...]
+    position: int
 
 
 @dataclass(frozen=True)
@@ -143,6 +163,46 @@ def rebuffer(arrays: Iterable[np.ndarray], block_rows: int, first_row: int) -> I
                 offset, buffer, filled = offset + filled, None, 0
     if buffer is not None and filled:
         yield Block(offset, buffer[:filled])
+
+
+def rebuffer_rows(pieces: Iterable[Rows], block_rows: int, first_row: int) -> Iterator[Block]:
+    """``rebuffer`` of parsed pieces that carries their kept columns along, sliced to the
+    same row ranges, and the byte position reached when each block is complete."""
+    pending: deque[tuple[pa.Array, ...]] = deque()
+    position = 0
+
+    def values() -> Iterator[np.ndarray]:
+        nonlocal position
+        for piece in pieces:
+            if piece.kept:
+                pending.append(piece.kept)
+            position = piece.position
+            yield piece.values
+
+    for block in rebuffer(values(), block_rows, first_row):
+        kept = _take(pending, len(block.values)) if pending else ()
+        yield replace(block, kept=kept, position=position)
+
+
+def _take(pending: "deque[tuple[pa.Array, ...]]", rows: int) -> tuple["pa.Array", ...]:
+    """The first ``rows`` rows of the pending kept columns (zero-copy slices; concatenated
+    only where a block spans two pieces), removed from ``pending``."""
+    import pyarrow as pa
+
+    parts: list[tuple[pa.Array, ...]] = []
+    while rows > 0:
+        first = pending[0]
+        length = len(first[0])
+        if length <= rows:
+            parts.append(pending.popleft())
+            rows -= length
+        else:
+            parts.append(tuple(column.slice(0, rows) for column in first))
+            pending[0] = tuple(column.slice(rows) for column in first)
+            rows = 0
+    if len(parts) == 1:
+        return parts[0]
+    return tuple(pa.concat_arrays(list(columns)) for columns in zip(*parts, strict=True))
 
 
 def as_rows(batch: "pa.RecordBatch") -> np.ndarray:

@@ -23,13 +23,14 @@ from linreg_ops.storage.tables._common import (
     SHOWN_TEXT,
     Block,
     Opener,
+    Rows,
     Table,
     arrow_buffer,
     as_rows,
     check_block,
     fields,
     quote,
-    rebuffer,
+    rebuffer_rows,
     short,
 )
 from linreg_ops.storage.tables.discovery import check_columns, csv_header
@@ -46,6 +47,7 @@ __all__ = [
     "csv_blocks",
     "csv_reader",
     "parse_csv",
+    "read_columns",
 ]
 
 CSV_BLOCK_BYTES = 4 << 20  # pyarrow's parse unit; memory is a few of these whatever the file
@@ -109,15 +111,23 @@ def count_csv_rows(data: bytes) -> int:
 
 
 def csv_blocks(
-    source: CsvSource, columns: list[str], block_rows: int, hint: str
+    source: CsvSource,
+    columns: list[str],
+    block_rows: int,
+    hint: str,
+    keep: Sequence[str] = (),
 ) -> Iterator[Block]:
     """The fast path: pyarrow parses straight to float64, in blocks of ``block_rows`` rows.
-    ``hint`` is added to a non-numeric error."""
+    ``hint`` is added to a non-numeric error. ``keep``: columns carried along as text
+    (``Block.kept``), read in the same pass."""
     import pyarrow as pa
 
     try:
-        arrays = map(as_rows, batches(source, columns, text=False))
-        for block in rebuffer(arrays, block_rows, source.first_row):
+        pieces = (
+            Rows(as_rows(batch.select(columns)), tuple(batch.column(k) for k in keep), at)
+            for batch, at in _batches_at(source, columns, text=False, keep=keep)
+        )
+        for block in rebuffer_rows(pieces, block_rows, source.first_row):
             check_block(block, columns, source.label, source.cell_text)
             yield block
     except pa.ArrowInvalid as exc:
@@ -126,10 +136,25 @@ def csv_blocks(
         raise InputError(f"cannot read {source.label} as CSV: {short(exc)}") from None
 
 
+def read_columns(columns: Sequence[str], keep: Sequence[str]) -> list[str]:
+    """The columns a pass reads: the features, then the kept columns that are not one."""
+    return list(dict.fromkeys([*columns, *keep]))
+
+
 def batches(source: CsvSource, columns: list[str], *, text: bool) -> Iterator["pa.RecordBatch"]:
-    """The source's record batches. A record longer than pyarrow's parse block (one field of
-    megabytes) makes it refuse the block: the read restarts with blocks four times larger,
-    skipping the rows already given, up to MAX_CSV_BLOCK_BYTES."""
+    """The source's record batches (see ``_batches_at``)."""
+    for batch, _ in _batches_at(source, columns, text=text):
+        yield batch
+
+
+def _batches_at(
+    source: CsvSource, columns: list[str], *, text: bool, keep: Sequence[str] = ()
+) -> Iterator[tuple["pa.RecordBatch", int]]:
+    """The source's record batches (the columns, then the ``keep`` columns that are not one),
+    each with the byte position the stream has reached. A
+    record longer than pyarrow's parse block (one field of megabytes) makes it refuse the
+    block: the read restarts with blocks four times larger, skipping the rows already
+    given, up to MAX_CSV_BLOCK_BYTES."""
     import pyarrow as pa
 
     block_bytes, given = CSV_BLOCK_BYTES, 0
@@ -138,14 +163,14 @@ def batches(source: CsvSource, columns: list[str], *, text: bool) -> Iterator["p
             with source.opener() as handle:
                 skip = given
                 for batch in csv_reader(
-                    handle, columns, source.names, text=text, block=block_bytes
+                    handle, columns, source.names, text=text, block=block_bytes, keep=keep
                 ):
                     if skip >= batch.num_rows:
                         skip -= batch.num_rows
                         continue
                     batch, skip = batch.slice(skip), 0
                     given += batch.num_rows
-                    yield batch
+                    yield batch, handle.tell()
             return
         except pa.ArrowInvalid as exc:
             # a record longer than the block: "straddling object", or, when the first
@@ -163,13 +188,17 @@ def csv_reader(
     *,
     text: bool,
     block: int = CSV_BLOCK_BYTES,
+    keep: Sequence[str] = (),
 ) -> Any:
     """pyarrow's streaming reader of the selected columns: as float64, or as raw bytes
-    (``text``) for counting rows and locating errors."""
+    (``text``) for counting rows and locating errors. A ``keep`` column that is not a
+    feature is read as text (UTF-8), exactly as written: an id ``007`` stays ``007``, and
+    a type guessed from the first block cannot fail on a later one."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
     kind = pa.binary() if text else pa.float64()
+    types = {name: pa.string() for name in keep} | dict.fromkeys(columns, kind)
     return pacsv.open_csv(
         handle,
         read_options=pacsv.ReadOptions(
@@ -180,8 +209,8 @@ def csv_reader(
         # RFC 4180: a quoted field may hold newlines, so a block never ends inside one.
         parse_options=pacsv.ParseOptions(newlines_in_values=True),
         convert_options=pacsv.ConvertOptions(
-            include_columns=columns,
-            column_types=dict.fromkeys(columns, kind),
+            include_columns=read_columns(columns, keep),
+            column_types=types,
             null_values=[],
             strings_can_be_null=False,
             quoted_strings_can_be_null=False,

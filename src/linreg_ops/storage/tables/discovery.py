@@ -6,6 +6,7 @@ against it, so a missing column is named (with its file) before any work starts.
 """
 
 import collections
+import contextlib
 import csv
 import glob
 import io
@@ -24,6 +25,7 @@ __all__ = [
     "csv_header_of",
     "read_header",
     "table_files",
+    "total_bytes",
 ]
 
 
@@ -48,6 +50,17 @@ def table_files(spec: str | Path) -> list[Path]:
     if not files:
         raise InputError(f"no .csv or .parquet files in {spec}")
     return [check_table_path(path) for path in files]
+
+
+def total_bytes(spec: str | Path | Sequence[Path]) -> int:
+    """The size of every file an input names (or of the files given): a reading progress
+    bar's total, known before a row is read."""
+    files = table_files(spec) if isinstance(spec, str | Path) else spec
+    total = 0
+    for path in files:
+        with contextlib.suppress(OSError):
+            total += path.stat().st_size
+    return total
 
 
 def _literal_prefix(pattern: str) -> str:

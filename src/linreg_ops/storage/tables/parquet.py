@@ -1,6 +1,6 @@
 """Parquet on pyarrow's reader: numeric columns in row blocks, nulls named by row."""
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -9,10 +9,11 @@ import numpy as np
 from linreg_ops.errors import InputError
 from linreg_ops.storage.tables._common import (
     Block,
+    Rows,
     as_rows,
     check_block,
     no_rows_error,
-    rebuffer,
+    rebuffer_rows,
     short,
 )
 
@@ -29,10 +30,13 @@ def parquet_blocks(
     row_groups: list[int] | None,
     first_row: int,
     hint: str,
+    keep: Sequence[str] = (),
 ) -> Iterator[Block]:
     """Blocks of ``block_rows`` rows of the selected columns (of ``row_groups`` only, when
     given, whose first row is ``first_row`` of the file). ``hint`` is added to a
-    non-numeric error."""
+    non-numeric error. ``keep``: columns carried along in their own Arrow type
+    (``Block.kept``), read in the same pass; a block's ``position`` is the file's size times
+    the share of its rows read (the metadata knows the total)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -50,11 +54,22 @@ def parquet_blocks(
         with pq.ParquetFile(path, pre_buffer=False) as parquet:
             if row_groups is None and parquet.metadata.num_rows == 0:
                 raise no_rows_error(path)
+            total, size = max(parquet.metadata.num_rows, 1), path.stat().st_size
+            read = list(dict.fromkeys([*columns, *keep]))
             batches = parquet.iter_batches(
-                batch_size=min(block_rows, 1 << 20), columns=columns, row_groups=row_groups
+                batch_size=min(block_rows, 1 << 20), columns=read, row_groups=row_groups
             )
+            done = first_row
             checked = _no_nulls(batches, path, columns, first_row)
-            for block in rebuffer(map(as_rows, checked), block_rows, first_row):
+
+            def rows() -> Iterator[Rows]:
+                nonlocal done
+                for batch in checked:
+                    done += batch.num_rows
+                    kept = tuple(batch.column(name) for name in keep)
+                    yield Rows(as_rows(batch.select(columns)), kept, size * done // total)
+
+            for block in rebuffer_rows(rows(), block_rows, first_row):
                 check_block(block, columns, str(path))
                 yield block
     except (OSError, pa.ArrowException) as exc:
@@ -66,7 +81,8 @@ def _no_nulls(
 ) -> Iterator["pa.RecordBatch"]:
     offset = first_row
     for batch in batches:
-        for name, column in zip(columns, batch.columns, strict=True):
+        for name in columns:
+            column = batch.column(name)
             if column.null_count:
                 nulls = column.is_null().to_numpy(zero_copy_only=False)
                 row = offset + int(np.flatnonzero(nulls)[0])

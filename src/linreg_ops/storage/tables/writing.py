@@ -2,12 +2,14 @@
 files written block by block, atomically (or streamed to standard output, a FIFO, a device)."""
 
 import contextlib
+import csv
+import io
 import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
@@ -48,14 +50,17 @@ def _arrow_float64(values: np.ndarray) -> "pa.Array":
     return pa.Array.from_buffers(pa.float64(), len(column), [None, pa.py_buffer(column)])
 
 
-def _arrow_table(columns: Sequence[str], arrays: Sequence[np.ndarray]) -> "pa.Table":
-    """Prediction columns as an Arrow table: integer ones (``clipped``) as int64, the
-    others float64, built without ``pa.array`` (see ``_arrow_float64``)."""
+def _arrow_table(columns: Sequence[str], arrays: Sequence[Any]) -> "pa.Table":
+    """Prediction columns as an Arrow table: Arrow arrays (kept input columns) as they are,
+    integer ones (``clipped``) as int64, the others float64, built without ``pa.array``
+    (see ``_arrow_float64``)."""
     import pyarrow as pa
 
     built = []
     for values in arrays:
-        if np.issubdtype(np.asarray(values).dtype, np.integer):
+        if isinstance(values, pa.Array):
+            built.append(values)
+        elif np.issubdtype(np.asarray(values).dtype, np.integer):
             column = np.ascontiguousarray(values, dtype=np.int64)
             built.append(
                 pa.Array.from_buffers(pa.int64(), len(column), [None, pa.py_buffer(column)])
@@ -79,7 +84,8 @@ def is_stdout(path: Path) -> bool:
 @contextlib.contextmanager
 def prediction_writer(path: Path, columns: Sequence[str]) -> Iterator[Callable[..., None]]:
     """Append prediction blocks to ``path`` (CSV, or Parquet for ``.parquet``) in constant
-    memory.
+    memory. The writer takes one array per column: numpy arrays, or Arrow arrays of any
+    type (the input columns ``predict --keep-columns`` passes through).
 
     A file is written atomically: blocks go to a temporary file that replaces ``path`` only
     when every block is written. ``-`` (standard output), a FIFO or a character device
@@ -143,17 +149,34 @@ def _table_writer(
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    handle.write((",".join(columns) + "\n").encode("utf-8"))
     options = pacsv.WriteOptions(include_header=False)
+    started = False  # the header goes with the first block: a refused block writes nothing
 
-    def write_csv(*arrays: np.ndarray) -> None:
+    def write_csv(*arrays: Any) -> None:
         # pyarrow formats (shortest round-trip text, ten times np.savetxt's speed) into its
         # own buffer; this thread writes it, so a closed pipe raises here as it always did
+        nonlocal started
+        table = _arrow_table(columns, arrays)
         sink = pa.BufferOutputStream()
-        pacsv.write_csv(_arrow_table(columns, arrays), sink, options)
+        try:
+            pacsv.write_csv(table, sink, options)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            # a kept Parquet column of a nested type (list, struct, map) has no CSV text
+            for field in table.schema:
+                if pa.types.is_nested(field.type):
+                    raise InputError(
+                        f"column {field.name!r} has type {field.type}, which CSV cannot "
+                        "hold: write .parquet"
+                    ) from None
+            raise
+        if not started:
+            handle.write(_csv_header(columns))
+            started = True
         handle.write(sink.getvalue())
 
     yield write_csv
+    if not started:
+        handle.write(_csv_header(columns))
 
 
 def _parquet_writer(handle: BinaryIO, columns: Sequence[str]) -> Iterator[Callable[..., None]]:
@@ -162,11 +185,13 @@ def _parquet_writer(handle: BinaryIO, columns: Sequence[str]) -> Iterator[Callab
 
     writer: pq.ParquetWriter | None = None
 
-    def write_parquet(*arrays: np.ndarray) -> None:
+    def write_parquet(*arrays: Any) -> None:
         nonlocal writer
         table = _arrow_table(columns, arrays)
         if writer is None:
             writer = pq.ParquetWriter(handle, table.schema)
+        elif not table.schema.equals(writer.schema):
+            table = _as_schema(table, writer.schema)
         writer.write_table(table)
 
     try:
@@ -176,3 +201,30 @@ def _parquet_writer(handle: BinaryIO, columns: Sequence[str]) -> Iterator[Callab
     finally:
         if writer is not None:
             writer.close()
+
+
+def _csv_header(columns: Sequence[str]) -> bytes:
+    """The header row, each name quoted where CSV needs it (a kept input column may be
+    named ``"price, usd"``)."""
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\n").writerow(columns)
+    return text.getvalue().encode("utf-8")
+
+
+def _as_schema(table: "pa.Table", schema: "pa.Schema") -> "pa.Table":
+    """A later block in the first block's schema (a Parquet file has one): a kept column
+    typed int32 in one input file and int64 in the next is cast; one that cannot be is
+    named."""
+    import pyarrow as pa
+
+    try:
+        return table.cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError):
+        for field, given in zip(schema, table.schema, strict=True):
+            if field.type != given.type:
+                raise InputError(
+                    f"column {field.name!r} is {given.type} here but {field.type} in the rows "
+                    "written before: a Parquet output has one type per column (write CSV, or "
+                    "give inputs of one schema)"
+                ) from None
+        raise
