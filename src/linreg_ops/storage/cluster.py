@@ -6,6 +6,7 @@ Training (``training.engines``) and scoring (``inference.dask_scoring``) both st
 neither knows the other.
 """
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +64,10 @@ class DaskSession:
                 host="127.0.0.1",
                 dashboard_address="127.0.0.1:0",
                 scheduler_kwargs={"dashboard": False},
+                # the cluster's own log lines (a worker's heartbeat that meets a scheduler
+                # already closing, under load) would break "one line on error": errors that
+                # matter reach the client as exceptions
+                silence_logs=logging.CRITICAL,
             )
             self.client = distributed.Client(self.cluster)
         return self.client
