@@ -17,8 +17,10 @@ from linreg_ops.errors import InputError
 __all__ = [
     "BLOCK_BYTES",
     "CALIBRATIONS",
+    "DEFAULT_BASELINE",
     "DEFAULT_CHUNK_ROWS",
     "DEFAULT_LOCK_TIMEOUT",
+    "DEFAULT_MAX_R2_REGRESSION",
     "DEFAULT_MODELS_DIR",
     "DEFAULT_REPORTS_DIR",
     "ENGINES",
@@ -79,6 +81,8 @@ DEFAULT_REPORTS_DIR = Path("reports")
 IN_MEMORY_ROWS = 1_000_000  # engine "auto": scikit-learn below this many rows, streaming above
 DEFAULT_CHUNK_ROWS = 131_072  # rows per block at most (--chunk-rows): larger blocks gain nothing
 BLOCK_BYTES = 9 << 20  # and at most this much per block: 131,072 rows of 9 float64 columns
+DEFAULT_BASELINE = Path("ci/baseline.json")  # the CI gate's committed metrics
+DEFAULT_MAX_R2_REGRESSION = 0.001  # promote / the CI baseline: how much worse R² may be
 DEFAULT_LOCK_TIMEOUT = 10.0  # seconds a second writer waits for the models folder
 
 

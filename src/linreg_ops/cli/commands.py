@@ -9,6 +9,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from linreg_ops.cli import render
+from linreg_ops.cli.lifecycle import chosen_version
 from linreg_ops.config import GateConfig, IntegerConfig, ModelKind, QuantConfig, TrainConfig
 from linreg_ops.errors import InputError
 
@@ -90,7 +91,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from linreg_ops.inference import loading
 
     kind = _model_kind(args)
-    models = loading.load(args.models_dir)
+    models = loading.load(args.models_dir, chosen_version(args))
     if args.input is None:
         if args.output is not None:
             raise InputError("--output needs --input PATH (the rows to predict)")
@@ -103,7 +104,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    _evaluate(args.models_dir, args.data, args.target)
+    _evaluate(args.models_dir, args.data, args.target, chosen_version(args))
     return EXIT_OK
 
 
@@ -112,7 +113,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     result = pipeline.export(
         args.models_dir, args.format, args.model, args.output, command=args.command_line,
-        lock_timeout=args.lock_timeout, onnx_input=args.onnx_input,
+        lock_timeout=args.lock_timeout, onnx_input=args.onnx_input, number=chosen_version(args),
     )  # fmt: skip
     render.export(result)
     return EXIT_OK
@@ -184,11 +185,13 @@ def _predict_on_dask(args: argparse.Namespace, models: "Models", kind: ModelKind
 # --------------------------------------------------------------------------- helpers
 
 
-def _evaluate(models_dir: "Path", data: str | None, target: str | None) -> None:
+def _evaluate(
+    models_dir: "Path", data: str | None, target: str | None, version: int | None = None
+) -> None:
     from linreg_ops.inference import loading
     from linreg_ops.inference.evaluate import evaluate, labelled_rows
 
-    models = loading.load(models_dir)
+    models = loading.load(models_dir, version)
     rows = labelled_rows(models, data, target)
     render.evaluation(models, evaluate(models, rows.X, rows.y, rows.source))
 

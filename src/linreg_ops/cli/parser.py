@@ -9,7 +9,7 @@ import math
 from pathlib import Path
 
 from linreg_ops._version import __version__
-from linreg_ops.cli import commands
+from linreg_ops.cli import commands, lifecycle
 from linreg_ops.config import (
     CALIBRATIONS,
     DEFAULT_LOCK_TIMEOUT,
@@ -219,6 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"default: {DEFAULT_REPORTS_DIR}",
     )
 
+    selecting = lifecycle.selecting()  # --version N | --alias NAME
+
     parser = argparse.ArgumentParser(
         prog="linreg-ops",
         description="Train, quantize, evaluate, predict and serve a linear regression model.",
@@ -252,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.set_defaults(handler=commands.cmd_sweep)
     sub = subcommands.add_parser(
         "predict",
-        parents=[common, labelled, scaling],
+        parents=[common, labelled, scaling, selecting],
         help="predict --input rows to --output, or score the stored test split",
     )
     sub.add_argument("--input", help="rows to predict: a .csv/.parquet file, folder or glob")
@@ -280,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.set_defaults(handler=commands.cmd_predict)
     sub = subcommands.add_parser(
         "evaluate",
-        parents=[common, labelled],
+        parents=[common, labelled, selecting],
         help="float vs quantized vs integer-only on the stored test split or --data/--target",
     )
     sub.set_defaults(handler=commands.cmd_evaluate)
@@ -292,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.set_defaults(handler=commands.cmd_run)
     sub = subcommands.add_parser(
         "export",
-        parents=[common, writing],
+        parents=[common, writing, selecting],
         help="write the model as ONNX, a C99 header or an MLflow model; record its SHA-256",
     )
     sub.add_argument("--format", required=True, choices=EXPORT_FORMATS)
@@ -333,4 +335,12 @@ def build_parser() -> argparse.ArgumentParser:
         f"(default: {serving.drain_seconds:g})",
     )
     sub.set_defaults(handler=commands.cmd_serve)
+    lifecycle.add_versions(subcommands, common)
+    lifecycle.add_show(subcommands, common)
+    lifecycle.add_diff(subcommands, common)
+    lifecycle.add_promote(subcommands, common, writing)
+    lifecycle.add_rollback(subcommands, common, writing)
+    lifecycle.add_history(subcommands, common)
+    lifecycle.add_gc(subcommands, common, writing)
+    lifecycle.add_baseline(subcommands, common)
     return parser
