@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from linreg_ops.baseline import Comparison
+    from linreg_ops.baseline import ComparedRow, Comparison
     from linreg_ops.lifecycle import GcResult, PromoteResult, VersionInfo
     from linreg_ops.storage.store import Move
 
@@ -190,6 +190,12 @@ def baseline_table(comparison: "Comparison") -> str:
         lines.append(
             f"| {row.kind} | {number(row.baseline)} | {number(row.current)} | "
             f"{number(row.delta, signed=True)} | -{comparison.limit:g} | "
-            f"{'ok' if row.passed else 'regression'} |"
+            f"{_verdict(row)} |"
         )
     return "\n".join(lines)
+
+
+def _verdict(row: "ComparedRow") -> str:
+    if row.passed:
+        return "ok"
+    return "missing" if row.current is None else "regression"
