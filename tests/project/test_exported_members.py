@@ -77,9 +77,14 @@ EXPORTED = {
         "quantized_graph", "require_onnx", "weight_code_dtype",
     ],
     "linreg_ops.extras": ["install_command", "require"],
-    "linreg_ops.inference": ["dask_scoring", "evaluate", "loading", "predict", "requests", "serve"],
+    "linreg_ops.inference": [
+        "dask_scoring", "evaluate", "live", "loading", "predict", "requests", "serve",
+    ],
     "linreg_ops.inference.dask_scoring": ["dask_predict"],
     "linreg_ops.inference.evaluate": ["Evaluation", "LabelledRows", "evaluate", "labelled_rows"],
+    "linreg_ops.inference.live": [
+        "POLL_SECONDS", "VERSION_HEADER", "Live", "Served", "VersionHeader", "serving",
+    ],
     "linreg_ops.inference.loading": [
         "ARTIFACT_OF", "KNOWN_ANSWER_ROWS", "AnyModel", "Models", "answers_digest",
         "check_known_answers", "known_answers", "load", "load_metrics", "load_models",

@@ -131,10 +131,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = serve.serve_settings(
         models_dir=args.models_dir, host=args.host, port=args.port, workers=args.workers,
         max_batch=args.max_batch, max_body_bytes=args.max_body_bytes, log_level=args.log_level,
-        drain_seconds=args.drain_seconds,
+        drain_seconds=args.drain_seconds, alias=args.alias,
     )  # fmt: skip
     # fail fast, with a clear message, before binding
-    models = loading.load(settings.models_dir, settings.model_version)
+    number = settings.model_version
+    if settings.alias is not None:
+        from linreg_ops.lifecycle import resolve
+
+        number = resolve(settings.models_dir, None, settings.alias)
+    models = loading.load(settings.models_dir, number)
     return serve.run(models.version, settings)
 
 

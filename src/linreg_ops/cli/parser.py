@@ -334,6 +334,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="after SIGTERM, keep serving until requests stop, at most this long "
         f"(default: {serving.drain_seconds:g})",
     )
+    sub.add_argument(
+        "--alias",
+        help="serve the version this alias names and follow its moves (hot reload); "
+        "without it, the current version at start-up, pinned",
+    )
     sub.set_defaults(handler=commands.cmd_serve)
     lifecycle.add_versions(subcommands, common)
     lifecycle.add_show(subcommands, common)

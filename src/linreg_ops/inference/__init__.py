@@ -9,6 +9,7 @@ and nothing is unpickled (import-linter's contracts keep it so).
 - ``dask_scoring``: an input scored on a Dask cluster into a Parquet dataset.
 - ``requests``: HTTP request bodies → feature matrices, with limits.
 - ``serve``: the FastAPI service.
+- ``live``: the models a service answers with, swapped when the alias it follows moves.
 """
 
-__all__ = ["dask_scoring", "evaluate", "loading", "predict", "requests", "serve"]
+__all__ = ["dask_scoring", "evaluate", "live", "loading", "predict", "requests", "serve"]

@@ -37,8 +37,8 @@ from starlette.requests import ClientDisconnect
 from linreg_ops._version import __version__
 from linreg_ops.config import DEFAULT_MODELS_DIR, SERVE_DEFAULTS, LogLevel, ModelKind
 from linreg_ops.errors import InputError
-from linreg_ops.inference import requests
-from linreg_ops.inference.loading import ARTIFACT_OF, AnyModel, Models, load_metrics, load_models
+from linreg_ops.inference import live, requests
+from linreg_ops.inference.loading import ARTIFACT_OF, AnyModel, Models, load_metrics
 from linreg_ops.inference.predict import predict_rows
 from linreg_ops.inference.requests import Limits, RequestError
 from linreg_ops.storage import store
@@ -82,6 +82,7 @@ class ServeSettings(BaseSettings):
 
     models_dir: Path = DEFAULT_MODELS_DIR
     model_version: int | None = Field(None, ge=1)  # None: the current version at start-up
+    alias: str | None = None  # follow this alias's moves (inference.live)
     host: str = SERVE_DEFAULTS.host
     port: int = Field(SERVE_DEFAULTS.port, ge=0, le=65535)
     workers: int = Field(SERVE_DEFAULTS.workers, gt=0)
@@ -340,11 +341,12 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        version = store.open_version(settings.models_dir, settings.model_version)
-        app.state.models = load_models(version)
-        app.state.metadata = describe_service(app.state.models, settings)
-        drain.install()
-        yield
+        async with live.serving(
+            settings.models_dir, settings.model_version, settings.alias,
+            lambda models: describe_service(models, settings),
+        ) as app.state.live:  # fmt: skip
+            drain.install()
+            yield
 
     app = FastAPIOffline(
         title="linreg-ops",
@@ -366,7 +368,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
 
     @app.get("/ready", summary="Readiness: the version's models are loaded and verified")
     async def ready(request: Request) -> Response:
-        models: Models = request.app.state.models
+        models = _models(request)
         body = {"version": models.version.number, "models": models.kinds()}
         if drain.active:
             return JSONBody({"status": "draining", **body}, status_code=503)
@@ -377,7 +379,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
 
     @app.get("/metadata", summary="Version, features, metrics, quantization and checksums")
     async def model_metadata(request: Request) -> dict[str, Any]:
-        info: dict[str, Any] = request.app.state.metadata
+        info: dict[str, Any] = request.app.state.live.metadata()
         return info
 
     json_body = {"application/json": {"schema": requests.PredictRequest.model_json_schema()}}
@@ -390,7 +392,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         responses={413: {"description": "batch or body too large"}},
     )
     async def predict_route(request: Request) -> Response:
-        models: Models = request.app.state.models
+        models = _models(request)
         if _content_type(request) not in requests.JSON_TYPES:
             raise RequestError(400, _wrong_type(request, "application/json"))
         X, kind = requests.predict_request(await request.body(), models.float.feature_names, limits)
@@ -421,7 +423,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         responses={413: {"description": "batch or body too large"}},
     )
     async def invocations(request: Request) -> Response:
-        models: Models = request.app.state.models
+        models = _models(request)
         body = await request.body()
         X = requests.invocations_request(
             body, _content_type(request), models.float.feature_names, limits
@@ -430,7 +432,15 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(Draining, drain=drain)
+    app.add_middleware(live.VersionHeader, live=lambda: app.state.live)
     return app
+
+
+def _models(request: Request) -> Models:
+    """The models serving now, read once per request (and named in X-Model-Version)."""
+    served: live.Served = request.app.state.live.served
+    request.state.model_version = served.models.version.number
+    return served.models
 
 
 def _predictions(model: AnyModel, X: "np.ndarray") -> "np.ndarray":
@@ -483,7 +493,10 @@ def run(version: store.Version, settings: ServeSettings) -> int:
     sock = bind(settings.host, settings.port)
     bound_host, bound_port = sock.getsockname()[:2]
     pinned = settings.model_copy(
-        update={"models_dir": version.models_dir.resolve(), "model_version": version.number}
+        update={
+            "models_dir": version.models_dir.resolve(),
+            "model_version": None if settings.alias else version.number,
+        }
     )
     # the workers' settings, read by ServeSettings in each worker (a restarted one too)
     os.environ.update(
@@ -497,7 +510,8 @@ def run(version: store.Version, settings: ServeSettings) -> int:
     workers = settings.workers
     print(
         f"Serving version {version.number} of {version.models_dir} on http://{shown}:{bound_port} "
-        f"({workers} worker{'s' if workers > 1 else ''})",
+        f"({workers} worker{'s' if workers > 1 else ''})"
+        + (f", following alias {settings.alias!r}" if settings.alias else ""),
         flush=True,
     )
     config = uvicorn.Config(
