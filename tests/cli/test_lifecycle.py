@@ -239,3 +239,23 @@ def test_rollback_returns_along_the_promotions_in_reverse(folder, tmp_path_facto
                 writer.move_alias("champion", step, "promote")
             stack.append(step)
         assert store.alias_holder(models, "champion") == (stack[-1] if stack else None)
+
+
+def test_aliases_and_history_reached_through_links_are_refused(run_cli, models, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (models / "aliases").symlink_to(elsewhere)
+    result = cli(run_cli, models, "promote", "1", "--alias", "champion")
+    assert result.returncode == 2
+    assert "is not a folder (a symbolic link?)" in result.stderr
+    assert list(elsewhere.iterdir()) == []
+    (models / "aliases").unlink()
+    history = models / "history.jsonl"
+    (tmp_path / "outside.jsonl").write_bytes(history.read_bytes())
+    history.unlink()
+    history.symlink_to(tmp_path / "outside.jsonl")
+    before = (tmp_path / "outside.jsonl").read_bytes()
+    result = cli(run_cli, models, "promote", "1", "--alias", "champion")
+    assert result.returncode == 2
+    assert (tmp_path / "outside.jsonl").read_bytes() == before
+    assert store.alias_holder(models, "champion") is None

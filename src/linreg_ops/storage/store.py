@@ -513,6 +513,12 @@ class Writer:
             raise InputError(f"alias {name!r} already names version {number}")
         open_version(self.models_dir, number)  # it exists and its manifest reads
         link = _alias_link(self.models_dir, name)
+        folder = self.models_dir / ALIASES
+        if name != CURRENT and (
+            folder.is_symlink() or (folder.exists() and not _is_real_dir(folder))
+        ):
+            # through a link, the alias would be written (and later read) outside the folder
+            raise ArtifactError(f"{folder} is not a folder (a symbolic link?): refusing to use it")
         _mkdir(link.parent)
         undo = _log_move(self, name, number, action)
         try:
