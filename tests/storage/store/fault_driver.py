@@ -137,8 +137,13 @@ def state(models_dir: Path) -> dict[str, object]:
         logged: object = [
             [m.alias, m.action, m.version, m.previous] for m in store.moves(models_dir)
         ]
+        numbers: object = store.version_numbers(models_dir)
+        for number in store.version_numbers(models_dir):  # each one whole
+            version = store.open_version(models_dir, number)
+            for name in version.manifest.artifacts:
+                store.read_artifact(version, name)
     except InputError as exc:
-        holders, logged = None, str(exc)
+        holders, logged, numbers = None, str(exc), None
     return {
         "current": current,
         "files": files,
@@ -147,6 +152,7 @@ def state(models_dir: Path) -> dict[str, object]:
         "seed_links_ok": links,
         "aliases": holders,
         "moves": logged,
+        "versions": numbers,
     }
 
 

@@ -80,6 +80,30 @@ def test_a_kill_after_any_file_operation_of_a_move_leaves_old_or_new_holder(
     print(f"\n{case}: killed after each of its {dry['count']} file operations in turn")
 
 
+def test_a_kill_after_any_file_operation_of_gc_leaves_every_listed_version_whole(
+    template, tmp_path
+):
+    """gc moves a version out of versions/ in one rename, then removes its files: a kill at
+    any step leaves it listed and whole, or gone; the next writer empties what was left."""
+    argv = ["gc", "--keep", "1", "--models-dir", "{models}"]
+    result = subprocess.run(
+        [sys.executable, str(DRIVER), "kill", str(template), str(tmp_path / "work"), "--", *argv],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    dry, trials, recovery = lines[0], lines[1:-1], lines[-1]
+    assert dry["versions"] == [2], dry
+    for t in trials:
+        where = f"gc: killed after operation {t['k']} ({t['operation']})"
+        assert t["error"] is None, f"{where}: {t['error']}"
+        assert t["versions"] in ([1, 2], [2]), f"{where}: {t['versions']}"
+        assert t["aliases"] == {"current": 2, "champion": 2}, where
+    assert trials[0]["versions"] == [1, 2]
+    assert recovery["leftovers"] == []
+    print(f"\ngc: killed after each of its {dry['count']} file operations in turn")
+
+
 def test_a_torn_history_line_is_skipped_and_the_next_move_starts_a_new_line(template, tmp_path):
     models = Path(shutil.copytree(template, tmp_path / "models", symlinks=True))
     history = models / "history.jsonl"
