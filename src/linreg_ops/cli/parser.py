@@ -708,7 +708,7 @@ def register_versions(subcommands: "argparse._SubParsersAction[Parser]", p: Pare
         description="List every version of --models-dir, oldest first: when it was made, its "
         "data and SHA-256,\nthe engine, float / quantized / integer-only R² and ΔR², and the "
         "aliases naming it.",
-        example_lines=["linreg-ops versions", "linreg-ops versions --json"],
+        example_lines=["linreg-ops versions"],
         parents=[p.common],
         handler=lifecycle.cmd_versions,
     )
