@@ -522,6 +522,9 @@ class Service:
         settings = self.settings
         models_dir = settings.models_dir
         alias = None if settings.model_version is not None else settings.alias
+        copied = models_dir / store.CURRENT
+        if alias == store.CURRENT and copied.is_dir() and not copied.is_symlink():
+            alias = None  # a copied current folder (the Docker image's) never moves: no watch
         number = settings.model_version
         if alias is not None:
             number = store.alias_holder(models_dir, alias)

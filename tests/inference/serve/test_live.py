@@ -167,3 +167,19 @@ def test_version_n_pins_and_watches_nothing(models):
         assert 'linreg_ops_live_version{alias=""} 1.0' in metrics(service)
     finally:
         service.stop()
+
+
+def test_a_copied_current_folder_is_served_without_a_watch(models, tmp_path):
+    """The Docker image holds ``current`` as a folder (a copy that followed the link): it
+    cannot move, so no worker reads it every poll."""
+    image = tmp_path / "image"
+    image.mkdir()
+    shutil.copytree(models / "current", image / "current")  # follows the link, as the image does
+    service = started(image)
+    try:
+        assert service.live is not None
+        assert service.live.number == 2
+        assert metadata(service)["live"]["alias"] is None
+        assert not poll(service)
+    finally:
+        service.stop()
