@@ -208,11 +208,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )  # fmt: skip
     # fail fast, with a clear message, before binding: --version N pins, else the alias
     from linreg_ops.lifecycle import resolve
+    from linreg_ops.storage.store import CURRENT
 
     pinned = settings.model_version is not None
-    number = resolve(
-        settings.models_dir, settings.model_version, None if pinned else settings.alias
-    )
+    # current is resolved by loading itself: an empty folder is "no model in …", as before
+    followed = None if pinned or settings.alias == CURRENT else settings.alias
+    number = resolve(settings.models_dir, settings.model_version, followed)
     models = loading.load(settings.models_dir, number)
     return serve.run(models.version, settings, models)
 
