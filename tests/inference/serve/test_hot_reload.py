@@ -28,7 +28,7 @@ from linreg_ops.inference.live import POLL_SECONDS
 from linreg_ops.training import sources
 
 pytestmark = pytest.mark.slow
-REQUESTS = int(os.environ.get("LINREG_OPS_RELOAD_REQUESTS", "6000"))
+REQUESTS = int(os.environ.get("LINREG_OPS_RELOAD_REQUESTS", "4000"))
 CONCURRENCY = 16
 MOVES = 10
 MOVE_SECONDS = 0.5  # between moves
