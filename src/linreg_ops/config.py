@@ -18,9 +18,11 @@ __all__ = [
     "ACCESS_LOGS",
     "BLOCK_BYTES",
     "CALIBRATIONS",
+    "DEFAULT_BASELINE",
     "DEFAULT_CHUNK_ROWS",
     "DEFAULT_EXPORTS_DIR",
     "DEFAULT_LOCK_TIMEOUT",
+    "DEFAULT_MAX_R2_REGRESSION",
     "DEFAULT_MODELS_DIR",
     "DEFAULT_REGISTERED_MODEL",
     "DEFAULT_REPORTS_DIR",
@@ -98,6 +100,8 @@ DEFAULT_EXPORTS_DIR = Path("exports")  # export's --output when not given (git i
 IN_MEMORY_ROWS = 1_000_000  # engine "auto": scikit-learn below this many rows, streaming above
 DEFAULT_CHUNK_ROWS = 131_072  # rows per block at most (--chunk-rows): larger blocks gain nothing
 BLOCK_BYTES = 9 << 20  # and at most this much per block: 131,072 rows of 9 float64 columns
+DEFAULT_BASELINE = Path("ci/baseline.json")  # the CI gate's committed metrics
+DEFAULT_MAX_R2_REGRESSION = 0.001  # promote / the CI baseline: how much worse R² may be
 DEFAULT_LOCK_TIMEOUT = 10.0  # seconds a second writer waits for the models folder
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"  # --tracking-uri when not given (MLflow's own variable)
 DEFAULT_REGISTERED_MODEL = "linreg-ops"  # --registered-model: the registry's name for the model
@@ -244,6 +248,7 @@ class ServeConfig:
     drain_seconds: float = 5.0  # after SIGTERM: serve until clients stop, at most this long
     access_log: AccessLog = "json"
     metrics: bool = True  # GET /metrics, and the bookkeeping behind it
+    alias: str = "current"  # the alias a service follows unless --version N pins one
 
 
 SERVE_DEFAULTS = ServeConfig()

@@ -657,9 +657,10 @@ def export(
     command: str = "linreg-ops export",
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     onnx_input: str | None = None,
+    number: int | None = None,
 ) -> ExportResult:
-    """Write the current version's ``kind`` model as ONNX, a C99 header or an MLflow model,
-    and record the export's SHA-256 in the store's ``exports.json``.
+    """Write the current version's (or version ``number``'s) ``kind`` model as ONNX, a C99
+    header or an MLflow model, and record the export's SHA-256 in the store's ``exports.json``.
 
     The writer lock is held from the start: a folder that cannot record the export (busy,
     read-only, a copy) is refused before the output is written, and the version exported
@@ -673,11 +674,11 @@ def export(
         raise InputError("the C export is of the integer-only model: use --model integer")
     if onnx_input is not None and export_format != "onnx":
         raise InputError(f"--onnx-input applies to --format onnx, not {export_format}")
-    store.open_version(models_dir)  # "no model in …" before a folder is created for the lock
+    store.open_version(models_dir, number)  # "no model in …" before a lock file is made
     store.check_outside(models_dir, output, "--output")
     check_export_path(export_format, Path(output))
     with store.writer(models_dir, command, lock_timeout) as writer:
-        version = writer.current()
+        version = writer.current() if number is None else store.open_version(models_dir, number)
         store.read_exports(models_dir)  # a broken record is refused before anything is written
         digest, size = _write_export(version, export_format, kind, output, onnx_input)
         artifact = loading.ARTIFACT_OF[kind]

@@ -31,6 +31,9 @@ EXPORTED = {
         "california_source", "evaluate", "export", "file_source", "labelled_rows", "load",
         "predict_file", "predict_rows", "quantize", "run", "sweep", "train",
     ],
+    "linreg_ops.baseline": [
+        "BASELINE_KINDS", "ComparedRow", "Comparison", "compare", "figures", "write",
+    ],
     "linreg_ops.cli": ["main"],
     "linreg_ops.cli.commands": [
         "EXIT_BAD_INPUT", "EXIT_GATE", "EXIT_OK", "EXIT_UNEXPECTED", "cmd_completion",
@@ -39,14 +42,22 @@ EXPORTED = {
     ],
     "linreg_ops.cli.completion": ["SHELLS", "complete", "shell_code"],
     "linreg_ops.cli.parser": [
-        "EXAMPLES_HEADING", "REGISTRATIONS", "Parents", "Parser", "Registration", "add_command", "build_parser", "check_labelled", "examples", "register_completion", "register_evaluate", "register_export", "register_monitor", "register_predict", "register_quantize", "register_run", "register_serve", "register_sweep", "register_train",
+        "EXAMPLES_HEADING", "REGISTRATIONS", "Parents", "Parser", "Registration", "add_command", "build_parser", "check_labelled", "examples", "register_baseline", "register_completion", "register_diff", "register_evaluate", "register_export", "register_gc", "register_history", "register_monitor", "register_predict", "register_promote", "register_quantize", "register_rollback", "register_run", "register_serve", "register_show", "register_sweep", "register_train", "register_versions",
+    ],
+    "linreg_ops.cli.lifecycle": [
+        "chosen_version", "cmd_baseline", "cmd_diff", "cmd_gc", "cmd_history", "cmd_promote",
+        "cmd_rollback", "cmd_show", "cmd_versions",
+    ],
+    "linreg_ops.cli.lifecycle_render": [
+        "as_json", "baseline_table", "baseline_written", "diff", "gc", "history", "move", "promote",
+        "show", "versions",
     ],
     "linreg_ops.cli.monitor": ["EXIT_DRIFT", "cmd_monitor"],
     "linreg_ops.cli.render": [
         "FIRST_ROWS", "Prose", "clipped", "configure", "dask_predictions", "evaluation", "evaluation_facts", "export", "export_facts", "fetched", "file_facts", "file_predictions", "json_object", "labelled_facts", "labelled_predictions", "loading", "loading_trained_model", "progress_bar", "quantization", "quantization_facts", "reading_bar", "run", "run_facts", "say", "sweep", "sweep_facts", "tracked", "training", "training_facts", "training_started", "warn",
     ],
     "linreg_ops.config": [
-        "ACCESS_LOGS", "BLOCK_BYTES", "CALIBRATIONS", "DEFAULT_CHUNK_ROWS", "DEFAULT_EXPORTS_DIR", "DEFAULT_LOCK_TIMEOUT", "DEFAULT_MODELS_DIR", "DEFAULT_REGISTERED_MODEL", "DEFAULT_REPORTS_DIR", "DRIFT_DEFAULTS", "ENGINES", "EXPORT_FORMATS", "GRANULARITIES", "INPUT_BITS", "IN_MEMORY_ROWS", "LOG_LEVELS", "MODELS_DIR_ENV", "MODEL_KINDS", "MODEL_NAMES", "ONNX_INPUT_TYPES", "PREDICT_ENGINES", "ROUNDINGS", "SERVE_DEFAULTS", "SUPPORTED_BITS", "TRACKED_MODEL_KIND", "TRACKING_URI_ENV", "AccessLog", "Calibration", "DriftConfig", "Engine", "ExportFormat", "FitEngine", "GateConfig", "Granularity", "InputDtype", "IntegerConfig", "LogLevel", "ModelKind", "PredictEngine", "QuantConfig", "QuantDtype", "Rounding", "ServeConfig", "TrainConfig", "models_dir_default", "parse_dtype", "tracking_uri_default",
+        "ACCESS_LOGS", "BLOCK_BYTES", "CALIBRATIONS", "DEFAULT_BASELINE", "DEFAULT_CHUNK_ROWS", "DEFAULT_EXPORTS_DIR", "DEFAULT_LOCK_TIMEOUT", "DEFAULT_MAX_R2_REGRESSION", "DEFAULT_MODELS_DIR", "DEFAULT_REGISTERED_MODEL", "DEFAULT_REPORTS_DIR", "DRIFT_DEFAULTS", "ENGINES", "EXPORT_FORMATS", "GRANULARITIES", "INPUT_BITS", "IN_MEMORY_ROWS", "LOG_LEVELS", "MODELS_DIR_ENV", "MODEL_KINDS", "MODEL_NAMES", "ONNX_INPUT_TYPES", "PREDICT_ENGINES", "ROUNDINGS", "SERVE_DEFAULTS", "SUPPORTED_BITS", "TRACKED_MODEL_KIND", "TRACKING_URI_ENV", "AccessLog", "Calibration", "DriftConfig", "Engine", "ExportFormat", "FitEngine", "GateConfig", "Granularity", "InputDtype", "IntegerConfig", "LogLevel", "ModelKind", "PredictEngine", "QuantConfig", "QuantDtype", "Rounding", "ServeConfig", "TrainConfig", "models_dir_default", "parse_dtype", "tracking_uri_default",
     ],
     "linreg_ops.errors": [
         "ArtifactError", "InputError", "MissingExtraError", "QualityGateError",
@@ -72,12 +83,13 @@ EXPORTED = {
     ],
     "linreg_ops.extras": ["install_command", "require"],
     "linreg_ops.inference": [
-        "access_log", "dask_scoring", "evaluate", "loading", "oip", "openapi", "predict", "requests",
+        "access_log", "dask_scoring", "evaluate", "live", "loading", "oip", "openapi", "predict", "requests",
         "serve", "telemetry",
     ],
     "linreg_ops.inference.access_log": [
         "MAX_REQUEST_ID", "AccessLogger", "Entry", "request_id",
     ],
+    "linreg_ops.inference.live": ["POLL_SECONDS", "Follower", "lease", "load"],
     "linreg_ops.inference.openapi": [
         "ERROR_STATUSES", "route_documentation",
     ],
@@ -109,6 +121,10 @@ EXPORTED = {
     ],
     "linreg_ops.inference.serve": [
         "CLIPPED_HEADER", "DOCUMENTATION_PATHS", "HOT_ROUTES", "LARGE_BODY", "MODEL_KIND_HEADER", "OIP_INFER_ROUTE", "OIP_ROUTE", "SMALL_INTEGER_BATCH", "UNSUPPORTED", "Answer", "Call", "Drain", "ErrorResponse", "Front", "Handler", "HotRoute", "InvocationsResponse", "Live", "Message", "ModelInfo", "PredictResponse", "Receive", "Scope", "Send", "ServeSettings", "Service", "bind", "create_app", "describe_service", "documented_app", "example_rows", "handle_health", "handle_invocations", "handle_metadata", "handle_metrics", "handle_monitor", "handle_ping", "handle_predict", "handle_ready", "handle_version", "invocations_kind", "make_live", "run", "serve_settings",
+    ],
+    "linreg_ops.lifecycle": [
+        "GcResult", "PromoteResult", "VersionInfo", "describe", "gc", "history", "list_versions",
+        "promote", "resolve", "rollback", "rollback_target",
     ],
     "linreg_ops.metrics": [
         "mean_squared_error", "prediction_drift", "quantized_fidelity", "r2_from_sums", "r2_score",
@@ -181,15 +197,7 @@ EXPORTED = {
     "linreg_ops.storage.digests": ["sha256_bytes", "sha256_file"],
     "linreg_ops.storage.joblib_codec": ["estimator_from", "joblib_bytes"],
     "linreg_ops.storage.store": [
-        "ARTIFACTS", "ARTIFACT_MAX_BYTES", "CURRENT", "DRIFT_PROFILE_JSON", "ESTIMATOR_JOBLIB",
-        "EXPORTS_JSON", "INTEGER_MODEL_JSON", "LOCK", "MANIFEST_JSON", "MANIFEST_MAX_BYTES",
-        "MAX_VERSION", "METRICS_JSON", "MODEL_JSON", "QUANTIZED_MODEL_JSON", "QUANT_PARAMS_JOBLIB",
-        "SEED_PATHS", "STAGING", "STREAMS", "TEST_SPLIT_CSV", "UNQUANT_PARAMS_JOBLIB", "VERSIONS",
-        "ArtifactEntry", "ArtifactName", "ExportEntry", "Exports", "Holder", "Manifest",
-        "StagedFile", "Version", "Writer", "atomic_write", "check_outside", "check_writable",
-        "copy_current", "discard_files", "import_version", "open_version", "output_target", "package_versions",
-        "place_file", "read_artifact", "read_exports", "read_regular_file", "record_export",
-        "remove_tree", "rename_into_place", "stage_file", "staging_sibling", "writer",
+        "ALIASES", "ARTIFACTS", "ARTIFACT_MAX_BYTES", "CURRENT", "DRIFT_PROFILE_JSON", "ESTIMATOR_JOBLIB", "EXPORTS_JSON", "HISTORY_JSONL", "INTEGER_MODEL_JSON", "LEASES", "LOCK", "MANIFEST_JSON", "MANIFEST_MAX_BYTES", "MAX_VERSION", "METRICS_JSON", "MODEL_JSON", "QUANTIZED_MODEL_JSON", "QUANT_PARAMS_JOBLIB", "SEED_PATHS", "STAGING", "STREAMS", "TEST_SPLIT_CSV", "UNQUANT_PARAMS_JOBLIB", "VERSIONS", "ArtifactEntry", "ArtifactName", "ExportEntry", "Exports", "Holder", "Lease", "Manifest", "Move", "StagedFile", "Version", "Writer", "alias_holder", "aliases", "atomic_write", "check_alias_name", "check_outside", "check_writable", "copy_current", "discard_files", "import_version", "leased_versions", "moves", "open_version", "output_target", "package_versions", "place_file", "read_artifact", "read_exports", "read_regular_file", "record_export", "remove_tree", "rename_into_place", "stage_file", "staging_sibling", "take_lease", "version_numbers", "writer",
     ],
     "linreg_ops.storage.tables": [
         "STDOUT", "Block", "Partition", "Table", "check_columns", "check_finite",

@@ -9,6 +9,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from linreg_ops.cli import render
+from linreg_ops.cli.lifecycle import chosen_version
 from linreg_ops.config import (
     DEFAULT_EXPORTS_DIR,
     GRANULARITIES,
@@ -138,7 +139,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from linreg_ops.inference import loading
 
     kind = _model_kind(args)
-    models = loading.load(args.models_dir)
+    models = loading.load(args.models_dir, chosen_version(args))
     if args.input is None:
         if args.output is not None:
             raise InputError("--output needs --input PATH (the rows to predict)")
@@ -157,7 +158,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    facts = _evaluate(args.models_dir, args.data, args.target)
+    facts = _evaluate(args.models_dir, args.data, args.target, chosen_version(args))
     if args.json:
         render.json_object(facts)
     return EXIT_OK
@@ -169,7 +170,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     output = args.output or export_path(args.format, args.model)
     result = pipeline.export(
         args.models_dir, args.format, args.model, output, command=args.command_line,
-        lock_timeout=args.lock_timeout, onnx_input=args.onnx_input,
+        lock_timeout=args.lock_timeout, onnx_input=args.onnx_input, number=chosen_version(args),
     )  # fmt: skip
     render.export(result)
     if args.json:
@@ -224,8 +225,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.model_uri is not None:
         return _serve_registered(args)
     settings = _serve_settings(args, args.models_dir)
-    # fail fast, with a clear message, before binding
-    models = loading.load(settings.models_dir, settings.model_version)
+    # fail fast, with a clear message, before binding: --version N pins, else the alias
+    from linreg_ops.lifecycle import resolve
+    from linreg_ops.storage.store import CURRENT
+
+    pinned = settings.model_version is not None
+    # current is resolved by loading itself: an empty folder is "no model in …", as before
+    followed = None if pinned or settings.alias == CURRENT else settings.alias
+    number = resolve(settings.models_dir, settings.model_version, followed)
+    models = loading.load(settings.models_dir, number)
     return serve.run(models.version, settings, models)
 
 
@@ -259,6 +267,7 @@ def _serve_settings(args: argparse.Namespace, models_dir: "Path") -> "ServeSetti
         models_dir=models_dir, host=args.host, port=args.port, workers=args.workers,
         max_batch=args.max_batch, max_body_bytes=args.max_body_bytes, log_level=args.log_level,
         drain_seconds=args.drain_seconds, access_log=args.access_log, metrics=args.metrics,
+        model_version=getattr(args, "use_version", None), alias=getattr(args, "use_alias", None),
     )  # fmt: skip
 
 
@@ -325,12 +334,14 @@ def _predict_on_dask(args: argparse.Namespace, models: "Models", kind: ModelKind
 # --------------------------------------------------------------------------- helpers
 
 
-def _evaluate(models_dir: "Path", data: str | None, target: str | None) -> dict[str, Any]:
+def _evaluate(
+    models_dir: "Path", data: str | None, target: str | None, version: int | None = None
+) -> dict[str, Any]:
     """Print the comparison table; return its facts for ``--json``."""
     from linreg_ops.inference import loading
     from linreg_ops.inference.evaluate import evaluate, labelled_rows
 
-    models = loading.load(models_dir)
+    models = loading.load(models_dir, version)
     rows = labelled_rows(models, data, target)
     result = evaluate(models, rows.X, rows.y, rows.source)
     render.evaluation(models, result)

@@ -15,13 +15,16 @@ EXIT_DRIFT = 4  # --fail-on-drift, and drift was flagged
 
 def cmd_monitor(args: argparse.Namespace) -> int:
     from linreg_ops import pipeline
+    from linreg_ops.lifecycle import resolve
+
+    version = resolve(args.models_dir, args.use_version, args.use_alias)
 
     result = pipeline.monitor(
         args.models_dir,
         args.input,
         args.reports_dir,
         target=args.input_target,
-        version=args.version,
+        version=version,
     )
     render.say(result.table)
     render.say(f"Report: {', '.join(str(path) for path in result.reports)}", aside=True)

@@ -13,13 +13,15 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from linreg_ops._version import __version__
-from linreg_ops.cli import commands, monitor
+from linreg_ops.cli import commands, lifecycle, monitor
 from linreg_ops.cli.completion import SHELLS as COMPLETION_SHELLS
 from linreg_ops.config import (
     ACCESS_LOGS,
     CALIBRATIONS,
+    DEFAULT_BASELINE,
     DEFAULT_EXPORTS_DIR,
     DEFAULT_LOCK_TIMEOUT,
+    DEFAULT_MAX_R2_REGRESSION,
     DEFAULT_MODELS_DIR,
     DEFAULT_REGISTERED_MODEL,
     DEFAULT_REPORTS_DIR,
@@ -56,16 +58,24 @@ __all__ = [
     "build_parser",
     "check_labelled",
     "examples",
+    "register_baseline",
     "register_completion",
+    "register_diff",
     "register_evaluate",
     "register_export",
+    "register_gc",
+    "register_history",
     "register_monitor",
     "register_predict",
+    "register_promote",
     "register_quantize",
+    "register_rollback",
     "register_run",
     "register_serve",
+    "register_show",
     "register_sweep",
     "register_train",
+    "register_versions",
 ]
 
 _TRAIN, _QUANT, _GATE = TrainConfig(), QuantConfig(), GateConfig()
@@ -115,6 +125,26 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
     if not (math.isfinite(value) and value >= 0):
         raise argparse.ArgumentTypeError(f"must be ≥ 0 seconds, got {text}")
+    return value
+
+
+def _version_number(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a version number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"versions are numbered from 1, got {text}")
+    return value
+
+
+def _regression(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number ≥ 0, got {text}")
     return value
 
 
@@ -239,6 +269,7 @@ class Parents:
     reporting: Parser  # --reports-dir
     json: Parser  # --json: commands that report results
     tracking: Parser  # --tracking-uri: an MLflow tracking server
+    selecting: Parser  # --version N | --alias NAME: commands that read one version
 
 
 Registration = Callable[["argparse._SubParsersAction[Parser]", Parents], None]
@@ -403,8 +434,32 @@ def _parents() -> Parents:
         default=tracking_uri_default(),
         help=f"an MLflow tracking server (default: ${TRACKING_URI_ENV}; needs the mlflow extra)",
     )
+    selecting = Parser(add_help=False)
+    choice = selecting.add_mutually_exclusive_group()
+    choice.add_argument(
+        "--version",
+        dest="use_version",
+        type=_version_number,
+        metavar="N",
+        help="use version N (default: the version current names)",
+    )
+    choice.add_argument(
+        "--alias",
+        dest="use_alias",
+        metavar="NAME",
+        help="use the version alias NAME names (default: current)",
+    )
     return Parents(
-        common, writing, labelled, training, quantizing, scaling, reporting, json, tracking
+        common,
+        writing,
+        labelled,
+        training,
+        quantizing,
+        scaling,
+        reporting,
+        json,
+        tracking,
+        selecting,
     )
 
 
@@ -484,7 +539,7 @@ def register_predict(subcommands: "argparse._SubParsersAction[Parser]", p: Paren
             "# input columns beside each prediction, row for row (an id to join back on)",
             "linreg-ops predict --input examples/houses.csv --output - --keep-columns price",
         ],
-        parents=[p.common, p.labelled, p.scaling, p.json],
+        parents=[p.common, p.labelled, p.scaling, p.json, p.selecting],
         handler=commands.cmd_predict,
     )
     sub.add_argument(
@@ -523,7 +578,7 @@ def register_evaluate(subcommands: "argparse._SubParsersAction[Parser]", p: Pare
         description="Score the current version's three models on the same labelled rows and "
         "print one table\n(R², ΔR², MSE, prediction changes, clipped rows, artifact sizes).",
         example_lines=["linreg-ops evaluate", "linreg-ops evaluate --json"],
-        parents=[p.common, p.labelled, p.json],
+        parents=[p.common, p.labelled, p.json, p.selecting],
         handler=commands.cmd_evaluate,
     )
 
@@ -572,7 +627,7 @@ def register_export(subcommands: "argparse._SubParsersAction[Parser]", p: Parent
             "linreg-ops export --format onnx",
             "linreg-ops export --format c --model integer --output linreg_model.h",
         ],
-        parents=[p.common, p.writing, p.json],
+        parents=[p.common, p.writing, p.json, p.selecting],
         handler=commands.cmd_export,
     )
     sub.add_argument("--format", required=True, choices=EXPORT_FORMATS, help="the file format")
@@ -598,12 +653,35 @@ def register_serve(subcommands: "argparse._SubParsersAction[Parser]", p: Parents
         subcommands,
         "serve",
         summary="serve /predict, /invocations (MLflow), /v2 (Open Inference Protocol), /metrics",
-        description="Serve the current version over HTTP (Swagger UI at /docs). Each default "
-        "can also be set\nby the environment variable LINREG_OPS_<FLAG>, e.g. "
-        "LINREG_OPS_PORT=9000.",
-        example_lines=["linreg-ops serve", "linreg-ops serve --workers 2 --max-batch 1000"],
+        description="Serve the version an alias names over HTTP (Swagger UI at /docs) and "
+        "follow the alias:\nwhen it moves (a retrain moves current; promote and rollback move "
+        "any alias), every\nworker loads and verifies the new version beside the old one and "
+        "swaps it in, within\n0.5 s plus one load; a version that fails to verify is refused "
+        "and the old one keeps\nserving. --version N pins one version instead. Each default can "
+        "also be set by the\nenvironment variable LINREG_OPS_<FLAG>, e.g. LINREG_OPS_PORT=9000.",
+        example_lines=[
+            "linreg-ops serve",
+            "linreg-ops serve --workers 2 --max-batch 1000",
+            "# pinned: version 1 whatever current names later",
+            "linreg-ops serve --version 1",
+        ],
         parents=[p.common, p.tracking],
         handler=commands.cmd_serve,
+    )
+    choice = sub.add_mutually_exclusive_group()
+    choice.add_argument(
+        "--alias",
+        dest="use_alias",
+        metavar="NAME",
+        help="serve the version this alias names and follow its moves (hot reload) "
+        f"(default: {serving.alias})",
+    )
+    choice.add_argument(
+        "--version",
+        dest="use_version",
+        type=_version_number,
+        metavar="N",
+        help="serve version N and never change it (default: follow --alias)",
     )
     sub.add_argument("--host", help=f"address to listen on (default: {serving.host})")
     sub.add_argument("--port", type=_port, help=f"port (default: {serving.port}; 0: any free port)")
@@ -679,7 +757,7 @@ def register_monitor(subcommands: "argparse._SubParsersAction[Parser]", p: Paren
             "linreg-ops monitor --input models/current/test_split.csv --target MedHouseVal",
             "linreg-ops monitor --input models/current/test_split.csv --json",
         ],
-        parents=[p.common, p.json],
+        parents=[p.common, p.json, p.selecting],
         handler=monitor.cmd_monitor,
     )
     sub.add_argument(
@@ -689,9 +767,6 @@ def register_monitor(subcommands: "argparse._SubParsersAction[Parser]", p: Paren
         "--target",
         dest="input_target",  # of --input, not of --data (which other commands check)
         help="the column of true values in --input: realised R² and MSE too",
-    )
-    sub.add_argument(
-        "--version", type=_positive, help="the version to compare with (default: current)"
     )
     sub.add_argument(
         "--fail-on-drift",
@@ -706,6 +781,160 @@ def register_monitor(subcommands: "argparse._SubParsersAction[Parser]", p: Paren
     )
 
 
+# --------------------------------------------------------------------------- lifecycle
+
+
+def _listing_json(sub: Parser, what: str) -> None:
+    """``--json`` where the answer is a list (``versions``, ``history``)."""
+    sub.add_argument("--json", action="store_true", help=f"print {what} as JSON instead")
+
+
+def register_versions(subcommands: "argparse._SubParsersAction[Parser]", p: Parents) -> None:
+    sub = add_command(
+        subcommands,
+        "versions",
+        summary="list every version: data, engine, R², aliases",
+        description="List every version of --models-dir, oldest first: when it was made, its "
+        "data and SHA-256,\nthe engine, float / quantized / integer-only R² and ΔR², and the "
+        "aliases naming it.",
+        example_lines=["linreg-ops versions"],
+        parents=[p.common],
+        handler=lifecycle.cmd_versions,
+    )
+    _listing_json(sub, "a list of objects, oldest first,")
+
+
+def register_show(subcommands: "argparse._SubParsersAction[Parser]", p: Parents) -> None:
+    add_command(
+        subcommands,
+        "show",
+        summary="one version: parameters, metrics, coefficients",
+        description="Show one version: the command that made it, its data, split and "
+        "quantization parameters,\nits metrics and its coefficients.",
+        example_lines=["linreg-ops show 2", "linreg-ops show 1 --json"],
+        parents=[p.common, p.json],
+        handler=lifecycle.cmd_show,
+    ).add_argument("number", type=_version_number, metavar="N", help="the version to show")
+
+
+def register_diff(subcommands: "argparse._SubParsersAction[Parser]", p: Parents) -> None:
+    sub = add_command(
+        subcommands,
+        "diff",
+        summary="two versions side by side: parameters, metrics, coefficients",
+        description="Compare two versions line by line: parameters, metrics and coefficients, "
+        "with the change\nfrom A to B.",
+        example_lines=["linreg-ops diff 1 2"],
+        parents=[p.common, p.json],
+        handler=lifecycle.cmd_diff,
+    )
+    sub.add_argument("a", type=_version_number, metavar="A", help="the version compared from")
+    sub.add_argument("b", type=_version_number, metavar="B", help="the version compared to")
+
+
+def register_promote(subcommands: "argparse._SubParsersAction[Parser]", p: Parents) -> None:
+    sub = add_command(
+        subcommands,
+        "promote",
+        summary="point an alias at version N, gated on R² over the holder's test rows",
+        description="Point an alias (current, champion or any name) at version N in one "
+        "atomic, logged move.\nGate: exit 3, nothing changed, if N's float R² on the "
+        "holder's test rows is worse than\nthe holder's by more than --max-r2-regression, "
+        "unless --force. A service following\nthe alias swaps to N within 0.5 s plus one load.",
+        example_lines=[
+            "linreg-ops promote 2 --alias champion",
+            "linreg-ops promote 1 --alias current --force",
+        ],
+        parents=[p.common, p.writing],
+        handler=lifecycle.cmd_promote,
+    )
+    sub.add_argument("number", type=_version_number, metavar="N", help="the version to promote")
+    sub.add_argument(
+        "--alias", required=True, metavar="NAME", help="the alias to move: current, champion, …"
+    )
+    sub.add_argument(
+        "--max-r2-regression",
+        type=_regression,
+        default=DEFAULT_MAX_R2_REGRESSION,
+        help="exit 3 if N's R² on the holder's test rows is worse by more "
+        f"(default: {DEFAULT_MAX_R2_REGRESSION:g})",
+    )
+    sub.add_argument("--force", action="store_true", help="promote even if the gate refuses")
+
+
+def register_rollback(subcommands: "argparse._SubParsersAction[Parser]", p: Parents) -> None:
+    add_command(
+        subcommands,
+        "rollback",
+        summary="give an alias back to the version that held it before",
+        description="Move an alias back to the version that held it before its last move "
+        "(from its history),\nin one atomic, logged move; a service following it swaps back.",
+        example_lines=["linreg-ops rollback --alias current"],
+        parents=[p.common, p.writing],
+        handler=lifecycle.cmd_rollback,
+    ).add_argument("--alias", required=True, metavar="NAME", help="the alias to move back")
+
+
+def register_history(subcommands: "argparse._SubParsersAction[Parser]", p: Parents) -> None:
+    sub = add_command(
+        subcommands,
+        "history",
+        summary="every move of an alias: time, user, versions",
+        description="Every move of an alias, oldest first: when, which action (publish, "
+        "promote, rollback),\nthe version it named, the one before, the user and the command.",
+        example_lines=["linreg-ops history --alias current"],
+        parents=[p.common],
+        handler=lifecycle.cmd_history,
+    )
+    sub.add_argument("--alias", required=True, metavar="NAME", help="the alias whose moves")
+    _listing_json(sub, "a list of moves, oldest first,")
+
+
+def register_gc(subcommands: "argparse._SubParsersAction[Parser]", p: Parents) -> None:
+    add_command(
+        subcommands,
+        "gc",
+        summary="remove old versions (never one an alias names or a server has open)",
+        description="Remove all but the newest --keep versions, except a version an alias "
+        "names or a running\nservice has leased; say which were kept and why.",
+        example_lines=["linreg-ops gc --keep 1"],
+        parents=[p.common, p.writing],
+        handler=lifecycle.cmd_gc,
+    ).add_argument(
+        "--keep", required=True, type=_version_number, metavar="N", help="newest versions kept"
+    )
+
+
+def register_baseline(subcommands: "argparse._SubParsersAction[Parser]", p: Parents) -> None:
+    sub = add_command(
+        subcommands,
+        "baseline",
+        summary="compare the current version's R² with a committed baseline (CI), or --write it",
+        description="The CI gate against regressions: compare the current version's float, "
+        "quantized and\ninteger-only R² with --file (the last release's), exit 3 if one is "
+        "worse by more than\n--max-r2-regression, and append the table to "
+        "$GITHUB_STEP_SUMMARY when it is set.\n--write records the current version's figures "
+        "instead (at a release).",
+        example_lines=["linreg-ops baseline --write --file baseline.json"],
+        parents=[p.common],
+        handler=lifecycle.cmd_baseline,
+    )
+    sub.add_argument("--file", type=Path, default=DEFAULT_BASELINE, help="the baseline's JSON file")
+    sub.add_argument("--write", action="store_true", help="record the current version's figures")
+    sub.add_argument(
+        "--max-r2-regression",
+        type=_regression,
+        default=DEFAULT_MAX_R2_REGRESSION,
+        help="exit 3 if an R² is worse by more",
+    )
+    sub.add_argument(
+        "--summary",
+        type=Path,
+        metavar="PATH",
+        help="append the table as Markdown here (default: $GITHUB_STEP_SUMMARY when set)",
+    )
+
+
 REGISTRATIONS: tuple[Registration, ...] = (
     register_train,
     register_quantize,
@@ -716,6 +945,14 @@ REGISTRATIONS: tuple[Registration, ...] = (
     register_export,
     register_serve,
     register_monitor,
+    register_versions,
+    register_show,
+    register_diff,
+    register_promote,
+    register_rollback,
+    register_history,
+    register_gc,
+    register_baseline,
     register_completion,
 )
 

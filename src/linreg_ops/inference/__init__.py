@@ -13,12 +13,14 @@ and nothing is unpickled (import-linter's contracts keep it so).
 - ``openapi``: the service's OpenAPI documentation, with examples that succeed.
 - ``telemetry``: the service's Prometheus metrics, across workers.
 - ``access_log``: one log line per request.
+- ``live``: the models a service answers with, swapped when the alias it follows moves.
 """
 
 __all__ = [
     "access_log",
     "dask_scoring",
     "evaluate",
+    "live",
     "loading",
     "oip",
     "openapi",

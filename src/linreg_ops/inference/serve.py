@@ -13,9 +13,12 @@
 The front (``Front``) answers the hot routes with no framework in the way: a request reads the
 one reference to the live models (``Live``) once, so a swap is atomic; every answer carries
 ``X-Model-Version`` and ``X-Request-ID``, is counted (``telemetry``) and logged
-(``access_log``). Every worker serves one version: the one ``linreg-ops serve`` resolved when
-it started, passed to the workers in ``LINREG_OPS_MODEL_VERSION``, so a worker restarted after
-a retrain still serves it. Models load in the lifespan; importing this module does nothing.
+(``access_log``). Every worker follows an alias (``current`` unless ``--alias`` names
+another): ``live.Follower`` loads the alias's new holder beside the served one and swaps it in
+(``Service.swap``), so a worker restarted after a retrain serves what the alias names, as the
+others do within ``live.POLL_SECONDS`` plus one load. ``--version N`` pins every worker to N
+(passed in ``LINREG_OPS_MODEL_VERSION``). Models load in the lifespan; importing this module
+does nothing.
 """
 
 import asyncio
@@ -55,6 +58,7 @@ from linreg_ops.config import (
 from linreg_ops.errors import InputError
 from linreg_ops.inference import oip, requests
 from linreg_ops.inference.access_log import AccessLogger, Entry, request_id
+from linreg_ops.inference.live import POLL_SECONDS, Follower, lease, load
 from linreg_ops.inference.loading import (
     ARTIFACT_OF,
     Models,
@@ -145,7 +149,8 @@ class ServeSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LINREG_OPS_", extra="forbid")
 
     models_dir: Path = DEFAULT_MODELS_DIR
-    model_version: int | None = Field(None, ge=1)  # None: the current version at start-up
+    model_version: int | None = Field(None, ge=1)  # pinned to this version; None: follow alias
+    alias: str = SERVE_DEFAULTS.alias  # the alias followed (hot reload) when not pinned
     host: str = SERVE_DEFAULTS.host
     port: int = Field(SERVE_DEFAULTS.port, ge=0, le=65535)
     workers: int = Field(SERVE_DEFAULTS.workers, gt=0)
@@ -276,6 +281,9 @@ class Live:
         return list(self.model_info)
 
 
+_MONITORS: dict[Path, Monitor] = {}  # this worker's monitors, by version folder
+
+
 def make_live(models: Models, settings: ServeSettings) -> Live:
     """The ``Live`` of loaded, verified ``models``."""
     number = models.version.number
@@ -294,8 +302,10 @@ def make_live(models: Models, settings: ServeSettings) -> Live:
     # hot reload) are never merged into a newer one's
     assert settings.monitor_dir is not None, "Service.start gives every worker a monitor_dir"
     folder = settings.monitor_dir / str(number)
-    folder.mkdir(parents=True, exist_ok=True)
-    monitor = Monitor(models.version, models.float, folder)
+    monitor = _MONITORS.get(folder)
+    if monitor is None:  # one per version and worker: a swap back reuses it (its file is
+        folder.mkdir(parents=True, exist_ok=True)  # mapped; a second Monitor would truncate it)
+        monitor = _MONITORS[folder] = Monitor(models.version, models.float, folder)
     header = (b"x-model-version", str(number).encode())
     return Live(models, metadata, info, header, bounds, monitor)
 
@@ -463,7 +473,15 @@ def handle_ready(service: "Service", call: Call, live: Live) -> Answer:
 
 
 def handle_metadata(service: "Service", call: Call, live: Live) -> Answer:
-    return Answer(live.metadata)
+    """The version's pre-rendered description, with the watch's state (``live``: the alias
+    followed, the version served, the last refused one) merged in at request time."""
+    follower = service.follower
+    if follower is None:
+        return Answer(live.metadata)
+    # live.metadata is one JSON object: its closing brace makes room for one more member
+    return Answer(
+        b"".join((live.metadata[:-1], b',"live":', orjson.dumps(follower.status()), b"}"))
+    )
 
 
 def handle_ping(service: "Service", call: Call, live: Live) -> Answer:
@@ -528,29 +546,52 @@ class Service:
         self.limits = Limits(max_batch=settings.max_batch, max_json_depth=settings.max_json_depth)
         self.drain = Drain(settings.drain_seconds)
         self.live: Live | None = None
+        self.follower: Follower[Live] | None = None
         self.telemetry: Telemetry | None = None
         self.log = AccessLogger(settings.access_log)
         self._private_monitor_dir: Path | None = None
 
     def start(self, preloaded: Models | None = None) -> None:
-        """Load and verify the version (unless the process has just done so: ``preloaded``),
-        then go live (the lifespan's start-up)."""
-        if preloaded is not None:
-            models = preloaded
-        else:
-            version = store.open_version(self.settings.models_dir, self.settings.model_version)
-            models = load_models(version)
-        if self.settings.metrics:
+        """Resolve the version (``--version``, else the alias's holder), lease it, load and
+        verify it (unless the process has just done so: ``preloaded``), then go live (the
+        lifespan's start-up). ``watch`` then follows the alias."""
+        settings = self.settings
+        models_dir = settings.models_dir
+        alias = None if settings.model_version is not None else settings.alias
+        copied = models_dir / store.CURRENT
+        if alias == store.CURRENT and copied.is_dir() and not copied.is_symlink():
+            alias = None  # a copied current folder (the Docker image's) never moves: no watch
+        number = settings.model_version
+        if alias is not None:
+            number = store.alias_holder(models_dir, alias)
+            if number is None:
+                raise InputError(f"{models_dir} has no alias {alias!r}")
+        claim = lease(models_dir, number) if number is not None else None
+        try:
+            if preloaded is not None and number in (None, preloaded.version.number):
+                models = preloaded
+            elif number is not None:
+                models = load(models_dir, number)
+            else:
+                models = load_models(store.open_version(models_dir))
+        except BaseException:
+            if claim is not None:
+                claim.release()
+            raise
+        if settings.monitor_dir is None:  # an app outside `linreg-ops serve`: its own
+            self._private_monitor_dir = Path(tempfile.mkdtemp(prefix="linreg-ops-monitor-"))
+            self.settings = settings.model_copy(update={"monitor_dir": self._private_monitor_dir})
+        self.follower = Follower(
+            models_dir, alias, models.version.number,
+            prepare=lambda loaded: make_live(loaded, self.settings), install=self.swap,
+            on_refused=self._count_refusal, held=claim,
+        )  # fmt: skip
+        if settings.metrics:
             folder = os.environ.get(MULTIPROC_ENV)
             multiproc_dir = Path(folder) if folder else None
             if multiproc_dir is not None:
                 compact_dead_workers(multiproc_dir)
             self.telemetry = Telemetry(_prediction_bounds(models), multiproc_dir)
-        if self.settings.monitor_dir is None:  # an app outside `linreg-ops serve`: its own
-            self._private_monitor_dir = Path(tempfile.mkdtemp(prefix="linreg-ops-monitor-"))
-            self.settings = self.settings.model_copy(
-                update={"monitor_dir": self._private_monitor_dir}
-            )
         self.swap(make_live(models, self.settings))
 
     def swap(self, live: Live) -> None:
@@ -560,13 +601,29 @@ class Service:
                 live.number,
                 {kind: (info["dtype"], info["sha256"]) for kind, info in live.model_info.items()},
             )
+            self.telemetry.serving(live.number, self.settings.alias if self._follows else "")
         self.live = live
+
+    @property
+    def _follows(self) -> bool:
+        return self.follower is not None and self.follower.alias is not None
+
+    def _count_refusal(self) -> None:
+        if self.telemetry is not None and self.follower is not None:
+            self.telemetry.refused_reload(self.follower.alias or "")
+
+    async def watch(self) -> None:
+        """Follow the alias until cancelled (a pinned service returns at once)."""
+        if self._follows and self.follower is not None:
+            await self.follower.watch()
 
     def stop(self) -> None:
         if self.telemetry is not None:
             self.telemetry.close()
-        if self.live is not None:
-            self.live.monitor.close()
+        if self.follower is not None:
+            self.follower.close()
+        for folder in [f for f in _MONITORS if f.parent == self.settings.monitor_dir]:
+            _MONITORS.pop(folder).close()
         if self._private_monitor_dir is not None:
             shutil.rmtree(self._private_monitor_dir, ignore_errors=True)
 
@@ -822,6 +879,7 @@ class Front:
             )
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
+        watch: asyncio.Task[None] | None = None
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
@@ -832,8 +890,13 @@ class Front:
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     raise
                 self.service.drain.install()
+                watch = asyncio.create_task(self.service.watch())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if watch is not None:
+                    watch.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await watch
                 self.service.stop()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
@@ -1012,7 +1075,8 @@ def _removed(folder: Path) -> Iterator[None]:
 
 
 def run(version: store.Version, settings: ServeSettings, models: Models | None = None) -> int:
-    """Bind, say where, and run uvicorn's workers on the one socket, pinned to ``version``.
+    """Bind, say where, and run uvicorn's workers on the one socket, serving ``version``:
+    pinned to it (``settings.model_version``) or following ``settings.alias`` from it.
     One worker serves ``models`` when given (the caller has just loaded and verified them:
     loading twice would double the start-up); several workers each load their own."""
     import uvicorn
@@ -1020,16 +1084,14 @@ def run(version: store.Version, settings: ServeSettings, models: Models | None =
 
     sock = bind(settings.host, settings.port)
     bound_host, bound_port = sock.getsockname()[:2]
+    follows = settings.model_version is None
     # every worker's drift statistics (GET /monitor): a folder made fresh now, gone at exit
     monitor_dir = Path(tempfile.mkdtemp(prefix="linreg-ops-monitor-"))
     pinned = settings.model_copy(
-        update={
-            "models_dir": version.models_dir.resolve(),
-            "model_version": version.number,
-            "monitor_dir": monitor_dir,
-        }
+        update={"models_dir": version.models_dir.resolve(), "monitor_dir": monitor_dir}
     )
     # the workers' settings, read by ServeSettings in each worker (a restarted one too)
+    os.environ.pop("LINREG_OPS_MODEL_VERSION", None)
     os.environ.update(
         {
             f"LINREG_OPS_{name.upper()}": str(value)
@@ -1041,7 +1103,12 @@ def run(version: store.Version, settings: ServeSettings, models: Models | None =
     workers = settings.workers
     print(
         f"Serving version {version.number} of {version.models_dir} on http://{shown}:{bound_port} "
-        f"({workers} worker{'s' if workers > 1 else ''})",
+        f"({workers} worker{'s' if workers > 1 else ''}), "
+        + (
+            f"following alias {settings.alias!r} (each worker looks every {POLL_SECONDS:g} s)"
+            if follows
+            else "pinned"
+        ),
         flush=True,
     )
     single = Front(pinned, models) if workers == 1 and models is not None else None

@@ -115,6 +115,17 @@ class Telemetry:
             ("model_version", "model_name", "model_kind", "dtype", "sha256"),
             registry=registry, multiprocess_mode="livemax",
         )  # fmt: skip
+        self._described: list[tuple[str, ...]] = []  # the info gauge's labels set to 1
+        self._live_version = Gauge(
+            "linreg_ops_live_version",
+            "The version this worker answers with, and the alias it follows ('' if pinned)",
+            ("alias",), registry=registry, multiprocess_mode="liveall",
+        )  # fmt: skip
+        self._refused = Counter(
+            "linreg_ops_reloads_refused",
+            "Versions an alias moved to that failed to load or verify (the old one kept serving)",
+            ("alias",), registry=registry,
+        )  # fmt: skip
         self._bound_list = tuple(self._predictions._upper_bounds[:-1])
         self._bounds = np.asarray(self._bound_list, dtype=np.float64)
         self._prometheus = prometheus_client
@@ -123,9 +134,24 @@ class Telemetry:
             prometheus_client.PlatformCollector(registry=registry)
 
     def describe_models(self, version: int, models: dict[ModelKind, tuple[str, str]]) -> None:
-        """Set the info gauge: ``models`` maps each served kind to (dtype, SHA-256)."""
-        for kind, (dtype, sha256) in models.items():
-            self._info.labels(str(version), MODEL_NAMES[kind], kind, dtype, sha256[:12]).set(1)
+        """Set the info gauge: ``models`` maps each served kind to (dtype, SHA-256); the
+        models served before (a hot reload) go to 0."""
+        for labels in self._described:
+            self._info.labels(*labels).set(0)
+        self._described = [
+            (str(version), MODEL_NAMES[kind], kind, dtype, sha256[:12])
+            for kind, (dtype, sha256) in models.items()
+        ]
+        for labels in self._described:
+            self._info.labels(*labels).set(1)
+
+    def serving(self, version: int, alias: str) -> None:
+        """The live-version gauge: one series per worker (``pid``) in multiprocess mode."""
+        self._live_version.labels(alias).set(version)
+
+    def refused_reload(self, alias: str) -> None:
+        """Count one version that failed to load or verify when ``alias`` moved to it."""
+        self._refused.labels(alias).inc()
 
     def record(
         self,

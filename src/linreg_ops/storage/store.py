@@ -6,6 +6,12 @@ Layout (``models/`` by default)::
     .staging/              versions being written (removed by the next writer)
     versions/1/ …          published versions: complete, verified, never written again
     current -> versions/N  the published version, switched by one atomic rename
+    aliases/NAME -> ../versions/N
+                           other aliases (``current`` is one too, kept where it always was)
+    history.jsonl          every alias move (publication moves ``current``): time, user,
+                           previous holder; appended before the switch, so a kill leaves an
+                           entry the link does not confirm, which readers leave out
+    leases/*.lease         one per serving process, flock()ed while it has a version open
     model.json -> current/model.json, manifest.json -> current/manifest.json, …
                            the seed's paths, each resolving through ``current``
 
@@ -22,6 +28,7 @@ inside it (no symlink, FIFO or device), of the size the manifest records, under 
 import contextlib
 import errno
 import fcntl
+import getpass
 import json
 import os
 import platform
@@ -44,13 +51,16 @@ from linreg_ops.storage.codecs import SCHEMA_VERSION, Versioned, decode
 from linreg_ops.storage.digests import sha256_bytes
 
 __all__ = [
+    "ALIASES",
     "ARTIFACTS",
     "ARTIFACT_MAX_BYTES",
     "CURRENT",
     "DRIFT_PROFILE_JSON",
     "ESTIMATOR_JOBLIB",
     "EXPORTS_JSON",
+    "HISTORY_JSONL",
     "INTEGER_MODEL_JSON",
+    "LEASES",
     "LOCK",
     "MANIFEST_JSON",
     "MANIFEST_MAX_BYTES",
@@ -70,16 +80,23 @@ __all__ = [
     "ExportEntry",
     "Exports",
     "Holder",
+    "Lease",
     "Manifest",
+    "Move",
     "StagedFile",
     "Version",
     "Writer",
+    "alias_holder",
+    "aliases",
     "atomic_write",
+    "check_alias_name",
     "check_outside",
     "check_writable",
     "copy_current",
     "discard_files",
     "import_version",
+    "leased_versions",
+    "moves",
     "open_version",
     "output_target",
     "package_versions",
@@ -92,6 +109,8 @@ __all__ = [
     "rename_into_place",
     "stage_file",
     "staging_sibling",
+    "take_lease",
+    "version_numbers",
     "writer",
 ]
 
@@ -123,6 +142,10 @@ LOCK = ".lock"
 STAGING = ".staging"
 VERSIONS = "versions"
 CURRENT = "current"
+ALIASES = "aliases"
+HISTORY_JSONL = "history.jsonl"
+LEASES = "leases"
+_ALIAS_NAME = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 MANIFEST_MAX_BYTES = 4 << 20
 ARTIFACT_MAX_BYTES = 1 << 30  # the stored test split of a wide file is the largest artifact
 _VERSION_LINK = re.compile(r"versions/([1-9][0-9]{0,8})")
@@ -415,7 +438,7 @@ def _remove_stale(models_dir: Path) -> None:
             _remove_tree(entry)
     elif staging.exists() or staging.is_symlink():
         _remove_tree(staging)  # a link is removed, never followed: its target is not ours
-    for entry in models_dir.glob(".link-*"):
+    for entry in [*models_dir.glob(".link-*"), *models_dir.glob(f"{ALIASES}/.link-*")]:
         if entry.is_symlink():  # ours are links; anything else so named is left alone
             entry.unlink(missing_ok=True)
 
@@ -460,6 +483,7 @@ class Writer:
         staging = self.models_dir / STAGING / f"{number}-{os.getpid()}"
         final = self.models_dir / VERSIONS / str(number)
         current = self.models_dir / CURRENT
+        undo: Callable[[], None] | None = None
         try:
             staged = self._stage(staging, number, files, sections, parent, carry)
             if verify is not None:
@@ -468,11 +492,14 @@ class Writer:
             _mkdir(final.parent)
             _rename(staging, final)
             _fsync_dir(final.parent)
+            undo = _log_move(self, CURRENT, number, "publish")
             _point(current, f"{VERSIONS}/{number}")  # the one switch: raises only if not made
         except BaseException:
             # Nothing is published until ``current`` names the new version: whatever failed
             # (a full disk, a quota, a refusal), leave no trace of it.
             if not _names(current, number):
+                if undo is not None:
+                    undo()
                 _discard(staging)
                 _discard(final)
             raise
@@ -480,6 +507,54 @@ class Writer:
         # a seed path that cannot be updated now is repaired by the next writer.
         _seed_paths(self.models_dir, staged.manifest)
         return Version(self.models_dir, number, final, staged.manifest)
+
+    def move_alias(self, name: str, number: int, action: str) -> "Move":
+        """Point alias ``name`` at version ``number`` in one rename, logged first: a kill at
+        any instant leaves the old holder or the new one (and the log says which)."""
+        name = check_alias_name(name)
+        previous = alias_holder(self.models_dir, name)
+        if previous == number:
+            raise InputError(f"alias {name!r} already names version {number}")
+        open_version(self.models_dir, number)  # it exists and its manifest reads
+        link = _alias_link(self.models_dir, name)
+        folder = self.models_dir / ALIASES
+        if name != CURRENT and (
+            folder.is_symlink() or (folder.exists() and not _is_real_dir(folder))
+        ):
+            # through a link, the alias would be written (and later read) outside the folder
+            raise ArtifactError(f"{folder} is not a folder (a symbolic link?): refusing to use it")
+        _mkdir(link.parent)
+        undo = _log_move(self, name, number, action)
+        try:
+            _point(link, _alias_target(name, number))
+        except BaseException:
+            if not _names_target(link, _alias_target(name, number)):
+                undo()
+            raise
+        if name == CURRENT:  # the seed's paths follow, as after a publication
+            _seed_paths(self.models_dir, open_version(self.models_dir).manifest)
+        return moves(self.models_dir, name)[-1]
+
+    def remove_version(self, number: int) -> bool:
+        """Remove ``versions/<number>`` unless an alias names it or a serving process leases
+        it (checked again after it was renamed away, so a lease taken meanwhile wins).
+        The folder leaves ``versions/`` in one rename; a kill while its files are removed
+        leaves it in ``.staging/``, which the next writer empties."""
+        if number in aliases(self.models_dir).values() or number in leased_versions(
+            self.models_dir
+        ):
+            return False
+        source = self.models_dir / VERSIONS / str(number)
+        if not _is_real_dir(source):
+            return False
+        trash = self.models_dir / STAGING / f"gc-{number}-{os.getpid()}"
+        _mkdir(trash.parent)
+        _rename(source, trash)
+        if number in leased_versions(self.models_dir):
+            _rename(trash, source)  # a server opened it while it was being removed
+            return False
+        _discard(trash)
+        return True
 
     def _stage(
         self,
@@ -531,6 +606,244 @@ class Writer:
         if max(numbers) >= MAX_VERSION:
             raise ArtifactError(f"{folder} already holds version {max(numbers)}, the last one")
         return max(numbers) + 1
+
+
+# --------------------------------------------------------------------------- aliases
+
+
+@dataclass(frozen=True)
+class Move:
+    """One line of ``history.jsonl``: alias ``alias`` moved from ``previous`` to ``version``."""
+
+    time_utc: str
+    user: str
+    pid: int
+    alias: str
+    action: str  # publish, promote or rollback
+    version: int
+    previous: int | None
+    command: str
+
+
+def check_alias_name(name: str) -> str:
+    """An alias is a plain name (``champion``, ``current``): it becomes a file name."""
+    if not _ALIAS_NAME.fullmatch(name):
+        raise InputError(
+            f"alias {name!r} is not a name: use lower-case letters, digits, - and _ "
+            "(starting with a letter, at most 63)"
+        )
+    return name
+
+
+def _alias_link(models_dir: Path, name: str) -> Path:
+    return models_dir / (CURRENT if name == CURRENT else f"{ALIASES}/{name}")
+
+
+def _alias_target(name: str, number: int) -> str:
+    return f"{VERSIONS}/{number}" if name == CURRENT else f"../{VERSIONS}/{number}"
+
+
+def alias_holder(models_dir: Path, name: str) -> int | None:
+    """The version alias ``name`` names (None if it names none)."""
+    models_dir = Path(models_dir)
+    link = _alias_link(models_dir, check_alias_name(name))
+    try:
+        target = os.readlink(link)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        if name == CURRENT and _is_real_dir(link):  # a copied folder (an image, a CI artifact)
+            return open_version(models_dir).number
+        raise ArtifactError(f"{link} is not a link to a version") from None
+    prefix = "" if name == CURRENT else "../"
+    if not target.startswith(prefix) or not _VERSION_LINK.fullmatch(target[len(prefix) :]):
+        raise ArtifactError(f"{link} points to {target!r}, not to a version in {VERSIONS}/")
+    return int(target.rsplit("/", 1)[1])
+
+
+def aliases(models_dir: Path) -> dict[str, int]:
+    """Every alias and the version it names, ``current`` first."""
+    models_dir = Path(models_dir)
+    found: dict[str, int] = {}
+    folder = models_dir / ALIASES
+    names = sorted(p.name for p in folder.iterdir()) if _is_real_dir(folder) else []
+    for name in [CURRENT, *names]:
+        if name != CURRENT and not _ALIAS_NAME.fullmatch(name):
+            continue  # a temporary link of a move in progress
+        holder = alias_holder(models_dir, name)
+        if holder is not None:
+            found[name] = holder
+    return found
+
+
+def version_numbers(models_dir: Path) -> list[int]:
+    """Every folder in ``versions/``, oldest first."""
+    folder = Path(models_dir) / VERSIONS
+    _check_versions_folder(Path(models_dir))
+    if not _is_real_dir(folder):
+        return []
+    return sorted(
+        int(entry.name)
+        for entry in folder.iterdir()
+        if _VERSION_LINK.fullmatch(f"{VERSIONS}/{entry.name}") and _is_real_dir(entry)
+    )
+
+
+def _log_move(held: "Writer", name: str, number: int, action: str) -> Callable[[], None]:
+    """Append the move to ``history.jsonl`` and flush it; returns what takes it back."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    entry = Move(
+        _now_utc(), user, os.getpid(), name, action, number,
+        alias_holder(held.models_dir, name), held.command,
+    )  # fmt: skip
+    path = held.models_dir / HISTORY_JSONL
+    existed = os.path.lexists(path)
+    try:
+        fd = os.open(
+            path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644
+        )
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink > 1:
+            raise ArtifactError(f"{path} is not a regular file of its own (a link?): remove it")
+        size = info.st_size
+        torn = size > 0 and os.pread(fd, 1, size - 1) != b"\n"  # a writer killed mid-line
+        line = ("\n" if torn else "") + json.dumps(entry.__dict__, sort_keys=True) + "\n"
+        view = memoryview(line.encode())
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, size)
+        os.close(fd)
+        if not existed:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    except BaseException:
+        os.close(fd)
+        raise
+    os.close(fd)
+
+    def undo() -> None:
+        with contextlib.suppress(OSError):
+            if existed:
+                os.truncate(path, size)
+            else:
+                os.unlink(path)
+
+    return undo
+
+
+def moves(models_dir: Path, name: str | None = None) -> list[Move]:
+    """The logged moves that happened (of alias ``name``, or of every alias), oldest first.
+    A move is logged before its switch: an entry whose switch never came (a kill, a full
+    disk) is left out — the next move of that alias records the holder it really found."""
+    models_dir = Path(models_dir)
+    path = models_dir / HISTORY_JSONL
+    if not os.path.lexists(path):
+        return []
+    text = read_regular_file(path, ARTIFACT_MAX_BYTES).decode("utf-8", errors="replace")
+    logged: list[Move] = []
+    for line in text.splitlines():
+        try:
+            logged.append(Move(**json.loads(line)))
+        except (ValueError, TypeError):
+            continue  # a line torn by a kill
+    by_alias: dict[str, list[int]] = {}
+    for index, move in enumerate(logged):
+        by_alias.setdefault(move.alias, []).append(index)
+    happened: set[int] = set()
+    for alias, indices in by_alias.items():
+        holder = alias_holder(models_dir, alias) if _ALIAS_NAME.fullmatch(alias) else None
+        for here, after in zip(indices, [*indices[1:], None], strict=True):
+            seen = holder if after is None else logged[after].previous
+            if seen == logged[here].version:
+                happened.add(here)
+    return [m for i, m in enumerate(logged) if i in happened and name in (None, m.alias)]
+
+
+# --------------------------------------------------------------------------- leases
+
+
+@dataclass
+class Lease:
+    """A serving process's claim on a version: a file it holds flock()ed while it serves
+    from that version. The kernel drops the lock when the process dies, however it dies,
+    so a crashed server leaves a file ``gc`` recognises as stale and removes."""
+
+    models_dir: Path
+    number: int
+    path: Path
+    fd: int
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+            os.close(self.fd)
+            self.fd = -1
+
+
+def take_lease(models_dir: Path, number: int) -> Lease:
+    """Claim version ``number`` for this process (raises InputError where the folder cannot
+    be written: a read-only image — there, nothing runs ``gc`` either). Take the lease,
+    then open the version: ``gc`` re-checks leases after moving a version away. The file is
+    locked and written under a temporary name first, so every ``*.lease`` is whole."""
+    models_dir = Path(models_dir)
+    folder = models_dir / LEASES
+    path = folder / f"{os.getpid()}-{time.monotonic_ns()}.lease"
+    temporary = path.with_name(path.name + ".tmp")
+    fd = -1
+    try:
+        folder.mkdir(exist_ok=True)
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(temporary, flags, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        claim = {"version": number, "pid": os.getpid(), "since": _now_utc()}
+        os.write(fd, json.dumps(claim).encode())
+        os.rename(temporary, path)
+    except OSError as exc:
+        if fd >= 0:
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise InputError(
+            f"cannot lease version {number} in {folder}: {exc.strerror or exc}"
+        ) from None
+    return Lease(models_dir, number, path, fd)
+
+
+def leased_versions(models_dir: Path) -> set[int]:
+    """Versions some live process has leased; a lease whose holder died (its lock free) is
+    stale and removed (the caller holds the writer lock)."""
+    folder = Path(models_dir) / LEASES
+    if not _is_real_dir(folder):
+        return set()
+    leased: set[int] = set()
+    for path in [*folder.glob("*.lease"), *folder.glob("*.lease.tmp")]:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            continue  # released meanwhile, or not ours to read
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:  # held: a live server (a .tmp one is not yet whole)
+                with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+                    leased.add(int(json.loads(os.pread(fd, 4096, 0))["version"]))
+                continue
+            with contextlib.suppress(OSError):
+                path.unlink()  # stale: its holder is gone
+        finally:
+            os.close(fd)
+    return leased
 
 
 # --------------------------------------------------------------------------- file operations

@@ -136,12 +136,27 @@ def state(models_dir: Path) -> dict[str, object]:
         for p in models_dir.rglob("*")
         if p.name.startswith(".link-") or p.name.endswith(".tmp") or p.parent.name == ".staging"
     )
+    try:  # every alias's holder, and the moves the log says happened
+        holders: object = store.aliases(models_dir)
+        logged: object = [
+            [m.alias, m.action, m.version, m.previous] for m in store.moves(models_dir)
+        ]
+        numbers: object = store.version_numbers(models_dir)
+        for number in store.version_numbers(models_dir):  # each one whole
+            version = store.open_version(models_dir, number)
+            for name in version.manifest.artifacts:
+                store.read_artifact(version, name)
+    except InputError as exc:
+        holders, logged, numbers = None, str(exc), None
     return {
         "current": current,
         "files": files,
         "error": error,
         "leftovers": leftovers,
         "seed_links_ok": links,
+        "aliases": holders,
+        "moves": logged,
+        "versions": numbers,
     }
 
 

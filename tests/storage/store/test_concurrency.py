@@ -18,6 +18,7 @@ import pytest
 from helpers import stop, write_csv
 from linreg_ops import pipeline
 from linreg_ops.inference import loading
+from linreg_ops.inference.live import POLL_SECONDS
 from linreg_ops.storage import store
 from linreg_ops.training import sources
 
@@ -160,16 +161,25 @@ def post(url: str, payload: dict) -> dict:
         return json.loads(response.read())
 
 
-def test_two_workers_and_a_killed_one_serve_the_same_version_after_a_retrain(tmp_path):
+@pytest.mark.parametrize(
+    ("pinning", "served"), [(["--version", "1"], 1), ([], 2)], ids=["pinned", "following-current"]
+)
+def test_two_workers_and_a_killed_one_serve_the_same_version_after_a_retrain(
+    tmp_path, pinning, served
+):
     """Issue 9: a worker restarted after a retrain used to load the new files, so answers
-    alternated between two models on one port while /ready said ready."""
+    alternated between two models on one port while /ready said ready. Pinned
+    (``--version 1``), every worker, restarted or not, serves version 1; following ``current``
+    (the default), every worker serves the retrain's version 2 once the poll bound has passed
+    — never a mix."""
     import psutil
 
     models = tmp_path / "models"
     pipeline.run(sources.file_source(dataset(tmp_path, "a.csv", 1.0), "y"), models, tmp_path / "r")
     port = free_port()
     server = subprocess.Popen(
-        [LINREG_OPS, "serve", "--models-dir", str(models), "--port", str(port), "--workers", "2"],
+        [LINREG_OPS, "serve", "--models-dir", str(models), "--port", str(port), "--workers", "2",
+         *pinning],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -208,6 +218,7 @@ def test_two_workers_and_a_killed_one_serve_the_same_version_after_a_retrain(tmp
                 assert time.monotonic() < deadline, "uvicorn did not restart the worker"
                 time.sleep(0.2)
         assert not {w.pid for w in workers()} & {w.pid for w in first}
+        time.sleep(POLL_SECONDS + 1.5)  # the bound within which a following worker swaps
         answers, versions = set(), set()
         for _ in range(200):
             try:
@@ -217,9 +228,13 @@ def test_two_workers_and_a_killed_one_serve_the_same_version_after_a_retrain(tmp
                 continue
             answers.add(body["predictions"][0])
             versions.add(body["model"]["version"])
-        assert versions == {1}
-        assert answers == {before}
-        assert get(f"{url}/ready")["version"] == 1
-        assert get(f"{url}/metadata")["version"] == 1
+        assert versions == {served}
+        if served == 1:
+            assert answers == {before}
+        else:
+            assert len(answers) == 1
+            assert answers != {before}
+        assert get(f"{url}/ready")["version"] == served
+        assert get(f"{url}/metadata")["version"] == served
     finally:
         stop(server, sig=signal.SIGINT)
