@@ -103,12 +103,17 @@ def client(trained_dir):
         ("PUT", "/invocations", 405),
         ("GET", "/predict", 405),
         ("OPTIONS", "/monitor", 405),
+        ("HEAD", "/ping", None),
+        ("HEAD", "/health", None),
+        ("HEAD", "/metrics", None),
+        ("OPTIONS", "/predict", None),
     ],
 )
 def test_routes_outside_the_front_never_answer_5xx(client, method, path, expected):
     """Finding S2 (every 404, 405 and the docs are a 500).
     Command: ``curl -i localhost:18731/nope`` (also /, /docs, /openapi.json, /redoc,
     ``curl -X DELETE localhost:18731/predict``, ``curl -X OPTIONS localhost:18731/monitor``,
+    ``curl -I localhost:18731/ping`` (HEAD on every GET route of the front but /v2's),
     and over a raw socket ``OPTIONS * HTTP/1.1``).
     What happened: ``500 Internal Server Error`` and a traceback in the log ending in
     ``openapi.py, line 115, in route_documentation: KeyError: '/monitor'`` — building the
