@@ -41,3 +41,23 @@ def test_a_huge_target_value_is_exit_2_naming_its_row(run_cli, trained_dir, tmp_
     assert "MedHouseVal" in lines[0]
     assert "row 50" in lines[0]
     assert result.stdout == ""
+
+
+def test_a_huge_feature_value_names_its_column(run_cli, trained_dir, tmp_path):
+    """Finding M2 (the refusal names no column).
+    Command: a CSV of the eight features whose row 50 holds MedInc = 1e300, then
+    ``linreg-ops monitor --input v.csv --json`` (a Parquet file the same).
+    What happened: exit 2, ``v.csv row 50: a value more than 1e+150 from the training mean
+    cannot be monitored (its square overflows)`` — which of the eight values is meant is
+    left to the reader.
+    What should happen: the line names file, column and row, as every other refusal of
+    monitor does (``v.csv column 'MedInc' row 50 is NaN; ...``)."""
+    rows = [ROW] * 49 + [[1e300, *ROW[1:]]]
+    data = write_csv(tmp_path / "v.csv", list(CALIFORNIA_FEATURES), rows)
+    result = run_cli(
+        "monitor", "--models-dir", trained_dir, "--input", data, "--json",
+        "--reports-dir", tmp_path / "reports",
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-600:]
+    assert "row 50" in result.stderr
+    assert "MedInc" in result.stderr
