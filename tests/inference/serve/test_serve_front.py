@@ -2,6 +2,7 @@
 visible, the headers every answer carries, MLflow's probes, the fast request path agreeing
 with the checked one, and every OpenAPI example succeeding."""
 
+import gzip
 import json
 
 import numpy as np
@@ -263,3 +264,18 @@ def test_a_bad_access_log_choice_is_exit_2(run_cli, trained_dir):
     result = run_cli("serve", "--models-dir", str(trained_dir), "--access-log", "xml")
     assert result.returncode == 2
     assert "--access-log" in result.stderr
+
+
+@pytest.mark.parametrize("path", ["/predict", "/invocations"])
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "br"])
+def test_a_compressed_body_is_refused_as_on_v2(client, path, encoding):
+    """Attack finding S4: a Content-Encoding other than identity was ignored on /predict and
+    /invocations (a gzip body a 400 "malformed JSON", a plain body with the header a 200);
+    the three prediction routes now agree on 415 naming Content-Encoding."""
+    body = gzip.compress(json.dumps({"instances": [ROW]}).encode())
+    response = client.post(path, content=body, headers={**JSON, "content-encoding": encoding})
+    assert response.status_code == 415, response.text[:200]
+    assert response.json()["error_code"] == "UNSUPPORTED_MEDIA_TYPE"
+    assert f"Content-Encoding {encoding!r}" in response.json()["message"]
+    plain = post(client, path, {"instances": [ROW]}, **{"content-encoding": "identity"})
+    assert plain.status_code == 200, plain.text[:200]
