@@ -108,7 +108,7 @@ EXPORTED = {
         "numeric_matrix", "predict_request", "rows_to_matrix", "validation_message",
     ],
     "linreg_ops.inference.serve": [
-        "CLIPPED_HEADER", "DOCUMENTATION_PATHS", "HOT_ROUTES", "LARGE_BODY", "MODEL_KIND_HEADER", "OIP_INFER_ROUTE", "OIP_ROUTE", "SMALL_INTEGER_BATCH", "UNSUPPORTED", "Answer", "Call", "Drain", "ErrorResponse", "Front", "Handler", "HotRoute", "InvocationsResponse", "Live", "Message", "ModelInfo", "PredictResponse", "Receive", "Scope", "Send", "ServeSettings", "Service", "bind", "create_app", "describe_service", "documented_app", "example_rows", "handle_health", "handle_invocations", "handle_metadata", "handle_metrics", "handle_monitor", "handle_ping", "handle_predict", "handle_ready", "handle_version", "invocations_kind", "make_live", "run", "serve_settings",
+        "CLIPPED_HEADER", "DOCUMENTATION_PATHS", "HOT_ROUTES", "LARGE_BODY", "MODEL_KIND_HEADER", "OIP_INFER_ROUTE", "OIP_ROUTE", "SMALL_INTEGER_BATCH", "UNSUPPORTED", "Answer", "Call", "Drain", "ErrorResponse", "Front", "Handler", "HotRoute", "InvocationsResponse", "Live", "Message", "ModelInfo", "PredictResponse", "Receive", "Scope", "Send", "ServeSettings", "Service", "asked_kind", "bind", "create_app", "describe_service", "documented_app", "example_rows", "handle_health", "handle_invocations", "handle_metadata", "handle_metrics", "handle_monitor", "handle_ping", "handle_predict", "handle_ready", "handle_version", "invocations_kind", "make_live", "run", "serve_settings",
     ],
     "linreg_ops.metrics": [
         "mean_squared_error", "prediction_drift", "quantized_fidelity", "r2_from_sums", "r2_score",

@@ -106,6 +106,7 @@ __all__ = [
     "Send",
     "ServeSettings",
     "Service",
+    "asked_kind",
     "bind",
     "create_app",
     "describe_service",
@@ -378,7 +379,13 @@ def handle_predict(service: "Service", call: Call, live: Live) -> Answer:
         raise RequestError(
             415, f"unsupported Content-Type {given!r}: send application/json", UNSUPPORTED
         )
-    X, kind = requests.predict_request(call.body, live.models.float.feature_names, service.limits)
+    asked = asked_kind(call)
+    features = live.models.float.feature_names
+    X, kind = requests.predict_request(call.body, features, service.limits, asked or "float")
+    if asked is not None and kind != asked:
+        raise RequestError(
+            422, f"model: the body asks for {kind!r}, ?model= or X-Model-Kind for {asked!r}"
+        )
     predictions, clipped = _predictions(live, kind, X)
     live.monitor.record(X)
     answer: dict[str, Any] = {"predictions": predictions, "model": live.model_info[kind]}
@@ -396,6 +403,12 @@ def handle_predict(service: "Service", call: Call, live: Live) -> Answer:
 def invocations_kind(call: Call) -> ModelKind:
     """The model an ``/invocations`` call asks for: ``?model=`` or the ``X-Model-Kind``
     header (float when neither; both must agree)."""
+    return asked_kind(call) or "float"
+
+
+def asked_kind(call: Call) -> ModelKind | None:
+    """The model ``?model=`` or the ``X-Model-Kind`` header asks for (both must agree), or
+    None when neither does; /predict and /invocations read them the same way."""
     asked: list[str] = []
     if call.query:
         query = parse_qsl(call.query.decode("latin-1"))
@@ -404,7 +417,7 @@ def invocations_kind(call: Call) -> ModelKind:
     if header is not None:
         asked.append(header.decode("latin-1").strip())
     if not asked:
-        return "float"
+        return None
     if len(set(asked)) > 1:
         raise RequestError(422, f"model: asked for {' and '.join(map(repr, asked))}: ask once")
     if asked[0] not in MODEL_KINDS:

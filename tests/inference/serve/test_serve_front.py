@@ -266,6 +266,9 @@ def test_a_bad_access_log_choice_is_exit_2(run_cli, trained_dir):
     assert "--access-log" in result.stderr
 
 
+OUTSIDE = [150.0, *ROW[1:]]  # MedInc beyond the integer model's calibration: clipped
+
+
 @pytest.mark.parametrize("path", ["/predict", "/invocations"])
 @pytest.mark.parametrize("encoding", ["gzip", "deflate", "br"])
 def test_a_compressed_body_is_refused_as_on_v2(client, path, encoding):
@@ -279,3 +282,36 @@ def test_a_compressed_body_is_refused_as_on_v2(client, path, encoding):
     assert f"Content-Encoding {encoding!r}" in response.json()["message"]
     plain = post(client, path, {"instances": [ROW]}, **{"content-encoding": "identity"})
     assert plain.status_code == 200, plain.text[:200]
+
+
+def test_predict_honours_the_model_query_and_header_as_invocations_does(client):
+    """Attack finding S5: /predict ignored ``?model=`` and ``X-Model-Kind`` and answered the
+    float model; without "model" in the body they now pick the model as on /invocations."""
+    payload = {"instances": [OUTSIDE]}
+    expected = post(client, "/invocations?model=integer", payload)
+    assert expected.headers["x-clipped-rows"] == "1"
+    for query, headers in (("?model=integer", {}), ("", {"X-Model-Kind": "integer"})):
+        response = post(client, f"/predict{query}", payload, **headers)
+        assert response.status_code == 200, response.text
+        assert response.json()["model"]["kind"] == "integer"
+        assert response.json()["clipped_rows"] == [0]
+        assert response.json()["predictions"] == expected.json()["predictions"]
+
+
+@pytest.mark.parametrize(
+    ("query", "headers", "body_model"),
+    [
+        ("?model=integer", {}, "float"),
+        ("", {"X-Model-Kind": "quantized"}, "integer"),
+        ("?model=integer", {"X-Model-Kind": "quantized"}, None),
+        ("?model=nope", {}, None),
+    ],
+)
+def test_predict_refuses_a_model_asked_for_twice_differently(client, query, headers, body_model):
+    """A body, a query and a header that disagree are a 422 naming ``model``, never a guess."""
+    payload: dict = {"instances": [ROW]}
+    if body_model is not None:
+        payload["model"] = body_model
+    response = post(client, f"/predict{query}", payload, **headers)
+    assert response.status_code == 422, response.text
+    assert response.json()["message"].startswith("model: ")
