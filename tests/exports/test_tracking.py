@@ -510,3 +510,24 @@ def test_the_docs_commands_run_as_written(mlflow_server, tmp_path):
     expected = outputs[1].splitlines()
     assert served.splitlines()[0].startswith(expected[0].split("/tmp/")[0])
     assert answered.stdout == expected[1]
+
+
+@pytest.mark.parametrize("command", ["serve", "run"])
+def test_a_file_tracking_uri_is_exit_2_with_one_line(tmp_path, command):
+    """Attack finding T1: MLflow refuses a ``file://`` store (maintenance mode) as the client
+    is built, which was outside the error mapping: a traceback and exit 1. Now exit 2, one
+    line naming the URI, before any work."""
+    uri = (tmp_path / "mlruns").as_uri()
+    if command == "serve":
+        args = ["serve", "--model-uri", f"models:/{NAME}/1", "--tracking-uri", uri, "--port", "0"]
+    else:
+        data = Path(__file__).resolve().parents[2] / "examples" / "houses.csv"
+        args = ["run", "--models-dir", tmp_path / "models", "--data", data, "--target", "price",
+                "--reports-dir", tmp_path / "reports", "--tracking-uri", uri]  # fmt: skip
+    result = linreg_ops(*args, env=without_tracking_env(), timeout=120)
+    assert result.returncode == 2, result.stderr[-800:]
+    assert "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr[-800:]
+    assert f"MLflow at {uri}: " in result.stderr
+    assert not (tmp_path / "models").exists()
+

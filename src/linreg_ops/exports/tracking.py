@@ -174,8 +174,11 @@ def _mlflow_errors(tracking_uri: str) -> Iterator[None]:
 
 
 def _client(tracking_uri: str) -> Any:
+    """A client for ``tracking_uri``, built inside the error mapping: MLflow refuses some
+    URIs as it builds it (a ``file://`` store is in maintenance mode), not at the first call."""
     mlflow = require("mlflow", "mlflow", "MLflow tracking (--tracking-uri)")
-    return mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    with _mlflow_errors(tracking_uri):
+        return mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
 def check_registered_name(name: str) -> None:
