@@ -531,3 +531,17 @@ def test_a_file_tracking_uri_is_exit_2_with_one_line(tmp_path, command):
     assert f"MLflow at {uri}: " in result.stderr
     assert not (tmp_path / "models").exists()
 
+
+def test_serve_model_uri_on_an_unreachable_server_is_exit_2_within_seconds(tmp_path):
+    """Attack finding T2: ``serve --model-uri`` asked MLflow with its default retries (minutes
+    of back-off); it now asks once, as run does."""
+    port = free_port()  # nothing listens on it
+    started = time.monotonic()
+    result = linreg_ops(
+        "serve", "--model-uri", "models:/nope/1", "--tracking-uri", f"http://127.0.0.1:{port}",
+        "--port", "0", env=without_tracking_env(), timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-800:]
+    assert result.stderr.startswith(f"linreg-ops serve: error: MLflow at http://127.0.0.1:{port}: ")
+    assert result.stderr.count("\n") == 1
+    assert time.monotonic() - started < 30
