@@ -57,7 +57,8 @@ EXPORTED = {
         "C_STRING_MAX", "HEADER_NAME", "c_comment_text", "c_header_text", "c_string",
     ],
     "linreg_ops.exports.mlflow": [
-        "EXAMPLE_ROWS", "model_metadata", "pyfunc_arguments", "tree_sha256", "write_mlflow_model",
+        "EXAMPLE_ROWS", "model_metadata", "pyfunc_arguments", "quiet_mlflow", "tree_sha256",
+        "write_mlflow_model",
     ],
     "linreg_ops.exports.tracking": [
         "MODEL_ARTIFACT", "REPORT_ARTIFACTS", "TAGS", "VERSION_ARTIFACTS", "TrackedRun",
