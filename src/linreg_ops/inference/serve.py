@@ -655,9 +655,12 @@ class Front:
             return
         route = self.routes.get(path)
         if route is None or method not in route.methods or live is None:
-            status = await self._pass_on(scope, receive, send, extra)
             label = path if path in DOCUMENTATION_PATHS else "other"  # a bounded label set
-            self._record(live, label, None, method, status, started, rid, False)
+            status = 500  # what the server answers when the cold app raises
+            try:
+                status = await self._pass_on(scope, receive, send, extra)
+            finally:  # logged and counted even when the cold app raised: a 5xx is never unseen
+                self._record(live, label, None, method, status, started, rid, False)
             return
         answer = await self._answer(route, scope, receive, headers, live)
         if answer is None:  # the client left before its body arrived

@@ -315,3 +315,36 @@ def test_predict_refuses_a_model_asked_for_twice_differently(client, query, head
     response = post(client, f"/predict{query}", payload, **headers)
     assert response.status_code == 422, response.text
     assert response.json()["message"].startswith("model: ")
+
+
+def test_an_exception_from_the_cold_app_is_logged_and_counted_as_a_500(trained_dir, tmp_path):
+    """Attack finding S3: an exception escaping the FastAPI app behind the front skipped the
+    access-log line and the request counter, so a route failing every time read as 0 errors.
+    The cold app is replaced by one that raises (fault injection); the real front answers."""
+    import os
+
+    from linreg_ops.inference.access_log import AccessLogger
+
+    async def failing(scope, receive, send):
+        raise RuntimeError("the cold app broke")
+
+    front = create_app(ServeSettings(models_dir=trained_dir, access_log="json"))
+    path = tmp_path / "log"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    try:
+        with TestClient(front, raise_server_exceptions=False) as test:
+            front.service.log = AccessLogger("json", fd)
+            front._cold = failing
+            assert test.get("/no-such-route").status_code == 500
+            front._cold = None
+            metrics = test.get("/metrics").text
+    finally:
+        os.close(fd)
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert (lines[0]["route"], lines[0]["status"]) == ("other", 500)
+    assert any(
+        line.startswith("linreg_ops_requests_total{")
+        and 'code="500"' in line
+        and 'route="other"' in line
+        for line in metrics.splitlines()
+    ), metrics
