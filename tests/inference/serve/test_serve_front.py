@@ -348,3 +348,34 @@ def test_an_exception_from_the_cold_app_is_logged_and_counted_as_a_500(trained_d
         and 'route="other"' in line
         for line in metrics.splitlines()
     ), metrics
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "expected"),
+    [
+        ("GET", "/", 404),
+        ("GET", "/nope", 404),
+        ("GET", "/docs", 200),
+        ("GET", "/redoc", 200),
+        ("GET", "/openapi.json", 200),
+        ("GET", "/predict/", None),  # None: any answer below 500
+        ("GET", "/PREDICT", None),
+        ("GET", "/metrics/", None),
+        ("GET", "//v2", 404),
+        ("DELETE", "/predict", 405),
+        ("PUT", "/invocations", 405),
+        ("GET", "/predict", 405),
+        ("OPTIONS", "/monitor", 405),
+        ("HEAD", "/ping", None),
+        ("HEAD", "/health", None),
+        ("HEAD", "/metrics", None),
+        ("OPTIONS", "/predict", None),
+    ],
+)
+def test_routes_outside_the_front_never_answer_5xx(client, method, path, expected):
+    """Attack finding S2: building the FastAPI app behind the front failed (GET /monitor had
+    no OpenAPI summary), so every 404, 405 and the docs were a 500."""
+    response = client.request(method, path)
+    assert response.status_code < 500, response.text[:200]
+    if expected is not None:
+        assert response.status_code == expected, response.text[:200]
