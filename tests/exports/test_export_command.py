@@ -176,6 +176,20 @@ def export_mlflow(run_cli, models_dir, output, kind):
     return output
 
 
+def test_export_mlflow_quiet_prints_nothing_but_the_json(run_cli, models_copy, tmp_path):
+    """Attack finding C1: ``export --format mlflow -q --json`` printed MLflow's INFO line
+    ("Validating input example against model signature") and a tqdm download bar on stderr;
+    MLflow's own chatter is now silenced while the model is written."""
+    pytest.importorskip("mlflow")
+    result = run_cli(
+        "export", "--models-dir", models_copy, "--format", "mlflow", "--json", "-q",
+        "--output", tmp_path / "mlf",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-600:]
+    assert json.loads(result.stdout)["format"] == "mlflow"
+    assert result.stderr == ""
+
+
 @pytest.mark.parametrize("kind", ["float", "quantized", "integer"])
 def test_mlflow_models_are_code_and_json_and_predict_the_same(
     run_cli, models_copy, models, test_rows, tmp_path, kind

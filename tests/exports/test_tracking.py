@@ -510,3 +510,38 @@ def test_the_docs_commands_run_as_written(mlflow_server, tmp_path):
     expected = outputs[1].splitlines()
     assert served.splitlines()[0].startswith(expected[0].split("/tmp/")[0])
     assert answered.stdout == expected[1]
+
+
+@pytest.mark.parametrize("command", ["serve", "run"])
+def test_a_file_tracking_uri_is_exit_2_with_one_line(tmp_path, command):
+    """Attack finding T1: MLflow refuses a ``file://`` store (maintenance mode) as the client
+    is built, which was outside the error mapping: a traceback and exit 1. Now exit 2, one
+    line naming the URI, before any work."""
+    uri = (tmp_path / "mlruns").as_uri()
+    if command == "serve":
+        args = ["serve", "--model-uri", f"models:/{NAME}/1", "--tracking-uri", uri, "--port", "0"]
+    else:
+        data = Path(__file__).resolve().parents[2] / "examples" / "houses.csv"
+        args = ["run", "--models-dir", tmp_path / "models", "--data", data, "--target", "price",
+                "--reports-dir", tmp_path / "reports", "--tracking-uri", uri]  # fmt: skip
+    result = linreg_ops(*args, env=without_tracking_env(), timeout=120)
+    assert result.returncode == 2, result.stderr[-800:]
+    assert "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr[-800:]
+    assert f"MLflow at {uri}: " in result.stderr
+    assert not (tmp_path / "models").exists()
+
+
+def test_serve_model_uri_on_an_unreachable_server_is_exit_2_within_seconds(tmp_path):
+    """Attack finding T2: ``serve --model-uri`` asked MLflow with its default retries (minutes
+    of back-off); it now asks once, as run does."""
+    port = free_port()  # nothing listens on it
+    started = time.monotonic()
+    result = linreg_ops(
+        "serve", "--model-uri", "models:/nope/1", "--tracking-uri", f"http://127.0.0.1:{port}",
+        "--port", "0", env=without_tracking_env(), timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-800:]
+    assert result.stderr.startswith(f"linreg-ops serve: error: MLflow at http://127.0.0.1:{port}: ")
+    assert result.stderr.count("\n") == 1
+    assert time.monotonic() - started < 30

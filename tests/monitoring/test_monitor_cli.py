@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from helpers import write_csv
+from helpers import CALIFORNIA_FEATURES, write_csv
 from linreg_ops.storage import store
 
 pytestmark = pytest.mark.slow
@@ -95,7 +95,7 @@ def test_a_version_without_a_profile_says_retrain(models_copy, rows_csv, tmp_pat
         ("BAD", (), "column 'AveRooms' row 2"),  # a non-numeric cell: its column and row
         (None, ("--version", "99"), "no version 99"),
         (None, ("--version", "0"), "--version"),
-        ("HUGE", (), "row 2: a value more than 1e+150"),  # its square would overflow the sums
+        ("HUGE", (), "column 'Population' row 2: a value more than 1e+150"),  # overflows the sums
     ],
 )
 def test_bad_input_is_exit_2_with_one_line(
@@ -128,3 +128,37 @@ def test_reports_inside_the_models_folder_are_refused(trained_dir, rows_csv, run
     assert result.returncode == 2
     assert "inside the models folder" in result.stderr
     np.testing.assert_equal(result.stdout, "")
+
+
+ROW = [8.3252, 41.0, 6.984127, 1.02381, 322.0, 2.555556, 37.88, -122.23]
+
+
+@pytest.mark.parametrize("target", ["1e300", "1e160"])
+def test_a_huge_target_value_is_exit_2_naming_file_column_and_row(
+    run_cli, trained_dir, tmp_path, target
+):
+    """Attack finding M1: a target value beyond 1e150 overflowed the target's sums, then
+    failed JSON encoding on inf: a traceback and exit 1. Now exit 2 with one line."""
+    rows = [[*ROW, 4.5]] * 49 + [[*ROW, float(target)]]
+    data = write_csv(tmp_path / "t.csv", [*CALIFORNIA_FEATURES, "MedHouseVal"], rows)
+    result = run_cli(
+        "monitor", "--models-dir", trained_dir, "--input", data, "--target", "MedHouseVal",
+        "--json", "--reports-dir", tmp_path / "reports",
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-600:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr[-600:]
+    assert "t.csv column 'MedHouseVal' row 50:" in lines[0]
+    assert result.stdout == ""
+
+
+def test_a_huge_feature_value_names_its_column(run_cli, trained_dir, tmp_path):
+    """Attack finding M2: the refusal of a feature value beyond 1e150 named the row only."""
+    rows = [ROW] * 49 + [[1e300, *ROW[1:]]]
+    data = write_csv(tmp_path / "v.csv", list(CALIFORNIA_FEATURES), rows)
+    result = run_cli(
+        "monitor", "--models-dir", trained_dir, "--input", data, "--json",
+        "--reports-dir", tmp_path / "reports",
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-600:]
+    assert "v.csv column 'MedInc' row 50:" in result.stderr

@@ -68,7 +68,8 @@ EXPORTED = {
         "C_STRING_MAX", "HEADER_NAME", "c_comment_text", "c_header_text", "c_string",
     ],
     "linreg_ops.exports.mlflow": [
-        "EXAMPLE_ROWS", "model_metadata", "pyfunc_arguments", "tree_sha256", "write_mlflow_model",
+        "EXAMPLE_ROWS", "model_metadata", "pyfunc_arguments", "quiet_mlflow", "tree_sha256",
+        "write_mlflow_model",
     ],
     "linreg_ops.exports.tracking": [
         "MODEL_ARTIFACT", "REPORT_ARTIFACTS", "TAGS", "VERSION_ARTIFACTS", "TrackedRun",
@@ -120,7 +121,7 @@ EXPORTED = {
         "numeric_matrix", "predict_request", "rows_to_matrix", "validation_message",
     ],
     "linreg_ops.inference.serve": [
-        "CLIPPED_HEADER", "DOCUMENTATION_PATHS", "HOT_ROUTES", "LARGE_BODY", "MODEL_KIND_HEADER", "OIP_INFER_ROUTE", "OIP_ROUTE", "SMALL_INTEGER_BATCH", "UNSUPPORTED", "Answer", "Call", "Drain", "ErrorResponse", "Front", "Handler", "HotRoute", "InvocationsResponse", "Live", "Message", "ModelInfo", "PredictResponse", "Receive", "Scope", "Send", "ServeSettings", "Service", "bind", "create_app", "describe_service", "documented_app", "example_rows", "handle_health", "handle_invocations", "handle_metadata", "handle_metrics", "handle_monitor", "handle_ping", "handle_predict", "handle_ready", "handle_version", "invocations_kind", "make_live", "run", "serve_settings",
+        "CLIPPED_HEADER", "DOCUMENTATION_PATHS", "HOT_ROUTES", "LARGE_BODY", "MODEL_KIND_HEADER", "OIP_INFER_ROUTE", "OIP_ROUTE", "SMALL_INTEGER_BATCH", "UNSUPPORTED", "Answer", "Call", "Drain", "ErrorResponse", "Front", "Handler", "HotRoute", "InvocationsResponse", "Live", "Message", "ModelInfo", "PredictResponse", "Receive", "Scope", "Send", "ServeSettings", "Service", "asked_kind", "bind", "create_app", "describe_service", "documented_app", "example_rows", "handle_health", "handle_invocations", "handle_metadata", "handle_metrics", "handle_monitor", "handle_ping", "handle_predict", "handle_ready", "handle_version", "invocations_kind", "make_live", "run", "serve_settings",
     ],
     "linreg_ops.lifecycle": [
         "GcResult", "PromoteResult", "VersionInfo", "describe", "gc", "history", "list_versions",

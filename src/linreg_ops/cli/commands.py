@@ -248,6 +248,8 @@ def _serve_registered(args: argparse.Namespace) -> int:
     if args.tracking_uri is None:
         raise InputError("--model-uri needs --tracking-uri URI (or MLFLOW_TRACKING_URI)")
     tracking.parse_model_uri(args.model_uri)  # a malformed URI before a folder is made
+    # asked once, as run does: MLflow's own retries on a server that is down take minutes
+    tracking.check_tracking_server(args.tracking_uri)
     folder = Path(tempfile.mkdtemp(prefix="linreg-ops-registry-"))
     try:
         resolved, models_dir = tracking.fetch_registered_version(

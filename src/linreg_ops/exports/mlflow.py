@@ -7,10 +7,13 @@ exactly as ``linreg-ops predict`` does (the float model was once MLflow's sklear
 which answered NaN with scikit-learn's own error). Nothing is pickled.
 """
 
+import contextlib
 import hashlib
+import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +30,34 @@ __all__ = [
     "EXAMPLE_ROWS",
     "model_metadata",
     "pyfunc_arguments",
+    "quiet_mlflow",
     "tree_sha256",
     "write_mlflow_model",
 ]
 
 EXAMPLE_ROWS = 5
+
+
+@contextlib.contextmanager
+def quiet_mlflow(**settings: str) -> Iterator[None]:
+    """MLflow's environment settings for the length of a call (no progress bars: a log of
+    a run is no terminal), and its INFO lines left out; both as they were after. What the
+    user asked for is linreg-ops's own output: MLflow's chatter is not (even under ``-q``)."""
+    settings = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false", **settings}
+    saved = {name: os.environ.get(name) for name in settings}
+    logger = logging.getLogger("mlflow")
+    level = logger.level
+    os.environ.update(settings)
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def tree_sha256(folder: Path) -> tuple[str, int]:
@@ -120,9 +146,10 @@ def write_mlflow_model(
     try:
         json_path = staging / ARTIFACT_OF[kind]
         json_path.write_bytes(artifact)
-        mlflow.pyfunc.save_model(
-            str(target), **pyfunc_arguments(models, kind, example, linreg_ops, json_path)
-        )
+        with quiet_mlflow():  # its input-example check and download bar are not ours to print
+            mlflow.pyfunc.save_model(
+                str(target), **pyfunc_arguments(models, kind, example, linreg_ops, json_path)
+            )
         if output.is_dir():
             output.rmdir()
         os.rename(target, output)

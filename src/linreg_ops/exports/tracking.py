@@ -23,7 +23,7 @@ from typing import Any
 
 from linreg_ops.config import DEFAULT_REGISTERED_MODEL, TRACKED_MODEL_KIND, ModelKind
 from linreg_ops.errors import ArtifactError, InputError
-from linreg_ops.exports.mlflow import model_metadata, pyfunc_arguments
+from linreg_ops.exports.mlflow import model_metadata, pyfunc_arguments, quiet_mlflow
 from linreg_ops.extras import require
 from linreg_ops.inference import loading
 from linreg_ops.storage import codecs, store
@@ -174,8 +174,11 @@ def _mlflow_errors(tracking_uri: str) -> Iterator[None]:
 
 
 def _client(tracking_uri: str) -> Any:
+    """A client for ``tracking_uri``, built inside the error mapping: MLflow refuses some
+    URIs as it builds it (a ``file://`` store is in maintenance mode), not at the first call."""
     mlflow = require("mlflow", "mlflow", "MLflow tracking (--tracking-uri)")
-    return mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    with _mlflow_errors(tracking_uri):
+        return mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
 def check_registered_name(name: str) -> None:
@@ -185,27 +188,6 @@ def check_registered_name(name: str) -> None:
         raise InputError(f"--registered-model {name!r}: a name without '/', ':' or '@' is needed")
 
 
-@contextlib.contextmanager
-def _quiet(**settings: str) -> Iterator[None]:
-    """MLflow's environment settings for the length of a call (no progress bars: a log of
-    a run is no terminal), and its INFO lines left out; both as they were after."""
-    settings = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false", **settings}
-    saved = {name: os.environ.get(name) for name in settings}
-    logger = logging.getLogger("mlflow")
-    level = logger.level
-    os.environ.update(settings)
-    logger.setLevel(max(level, logging.WARNING))
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 def check_tracking_server(tracking_uri: str, registered_model: str | None = None) -> None:
     """Ask the tracking server once whether it answers (and check the registered model's
     name), before a run does any work: a run must not train, publish, and only then find
@@ -213,7 +195,7 @@ def check_tracking_server(tracking_uri: str, registered_model: str | None = None
     if registered_model is not None:
         check_registered_name(registered_model)
     client = _client(tracking_uri)
-    with _quiet(MLFLOW_HTTP_REQUEST_MAX_RETRIES=_PROBE_RETRIES), _mlflow_errors(tracking_uri):
+    with quiet_mlflow(MLFLOW_HTTP_REQUEST_MAX_RETRIES=_PROBE_RETRIES), _mlflow_errors(tracking_uri):
         client.search_experiments(max_results=1)
 
 
@@ -244,7 +226,7 @@ def log_run(
         json_path = Path(tmp) / loading.ARTIFACT_OF[kind]
         json_path.write_bytes(store.read_artifact(version, loading.ARTIFACT_OF[kind]))
         arguments = pyfunc_arguments(models, kind, example, model_metadata(models, kind), json_path)
-        with _quiet(), _mlflow_errors(tracking_uri):
+        with quiet_mlflow(), _mlflow_errors(tracking_uri):
             mlflow.set_tracking_uri(tracking_uri)
             mlflow.set_registry_uri(tracking_uri)
             with mlflow.start_run(run_name=f"linreg-ops version {version.number}") as run:
@@ -360,7 +342,7 @@ def fetch_registered_version(tracking_uri: str, model_uri: str, dest: Path) -> t
     except OSError as exc:
         raise InputError(f"cannot write {dest}: {exc.strerror or exc}") from None
     try:
-        with _quiet():
+        with quiet_mlflow():
             _fetch_version(
                 client, tracking_uri, registered.run_id, resolved, expected, staging, dest
             )

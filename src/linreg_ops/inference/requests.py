@@ -275,12 +275,13 @@ def columns_to_matrix(
 
 
 def predict_request(
-    body: bytes, features: Sequence[str], limits: Limits
+    body: bytes, features: Sequence[str], limits: Limits, default: ModelKind = "float"
 ) -> tuple[np.ndarray, ModelKind]:
-    """``POST /predict``: the rows and the model kind asked for."""
+    """``POST /predict``: the rows and the model kind asked for (``default`` when the body
+    names none: the one ``?model=`` or ``X-Model-Kind`` asked for)."""
     payload = load_json(body, limits)
     if type(payload) is dict and payload.keys() <= {"instances", "model"}:
-        kind = payload.get("model", "float")
+        kind = payload.get("model", default)
         instances = payload.get("instances")
         if kind in MODEL_KINDS and type(instances) is list:
             check_batch(len(instances), limits)
@@ -296,7 +297,8 @@ def predict_request(
         request = PredictRequest.model_validate(payload)
     except ValidationError as exc:
         raise RequestError(422, validation_message(exc)) from None
-    return rows_to_matrix(request.instances, features, "instances"), request.model
+    kind = request.model if "model" in payload else default
+    return rows_to_matrix(request.instances, features, "instances"), kind
 
 
 def media_type(content_type: str) -> str:

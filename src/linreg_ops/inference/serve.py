@@ -110,6 +110,7 @@ __all__ = [
     "Send",
     "ServeSettings",
     "Service",
+    "asked_kind",
     "bind",
     "create_app",
     "describe_service",
@@ -388,7 +389,13 @@ def handle_predict(service: "Service", call: Call, live: Live) -> Answer:
         raise RequestError(
             415, f"unsupported Content-Type {given!r}: send application/json", UNSUPPORTED
         )
-    X, kind = requests.predict_request(call.body, live.models.float.feature_names, service.limits)
+    asked = asked_kind(call)
+    features = live.models.float.feature_names
+    X, kind = requests.predict_request(call.body, features, service.limits, asked or "float")
+    if asked is not None and kind != asked:
+        raise RequestError(
+            422, f"model: the body asks for {kind!r}, ?model= or X-Model-Kind for {asked!r}"
+        )
     predictions, clipped = _predictions(live, kind, X)
     live.monitor.record(X)
     answer: dict[str, Any] = {"predictions": predictions, "model": live.model_info[kind]}
@@ -406,6 +413,12 @@ def handle_predict(service: "Service", call: Call, live: Live) -> Answer:
 def invocations_kind(call: Call) -> ModelKind:
     """The model an ``/invocations`` call asks for: ``?model=`` or the ``X-Model-Kind``
     header (float when neither; both must agree)."""
+    return asked_kind(call) or "float"
+
+
+def asked_kind(call: Call) -> ModelKind | None:
+    """The model ``?model=`` or the ``X-Model-Kind`` header asks for (both must agree), or
+    None when neither does; /predict and /invocations read them the same way."""
     asked: list[str] = []
     if call.query:
         query = parse_qsl(call.query.decode("latin-1"))
@@ -414,7 +427,7 @@ def invocations_kind(call: Call) -> ModelKind:
     if header is not None:
         asked.append(header.decode("latin-1").strip())
     if not asked:
-        return "float"
+        return None
     if len(set(asked)) > 1:
         raise RequestError(422, f"model: asked for {' and '.join(map(repr, asked))}: ask once")
     if asked[0] not in MODEL_KINDS:
@@ -699,9 +712,12 @@ class Front:
             return
         route = self.routes.get(path)
         if route is None or method not in route.methods or live is None:
-            status = await self._pass_on(scope, receive, send, extra)
             label = path if path in DOCUMENTATION_PATHS else "other"  # a bounded label set
-            self._record(live, label, None, method, status, started, rid, False)
+            status = 500  # what the server answers when the cold app raises
+            try:
+                status = await self._pass_on(scope, receive, send, extra)
+            finally:  # logged and counted even when the cold app raised: a 5xx is never unseen
+                self._record(live, label, None, method, status, started, rid, False)
             return
         answer = await self._answer(route, scope, receive, headers, live)
         if answer is None:  # the client left before its body arrived
@@ -788,6 +804,8 @@ class Front:
             body = read
         call = Call(body, headers, scope.get("query_string", b""))
         try:
+            if "POST" in route.methods:
+                _check_encoding(call)
             return route.handler(self.service, call, live)
         except RequestError as exc:
             return Answer(
@@ -900,6 +918,19 @@ class Front:
                 self.service.stop()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _check_encoding(call: Call) -> None:
+    """A compressed body is refused (415) on every POST hot route, as ``/v2`` refuses it:
+    reading it as if it were plain would answer for bytes the client did not mean."""
+    given = call.header(b"content-encoding")
+    if given is None:
+        return
+    encoding = given.decode("latin-1").strip().lower()
+    if encoding not in ("", "identity"):
+        raise RequestError(
+            415, f"unsupported Content-Encoding {encoding!r}: send the body as is", UNSUPPORTED
+        )
 
 
 def _too_large(limit: int) -> Answer:

@@ -196,16 +196,32 @@ def scan(
     """The statistics of every row of a file, folder or glob, read block by block with the
     project's one table reader: memory is one block, whatever the input's size."""
     stats = DriftStats.empty(acc)
+    names = [*model.feature_names, "the prediction"]
     for path, first_row, X, y in _blocks(spec, model, target, chunk_rows):
         ok = monitorable(acc, X)
+        if y is not None:
+            with np.errstate(over="ignore", invalid="ignore"):
+                ok &= np.abs(y - acc.target_shift) < MAX_DEVIATION
         if not ok.all():
             index = int(np.flatnonzero(~ok)[0])
             raise InputError(
-                f"{path} row {first_row + index + 1}: a value more than {MAX_DEVIATION:g} from "
+                f"{path} column {_far_column(acc, X[index], names, target)!r} "
+                f"row {first_row + index + 1}: a value more than {MAX_DEVIATION:g} from "
                 "the training mean cannot be monitored (its square overflows)"
             )
         record(stats, X, y)
     return stats
+
+
+def _far_column(acc: Accumulator, row: np.ndarray, names: list[str], target: str | None) -> str:
+    """The first column of a refused row whose value is too far from its training mean: a
+    feature, the prediction, or the target — so the refusal names what to look at."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        values = np.append(row, row @ acc.coef + acc.intercept)
+        far = ~(np.abs(values - acc.shift) < MAX_DEVIATION)
+    if far.any():
+        return names[int(np.flatnonzero(far)[0])]
+    return target or "the target"  # only the target is left to be too far
 
 
 def _blocks(

@@ -2,6 +2,7 @@
 visible, the headers every answer carries, MLflow's probes, the fast request path agreeing
 with the checked one, and every OpenAPI example succeeding."""
 
+import gzip
 import json
 
 import numpy as np
@@ -263,3 +264,118 @@ def test_a_bad_access_log_choice_is_exit_2(run_cli, trained_dir):
     result = run_cli("serve", "--models-dir", str(trained_dir), "--access-log", "xml")
     assert result.returncode == 2
     assert "--access-log" in result.stderr
+
+
+OUTSIDE = [150.0, *ROW[1:]]  # MedInc beyond the integer model's calibration: clipped
+
+
+@pytest.mark.parametrize("path", ["/predict", "/invocations"])
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "br"])
+def test_a_compressed_body_is_refused_as_on_v2(client, path, encoding):
+    """Attack finding S4: a Content-Encoding other than identity was ignored on /predict and
+    /invocations (a gzip body a 400 "malformed JSON", a plain body with the header a 200);
+    the three prediction routes now agree on 415 naming Content-Encoding."""
+    body = gzip.compress(json.dumps({"instances": [ROW]}).encode())
+    response = client.post(path, content=body, headers={**JSON, "content-encoding": encoding})
+    assert response.status_code == 415, response.text[:200]
+    assert response.json()["error_code"] == "UNSUPPORTED_MEDIA_TYPE"
+    assert f"Content-Encoding {encoding!r}" in response.json()["message"]
+    plain = post(client, path, {"instances": [ROW]}, **{"content-encoding": "identity"})
+    assert plain.status_code == 200, plain.text[:200]
+
+
+def test_predict_honours_the_model_query_and_header_as_invocations_does(client):
+    """Attack finding S5: /predict ignored ``?model=`` and ``X-Model-Kind`` and answered the
+    float model; without "model" in the body they now pick the model as on /invocations."""
+    payload = {"instances": [OUTSIDE]}
+    expected = post(client, "/invocations?model=integer", payload)
+    assert expected.headers["x-clipped-rows"] == "1"
+    for query, headers in (("?model=integer", {}), ("", {"X-Model-Kind": "integer"})):
+        response = post(client, f"/predict{query}", payload, **headers)
+        assert response.status_code == 200, response.text
+        assert response.json()["model"]["kind"] == "integer"
+        assert response.json()["clipped_rows"] == [0]
+        assert response.json()["predictions"] == expected.json()["predictions"]
+
+
+@pytest.mark.parametrize(
+    ("query", "headers", "body_model"),
+    [
+        ("?model=integer", {}, "float"),
+        ("", {"X-Model-Kind": "quantized"}, "integer"),
+        ("?model=integer", {"X-Model-Kind": "quantized"}, None),
+        ("?model=nope", {}, None),
+    ],
+)
+def test_predict_refuses_a_model_asked_for_twice_differently(client, query, headers, body_model):
+    """A body, a query and a header that disagree are a 422 naming ``model``, never a guess."""
+    payload: dict = {"instances": [ROW]}
+    if body_model is not None:
+        payload["model"] = body_model
+    response = post(client, f"/predict{query}", payload, **headers)
+    assert response.status_code == 422, response.text
+    assert response.json()["message"].startswith("model: ")
+
+
+def test_an_exception_from_the_cold_app_is_logged_and_counted_as_a_500(trained_dir, tmp_path):
+    """Attack finding S3: an exception escaping the FastAPI app behind the front skipped the
+    access-log line and the request counter, so a route failing every time read as 0 errors.
+    The cold app is replaced by one that raises (fault injection); the real front answers."""
+    import os
+
+    from linreg_ops.inference.access_log import AccessLogger
+
+    async def failing(scope, receive, send):
+        raise RuntimeError("the cold app broke")
+
+    front = create_app(ServeSettings(models_dir=trained_dir, access_log="json"))
+    path = tmp_path / "log"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    try:
+        with TestClient(front, raise_server_exceptions=False) as test:
+            front.service.log = AccessLogger("json", fd)
+            front._cold = failing
+            assert test.get("/no-such-route").status_code == 500
+            front._cold = None
+            metrics = test.get("/metrics").text
+    finally:
+        os.close(fd)
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert (lines[0]["route"], lines[0]["status"]) == ("other", 500)
+    assert any(
+        line.startswith("linreg_ops_requests_total{")
+        and 'code="500"' in line
+        and 'route="other"' in line
+        for line in metrics.splitlines()
+    ), metrics
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "expected"),
+    [
+        ("GET", "/", 404),
+        ("GET", "/nope", 404),
+        ("GET", "/docs", 200),
+        ("GET", "/redoc", 200),
+        ("GET", "/openapi.json", 200),
+        ("GET", "/predict/", None),  # None: any answer below 500
+        ("GET", "/PREDICT", None),
+        ("GET", "/metrics/", None),
+        ("GET", "//v2", 404),
+        ("DELETE", "/predict", 405),
+        ("PUT", "/invocations", 405),
+        ("GET", "/predict", 405),
+        ("OPTIONS", "/monitor", 405),
+        ("HEAD", "/ping", None),
+        ("HEAD", "/health", None),
+        ("HEAD", "/metrics", None),
+        ("OPTIONS", "/predict", None),
+    ],
+)
+def test_routes_outside_the_front_never_answer_5xx(client, method, path, expected):
+    """Attack finding S2: building the FastAPI app behind the front failed (GET /monitor had
+    no OpenAPI summary), so every 404, 405 and the docs were a 500."""
+    response = client.request(method, path)
+    assert response.status_code < 500, response.text[:200]
+    if expected is not None:
+        assert response.status_code == expected, response.text[:200]

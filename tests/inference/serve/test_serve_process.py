@@ -142,3 +142,55 @@ def test_two_workers_serve_a_folder_whose_current_is_a_copy(trained_dir, tmp_pat
     finally:
         output = stop(process)
     assert "has no version" not in output
+
+
+def _serve(models_dir: Path, *extra: str) -> tuple[subprocess.Popen, str]:
+    """``linreg-ops serve`` as a real process, ready; (process, base URL)."""
+    port = free_port()
+    command = [str(Path(sys.executable).with_name("linreg-ops")), "serve", "--models-dir",
+               str(models_dir), "--port", str(port), *extra]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, process)
+    except AssertionError:
+        stop(process)
+        raise
+    return process, url
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_starts_with_one_or_two_workers(trained_dir, workers):
+    """Attack finding S1: every worker died at start-up (the version's monitor folder was
+    never made) and serve exited 2; now it starts and /ready answers 200."""
+    process, url = _serve(trained_dir, "--workers", workers, "--access-log", "off")
+    try:
+        with urllib.request.urlopen(f"{url}/ready", timeout=5) as response:
+            assert json.loads(response.read())["status"] == "ready"
+    finally:
+        stop(process)
+
+
+def test_every_answer_outside_the_front_is_logged_and_counted(trained_dir):
+    """Attack finding S3: an answer of the cold app behind the front (an unknown route) is
+    one JSON log line with route "other" and a counter sample with its code."""
+    process, url = _serve(trained_dir, "--access-log", "json")
+    try:
+        try:
+            with urllib.request.urlopen(f"{url}/no-such-route", timeout=5) as response:
+                code = response.status
+        except urllib.error.HTTPError as error:
+            code = error.code
+            error.close()
+        with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
+            metrics = response.read().decode()
+    finally:
+        output = stop(process)
+    assert code == 404
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    assert [line["status"] for line in lines if line["route"] == "other"] == [code]
+    assert any(
+        'code="404"' in line and 'route="other"' in line
+        for line in metrics.splitlines()
+        if line.startswith("linreg_ops_requests_total{")
+    ), metrics
