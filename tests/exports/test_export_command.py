@@ -111,7 +111,7 @@ def test_onnx_input_float32_is_an_option_for_float32_data(
     [
         (["--format", "c", "--model", "float"], "the C export is of the integer-only model"),
         (["--format", "tar"], "argument --format: invalid choice"),
-        (["--format", "onnx"], "the following arguments are required: --output"),
+        (["--model", "float"], "the following arguments are required: --format"),
         (
             ["--format", "c", "--model", "integer", "--onnx-input", "float32"],
             "--onnx-input applies to --format onnx, not c",
