@@ -163,3 +163,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         groups += [f"{item.path.name}:{f}" for f in COSTLY_MODULE_FIXTURES if f in names]
         if groups:  # xdist takes the first
             item.add_marker(pytest.mark.xdist_group(groups[0]))
+
+
+@pytest.fixture(autouse=True)
+def _no_tracking_uri_from_earlier_tests(monkeypatch: pytest.MonkeyPatch) -> None:
+    """MLflow's set_tracking_uri also sets MLFLOW_TRACKING_URI in os.environ: an in-process
+    tracking test would leave it behind for every later test on the same xdist worker (a
+    fault-injection `run` then logged to MLflow and met its own injected ENOSPC)."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

@@ -68,6 +68,8 @@ def driver() -> Iterator[subprocess.Popen]:
     process = subprocess.Popen(
         [sys.executable, str(DRIVER), "serve"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        # a run must not log to an MLflow server an earlier test left in the environment
+        env={k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"},
     )  # fmt: skip
     try:
         yield process
