@@ -66,3 +66,42 @@ def test_request_sized_and_block_sized_binning_agree():
     record(large, X)
     np.testing.assert_array_equal(small.parts()["counts"], large.parts()["counts"])
     assert rows.shape[0] == 50
+
+
+def brute_force_bins(acc: Accumulator, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each value's bin counted one at a time: how many of its column's edges lie below it."""
+    Z = np.column_stack([X, X @ acc.coef + acc.intercept])
+    counts = np.zeros((acc.columns, acc.bins), dtype=np.int64)
+    sums = np.zeros((acc.columns, acc.bins))
+    for row in Z:
+        for j, value in enumerate(row):
+            b = sum(1 for edge in acc.edges[j] if edge < value)
+            counts[j, b] += 1
+            sums[j, b] += value - acc.shift[j]
+    return counts, sums
+
+
+@given(seed=st.integers(0, 2**32 - 1), on_edges=st.integers(0, 200))
+def test_block_binning_counts_every_value_in_the_bin_a_brute_force_count_gives(seed, on_edges):
+    acc, X = accumulator_for(seed % 1000)
+    rng = np.random.default_rng(seed)
+    new = rng.normal(size=(300, X.shape[1])) * X.std(axis=0) * 2 + X.mean(axis=0)
+    new[:on_edges] = X[:on_edges]  # repeated values, and values on the edges
+    assert len(new) * acc.edges.size > BROADCAST_CELLS  # the block path
+    stats = DriftStats.empty(acc)
+    record(stats, new)
+    counts, sums = brute_force_bins(acc, new)
+    np.testing.assert_array_equal(stats.parts()["counts"], counts)
+    np.testing.assert_allclose(stats.parts()["bin_sums"], sums, rtol=1e-9, atol=1e-9)
+
+
+def test_request_sized_and_block_sized_bin_sums_agree():
+    acc, X = accumulator_for(5)
+    small = DriftStats.empty(acc)
+    for start in range(0, len(X), 50):
+        record(small, X[start : start + 50])
+    large = DriftStats.empty(acc)
+    record(large, X)
+    np.testing.assert_allclose(
+        small.parts()["bin_sums"], large.parts()["bin_sums"], rtol=1e-9, atol=1e-9
+    )
