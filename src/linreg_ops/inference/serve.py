@@ -631,6 +631,7 @@ class Service:
             await self.follower.watch()
 
     def stop(self) -> None:
+        self.log.flush()
         if self.telemetry is not None:
             self.telemetry.close()
         if self.follower is not None:
