@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from helpers import stop, write_csv
 from linreg_ops.inference.serve import ServeSettings, create_app
 from linreg_ops.monitoring.profile import load_profile
-from linreg_ops.monitoring.served import ServedStats, read_served
+from linreg_ops.monitoring.served import BUFFER_ROWS, ServedStats, read_served
 from linreg_ops.monitoring.stats import Accumulator, DriftStats, record
 
 
@@ -63,23 +63,30 @@ def same_report(served: dict, monitored: dict) -> None:
 
 
 def test_two_workers_files_merge_to_the_statistics_of_all_rows(tmp_path, models, test_rows):
+    """Rows waiting in the buffer, a fold that leaves a request's rows waiting, and a
+    request larger than the buffer folded at once: read back, the statistics of them all."""
     profile = load_profile(models.version, models.float)
     acc = Accumulator.of(profile, models.float)
-    X = test_rows[1][:300, :-1]
+    X = test_rows[1][:, :-1]
+    assert len(X) > BUFFER_ROWS
     first = ServedStats(tmp_path, acc)
     first.record(X[:100])
     first.record(X[100:101])
+    first.record(X[101 : BUFFER_ROWS - 20])  # the buffer nearly full
+    first.record(X[BUFFER_ROWS - 20 :])  # a fold, these rows left waiting
+    assert read_served(tmp_path, acc).n == len(X)
     # a second worker: another process's file, written the same way
     second_path = tmp_path / "worker-1.stats"
     first.path.rename(second_path)
     second = ServedStats(tmp_path, acc)
-    second.record(X[101:])
+    second.record(X[:7])
+    second.record(X)  # more rows than the buffer holds: folded with the 7 at once
     whole = DriftStats.empty(acc)
-    record(whole, X)
+    record(whole, np.concatenate([X, X[:7], X]))
     merged = read_served(tmp_path, acc)
-    assert merged.n == 300
+    assert merged.n == 2 * len(X) + 7
     np.testing.assert_array_equal(merged.parts()["counts"], whole.parts()["counts"])
-    np.testing.assert_allclose(merged.data, whole.data, rtol=1e-12)
+    np.testing.assert_allclose(merged.data, whole.data, rtol=1e-9, atol=1e-9)
     first.close()
     second.close()
 

@@ -4,7 +4,7 @@ directory, merged when read.
 Each worker memory-maps its own file (``worker-<pid>.stats``) and writes to it in place: no
 write system call on the request path. A request's rows are copied into a buffer of
 ``BUFFER_ROWS`` rows in the file; only when it is full are they folded into the statistics
-(``record_into``: a few numpy calls for hundreds of rows), so a request pays one copy. A
+(``record_into``: a few numpy calls for thousands of rows), so a request pays one copy. A
 reader folds the pending rows into what it reads, so it sees every row scored.
 
 The file holds two copies of the statistics and one 8-byte word naming the complete copy and
@@ -42,7 +42,7 @@ __all__ = ["BUFFER_ROWS", "FILE_GLOB", "MAGIC", "Monitor", "ServedStats", "read_
 
 MAGIC = 16.6  # the first number of a worker's file: this format
 FILE_GLOB = "worker-*.stats"
-BUFFER_ROWS = 256  # rows kept raw until they are folded into the statistics
+BUFFER_ROWS = 4096  # rows kept raw until they are folded into the statistics (256 KiB)
 _HEADER = 4  # magic, size of one copy, features, state (complete copy + 2 × pending rows)
 
 
@@ -79,11 +79,19 @@ class ServedStats:
                 self._buffer[pending : pending + n] = matrix
                 self._map[3] = complete + 2 * (pending + n)
                 return
+            # fold the pending rows (and this request's, when they could not wait in the
+            # buffer) into the other copy; publish it with one store; then let this
+            # request's rows wait in the emptied buffer (a kill in between loses only them)
             target = self._copies[1 - complete]
             target[:] = self._copies[complete]
             record_into(self.accumulator, target, self._buffer[:pending])
-            record_into(self.accumulator, target, matrix)
-            self._map[3] = 1 - complete  # the one store that publishes the fold
+            if n > BUFFER_ROWS:
+                record_into(self.accumulator, target, matrix)
+                self._map[3] = 1 - complete  # the one store that publishes the fold
+                return
+            self._map[3] = 1 - complete
+            self._buffer[:n] = matrix
+            self._map[3] = 1 - complete + 2 * n
         finally:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
 
