@@ -55,6 +55,13 @@ def test_a_second_writer_waits_then_exits_2_naming_the_holder(tmp_path):
     assert loading.load(tmp_path / "models").version.number == 1
 
 
+def read_lock(models: Path) -> str:
+    try:
+        return (models / store.LOCK).read_text()
+    except FileNotFoundError:
+        return ""
+
+
 def test_train_then_quantize_half_a_second_later_never_mix(tmp_path):
     """Issue 9: quantize started while train ran used to publish the old quantized models
     beside the new float model. Now quantize waits, then quantizes the new model."""
@@ -65,7 +72,12 @@ def test_train_then_quantize_half_a_second_later_never_mix(tmp_path):
         [LINREG_OPS, "train", "--data", str(new), "--target", "y", "--models-dir", str(models)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    time.sleep(0.5)
+    # quantize starts once train holds the lock (its PID in the lock file), however slow the
+    # machine: a fixed 0.5 s let a loaded machine start quantize first
+    deadline = time.monotonic() + 120
+    while f'"pid": {train.pid},' not in read_lock(models) and train.poll() is None:
+        assert time.monotonic() < deadline, "train never took the lock"
+        time.sleep(0.02)
     quantize = cli("quantize", "--models-dir", models, "--lock-timeout", "120")
     _train_out, train_err = train.communicate(timeout=300)
     assert train.returncode == 0, train_err
