@@ -218,7 +218,9 @@ def mlflow_server(tmp_path_factory):
         "--artifacts-destination", str(root / "artifacts"),
         "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
     ]  # fmt: skip
-    env = {**os.environ, "MLFLOW_TRACKING_URI": ""}
+    # no job runner: MLflow 3 starts a huey consumer with 5 workers by default, seconds of
+    # CPU at start that none of these tests uses
+    env = {**os.environ, "MLFLOW_TRACKING_URI": "", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     log = open(root / "server.log", "w")  # noqa: SIM115 - closed after the server stops
     started = time.monotonic()
     # a file, not a pipe: nobody reads the server's log while it runs, and a full pipe blocks it
