@@ -416,7 +416,7 @@ def _parents() -> Parents:
     scaling.add_argument(
         "--scheduler",
         metavar="tcp://HOST:PORT",
-        help="a dask.distributed scheduler (default: a local 2-worker cluster)",
+        help="a dask.distributed scheduler (default: 2 worker threads in this process)",
     )
     reporting = Parser(add_help=False)
     reporting.add_argument(

@@ -37,7 +37,8 @@ CONNECT_TIMEOUT = 10.0  # seconds to reach a scheduler and complete the handshak
 
 
 class DaskSession:
-    """A client on ``scheduler`` (tcp://HOST:PORT), or on a fresh 2-worker LocalCluster."""
+    """A client on ``scheduler`` (tcp://HOST:PORT), or on a fresh 2-worker LocalCluster in
+    this process (threads)."""
 
     def __init__(self, scheduler: str | None = None) -> None:
         self.scheduler = scheduler
@@ -55,18 +56,20 @@ class DaskSession:
             except OSError as exc:
                 raise InputError(f"cannot reach the Dask scheduler {address}: {exc}") from None
         else:
-            # The scheduler serves HTTP (health, metrics) even without a dashboard, on port
-            # 8787 by default: on a free port instead, so a second cluster on the machine does
-            # not print "Port 8787 is already in use" over the command's output.
+            # Two workers as threads of this process, talking in memory: a cluster of
+            # worker processes took 2-3 s to start and stop on every run (1.4× streaming on
+            # 10M rows), and the tasks (pyarrow reads, numpy reductions) release the GIL. A
+            # user who wants worker processes starts a cluster and passes --scheduler.
+            # The scheduler's HTTP port is one the system picks: 8787, the default, may be
+            # another cluster's, and the warning would break "one line on error".
             self.cluster = distributed.LocalCluster(
                 n_workers=2,
                 threads_per_worker=1,
-                host="127.0.0.1",
+                processes=False,
                 dashboard_address="127.0.0.1:0",
                 scheduler_kwargs={"dashboard": False},
-                # the cluster's own log lines (a worker's heartbeat that meets a scheduler
-                # already closing, under load) would break "one line on error": errors that
-                # matter reach the client as exceptions
+                # the cluster's own log lines would break "one line on error" too: errors
+                # that matter reach the client as exceptions
                 silence_logs=logging.CRITICAL,
             )
             self.client = distributed.Client(self.cluster)
