@@ -4,7 +4,10 @@ Every version is immutable; an alias (``current``, ``champion``, any name) is a 
 moves atomically and logs. Here is the policy on top: the promotion gate (a version may not
 take an alias from a holder it predicts worse than, on the holder's own test rows), rollback
 (the holder before the last move that is not yet undone) and what ``gc`` may remove (neither
-an alias's holder nor a version a serving process has leased).
+an alias's holder nor a version a serving process has leased). With an MLflow tracking URI,
+``promote`` and ``rollback`` move the registry's alias too: everything that can refuse is
+asked before the folder's alias moves, and a registry that fails after it is said so
+(``RegistryOutOfStepError``), never reported as success nor as "nothing changed".
 """
 
 from dataclasses import dataclass, field
@@ -12,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from linreg_ops.config import DEFAULT_LOCK_TIMEOUT, DEFAULT_MAX_R2_REGRESSION
-from linreg_ops.errors import ArtifactError, InputError, QualityGateError
+from linreg_ops.errors import ArtifactError, InputError, QualityGateError, RegistryOutOfStepError
 from linreg_ops.inference import loading
 from linreg_ops.metrics import r2_score
 from linreg_ops.storage import store
@@ -21,14 +24,17 @@ from linreg_ops.storage.store import Move
 __all__ = [
     "GcResult",
     "PromoteResult",
+    "RegistryMove",
     "VersionInfo",
     "describe",
     "gc",
     "history",
     "list_versions",
     "promote",
+    "promote_registered",
     "resolve",
     "rollback",
+    "rollback_registered",
     "rollback_target",
 ]
 
@@ -69,6 +75,17 @@ class PromoteResult:
     holder_r2: float | None
     candidate_r2: float | None
     forced: bool
+
+
+@dataclass(frozen=True)
+class RegistryMove:
+    """The registry's side of a move: ``name@alias`` now names registered ``version``."""
+
+    tracking_uri: str
+    name: str
+    alias: str
+    version: int
+    previous: int | None  # the registered version that held it before (None: nothing)
 
 
 @dataclass(frozen=True)
@@ -311,3 +328,96 @@ def gc(
             else:
                 kept[number] = "leased by a serving process"
     return GcResult(removed, kept)
+
+
+def _registered(tracking_uri: str, name: str, models_dir: Path, number: int) -> int:
+    """The registered version of ``name`` that holds version ``number`` of ``models_dir``."""
+    from linreg_ops.exports import tracking
+
+    return tracking.registered_version_of(
+        tracking_uri, name, store.open_version(models_dir, number)
+    )
+
+
+def _check_registry(tracking_uri: str, name: str, alias: str) -> None:
+    """Before anything moves: the server answers, the model's name and the alias are ones
+    the registry takes."""
+    from linreg_ops.exports import tracking
+
+    store.check_alias_name(alias)
+    tracking.check_tracking_server(tracking_uri, name)
+    tracking.check_registry_alias(tracking_uri, alias)
+
+
+def _move_registry(
+    tracking_uri: str, name: str, alias: str, models_dir: Path, number: int, undone: str
+) -> RegistryMove:
+    """Point ``name@alias`` at version ``number``'s registered version, after the folder's
+    alias has moved: a failure now is a ``RegistryOutOfStepError`` saying what did move."""
+    from linreg_ops.exports import tracking
+
+    try:
+        registered = _registered(tracking_uri, name, models_dir, number)
+        previous = tracking.set_registry_alias(tracking_uri, name, alias, registered)
+    except InputError as exc:
+        raise RegistryOutOfStepError(
+            f"{alias!r} names version {number} in {models_dir}, but the registry alias "
+            f"{name}@{alias} was not moved ({exc}); {undone}"
+        ) from None
+    return RegistryMove(tracking_uri, name, alias, registered, previous)
+
+
+def promote_registered(
+    models_dir: Path,
+    number: int,
+    alias: str,
+    tracking_uri: str,
+    registered_model: str,
+    max_r2_regression: float = DEFAULT_MAX_R2_REGRESSION,
+    *,
+    force: bool = False,
+    command: str = "linreg-ops promote",
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+) -> tuple[PromoteResult | None, RegistryMove]:
+    """``promote``, then the registry alias ``registered_model@alias`` to the registered
+    version of version ``number``. The server, the names and that registered version are
+    checked first (InputError, nothing changed); the gate then applies as in ``promote``.
+    When the folder's alias names ``number`` already (a registry that failed last time),
+    only the registry's moves (the result's first member is None)."""
+    models_dir = Path(models_dir)
+    store.open_version(models_dir, number)  # "no version N" before the server is asked
+    _check_registry(tracking_uri, registered_model, alias)
+    _registered(tracking_uri, registered_model, models_dir, number)
+    result = None
+    if store.alias_holder(models_dir, alias) != number:
+        result = promote(
+            models_dir, number, alias, max_r2_regression, force=force, command=command,
+            lock_timeout=lock_timeout,
+        )  # fmt: skip
+    again = f"run the same promote again to move it (the folder's alias stays on {number})"
+    return result, _move_registry(tracking_uri, registered_model, alias, models_dir, number, again)
+
+
+def rollback_registered(
+    models_dir: Path,
+    alias: str,
+    tracking_uri: str,
+    registered_model: str,
+    *,
+    command: str = "linreg-ops rollback",
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+) -> tuple[Move, RegistryMove]:
+    """``rollback``, then the registry alias to the registered version of the version
+    rolled back to; the server and that registered version are checked first."""
+    models_dir = Path(models_dir)
+    target = rollback_target(models_dir, alias)  # exit 2 before the server is asked
+    _check_registry(tracking_uri, registered_model, alias)
+    _registered(tracking_uri, registered_model, models_dir, target)
+    move = rollback(models_dir, alias, command=command, lock_timeout=lock_timeout)
+    again = (
+        f"linreg-ops promote {move.version} --alias {alias} with the same --tracking-uri "
+        "moves it (a second rollback would go further back)"
+    )
+    return move, _move_registry(
+        tracking_uri, registered_model, alias, models_dir, move.version, again
+    )
