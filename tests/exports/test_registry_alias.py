@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -29,6 +30,8 @@ pytestmark = [
 BIN = Path(sys.executable).parent
 NAME = "linreg-ops-test"  # the registered model of the `tracked` fixture
 ALIAS_ENDPOINT = "/registered-models/alias"  # MLflow's REST route that moves an alias
+# the slow proxy's delay: longer than a promote takes to start, shorter than --lock-timeout
+SLOW_SECONDS = 5.0
 
 
 def linreg_ops(*args: object, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -63,51 +66,63 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def denying_proxy(mlflow_server) -> Iterator[str]:
-    """A real HTTP proxy in front of the tracking server that passes every call through but
-    answers a move of an alias 403, as a registry does to a user who may read and not
-    manage: the folder's alias moves, the registry's cannot."""
+def registry_proxy(mlflow_server) -> Iterator:
+    """``start(mode)`` → (URL, asked): a real HTTP proxy in front of the tracking server that
+    passes every call through but a move of an alias, which it answers 403 (``deny``: a
+    registry user who may read and not manage) or passes on ``SLOW_SECONDS`` late
+    (``slow``); ``asked`` is set once a move has reached it."""
     upstream = urlsplit(mlflow_server.uri)
+    started: list[ThreadingHTTPServer] = []
 
-    class Handler(BaseHTTPRequestHandler):
-        def _forward(self) -> None:
-            body = self.rfile.read(int(self.headers.get("content-length") or 0))
-            if self.command == "POST" and self.path.split("?")[0].endswith(ALIAS_ENDPOINT):
-                denied = b'{"error_code": "PERMISSION_DENIED", "message": "no MANAGE right"}'
-                self.send_response(403)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(denied)))
+    def start(mode: str) -> tuple[str, threading.Event]:
+        asked = threading.Event()
+
+        class Handler(BaseHTTPRequestHandler):
+            def _forward(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                moves = self.command == "POST" and self.path.split("?")[0].endswith(ALIAS_ENDPOINT)
+                if moves:
+                    asked.set()
+                if moves and mode == "deny":
+                    denied = b'{"error_code": "PERMISSION_DENIED", "message": "no MANAGE right"}'
+                    self.send_response(403)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(denied)))
+                    self.end_headers()
+                    self.wfile.write(denied)
+                    return
+                if moves:
+                    time.sleep(SLOW_SECONDS)
+                connection = http.client.HTTPConnection(
+                    upstream.hostname, upstream.port, timeout=60
+                )
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                connection.request(self.command, self.path, body or None, headers)
+                answer = connection.getresponse()
+                data = answer.read()
+                self.send_response(answer.status)
+                for key, value in answer.getheaders():
+                    if key.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(key, value)
+                self.send_header("content-length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(denied)
-                return
-            connection = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=60)
-            headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
-            connection.request(self.command, self.path, body or None, headers)
-            answer = connection.getresponse()
-            data = answer.read()
-            self.send_response(answer.status)
-            for key, value in answer.getheaders():
-                if key.lower() not in ("transfer-encoding", "connection", "content-length"):
-                    self.send_header(key, value)
-            self.send_header("content-length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-            connection.close()
+                self.wfile.write(data)
+                connection.close()
 
-        do_GET = do_POST = do_PATCH = do_DELETE = _forward  # noqa: N815 - http.server names
+            do_GET = do_POST = do_PATCH = do_DELETE = _forward  # noqa: N815 - http.server names
 
-        def log_message(self, *args: object) -> None:
-            pass
+            def log_message(self, *args: object) -> None:
+                pass
 
-    proxy = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{proxy.server_address[1]}"
-    finally:
+        proxy = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=proxy.serve_forever, daemon=True).start()
+        started.append(proxy)
+        return f"http://127.0.0.1:{proxy.server_address[1]}", asked
+
+    yield start
+    for proxy in started:
         proxy.shutdown()
         proxy.server_close()
-        thread.join(10)
 
 
 def test_promote_and_rollback_move_the_registry_alias_too(models, mlflow_server):
@@ -174,13 +189,14 @@ def test_what_the_registry_refuses_is_refused_before_anything_moves(
 
 
 def test_a_registry_that_refuses_after_the_folder_moved_is_exit_5_and_the_command_finishes_it(
-    models, mlflow_server, denying_proxy
+    models, mlflow_server, registry_proxy
 ):
     """The registry answers every check but refuses the move itself (403): exit 5, one line
     saying the folder's alias moved and the registry's did not, and how to finish; then the
     same promote against a registry that lets it moves only the registry's alias. Checked
     failing with the move's error raised as a plain InputError: exit 2 ("nothing changed")."""
     alias = "exit-five"
+    denying_proxy, _ = registry_proxy("deny")
     common = ["--models-dir", models, "--registered-model", NAME]
     denied = linreg_ops("promote", "1", "--alias", alias, "--tracking-uri", denying_proxy, *common)
     assert denied.returncode == 5, denied.stderr
@@ -212,3 +228,28 @@ def test_a_registry_that_refuses_after_the_folder_moved_is_exit_5_and_the_comman
     assert rolled.stderr.count("\n") == 1
     assert f"linreg-ops promote 1 --alias {alias} with the same --tracking-uri" in rolled.stderr
     assert (store.alias_holder(models, alias), registry_alias(mlflow_server, alias)) == (1, 2)
+
+
+def test_two_promotes_at_once_land_in_the_same_order_in_the_folder_and_the_registry(
+    models, mlflow_server, registry_proxy
+):
+    """Attack: promote 1 reaches the registry late (a slow proxy); promote 2 starts the
+    moment promote 1's registry move is on its way. The registry's alias moves under the
+    folder's writer lock, so promote 2 waits and both end on version 2. Checked failing with
+    the registry moved after the lock is released: the folder said 2, the registry 1."""
+    slow, asked = registry_proxy("slow")
+    alias = "raced"
+    common = ["--alias", alias, "--models-dir", models, "--registered-model", NAME]
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    first = subprocess.Popen(
+        [str(BIN / "linreg-ops"), "promote", "1", *map(str, common), "--tracking-uri", slow],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        assert asked.wait(120), "promote 1 never asked the registry to move the alias"
+        second = linreg_ops("promote", "2", "--force", *common, "--tracking-uri", mlflow_server.uri)
+    finally:
+        _, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    assert second.returncode == 0, second.stderr
+    assert (store.alias_holder(models, alias), registry_alias(mlflow_server, alias)) == (2, 2)

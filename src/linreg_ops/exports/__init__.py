@@ -15,4 +15,10 @@ atomically. The MLflow exporter writes its directory beside the target and renam
 place whole. ``_common`` holds the checks every integer exporter shares.
 """
 
-__all__ = ["c", "mlflow", "onnx", "registry", "tracking"]  # mlflow_model is the file MLflow runs, not imported
+__all__ = [
+    "c",
+    "mlflow",
+    "onnx",
+    "registry",
+    "tracking",
+]  # mlflow_model is the file MLflow runs, not imported

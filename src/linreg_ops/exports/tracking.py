@@ -11,7 +11,6 @@ that talk to it: without a tracking URI nothing imports it.
 """
 
 import contextlib
-import logging
 import math
 import os
 import re
