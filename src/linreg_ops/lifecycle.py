@@ -22,7 +22,7 @@ from linreg_ops.metrics import r2_score
 from linreg_ops.storage import store
 from linreg_ops.storage.store import Move
 
-REGISTRY_MOVE_TIMEOUT = 30  # seconds the registry may take to move an alias (asked once)
+_REGISTRY_MOVE_SECONDS = 30  # seconds the registry may take to move an alias (asked once)
 
 __all__ = [
     "GcResult",
@@ -374,7 +374,7 @@ def _move_registry(
     try:
         with quiet_mlflow(
             MLFLOW_HTTP_REQUEST_MAX_RETRIES="0",
-            MLFLOW_HTTP_REQUEST_TIMEOUT=str(REGISTRY_MOVE_TIMEOUT),
+            MLFLOW_HTTP_REQUEST_TIMEOUT=str(_REGISTRY_MOVE_SECONDS),
         ):
             registered = _registered(tracking_uri, name, models_dir, number)
             previous = tracking.set_registry_alias(tracking_uri, name, alias, registered)
