@@ -353,6 +353,12 @@ def test_serve_model_uri_answers_as_the_local_version(tracked, mlflow_server):
         (["--model-uri", f"models:/{NAME}@champion"], "--model-uri needs --tracking-uri URI"),
         (["--model-uri", "champion", "--tracking-uri", "http://127.0.0.1:9"],
          "--model-uri 'champion': expected models:/NAME@ALIAS"),
+        (["--registry-poll-seconds", "1"],
+         "--registry-poll-seconds needs --model-uri models:/NAME@ALIAS"),
+        (["--model-uri", f"models:/{NAME}/1", "--tracking-uri", "http://127.0.0.1:9",
+          "--registry-poll-seconds", "1"], f"models:/{NAME}/1 names one version, nothing to poll"),
+        (["--model-uri", f"models:/{NAME}@a", "--registry-poll-seconds", "0"],
+         "--registry-poll-seconds: must be > 0 seconds, got 0"),
     ],
 )  # fmt: skip
 def test_serve_model_uri_refusals_are_one_line(args, message):

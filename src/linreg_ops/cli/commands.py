@@ -254,16 +254,16 @@ def _serve_registered(args: argparse.Namespace) -> int:
     if args.tracking_uri is None:
         raise InputError("--model-uri needs --tracking-uri URI (or MLFLOW_TRACKING_URI)")
     name, alias, _ = tracking.parse_model_uri(args.model_uri)  # before a folder is made
+    if alias is None and args.registry_poll_seconds is not None:
+        raise InputError(
+            f"--registry-poll-seconds: {args.model_uri} names one version, nothing to poll "
+            "(models:/NAME@ALIAS follows an alias)"
+        )
     # asked once, as run does: MLflow's own retries on a server that is down take minutes
     tracking.check_tracking_server(args.tracking_uri)
     folder = Path(tempfile.mkdtemp(prefix="linreg-ops-registry-"))
     try:
         if alias is None:
-            if args.registry_poll_seconds is not None:
-                raise InputError(
-                    f"--registry-poll-seconds: {args.model_uri} names one version, nothing to "
-                    "poll (models:/NAME@ALIAS follows an alias)"
-                )
             resolved, models_dir = tracking.fetch_registered_version(
                 args.tracking_uri, args.model_uri, folder / "models"
             )
