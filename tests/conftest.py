@@ -148,7 +148,8 @@ def scheduler() -> Iterator[str]:
 
 # Fixtures that start something costly for the whole session, and the xdist group their
 # tests share: under `make test` (pytest-xdist, --dist loadgroup) those tests run on one
-# worker, so the resource is started once per run instead of once per worker.
+# worker, so the resource is started once per run instead of once per worker (an MLflow
+# server takes from 8 CPU-seconds to minutes of wall time to answer on a loaded machine).
 SHARED_RESOURCES = {"scheduler": "dask-cluster", "mlflow_server": "mlflow-server"}
 # Module fixtures that run a whole pipeline or start a process (a full `linreg-ops run`, the
 # seed's shims, a server, MLflow): a module's tests that use one share a group, so it runs

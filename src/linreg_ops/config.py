@@ -249,6 +249,9 @@ class ServeConfig:
     access_log: AccessLog = "json"
     metrics: bool = True  # GET /metrics, and the bookkeeping behind it
     alias: str = "current"  # the alias a service follows unless --version N pins one
+    # serve --model-uri models:/NAME@ALIAS: how often each worker asks the registry (one
+    # HTTP call; the folder's alias is read every 0.5 s, but a registry is a shared server)
+    registry_poll_seconds: float = 2.0
 
 
 SERVE_DEFAULTS = ServeConfig()

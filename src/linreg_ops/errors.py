@@ -3,7 +3,9 @@
 Every failure the user can fix (bad data, bad flags, missing, tampered or foreign artifacts,
 a busy models folder, a missing optional dependency) is an ``InputError``: the CLI prints
 one line and exits 2, the service answers 4xx or refuses to start. A quantized model that
-misses its quality limits is a ``QualityGateError`` (exit 3). Anything else is a bug.
+misses its quality limits is a ``QualityGateError`` (exit 3). A move of an alias done in the
+models folder but not in the MLflow registry is a ``RegistryOutOfStepError`` (exit 5).
+Anything else is a bug.
 """
 
 import difflib
@@ -14,6 +16,7 @@ __all__ = [
     "InputError",
     "MissingExtraError",
     "QualityGateError",
+    "RegistryOutOfStepError",
     "StoreBusyError",
     "did_you_mean",
 ]
@@ -37,6 +40,11 @@ class MissingExtraError(InputError):
 
 class QualityGateError(Exception):
     """A quantized model misses ``--max-r2-drop`` or ``--max-abs-diff``. Exit code 3."""
+
+
+class RegistryOutOfStepError(Exception):
+    """The models folder's alias moved, then the registry's could not be: the two disagree
+    until the move is repeated. Exit code 5 (neither success nor "nothing changed")."""
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

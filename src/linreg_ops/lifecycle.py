@@ -4,31 +4,40 @@ Every version is immutable; an alias (``current``, ``champion``, any name) is a 
 moves atomically and logs. Here is the policy on top: the promotion gate (a version may not
 take an alias from a holder it predicts worse than, on the holder's own test rows), rollback
 (the holder before the last move that is not yet undone) and what ``gc`` may remove (neither
-an alias's holder nor a version a serving process has leased).
+an alias's holder nor a version a serving process has leased). With an MLflow tracking URI,
+``promote`` and ``rollback`` move the registry's alias too: everything that can refuse is
+asked before the folder's alias moves, and a registry that fails after it is said so
+(``RegistryOutOfStepError``), never reported as success nor as "nothing changed".
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from linreg_ops.config import DEFAULT_LOCK_TIMEOUT, DEFAULT_MAX_R2_REGRESSION
-from linreg_ops.errors import ArtifactError, InputError, QualityGateError
+from linreg_ops.errors import ArtifactError, InputError, QualityGateError, RegistryOutOfStepError
 from linreg_ops.inference import loading
 from linreg_ops.metrics import r2_score
 from linreg_ops.storage import store
 from linreg_ops.storage.store import Move
 
+_REGISTRY_MOVE_SECONDS = 30  # seconds the registry may take to move an alias (asked once)
+
 __all__ = [
     "GcResult",
     "PromoteResult",
+    "RegistryMove",
     "VersionInfo",
     "describe",
     "gc",
     "history",
     "list_versions",
     "promote",
+    "promote_registered",
     "resolve",
     "rollback",
+    "rollback_registered",
     "rollback_target",
 ]
 
@@ -69,6 +78,17 @@ class PromoteResult:
     holder_r2: float | None
     candidate_r2: float | None
     forced: bool
+
+
+@dataclass(frozen=True)
+class RegistryMove:
+    """The registry's side of a move: ``name@alias`` now names registered ``version``."""
+
+    tracking_uri: str
+    name: str
+    alias: str
+    version: int
+    previous: int | None  # the registered version that held it before (None: nothing)
 
 
 @dataclass(frozen=True)
@@ -219,10 +239,13 @@ def promote(
     force: bool = False,
     command: str = "linreg-ops promote",
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    then: Callable[[Move], None] | None = None,
 ) -> PromoteResult:
     """Point ``alias`` at version ``number``, gated: refused (QualityGateError, nothing
     changed) if its float R² on the holder's test rows is worse than the holder's by more
-    than ``max_r2_regression``, unless ``force``. Both versions are loaded and verified."""
+    than ``max_r2_regression``, unless ``force``. Both versions are loaded and verified.
+    ``then`` is called with the move while the writer lock is still held (the registry's
+    alias moves in the same order as the folder's)."""
     models_dir = Path(models_dir)
     store.check_alias_name(alias)
     store.open_version(models_dir, number)  # "no version N" before a lock file is made
@@ -255,6 +278,8 @@ def promote(
                         f"{max_r2_regression:g}; nothing changed (--force promotes it anyway)"
                     )
         move = writer.move_alias(alias, number, "promote")
+        if then is not None:
+            then(move)
     return PromoteResult(move, rows, held_r2, new_r2, force)
 
 
@@ -264,8 +289,10 @@ def rollback(
     *,
     command: str = "linreg-ops rollback",
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    then: Callable[[Move], None] | None = None,
 ) -> Move:
-    """Give ``alias`` back to the version that held it before (verified first, no gate)."""
+    """Give ``alias`` back to the version that held it before (verified first, no gate);
+    ``then`` as in ``promote``."""
     models_dir = Path(models_dir)
     rollback_target(models_dir, alias)  # exit 2 before a lock file is made
     with store.writer(models_dir, command, lock_timeout) as writer:
@@ -274,7 +301,10 @@ def rollback(
             loading.load(models_dir, target)
         except ArtifactError as exc:
             raise InputError(f"cannot roll {alias!r} back to version {target}: {exc}") from None
-        return writer.move_alias(alias, target, "rollback")
+        move = writer.move_alias(alias, target, "rollback")
+        if then is not None:
+            then(move)
+        return move
 
 
 def gc(
@@ -311,3 +341,119 @@ def gc(
             else:
                 kept[number] = "leased by a serving process"
     return GcResult(removed, kept)
+
+
+def _registered(tracking_uri: str, name: str, models_dir: Path, number: int) -> int:
+    """The registered version of ``name`` that holds version ``number`` of ``models_dir``."""
+    from linreg_ops.exports import tracking
+
+    return tracking.registered_version_of(
+        tracking_uri, name, store.open_version(models_dir, number)
+    )
+
+
+def _check_registry(tracking_uri: str, name: str, alias: str) -> None:
+    """Before anything moves: the server answers, the model's name and the alias are ones
+    the registry takes."""
+    from linreg_ops.exports import tracking
+
+    store.check_alias_name(alias)
+    tracking.check_tracking_server(tracking_uri, name)
+    tracking.check_registry_alias(tracking_uri, alias)
+
+
+def _move_registry(
+    tracking_uri: str, name: str, alias: str, models_dir: Path, number: int, undone: str
+) -> RegistryMove:
+    """Point ``name@alias`` at version ``number``'s registered version, after the folder's
+    alias has moved (its writer lock still held): asked once, no back-off — a failure now is
+    a ``RegistryOutOfStepError`` saying what did move."""
+    from linreg_ops.exports import tracking
+    from linreg_ops.exports.mlflow import quiet_mlflow
+
+    try:
+        with quiet_mlflow(
+            MLFLOW_HTTP_REQUEST_MAX_RETRIES="0",
+            MLFLOW_HTTP_REQUEST_TIMEOUT=str(_REGISTRY_MOVE_SECONDS),
+        ):
+            registered = _registered(tracking_uri, name, models_dir, number)
+            previous = tracking.set_registry_alias(tracking_uri, name, alias, registered)
+    except InputError as exc:
+        raise RegistryOutOfStepError(
+            f"{alias!r} names version {number} in {models_dir}, but the registry alias "
+            f"{name}@{alias} was not moved ({exc}); {undone}"
+        ) from None
+    return RegistryMove(tracking_uri, name, alias, registered, previous)
+
+
+def promote_registered(
+    models_dir: Path,
+    number: int,
+    alias: str,
+    tracking_uri: str,
+    registered_model: str,
+    max_r2_regression: float = DEFAULT_MAX_R2_REGRESSION,
+    *,
+    force: bool = False,
+    command: str = "linreg-ops promote",
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+) -> tuple[PromoteResult | None, RegistryMove]:
+    """``promote``, then the registry alias ``registered_model@alias`` to the registered
+    version of version ``number``, under the folder's writer lock (two promotes land in the
+    same order in both). The server, the names and that registered version are checked
+    first (InputError, nothing changed); the gate then applies as in ``promote``. When the
+    folder's alias names ``number`` already (a registry that failed last time), only the
+    registry's moves (the result's first member is None)."""
+    models_dir = Path(models_dir)
+    store.open_version(models_dir, number)  # "no version N" before the server is asked
+    _check_registry(tracking_uri, registered_model, alias)
+    _registered(tracking_uri, registered_model, models_dir, number)
+    again = f"run the same promote again to move it (the folder's alias stays on {number})"
+    moved: list[RegistryMove] = []
+
+    def move_registry(move: Move | None = None) -> None:
+        moved.append(
+            _move_registry(tracking_uri, registered_model, alias, models_dir, number, again)
+        )
+
+    with store.writer(models_dir, command, lock_timeout):
+        if store.alias_holder(models_dir, alias) == number:
+            move_registry()
+            return None, moved[0]
+    result = promote(
+        models_dir, number, alias, max_r2_regression, force=force, command=command,
+        lock_timeout=lock_timeout, then=move_registry,
+    )  # fmt: skip
+    return result, moved[0]
+
+
+def rollback_registered(
+    models_dir: Path,
+    alias: str,
+    tracking_uri: str,
+    registered_model: str,
+    *,
+    command: str = "linreg-ops rollback",
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+) -> tuple[Move, RegistryMove]:
+    """``rollback``, then the registry alias to the registered version of the version
+    rolled back to, under the folder's writer lock; the server and that registered version
+    are checked first."""
+    models_dir = Path(models_dir)
+    target = rollback_target(models_dir, alias)  # exit 2 before the server is asked
+    _check_registry(tracking_uri, registered_model, alias)
+    _registered(tracking_uri, registered_model, models_dir, target)
+    moved: list[RegistryMove] = []
+
+    def move_registry(move: Move) -> None:
+        again = (
+            f"linreg-ops promote {move.version} --alias {alias} with the same --tracking-uri "
+            "moves it (a second rollback would go further back)"
+        )
+        moved.append(
+            _move_registry(tracking_uri, registered_model, alias, models_dir, move.version, again)
+        )
+
+    move = rollback(models_dir, alias, command=command, lock_timeout=lock_timeout,
+                    then=move_registry)  # fmt: skip
+    return move, moved[0]

@@ -241,3 +241,52 @@ def mlflow_server(tmp_path_factory):
     finally:
         stop(server, sig=signal.SIGTERM)
         log.close()
+
+
+@pytest.fixture(scope="session")
+def data_csv(tmp_path_factory):
+    """300 rows of y = 2a − 3b + 0.5c + 1 + noise: a run takes a second, not California's."""
+    from helpers import write_csv
+
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(300, 3))
+    y = X @ np.array([2.0, -3.0, 0.5]) + 1.0 + rng.normal(scale=0.1, size=300)
+    folder = tmp_path_factory.mktemp("tracked-data")
+    return write_csv(folder / "train.csv", ["a", "b", "c", "y"], np.column_stack([X, y]).tolist())
+
+
+@pytest.fixture(scope="session")
+def tracked(mlflow_server, data_csv, tmp_path_factory):
+    """Two tracked runs into one models folder (versions 1 and 2, registered versions 1 and
+    2 of ``linreg-ops-test``): ``linreg-ops run --tracking-uri`` as a user runs it, then
+    ``pipeline.run`` and ``tracking.log_run`` in this process (the functions ``promote`` and
+    others call). Shared by the tracking and the registry-alias tests: copy the folder
+    before moving its aliases."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from linreg_ops import pipeline
+    from linreg_ops.config import GateConfig, TrainConfig
+    from linreg_ops.exports import tracking
+    from linreg_ops.training.sources import file_source
+
+    name = "linreg-ops-test"
+    root = tmp_path_factory.mktemp("tracked")
+    models_dir = root / "models"
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("linreg-ops")), "run", "--data", str(data_csv),
+         "--target", "y", "--models-dir", str(models_dir), "--reports-dir", str(root / "reports1"),
+         "--registered-model", name, "--max-r2-drop", "none", "--tracking-uri", mlflow_server.uri],
+        capture_output=True, text=True, timeout=300, check=False,
+        env={k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    second = pipeline.run(
+        file_source(str(data_csv), "y", None), models_dir, root / "reports2",
+        TrainConfig(random_state=7), gate=GateConfig(max_r2_drop=None),
+    )  # fmt: skip
+    logged = tracking.log_run(mlflow_server.uri, second.train.version, second.reports, name)
+    assert (logged.registry_version, logged.registered_model) == (2, name)
+    return models_dir, root, [result.stdout]

@@ -5,6 +5,7 @@ serves it. Without a tracking URI nothing imports MLflow."""
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -18,7 +19,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from helpers import stop, write_csv
+from helpers import stop
 from linreg_ops.errors import ArtifactError, InputError
 from linreg_ops.exports import tracking
 from linreg_ops.inference import loading
@@ -43,42 +44,6 @@ def linreg_ops(*args, env=None, timeout=300) -> subprocess.CompletedProcess:
 
 def without_tracking_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-
-
-@pytest.fixture(scope="module")
-def data_csv(tmp_path_factory) -> Path:
-    """300 rows of y = 2a − 3b + 0.5c + 1 + noise: a run takes a second, not California's."""
-    rng = np.random.default_rng(11)
-    X = rng.normal(size=(300, 3))
-    y = X @ np.array([2.0, -3.0, 0.5]) + 1.0 + rng.normal(scale=0.1, size=300)
-    folder = tmp_path_factory.mktemp("tracked-data")
-    return write_csv(folder / "train.csv", ["a", "b", "c", "y"], np.column_stack([X, y]).tolist())
-
-
-@pytest.fixture(scope="module")
-def tracked(mlflow_server, data_csv, tmp_path_factory):
-    """Two tracked runs into one models folder (versions 1 and 2, registered versions 1 and
-    2 of NAME): ``linreg-ops run --tracking-uri`` as a user runs it, then ``pipeline.run``
-    and ``tracking.log_run`` in this process (the functions ``promote`` and others call)."""
-    from linreg_ops import pipeline
-    from linreg_ops.config import GateConfig, TrainConfig
-    from linreg_ops.training.sources import file_source
-
-    root = tmp_path_factory.mktemp("tracked")
-    models_dir = root / "models"
-    result = linreg_ops(
-        "run", "--data", data_csv, "--target", "y", "--models-dir", models_dir,
-        "--reports-dir", root / "reports1", "--registered-model", NAME, "--max-r2-drop", "none",
-        "--tracking-uri", mlflow_server.uri, env=without_tracking_env(),
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    second = pipeline.run(
-        file_source(str(data_csv), "y", None), models_dir, root / "reports2",
-        TrainConfig(random_state=7), gate=GateConfig(max_r2_drop=None),
-    )  # fmt: skip
-    logged = tracking.log_run(mlflow_server.uri, second.train.version, second.reports, NAME)
-    assert (logged.registry_version, logged.registered_model) == (2, NAME)
-    return models_dir, root, [result.stdout]
 
 
 def client(server):
@@ -150,6 +115,37 @@ def test_the_registered_version_is_the_mlflow_model_with_its_tags(tracked, mlflo
     np.testing.assert_array_equal(
         np.asarray(pyfunc.predict(frame)), predict_rows(models.float, X)[0]
     )
+
+
+def mlflow_settings() -> dict[str, str]:
+    """MLflow's public environment settings (MLflow's own bookkeeping, ``_MLFLOW_…``, aside)."""
+    return {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")}
+
+
+@pytest.mark.parametrize("preset", [None, "http://127.0.0.1:9/elsewhere"])
+def test_a_tracked_run_leaves_the_environment_as_found(tracked, mlflow_server, preset, monkeypatch):
+    """``log_run`` names its server on every call: MLFLOW_TRACKING_URI (absent, or set to
+    another server) and MLflow's process-wide URI are as they were after it. Before, MLflow's
+    set_tracking_uri left the variable set and a later test's subprocess logged to this
+    server (checked failing with the restore left out: the variable and MLflow's URI were
+    left at the server's)."""
+    import mlflow
+
+    # MLflow's process-wide URI as a fresh process has it (None) or as set to another server
+    monkeypatch.setattr("mlflow.tracking._tracking_service.utils._tracking_uri", preset)
+    if preset is None:
+        monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    else:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", preset)
+    models_dir, _, _ = tracked
+    before, uri_before = mlflow_settings(), mlflow.get_tracking_uri()
+    logged = tracking.log_run(mlflow_server.uri, store.open_version(models_dir, 1), (), "env-test")
+    assert logged.registered_model == "env-test"
+    assert mlflow_settings() == before
+    assert mlflow.get_tracking_uri() == uri_before
+    run = client(mlflow_server).get_run(logged.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["linreg_ops.registered"] == f"env-test/{logged.registry_version}"
 
 
 def test_the_alias_moves_and_says_who_held_it(tracked, mlflow_server):
@@ -357,6 +353,12 @@ def test_serve_model_uri_answers_as_the_local_version(tracked, mlflow_server):
         (["--model-uri", f"models:/{NAME}@champion"], "--model-uri needs --tracking-uri URI"),
         (["--model-uri", "champion", "--tracking-uri", "http://127.0.0.1:9"],
          "--model-uri 'champion': expected models:/NAME@ALIAS"),
+        (["--registry-poll-seconds", "1"],
+         "--registry-poll-seconds needs --model-uri models:/NAME@ALIAS"),
+        (["--model-uri", f"models:/{NAME}/1", "--tracking-uri", "http://127.0.0.1:9",
+          "--registry-poll-seconds", "1"], f"models:/{NAME}/1 names one version, nothing to poll"),
+        (["--model-uri", f"models:/{NAME}@a", "--registry-poll-seconds", "0"],
+         "--registry-poll-seconds: must be > 0 seconds, got 0"),
     ],
 )  # fmt: skip
 def test_serve_model_uri_refusals_are_one_line(args, message):
@@ -389,6 +391,8 @@ def test_without_a_tracking_uri_nothing_imports_mlflow(data_csv, tmp_path):
         f"assert main(['run', '--data', {str(data_csv)!r}, '--target', 'y', '--models-dir', "
         f"{str(tmp_path / 'models')!r}, '--reports-dir', {str(tmp_path / 'reports')!r}, '--max-r2-drop', 'none']) == 0\n"
         f"assert main(['predict', '--models-dir', {str(tmp_path / 'models')!r}]) == 0\n"
+        f"assert main(['promote', '1', '--alias', 'champion', '--models-dir', {str(tmp_path / 'models')!r}]) == 0\n"
+        f"assert main(['rollback', '--alias', 'champion', '--models-dir', {str(tmp_path / 'models')!r}]) == 2\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'mlflow'))\n"
     )
     result = subprocess.run(
@@ -469,12 +473,15 @@ def doc_blocks() -> tuple[list[str], list[str]]:
 
 
 def test_the_docs_commands_run_as_written(mlflow_server, tmp_path):
+    """The MLflow section's commands, in order, in one empty folder, against the session's
+    server: run (registered 1), promote 1 (the registry alias too), serve the alias and ask
+    it, then a second run promoted while the service runs — which answers with version 2."""
     commands, outputs = doc_blocks()
-    server, export, run, alias, serve, curl = commands
+    server, export, run, promote, serve, curl, run_again, promote_again, curl_again = commands
     assert server.startswith("mlflow server --backend-store-uri sqlite:///mlflow.db ")
     assert export == f"export MLFLOW_TRACKING_URI={DOC_URI}"
     env = {**without_tracking_env(), "MLFLOW_TRACKING_URI": mlflow_server.uri,
-           "PATH": f"{BIN}:{os.environ['PATH']}"}  # fmt: skip
+           "PATH": f"{BIN}:{os.environ['PATH']}", "LOGNAME": "alice"}  # fmt: skip
 
     def shell(command: str) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -482,13 +489,18 @@ def test_the_docs_commands_run_as_written(mlflow_server, tmp_path):
             capture_output=True, text=True, timeout=300, check=False,
         )  # fmt: skip
 
+    def shown(text: str) -> str:
+        return text.replace(mlflow_server.uri, DOC_URI)
+
     ran = shell(run)
     assert ran.returncode == 0, ran.stderr
     printed = outputs[0].splitlines()
     assert printed[0].startswith("MLflow run ")
     assert printed[0].endswith(f"at {DOC_URI}")
     assert ran.stdout.splitlines()[-1] == printed[1]  # the Registered … line, figures included
-    assert shell(alias).returncode == 0
+    promoted = shell(promote)
+    assert promoted.returncode == 0, promoted.stderr
+    assert shown(promoted.stdout) == outputs[1] + "\n"
     port = str(free_port())
     process = subprocess.Popen(
         ["bash", "-c", f"exec {serve.replace(DOC_PORT, port)}"], cwd=tmp_path, env=env,
@@ -505,11 +517,24 @@ def test_the_docs_commands_run_as_written(mlflow_server, tmp_path):
                 assert time.monotonic() < deadline, "the docs' serve command did not start"
                 time.sleep(0.3)
         answered = shell(curl.replace(f"localhost:{DOC_PORT}", f"localhost:{port}"))
+        assert shell(run_again).returncode == 0
+        moved = shell(promote_again)
+        followed = shell(curl_again.replace(f"localhost:{DOC_PORT}", f"localhost:{port}"))
     finally:
         served = stop(process, sig=signal.SIGINT)
-    expected = outputs[1].splitlines()
-    assert served.splitlines()[0].startswith(expected[0].split("/tmp/")[0])
-    assert answered.stdout == expected[1]
+    expected = outputs[2].splitlines()
+    temporary = re.compile(r"/tmp/linreg-ops-registry-[a-z0-9_]+/")
+    lines = [
+        temporary.sub("/tmp/linreg-ops-registry-btazcpls/", line) for line in served.splitlines()
+    ]
+    assert lines[:2] == [line.replace(":8001 ", f":{port} ") for line in expected[:2]]
+    assert answered.stdout == expected[2]
+    assert moved.returncode == 0, moved.stderr
+    figure = outputs[3]
+    assert re.fullmatch(r"\d+ requests at c=8, 0 failed, every answer its header's version's; "
+                        r"last answer from the old version \d+\.\d\d s after the registry "
+                        r"alias moved \(bound: poll 2 s \+ one fetch and load\)", figure)  # fmt: skip
+    assert shown(moved.stdout) + followed.stdout.replace("\r", "") == outputs[4] + "\n"
 
 
 @pytest.mark.parametrize("command", ["serve", "run"])

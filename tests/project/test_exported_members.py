@@ -36,7 +36,7 @@ EXPORTED = {
     ],
     "linreg_ops.cli": ["main"],
     "linreg_ops.cli.commands": [
-        "EXIT_BAD_INPUT", "EXIT_GATE", "EXIT_OK", "EXIT_UNEXPECTED", "cmd_completion",
+        "EXIT_BAD_INPUT", "EXIT_GATE", "EXIT_OK", "EXIT_OUT_OF_STEP", "EXIT_UNEXPECTED", "cmd_completion",
         "cmd_evaluate", "cmd_export", "cmd_predict", "cmd_quantize", "cmd_run", "cmd_serve",
         "cmd_sweep", "cmd_train", "export_path",
     ],
@@ -49,8 +49,8 @@ EXPORTED = {
         "cmd_rollback", "cmd_show", "cmd_versions",
     ],
     "linreg_ops.cli.lifecycle_render": [
-        "as_json", "baseline_table", "baseline_written", "diff", "gc", "history", "move", "promote",
-        "show", "versions",
+        "already", "as_json", "baseline_table", "baseline_written", "diff", "gc", "history", "move",
+        "promote", "registry_move", "show", "versions",
     ],
     "linreg_ops.cli.monitor": ["EXIT_DRIFT", "cmd_monitor"],
     "linreg_ops.cli.render": [
@@ -61,9 +61,12 @@ EXPORTED = {
     ],
     "linreg_ops.errors": [
         "ArtifactError", "InputError", "MissingExtraError", "QualityGateError",
-        "StoreBusyError", "did_you_mean",
+        "RegistryOutOfStepError", "StoreBusyError", "did_you_mean",
     ],
-    "linreg_ops.exports": ["c", "mlflow", "onnx", "tracking"],
+    "linreg_ops.exports": ["c", "mlflow", "onnx", "registry", "tracking"],
+    "linreg_ops.exports.registry": [
+        "APP_FACTORY", "LAST_GOOD", "POLL_TIMEOUT_SECONDS", "RegistrySource", "create_app",
+    ],
     "linreg_ops.exports.c": [
         "C_STRING_MAX", "HEADER_NAME", "c_comment_text", "c_header_text", "c_string",
     ],
@@ -73,7 +76,7 @@ EXPORTED = {
     ],
     "linreg_ops.exports.tracking": [
         "MODEL_ARTIFACT", "REPORT_ARTIFACTS", "TAGS", "VERSION_ARTIFACTS", "TrackedRun",
-        "check_registered_name", "check_tracking_server", "fetch_registered_version", "log_run", "parse_model_uri",
+        "check_registered_name", "check_registry_alias", "check_tracking_server", "fetch_registered_version", "log_run", "parse_model_uri",
         "registered_version_of", "registry_tags", "resolve_model_uri", "run_metrics", "run_params",
         "set_registry_alias",
     ],
@@ -90,7 +93,10 @@ EXPORTED = {
     "linreg_ops.inference.access_log": [
         "MAX_REQUEST_ID", "AccessLogger", "Entry", "request_id",
     ],
-    "linreg_ops.inference.live": ["POLL_SECONDS", "Follower", "lease", "load"],
+    "linreg_ops.inference.live": [
+        "POLL_SECONDS", "AliasSource", "Follower", "Source", "Start", "first_version", "lease",
+        "load",
+    ],
     "linreg_ops.inference.openapi": [
         "ERROR_STATUSES", "route_documentation",
     ],
@@ -121,11 +127,12 @@ EXPORTED = {
         "numeric_matrix", "predict_request", "rows_to_matrix", "validation_message",
     ],
     "linreg_ops.inference.serve": [
-        "CLIPPED_HEADER", "DOCUMENTATION_PATHS", "HOT_ROUTES", "LARGE_BODY", "MODEL_KIND_HEADER", "OIP_INFER_ROUTE", "OIP_ROUTE", "SMALL_INTEGER_BATCH", "UNSUPPORTED", "Answer", "Call", "Drain", "ErrorResponse", "Front", "Handler", "HotRoute", "InvocationsResponse", "Live", "Message", "ModelInfo", "PredictResponse", "Receive", "Scope", "Send", "ServeSettings", "Service", "asked_kind", "bind", "create_app", "describe_service", "documented_app", "example_rows", "handle_health", "handle_invocations", "handle_metadata", "handle_metrics", "handle_monitor", "handle_ping", "handle_predict", "handle_ready", "handle_version", "invocations_kind", "make_live", "run", "serve_settings",
+        "APP_FACTORY", "CLIPPED_HEADER", "DOCUMENTATION_PATHS", "HOT_ROUTES", "LARGE_BODY", "MODEL_KIND_HEADER", "OIP_INFER_ROUTE", "OIP_ROUTE", "SMALL_INTEGER_BATCH", "UNSUPPORTED", "Answer", "Call", "Drain", "ErrorResponse", "Front", "Handler", "HotRoute", "InvocationsResponse", "Live", "Message", "ModelInfo", "PredictResponse", "Receive", "Scope", "Send", "ServeSettings", "Service", "asked_kind", "bind", "create_app", "describe_service", "documented_app", "example_rows", "handle_health", "handle_invocations", "handle_metadata", "handle_metrics", "handle_monitor", "handle_ping", "handle_predict", "handle_ready", "handle_version", "invocations_kind", "make_live", "run", "serve_settings",
     ],
     "linreg_ops.lifecycle": [
-        "GcResult", "PromoteResult", "VersionInfo", "describe", "gc", "history", "list_versions",
-        "promote", "resolve", "rollback", "rollback_target",
+        "GcResult", "PromoteResult", "RegistryMove", "VersionInfo", "describe", "gc", "history",
+        "list_versions", "promote", "promote_registered", "resolve", "rollback",
+        "rollback_registered", "rollback_target",
     ],
     "linreg_ops.metrics": [
         "mean_squared_error", "prediction_drift", "quantized_fidelity", "r2_from_sums", "r2_score",

@@ -1,8 +1,10 @@
 """``linreg-ops``: parse the command line, call one stage function, print what it returned.
 
 Exit codes: 0 success, 2 bad input or usage (one line on stderr, no traceback), 3 a
-quantized model missed the quality gate (nothing written), 1 anything unexpected (with the
-traceback, because that is a bug worth reporting).
+quantized model missed the quality gate (nothing written), 5 an alias moved in the models
+folder but not in the MLflow registry (``promote``/``rollback --tracking-uri``: one line says
+which, and how to finish), 1 anything unexpected (with the traceback, because that is a bug
+worth reporting).
 
 - ``parser``: the grammar — commands, flags, defaults (all from ``linreg_ops.config``), each
   command added by one registration function.
@@ -19,10 +21,16 @@ import traceback
 from collections.abc import Sequence
 
 from linreg_ops.cli import render
-from linreg_ops.cli.commands import EXIT_BAD_INPUT, EXIT_GATE, EXIT_OK, EXIT_UNEXPECTED
+from linreg_ops.cli.commands import (
+    EXIT_BAD_INPUT,
+    EXIT_GATE,
+    EXIT_OK,
+    EXIT_OUT_OF_STEP,
+    EXIT_UNEXPECTED,
+)
 from linreg_ops.cli.completion import complete
 from linreg_ops.cli.parser import build_parser, check_labelled
-from linreg_ops.errors import InputError, QualityGateError
+from linreg_ops.errors import InputError, QualityGateError, RegistryOutOfStepError
 
 __all__ = ["main"]
 
@@ -50,6 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except QualityGateError as exc:
         print(f"linreg-ops {args.command}: {exc}", file=sys.stderr)
         return EXIT_GATE
+    except RegistryOutOfStepError as exc:
+        print(f"linreg-ops {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_OUT_OF_STEP
     except InputError as exc:
         if verbose:
             traceback.print_exc()

@@ -36,6 +36,7 @@ __all__ = [
     "EXIT_BAD_INPUT",
     "EXIT_GATE",
     "EXIT_OK",
+    "EXIT_OUT_OF_STEP",
     "EXIT_UNEXPECTED",
     "cmd_completion",
     "cmd_evaluate",
@@ -50,6 +51,7 @@ __all__ = [
 ]
 
 EXIT_OK, EXIT_UNEXPECTED, EXIT_BAD_INPUT, EXIT_GATE = 0, 1, 2, 3
+EXIT_OUT_OF_STEP = 5  # the folder's alias moved, the MLflow registry's did not (4: drift)
 _SEED_ENGINES = ("auto", "sklearn")  # California Housing in memory, as the seed fitted it
 
 
@@ -224,6 +226,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     if args.model_uri is not None:
         return _serve_registered(args)
+    if args.registry_poll_seconds is not None:
+        raise InputError("--registry-poll-seconds needs --model-uri models:/NAME@ALIAS")
     settings = _serve_settings(args, args.models_dir)
     # fail fast, with a clear message, before binding: --version N pins, else the alias
     from linreg_ops.lifecycle import resolve
@@ -238,34 +242,56 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _serve_registered(args: argparse.Namespace) -> int:
+    """``--model-uri``: the registered version fetched (and verified) into a temporary
+    folder; ``models:/NAME@ALIAS`` is then followed by every worker, ``models:/NAME/N`` pinned."""
     import shutil
     import tempfile
     from pathlib import Path
 
-    from linreg_ops.exports import tracking
-    from linreg_ops.inference import loading, serve
+    from linreg_ops.exports import registry, tracking
+    from linreg_ops.inference import live, loading, serve
 
     if args.tracking_uri is None:
         raise InputError("--model-uri needs --tracking-uri URI (or MLFLOW_TRACKING_URI)")
-    tracking.parse_model_uri(args.model_uri)  # a malformed URI before a folder is made
+    name, alias, _ = tracking.parse_model_uri(args.model_uri)  # before a folder is made
+    if alias is None and args.registry_poll_seconds is not None:
+        raise InputError(
+            f"--registry-poll-seconds: {args.model_uri} names one version, nothing to poll "
+            "(models:/NAME@ALIAS follows an alias)"
+        )
     # asked once, as run does: MLflow's own retries on a server that is down take minutes
     tracking.check_tracking_server(args.tracking_uri)
     folder = Path(tempfile.mkdtemp(prefix="linreg-ops-registry-"))
     try:
-        resolved, models_dir = tracking.fetch_registered_version(
-            args.tracking_uri, args.model_uri, folder / "models"
-        )
-        models = loading.load(models_dir)
-        render.fetched(args.model_uri, resolved, models.version)
-        return serve.run(models.version, _serve_settings(args, models_dir))
+        if alias is None:
+            resolved, models_dir = tracking.fetch_registered_version(
+                args.tracking_uri, args.model_uri, folder / "models"
+            )
+            models = loading.load(models_dir)
+            render.fetched(args.model_uri, resolved, models.version)
+            return serve.run(models.version, _serve_settings(args, models_dir))
+        source = registry.RegistrySource(
+            args.tracking_uri, args.model_uri, folder, args.registry_poll_seconds
+            or serve.serve_settings().registry_poll_seconds,
+        )  # fmt: skip
+        start = live.first_version(source)  # nothing fetched yet: no fallback, exit 2
+        render.fetched(args.model_uri, f"models:/{name}/{start.key}", start.models.version)
+        settings = _serve_settings(
+            args, start.models.version.models_dir, model_uri=args.model_uri,
+            tracking_uri=args.tracking_uri, registry_poll_seconds=source.poll_seconds,
+        )  # fmt: skip
+        return serve.run(start.models.version, settings, start.models, registry.APP_FACTORY)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _serve_settings(args: argparse.Namespace, models_dir: "Path") -> "ServeSettings":
+def _serve_settings(
+    args: argparse.Namespace, models_dir: "Path", **registry: object
+) -> "ServeSettings":
     from linreg_ops.inference import serve
 
     return serve.serve_settings(
+        **registry,
         models_dir=models_dir, host=args.host, port=args.port, workers=args.workers,
         max_batch=args.max_batch, max_body_bytes=args.max_body_bytes, log_level=args.log_level,
         drain_seconds=args.drain_seconds, access_log=args.access_log, metrics=args.metrics,

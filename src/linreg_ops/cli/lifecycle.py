@@ -72,8 +72,21 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
-    from linreg_ops.lifecycle import promote
+    """With a tracking URI the registry's alias moves too (exit 5 if only the folder's did)."""
+    from linreg_ops.lifecycle import promote, promote_registered
 
+    if args.tracking_uri is not None:
+        result, registry = promote_registered(
+            args.models_dir, args.number, args.alias, args.tracking_uri, args.registered_model,
+            args.max_r2_regression, force=args.force, command=args.command_line,
+            lock_timeout=args.lock_timeout,
+        )  # fmt: skip
+        if result is None:
+            render.already(args.alias, args.number)
+        else:
+            render.promote(result)
+        render.registry_move(registry)
+        return 0
     result = promote(
         args.models_dir, args.number, args.alias, args.max_r2_regression, force=args.force,
         command=args.command_line, lock_timeout=args.lock_timeout,
@@ -83,8 +96,16 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    from linreg_ops.lifecycle import rollback
+    from linreg_ops.lifecycle import rollback, rollback_registered
 
+    if args.tracking_uri is not None:
+        move, registry = rollback_registered(
+            args.models_dir, args.alias, args.tracking_uri, args.registered_model,
+            command=args.command_line, lock_timeout=args.lock_timeout,
+        )  # fmt: skip
+        render.move(move)
+        render.registry_move(registry)
+        return 0
     render.move(
         rollback(
             args.models_dir, args.alias, command=args.command_line, lock_timeout=args.lock_timeout

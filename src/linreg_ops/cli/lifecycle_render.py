@@ -11,10 +11,11 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from linreg_ops.baseline import ComparedRow, Comparison
-    from linreg_ops.lifecycle import GcResult, PromoteResult, VersionInfo
+    from linreg_ops.lifecycle import GcResult, PromoteResult, RegistryMove, VersionInfo
     from linreg_ops.storage.store import Move
 
 __all__ = [
+    "already",
     "as_json",
     "baseline_table",
     "baseline_written",
@@ -23,6 +24,7 @@ __all__ = [
     "history",
     "move",
     "promote",
+    "registry_move",
     "show",
     "versions",
 ]
@@ -145,6 +147,18 @@ def promote(result: "PromoteResult") -> None:
             f"({result.candidate_r2 - result.holder_r2:+.6f}, {verdict})"
         )
     move(result.move)
+
+
+def already(alias: str, number: int) -> None:
+    say(f"{alias}: version {number} already (the folder's alias unchanged)")
+
+
+def registry_move(done: "RegistryMove") -> None:
+    before = "nothing" if done.previous is None else f"models:/{done.name}/{done.previous}"
+    say(
+        f"registry {done.name}@{done.alias}: models:/{done.name}/{done.version} "
+        f"(was {before}) at {done.tracking_uri}"
+    )
 
 
 def history(moves: "list[Move]", as_document: bool) -> None:

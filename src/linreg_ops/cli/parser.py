@@ -128,6 +128,13 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _positive_seconds(text: str) -> float:
+    value = _seconds(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"must be > 0 seconds, got {text}")
+    return value
+
+
 def _version_number(text: str) -> int:
     try:
         value = int(text)
@@ -718,8 +725,15 @@ def register_serve(subcommands: "argparse._SubParsersAction[Parser]", p: Parents
     )
     sub.add_argument(
         "--model-uri",
-        help="serve a registered version instead of --models-dir: models:/NAME@ALIAS or "
-        "models:/NAME/VERSION, downloaded from --tracking-uri and verified",
+        help="serve a registered version instead of --models-dir: models:/NAME@ALIAS (followed: "
+        "when the alias moves, every worker fetches, verifies and swaps in the new version) or "
+        "models:/NAME/VERSION (pinned), downloaded from --tracking-uri and verified",
+    )
+    sub.add_argument(
+        "--registry-poll-seconds",
+        type=_positive_seconds,
+        help="with --model-uri models:/NAME@ALIAS: how often each worker asks the registry "
+        f"(default: {serving.registry_poll_seconds:g})",
     )
 
 
@@ -840,14 +854,18 @@ def register_promote(subcommands: "argparse._SubParsersAction[Parser]", p: Paren
         description="Point an alias (current, champion or any name) at version N in one "
         "atomic, logged move.\nGate: exit 3, nothing changed, if N's float R² on the "
         "holder's test rows is worse than\nthe holder's by more than --max-r2-regression, "
-        "unless --force. A service following\nthe alias swaps to N within 0.5 s plus one load.",
+        "unless --force. A service following\nthe alias swaps to N within 0.5 s plus one load. "
+        "With --tracking-uri (or $MLFLOW_TRACKING_URI)\nthe MLflow registry's alias moves too "
+        "(--registered-model NAME@ALIAS, to the registered version\nof N): checked first, moved "
+        "after the folder's; exit 5 if only the folder's moved.",
         example_lines=[
             "linreg-ops promote 2 --alias champion",
             "linreg-ops promote 1 --alias current --force",
         ],
-        parents=[p.common, p.writing],
+        parents=[p.common, p.writing, p.tracking],
         handler=lifecycle.cmd_promote,
     )
+    _registered_model_option(sub)
     sub.add_argument("number", type=_version_number, metavar="N", help="the version to promote")
     sub.add_argument(
         "--alias", required=True, metavar="NAME", help="the alias to move: current, champion, …"
@@ -863,16 +881,31 @@ def register_promote(subcommands: "argparse._SubParsersAction[Parser]", p: Paren
 
 
 def register_rollback(subcommands: "argparse._SubParsersAction[Parser]", p: Parents) -> None:
-    add_command(
+    sub = add_command(
         subcommands,
         "rollback",
         summary="give an alias back to the version that held it before",
         description="Move an alias back to the version that held it before its last move "
-        "(from its history),\nin one atomic, logged move; a service following it swaps back.",
+        "(from its history),\nin one atomic, logged move; a service following it swaps back. "
+        "With --tracking-uri the\nMLflow registry's alias moves back too (exit 5 if only the "
+        "folder's moved).",
         example_lines=["linreg-ops rollback --alias current"],
-        parents=[p.common, p.writing],
+        parents=[p.common, p.writing, p.tracking],
         handler=lifecycle.cmd_rollback,
-    ).add_argument("--alias", required=True, metavar="NAME", help="the alias to move back")
+    )
+    sub.add_argument("--alias", required=True, metavar="NAME", help="the alias to move back")
+    _registered_model_option(sub)
+
+
+def _registered_model_option(sub: Parser) -> None:
+    """promote and rollback: the registered model whose alias moves with the folder's."""
+    sub.add_argument(
+        "--registered-model",
+        default=DEFAULT_REGISTERED_MODEL,
+        help="with --tracking-uri: move this registered model's alias too, to the registered "
+        f"version of the same version (default: {DEFAULT_REGISTERED_MODEL}); exit 5 if the "
+        "folder's alias moved but the registry's could not",
+    )
 
 
 def register_history(subcommands: "argparse._SubParsersAction[Parser]", p: Parents) -> None:

@@ -11,17 +11,22 @@ that talk to it: without a tracking URI nothing imports it.
 """
 
 import contextlib
-import logging
 import math
 import os
 import re
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from linreg_ops.config import DEFAULT_REGISTERED_MODEL, TRACKED_MODEL_KIND, ModelKind
+from linreg_ops.config import (
+    DEFAULT_REGISTERED_MODEL,
+    TRACKED_MODEL_KIND,
+    TRACKING_URI_ENV,
+    ModelKind,
+)
 from linreg_ops.errors import ArtifactError, InputError
 from linreg_ops.exports.mlflow import model_metadata, pyfunc_arguments, quiet_mlflow
 from linreg_ops.extras import require
@@ -37,6 +42,7 @@ __all__ = [
     "VERSION_ARTIFACTS",
     "TrackedRun",
     "check_registered_name",
+    "check_registry_alias",
     "check_tracking_server",
     "fetch_registered_version",
     "log_run",
@@ -66,6 +72,8 @@ TAGS = (
 )
 _MODEL_URI = re.compile(r"models:/([^/@]+)(?:@([^/@]+)|/([1-9][0-9]*))")
 _PROBE_RETRIES = "0"  # the reachability check asks once: MLflow's own retries take minutes
+_PARAMS_PER_BATCH = 100  # MLflow's limit of parameters in one log_batch
+_DEFAULT_EXPERIMENT = "0"  # MLflow's default experiment
 
 
 @dataclass(frozen=True)
@@ -208,15 +216,20 @@ def log_run(
 ) -> TrackedRun:
     """Log ``version`` as an MLflow run (parameters, metrics, its files, ``reports`` and the
     MLflow model of its ``kind`` model) and register that model as a new version of
-    ``registered_model``, tagged with ``registry_tags``."""
+    ``registered_model``, tagged with ``registry_tags``. Every call names ``tracking_uri``
+    (an ``MlflowClient`` of its own): the process's MLflow settings and environment are left
+    as they were found, so nothing later in the process logs to this server by accident."""
     require("mlflow", "mlflow", "MLflow tracking (--tracking-uri)")
     import mlflow.pyfunc
+    from mlflow.entities import Metric, Param
+    from mlflow.models import Model
 
     check_registered_name(registered_model)
     models = loading.load_models(version)  # verified before anything leaves the folder
     metrics = loading.load_metrics(version) or {}
     tags = registry_tags(version, metrics, kind)
     example = loading.stored_test_rows(models).values[:, :-1]
+    client = _client(tracking_uri)
     with tempfile.TemporaryDirectory(prefix="linreg-ops-mlflow-") as tmp:
         folder = Path(tmp) / VERSION_ARTIFACTS
         folder.mkdir()
@@ -227,25 +240,91 @@ def log_run(
         json_path.write_bytes(store.read_artifact(version, loading.ARTIFACT_OF[kind]))
         arguments = pyfunc_arguments(models, kind, example, model_metadata(models, kind), json_path)
         with quiet_mlflow(), _mlflow_errors(tracking_uri):
-            mlflow.set_tracking_uri(tracking_uri)
-            mlflow.set_registry_uri(tracking_uri)
-            with mlflow.start_run(run_name=f"linreg-ops version {version.number}") as run:
-                mlflow.set_tags({f"linreg_ops.{key}": value for key, value in tags.items()})
-                mlflow.log_params(run_params(version, metrics))
-                mlflow.log_metrics(run_metrics(metrics))
-                mlflow.log_artifacts(str(folder), VERSION_ARTIFACTS)
+            run = client.create_run(
+                _experiment_id(client),
+                run_name=f"linreg-ops version {version.number}",
+                tags={f"linreg_ops.{key}": value for key, value in tags.items()},
+            )
+            run_id = run.info.run_id
+            status = "FAILED"
+            try:
+                now = int(time.time() * 1000)
+                params = [Param(key, value) for key, value in run_params(version, metrics).items()]
+                for start in range(0, len(params), _PARAMS_PER_BATCH):
+                    client.log_batch(run_id, params=params[start : start + _PARAMS_PER_BATCH])
+                client.log_batch(
+                    run_id, metrics=[Metric(k, v, now, 0) for k, v in run_metrics(metrics).items()]
+                )
+                client.log_artifacts(run_id, str(folder), VERSION_ARTIFACTS)
                 for path in reports:
-                    mlflow.log_artifact(str(path), REPORT_ARTIFACTS)
-                logged = mlflow.pyfunc.log_model(name=MODEL_ARTIFACT, **arguments)
-                registered = mlflow.register_model(logged.model_uri, registered_model, tags=tags)
-                mlflow.set_tag("linreg_ops.registered", f"{registered_model}/{registered.version}")
+                    client.log_artifact(run_id, str(path), REPORT_ARTIFACTS)
+                with _process_tracking_uri(tracking_uri):  # Model.log takes no URI
+                    logged = Model.log(
+                        None, name=MODEL_ARTIFACT, flavor=mlflow.pyfunc, run_id=run_id, **arguments
+                    )
+                registered = _register(client, registered_model, logged, run_id, tags)
+                client.set_tag(run_id, "linreg_ops.registered",
+                               f"{registered_model}/{registered.version}")  # fmt: skip
+                status = "FINISHED"
+            finally:
+                client.set_terminated(run_id, status)
     return TrackedRun(
         tracking_uri,
         run.info.experiment_id,
-        run.info.run_id,
+        run_id,
         registered_model,
         int(registered.version),
         tags,
+    )
+
+
+def _experiment_id(client: Any) -> str:
+    """The experiment a run goes to, chosen as MLflow's own ``start_run`` chooses it:
+    ``MLFLOW_EXPERIMENT_NAME`` (made if new), else ``MLFLOW_EXPERIMENT_ID`` (which must
+    exist), else the default experiment."""
+    name, number = os.environ.get("MLFLOW_EXPERIMENT_NAME"), os.environ.get("MLFLOW_EXPERIMENT_ID")
+    if name:
+        found = client.get_experiment_by_name(name)
+        return str(found.experiment_id) if found else str(client.create_experiment(name))
+    if number:
+        return str(client.get_experiment(number).experiment_id)
+    return _DEFAULT_EXPERIMENT
+
+
+@contextlib.contextmanager
+def _process_tracking_uri(tracking_uri: str) -> Iterator[None]:
+    """MLflow's ``Model.log`` has no URI parameter: it reads the process-wide tracking URI,
+    and ``mlflow.set_tracking_uri`` writes it into ``os.environ`` (where a later subprocess
+    or test inherits it). Set for one call, then MLflow's setting and the environment are
+    put back as they were found."""
+    import mlflow
+    from mlflow.tracking._tracking_service import utils as tracking_state
+
+    saved_env = os.environ.get(TRACKING_URI_ENV)
+    saved = tracking_state._tracking_uri
+    mlflow.set_tracking_uri(tracking_uri)
+    try:
+        yield
+    finally:
+        # None (no URI was set) is taken and unsets the variable, put back below
+        mlflow.set_tracking_uri(saved)  # type: ignore[arg-type]
+        if saved_env is None:
+            os.environ.pop(TRACKING_URI_ENV, None)
+        else:
+            os.environ[TRACKING_URI_ENV] = saved_env
+
+
+def _register(client: Any, name: str, logged: Any, run_id: str, tags: dict[str, str]) -> Any:
+    """A new version of registered model ``name`` (made if new) for the logged model."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.create_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
+            raise
+    return client.create_model_version(
+        name, logged.model_uri, run_id=run_id, tags=tags, model_id=logged.model_id
     )
 
 
@@ -267,6 +346,18 @@ def registered_version_of(tracking_uri: str, name: str, version: Version) -> int
 
 def _quoted(name: str) -> str:
     return name.replace("'", "\\'")
+
+
+def check_registry_alias(tracking_uri: str, alias: str) -> None:
+    """An alias the registry takes, checked by MLflow's own rules before anything moves
+    (``latest`` and ``v1``-like names are reserved there, though a models folder takes them)."""
+    require("mlflow", "mlflow", "MLflow tracking (--tracking-uri)")
+    from mlflow.utils import validation as checks
+
+    validation: Any = checks  # MLflow's checks of an alias, untyped
+    with _mlflow_errors(tracking_uri):
+        validation._validate_model_alias_name(alias)
+        validation._validate_model_alias_name_reserved(alias)
 
 
 def set_registry_alias(tracking_uri: str, name: str, alias: str, version: int) -> int | None:

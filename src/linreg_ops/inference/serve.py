@@ -58,7 +58,15 @@ from linreg_ops.config import (
 from linreg_ops.errors import InputError
 from linreg_ops.inference import oip, requests
 from linreg_ops.inference.access_log import AccessLogger, Entry, request_id
-from linreg_ops.inference.live import POLL_SECONDS, Follower, lease, load
+from linreg_ops.inference.live import (
+    POLL_SECONDS,
+    AliasSource,
+    Follower,
+    Source,
+    first_version,
+    lease,
+    load,
+)
 from linreg_ops.inference.loading import (
     ARTIFACT_OF,
     Models,
@@ -84,6 +92,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
 __all__ = [
+    "APP_FACTORY",
     "CLIPPED_HEADER",
     "DOCUMENTATION_PATHS",
     "HOT_ROUTES",
@@ -163,6 +172,10 @@ class ServeSettings(BaseSettings):
     monitor_dir: Path | None = None  # the workers' drift statistics; None: a private folder
     access_log: AccessLog = SERVE_DEFAULTS.access_log
     metrics: bool = SERVE_DEFAULTS.metrics
+    # serve --model-uri models:/NAME@ALIAS: the registry alias followed (exports.registry)
+    model_uri: str | None = None
+    tracking_uri: str | None = None
+    registry_poll_seconds: float = Field(SERVE_DEFAULTS.registry_poll_seconds, gt=0)
 
 
 def serve_settings(**given: Any) -> ServeSettings:
@@ -554,8 +567,9 @@ class Service:
     """One worker's state: settings, limits, the live models (one reference, swapped
     whole), drain, metrics and the request log."""
 
-    def __init__(self, settings: ServeSettings) -> None:
+    def __init__(self, settings: ServeSettings, source: Source | None = None) -> None:
         self.settings = settings
+        self._source = source  # followed instead of the folder's alias (a registry's)
         self.limits = Limits(max_batch=settings.max_batch, max_json_depth=settings.max_json_depth)
         self.drain = Drain(settings.drain_seconds)
         self.live: Live | None = None
@@ -568,6 +582,41 @@ class Service:
         """Resolve the version (``--version``, else the alias's holder), lease it, load and
         verify it (unless the process has just done so: ``preloaded``), then go live (the
         lifespan's start-up). ``watch`` then follows the alias."""
+        settings = self.settings
+        refused, final = None, False
+        if self._source is not None:  # a registry alias: it may start on a fallback
+            start = first_version(self._source, preloaded)
+            source: Source | None = self._source
+            key, models, claim, refused = start.key, start.models, start.held, start.refused
+            final = start.final
+        else:
+            source, models, claim = self._start_in_folder(preloaded)
+            key = models.version.number
+        if settings.monitor_dir is None:  # an app outside `linreg-ops serve`: its own
+            self._private_monitor_dir = Path(tempfile.mkdtemp(prefix="linreg-ops-monitor-"))
+            self.settings = settings.model_copy(update={"monitor_dir": self._private_monitor_dir})
+        self.follower = Follower(
+            source, key, prepare=lambda loaded: make_live(loaded, self.settings),
+            install=self.swap, on_refused=self._count_refusal, held=claim,
+            number=models.version.number,
+        )  # fmt: skip
+        if settings.metrics:
+            folder = os.environ.get(MULTIPROC_ENV)
+            multiproc_dir = Path(folder) if folder else None
+            if multiproc_dir is not None:
+                compact_dead_workers(multiproc_dir)
+            self.telemetry = Telemetry(_prediction_bounds(models), multiproc_dir)
+        self.swap(make_live(models, self.settings))
+        if refused is not None:  # logged and counted now that the metrics exist
+            self.follower.refuse_at_start(refused, final)
+        if source is not None:
+            source.served(key)
+
+    def _start_in_folder(
+        self, preloaded: Models | None
+    ) -> tuple[Source | None, Models, store.Lease | None]:
+        """The folder's version (``--version``, else the alias's holder), leased and loaded
+        (unless ``preloaded``), and the alias to follow (None: pinned)."""
         settings = self.settings
         models_dir = settings.models_dir
         alias = None if settings.model_version is not None else settings.alias
@@ -591,21 +640,8 @@ class Service:
             if claim is not None:
                 claim.release()
             raise
-        if settings.monitor_dir is None:  # an app outside `linreg-ops serve`: its own
-            self._private_monitor_dir = Path(tempfile.mkdtemp(prefix="linreg-ops-monitor-"))
-            self.settings = settings.model_copy(update={"monitor_dir": self._private_monitor_dir})
-        self.follower = Follower(
-            models_dir, alias, models.version.number,
-            prepare=lambda loaded: make_live(loaded, self.settings), install=self.swap,
-            on_refused=self._count_refusal, held=claim,
-        )  # fmt: skip
-        if settings.metrics:
-            folder = os.environ.get(MULTIPROC_ENV)
-            multiproc_dir = Path(folder) if folder else None
-            if multiproc_dir is not None:
-                compact_dead_workers(multiproc_dir)
-            self.telemetry = Telemetry(_prediction_bounds(models), multiproc_dir)
-        self.swap(make_live(models, self.settings))
+        source = AliasSource(models_dir, alias) if alias is not None else None
+        return source, models, claim
 
     def swap(self, live: Live) -> None:
         """Serve ``live`` from the next request on: one assignment."""
@@ -614,7 +650,8 @@ class Service:
                 live.number,
                 {kind: (info["dtype"], info["sha256"]) for kind, info in live.model_info.items()},
             )
-            self.telemetry.serving(live.number, self.settings.alias if self._follows else "")
+            followed = self.follower.alias if self.follower is not None else None
+            self.telemetry.serving(live.number, followed or "")
         self.live = live
 
     @property
@@ -661,8 +698,10 @@ class Front:
     whole; while draining, every answer closes its connection.
     """
 
-    def __init__(self, settings: ServeSettings, preloaded: Models | None = None) -> None:
-        self.service = Service(settings)
+    def __init__(
+        self, settings: ServeSettings, preloaded: Models | None = None, source: Source | None = None
+    ) -> None:
+        self.service = Service(settings, source)
         self._preloaded = preloaded  # models this process loaded and verified already
         self.routes = {route.path: route for route in HOT_ROUTES}
         self._cold: FastAPI | None = None
@@ -1004,9 +1043,12 @@ class Drain:
         shutdown(sig, frame)
 
 
-def create_app(settings: ServeSettings | None = None) -> Front:
+APP_FACTORY = "linreg_ops.inference.serve:create_app"  # what each worker process calls
+
+
+def create_app(settings: ServeSettings | None = None, preloaded: Models | None = None) -> Front:
     """The service's ASGI app; models load in the lifespan, so creating it reads nothing."""
-    return Front(settings or ServeSettings())
+    return Front(settings or ServeSettings(), preloaded)
 
 
 # --------------------------------------------------------------------------- documentation
@@ -1106,12 +1148,20 @@ def _removed(folder: Path) -> Iterator[None]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def run(version: store.Version, settings: ServeSettings, models: Models | None = None) -> int:
+def run(
+    version: store.Version,
+    settings: ServeSettings,
+    models: Models | None = None,
+    factory: str = APP_FACTORY,
+) -> int:
     """Bind, say where, and run uvicorn's workers on the one socket, serving ``version``:
-    pinned to it (``settings.model_version``) or following ``settings.alias`` from it.
-    One worker serves ``models`` when given (the caller has just loaded and verified them:
-    loading twice would double the start-up); several workers each load their own."""
+    pinned to it (``settings.model_version``) or following ``settings.alias`` from it (or
+    the registry alias ``settings.model_uri``, through ``factory``: each worker calls it
+    with no arguments to make its app). One worker serves ``models`` when given (the caller
+    has just loaded and verified them: loading twice would double the start-up); several
+    workers each load their own."""
     import uvicorn
+    from uvicorn.importer import import_from_string
     from uvicorn.supervisors import Multiprocess
 
     sock = bind(settings.host, settings.port)
@@ -1137,15 +1187,19 @@ def run(version: store.Version, settings: ServeSettings, models: Models | None =
         f"Serving version {version.number} of {version.models_dir} on http://{shown}:{bound_port} "
         f"({workers} worker{'s' if workers > 1 else ''}), "
         + (
-            f"following alias {settings.alias!r} (each worker looks every {POLL_SECONDS:g} s)"
+            f"following {settings.model_uri} (each worker asks the registry every "
+            f"{settings.registry_poll_seconds:g} s)"
+            if settings.model_uri is not None
+            else f"following alias {settings.alias!r} (each worker looks every {POLL_SECONDS:g} s)"
             if follows
             else "pinned"
         ),
         flush=True,
     )
-    single = Front(pinned, models) if workers == 1 and models is not None else None
+    make_app = import_from_string(factory)
+    single = make_app(pinned, models) if workers == 1 and models is not None else None
     config = uvicorn.Config(
-        single or "linreg_ops.inference.serve:create_app",
+        single or factory,
         factory=single is None,
         host=bound_host,
         port=bound_port,
