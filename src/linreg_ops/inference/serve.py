@@ -285,6 +285,7 @@ class Live:
     header: tuple[bytes, bytes]  # X-Model-Version
     bounds: dict[ModelKind, np.ndarray]  # each model's input_bounds, computed once
     monitor: Monitor  # the drift statistics of the rows this version scored (every worker's)
+    training_metrics: dict[str, Any] | None  # metrics.json, for /monitor's and /metrics' drift
 
     @property
     def number(self) -> int:
@@ -295,11 +296,9 @@ class Live:
         return list(self.model_info)
 
 
-_MONITORS: dict[Path, Monitor] = {}  # this worker's monitors, by version folder
-
-
-def make_live(models: Models, settings: ServeSettings) -> Live:
-    """The ``Live`` of loaded, verified ``models``."""
+def make_live(models: Models, settings: ServeSettings, monitors: dict[Path, Monitor]) -> Live:
+    """The ``Live`` of loaded, verified ``models``; its ``Monitor`` taken from (or added
+    to) the worker's ``monitors``, by version folder."""
     number = models.version.number
     info: dict[ModelKind, dict[str, Any]] = {
         kind: {
@@ -310,18 +309,19 @@ def make_live(models: Models, settings: ServeSettings) -> Live:
         }
         for kind in models.kinds()
     }
-    metadata = orjson.dumps(describe_service(models, settings))
+    description = describe_service(models, settings)
+    metadata = orjson.dumps(description)
     bounds = {kind: models.get(kind).input_bounds for kind in info}
     # each version's statistics in its own folder: rows scored by an older version (before a
     # hot reload) are never merged into a newer one's
     assert settings.monitor_dir is not None, "Service.start gives every worker a monitor_dir"
     folder = settings.monitor_dir / str(number)
-    monitor = _MONITORS.get(folder)
+    monitor = monitors.get(folder)
     if monitor is None:  # one per version and worker: a swap back reuses it (its file is
         folder.mkdir(parents=True, exist_ok=True)  # mapped; a second Monitor would truncate it)
-        monitor = _MONITORS[folder] = Monitor(models.version, models.float, folder)
+        monitor = monitors[folder] = Monitor(models.version, models.float, folder)
     header = (b"x-model-version", str(number).encode())
-    return Live(models, metadata, info, header, bounds, monitor)
+    return Live(models, metadata, info, header, bounds, monitor, description.get("metrics"))
 
 
 # --------------------------------------------------------------------------- requests
@@ -483,8 +483,8 @@ def handle_monitor(service: "Service", call: Call, live: Live) -> Answer:
     if monitor.unavailable:
         error = {"error_code": "NO_DRIFT_PROFILE", "message": monitor.unavailable}
         return Answer(orjson.dumps(error), 404)
-    metrics = orjson.loads(live.metadata).get("metrics")
-    return Answer(orjson.dumps(monitor.report(metrics), option=orjson.OPT_SERIALIZE_NUMPY))
+    report = monitor.report(live.training_metrics)
+    return Answer(orjson.dumps(report, option=orjson.OPT_SERIALIZE_NUMPY))
 
 
 def handle_health(service: "Service", call: Call, live: Live) -> Answer:
@@ -528,8 +528,7 @@ def handle_metrics(service: "Service", call: Call, live: Live) -> Answer:
         )
     body, content_type = service.telemetry.render()
     if not live.monitor.unavailable:  # the drift of the rows served so far, as gauges
-        metrics = orjson.loads(live.metadata).get("metrics")
-        body += gauge_exposition(gauge_samples(live.monitor.report(metrics)))
+        body += gauge_exposition(gauge_samples(live.monitor.report(live.training_metrics)))
     return Answer(body, content_type=content_type.encode())
 
 
@@ -576,6 +575,7 @@ class Service:
         self.follower: Follower[Live] | None = None
         self.telemetry: Telemetry | None = None
         self.log = AccessLogger(settings.access_log)
+        self.monitors: dict[Path, Monitor] = {}  # each version's drift statistics, by folder
         self._private_monitor_dir: Path | None = None
 
     def start(self, preloaded: Models | None = None) -> None:
@@ -596,7 +596,7 @@ class Service:
             self._private_monitor_dir = Path(tempfile.mkdtemp(prefix="linreg-ops-monitor-"))
             self.settings = settings.model_copy(update={"monitor_dir": self._private_monitor_dir})
         self.follower = Follower(
-            source, key, prepare=lambda loaded: make_live(loaded, self.settings),
+            source, key, prepare=lambda loaded: make_live(loaded, self.settings, self.monitors),
             install=self.swap, on_refused=self._count_refusal, held=claim,
             number=models.version.number,
         )  # fmt: skip
@@ -606,7 +606,7 @@ class Service:
             if multiproc_dir is not None:
                 compact_dead_workers(multiproc_dir)
             self.telemetry = Telemetry(_prediction_bounds(models), multiproc_dir)
-        self.swap(make_live(models, self.settings))
+        self.swap(make_live(models, self.settings, self.monitors))
         if refused is not None:  # logged and counted now that the metrics exist
             self.follower.refuse_at_start(refused, final)
         if source is not None:
@@ -673,8 +673,9 @@ class Service:
             self.telemetry.close()
         if self.follower is not None:
             self.follower.close()
-        for folder in [f for f in _MONITORS if f.parent == self.settings.monitor_dir]:
-            _MONITORS.pop(folder).close()
+        for monitor in self.monitors.values():
+            monitor.close()
+        self.monitors.clear()
         if self._private_monitor_dir is not None:
             shutil.rmtree(self._private_monitor_dir, ignore_errors=True)
 
