@@ -115,6 +115,25 @@ def tamper(models_dir: Path, name: str, edit, rewrite_sha: bool = False) -> Path
     return path
 
 
+def publish_without_profile(models_dir: Path):
+    """Publish, on top of the current version, one as a linreg-ops from before drift
+    profiles wrote it (every artifact carried but the profile); returns the version it
+    was published on."""
+    from linreg_ops.storage import store
+
+    current = store.open_version(models_dir)
+    manifest = current.manifest
+    with store.writer(models_dir, "an older linreg-ops") as writer:
+        writer.publish(
+            {},
+            {"training_data": manifest.training_data, "split": manifest.split,
+             "versions": manifest.versions, "known_answers": manifest.known_answers},
+            parent=current,
+            carry=tuple(n for n in manifest.artifacts if n != store.DRIFT_PROFILE_JSON),
+        )  # fmt: skip
+    return current
+
+
 def stop(process: subprocess.Popen, timeout: float = 20.0, sig: int = signal.SIGTERM) -> str:
     """Stop a server the way an operator would, then kill it if it hangs; always reaped, so
     no still-running Popen is left for the garbage collector (a ResourceWarning in a later

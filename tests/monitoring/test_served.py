@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from helpers import stop, write_csv
+from helpers import publish_without_profile, stop, write_csv
 from linreg_ops.inference.serve import ServeSettings, create_app
 from linreg_ops.monitoring.profile import load_profile
 from linreg_ops.monitoring.served import BUFFER_ROWS, ServedStats, read_served
@@ -169,18 +169,7 @@ def test_monitor_without_rows_and_without_a_profile(trained_dir, models_copy):
     assert empty.json()["rows"] == 0
     assert empty.json()["drift"] is False
     # a version published before profiles existed is served, but not monitored
-    from linreg_ops.storage import store
-
-    current = store.open_version(models_copy)
-    manifest = current.manifest
-    with store.writer(models_copy, "an older linreg-ops") as writer:
-        writer.publish(
-            {},
-            {"training_data": manifest.training_data, "split": manifest.split,
-             "versions": manifest.versions, "known_answers": manifest.known_answers},
-            parent=current,
-            carry=tuple(n for n in manifest.artifacts if n != store.DRIFT_PROFILE_JSON),
-        )  # fmt: skip
+    publish_without_profile(models_copy)
     with TestClient(create_app(ServeSettings(models_dir=models_copy))) as client:
         row = [[8.3252, 41.0, 6.98, 1.02, 322.0, 2.55, 37.88, -122.23]]
         assert client.post("/predict", json={"instances": row}).status_code == 200
