@@ -49,6 +49,18 @@ def write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
     return path
 
 
+def three_feature_rows(rng: np.random.Generator, n: int):
+    """X (n × 3, standard normal) and y = X·(1, −2, 0.5) + N(0, 0.1²): a small problem with
+    a known fit, for tests about folders of versions rather than about fitting."""
+    X = rng.normal(size=(n, 3))
+    return X, X @ np.array([1.0, -2.0, 0.5]) + rng.normal(scale=0.1, size=n)
+
+
+def abc_csv(path: Path, X, y) -> Path:
+    """Three features and a target as a CSV with columns a, b, c, y."""
+    return write_csv(path, ["a", "b", "c", "y"], np.column_stack([X, y]).tolist())
+
+
 def fit_model(X, y, names=None, target="y"):
     """A LinearModel fitted the project's way on in-memory arrays (every row, no split)."""
     from linreg_ops.model import LinearModel

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import write_csv
+from helpers import abc_csv, three_feature_rows
 from linreg_ops import lifecycle, pipeline
 from linreg_ops.training import sources
 
@@ -24,10 +24,8 @@ DRIVER = Path(__file__).with_name("fault_driver.py")
 def template(tmp_path_factory) -> Path:
     """Version 1 (train), version 2 (quantize: current); champion moved 1 → 2."""
     folder = tmp_path_factory.mktemp("aliases")
-    rng = np.random.default_rng(5)
-    X = rng.normal(size=(300, 3))
-    y = X @ np.array([1.0, -2.0, 0.5]) + rng.normal(scale=0.1, size=300)
-    data = write_csv(folder / "data.csv", ["a", "b", "c", "y"], np.column_stack([X, y]).tolist())
+    X, y = three_feature_rows(np.random.default_rng(5), 300)
+    data = abc_csv(folder / "data.csv", X, y)
     models = folder / "models"
     pipeline.train(sources.file_source(data, "y"), models)
     pipeline.quantize(models)
