@@ -34,6 +34,18 @@ def template(tmp_path_factory) -> Path:
     return models
 
 
+def kill_at_each_step(template: Path, tmp_path: Path, argv: list[str]):
+    """The fault driver's ``kill`` run of a command on copies of ``template``: (its dry run,
+    one trial per file operation killed after, the next writer's recovery)."""
+    result = subprocess.run(
+        [sys.executable, str(DRIVER), "kill", str(template), str(tmp_path / "work"), "--", *argv],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    return lines[0], lines[1:-1], lines[-1]
+
+
 CASES = {
     "promote current": (["promote", "1", "--alias", "current"], "current", 2, 1),
     "promote champion": (["promote", "1", "--alias", "champion"], "champion", 2, 1),
@@ -46,14 +58,9 @@ def test_a_kill_after_any_file_operation_of_a_move_leaves_old_or_new_holder(
     template, tmp_path, case
 ):
     args, alias, old, new = CASES[case]
-    argv = [*args, "--models-dir", "{models}"]
-    result = subprocess.run(
-        [sys.executable, str(DRIVER), "kill", str(template), str(tmp_path / "work"), "--", *argv],
-        capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    lines = [json.loads(line) for line in result.stdout.splitlines()]
-    dry, trials, recovery = lines[0], lines[1:-1], lines[-1]
+    dry, trials, recovery = kill_at_each_step(
+        template, tmp_path, [*args, "--models-dir", "{models}"]
+    )
     assert dry["status"] == 0, dry
     assert dry["aliases"][alias] == new, dry
     before = [m for m in dry["moves"] if m[0] == alias][:-1]
@@ -84,13 +91,7 @@ def test_a_kill_after_any_file_operation_of_gc_leaves_every_listed_version_whole
     """gc moves a version out of versions/ in one rename, then removes its files: a kill at
     any step leaves it listed and whole, or gone; the next writer empties what was left."""
     argv = ["gc", "--keep", "1", "--models-dir", "{models}"]
-    result = subprocess.run(
-        [sys.executable, str(DRIVER), "kill", str(template), str(tmp_path / "work"), "--", *argv],
-        capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    lines = [json.loads(line) for line in result.stdout.splitlines()]
-    dry, trials, recovery = lines[0], lines[1:-1], lines[-1]
+    dry, trials, recovery = kill_at_each_step(template, tmp_path, argv)
     assert dry["versions"] == [2], dry
     for t in trials:
         where = f"gc: killed after operation {t['k']} ({t['operation']})"
