@@ -1,7 +1,15 @@
 """Constants and small helpers shared by the test suites (importable: tests/ is on pythonpath)."""
 
+import contextlib
+import shlex
 import signal
+import socket
 import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +55,18 @@ def write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
     lines = [",".join(header)] + [",".join(str(v) for v in row) for row in rows]
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def three_feature_rows(rng: np.random.Generator, n: int):
+    """X (n × 3, standard normal) and y = X·(1, −2, 0.5) + N(0, 0.1²): a small problem with
+    a known fit, for tests about folders of versions rather than about fitting."""
+    X = rng.normal(size=(n, 3))
+    return X, X @ np.array([1.0, -2.0, 0.5]) + rng.normal(scale=0.1, size=n)
+
+
+def abc_csv(path: Path, X, y) -> Path:
+    """Three features and a target as a CSV with columns a, b, c, y."""
+    return write_csv(path, ["a", "b", "c", "y"], np.column_stack([X, y]).tolist())
 
 
 def fit_model(X, y, names=None, target="y"):
@@ -115,6 +135,25 @@ def tamper(models_dir: Path, name: str, edit, rewrite_sha: bool = False) -> Path
     return path
 
 
+def publish_without_profile(models_dir: Path):
+    """Publish, on top of the current version, one as a linreg-ops from before drift
+    profiles wrote it (every artifact carried but the profile); returns the version it
+    was published on."""
+    from linreg_ops.storage import store
+
+    current = store.open_version(models_dir)
+    manifest = current.manifest
+    with store.writer(models_dir, "an older linreg-ops") as writer:
+        writer.publish(
+            {},
+            {"training_data": manifest.training_data, "split": manifest.split,
+             "versions": manifest.versions, "known_answers": manifest.known_answers},
+            parent=current,
+            carry=tuple(n for n in manifest.artifacts if n != store.DRIFT_PROFILE_JSON),
+        )  # fmt: skip
+    return current
+
+
 def stop(process: subprocess.Popen, timeout: float = 20.0, sig: int = signal.SIGTERM) -> str:
     """Stop a server the way an operator would, then kill it if it hangs; always reaped, so
     no still-running Popen is left for the garbage collector (a ResourceWarning in a later
@@ -126,6 +165,95 @@ def stop(process: subprocess.Popen, timeout: float = 20.0, sig: int = signal.SIG
         process.kill()
         output = process.communicate()[0]
     return output or ""
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now (the OS picks it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def linreg_ops_command() -> str:
+    """The ``linreg-ops`` script of the test's own interpreter (not whichever is on PATH)."""
+    return str(Path(sys.executable).with_name("linreg-ops"))
+
+
+@dataclass
+class Server:
+    """A server process on a loopback port; ``output`` (stdout and stderr) once stopped."""
+
+    process: subprocess.Popen[str]
+    port: int
+    output: str = ""
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> str:
+        """SIGTERM, kill if it hangs, reap (``stop``); keeps and returns what it printed."""
+        self.output = stop(self.process)
+        return self.output
+
+
+def start_server(
+    command: Sequence[str],
+    port: int,
+    *,
+    ready: str = "/ready",
+    timeout: float = 30.0,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Server:
+    """Start ``command`` (a server that will listen on ``port``) and return once ``ready``
+    answers 2xx. If it exits first or the deadline passes, it is stopped and reaped and the
+    AssertionError holds its output (its stderr is merged into it), so a failed start says
+    why."""
+    process = subprocess.Popen(
+        list(command), cwd=cwd, env=None if env is None else dict(env),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    server = Server(process, port)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{server.url}{ready}", timeout=1):
+                return server
+        except OSError:
+            if process.poll() is not None:
+                problem = f"exited with {process.returncode} before {ready} answered"
+            elif time.monotonic() > deadline:
+                problem = f"did not answer {ready} within {timeout:g} s"
+            else:
+                time.sleep(0.1)
+                continue
+            output = server.stop()
+            raise AssertionError(
+                f"{shlex.join(command)} {problem}; it printed:\n{output}"
+            ) from None
+
+
+@contextlib.contextmanager
+def served(
+    models_dir: Path,
+    *options: str,
+    ready: str = "/ready",
+    timeout: float = 30.0,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[Server]:
+    """``linreg-ops serve --models-dir models_dir --port <free> *options`` as a real process,
+    ready (see ``start_server``); stopped and reaped on leaving, its output then in
+    ``Server.output``."""
+    port = free_port()
+    command = [linreg_ops_command(), "serve", "--models-dir", str(models_dir),
+               "--port", str(port), *options]  # fmt: skip
+    server = start_server(command, port, ready=ready, timeout=timeout, env=env)
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def integer_model(

@@ -11,16 +11,13 @@ import contextlib
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from helpers import stop
+from helpers import Server, free_port, start_server
 
 REPO = Path(__file__).resolve().parents[1]
 SERVE = re.compile(r"^(linreg-ops serve|make serve)\b")
@@ -43,20 +40,13 @@ def environment(home: Path) -> dict[str, str]:
     return env
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @dataclass
 class Shell:
     """Runs one example after another in ``cwd``; keeps a started server until closed."""
 
     cwd: Path
     env: dict[str, str]
-    servers: list[subprocess.Popen[str]] = field(default_factory=list)
+    servers: list[Server] = field(default_factory=list)
     port: int = 0
 
     def run(self, command: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -76,26 +66,14 @@ class Shell:
         command = command.replace("make serve", "linreg-ops serve --models-dir models", 1)
         self.port = free_port()
         env = {**self.env, "LINREG_OPS_PORT": str(self.port)}
-        process = subprocess.Popen(
-            ["bash", "-c", f"exec {command}"], cwd=self.cwd, env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-        self.servers.append(process)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/ready", timeout=1)
-                return
-            except OSError:
-                if process.poll() is not None:
-                    raise AssertionError(f"{command} exited: {stop(process)}") from None
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"{command} did not start: {stop(process)}") from None
-                time.sleep(0.2)
+        server = start_server(
+            ["bash", "-c", f"exec {command}"], self.port, timeout=60, cwd=self.cwd, env=env
+        )
+        self.servers.append(server)
 
     def close(self) -> None:
-        for process in self.servers:
-            stop(process)
+        for server in self.servers:
+            server.stop()
 
 
 @contextlib.contextmanager

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from helpers import snapshot, write_csv
+from helpers import abc_csv, snapshot, three_feature_rows
 from linreg_ops import lifecycle, pipeline
 from linreg_ops.errors import InputError
 from linreg_ops.storage import store
@@ -26,13 +26,9 @@ def folder(tmp_path_factory) -> Path:
     """v1 train, v2 quantize (current after them), v3 train on noisier data; current = 2."""
     root = tmp_path_factory.mktemp("lifecycle")
     rng = np.random.default_rng(11)
-    X = rng.normal(size=(400, 3))
-    y = X @ np.array([1.0, -2.0, 0.5]) + rng.normal(scale=0.1, size=400)
-    good = write_csv(root / "good.csv", ["a", "b", "c", "y"], np.column_stack([X, y]).tolist())
-    noisy_y = y + rng.normal(scale=3.0, size=400)
-    noisy = write_csv(
-        root / "noisy.csv", ["a", "b", "c", "y"], np.column_stack([X, noisy_y]).tolist()
-    )
+    X, y = three_feature_rows(rng, 400)
+    good = abc_csv(root / "good.csv", X, y)
+    noisy = abc_csv(root / "noisy.csv", X, y + rng.normal(scale=3.0, size=400))
     models = root / "models"
     pipeline.train(sources.file_source(good, "y"), models)
     pipeline.quantize(models)

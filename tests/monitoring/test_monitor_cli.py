@@ -5,8 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from helpers import CALIFORNIA_FEATURES, write_csv
-from linreg_ops.storage import store
+from helpers import CALIFORNIA_FEATURES, publish_without_profile, write_csv
 
 pytestmark = pytest.mark.slow
 
@@ -66,16 +65,7 @@ def test_target_gives_realised_r2_beside_training(trained_dir, rows_csv, tmp_pat
 
 def test_a_version_without_a_profile_says_retrain(models_copy, rows_csv, tmp_path, run_cli):
     plain, _ = rows_csv
-    current = store.open_version(models_copy)
-    manifest = current.manifest
-    with store.writer(models_copy, "an older linreg-ops") as writer:
-        writer.publish(
-            {},
-            {"training_data": manifest.training_data, "split": manifest.split,
-             "versions": manifest.versions, "known_answers": manifest.known_answers},
-            parent=current,
-            carry=tuple(n for n in manifest.artifacts if n != store.DRIFT_PROFILE_JSON),
-        )  # fmt: skip
+    current = publish_without_profile(models_copy)
     result = run_cli("monitor", "--models-dir", models_copy, "--input", plain,
                      "--reports-dir", tmp_path / "r")  # fmt: skip
     assert result.returncode == 2

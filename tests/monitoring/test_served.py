@@ -2,42 +2,21 @@
 in-process and through a real 2-worker server process."""
 
 import json
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from helpers import stop, write_csv
+from helpers import publish_without_profile, write_csv
+from helpers import served as serve_process  # "served" names the /monitor answer here
 from linreg_ops.inference.serve import ServeSettings, create_app
 from linreg_ops.monitoring.profile import load_profile
 from linreg_ops.monitoring.served import BUFFER_ROWS, ServedStats, read_served
 from linreg_ops.monitoring.stats import Accumulator, DriftStats, record
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_ready(url: str, process: subprocess.Popen, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"server exited early: {process.stdout.read()}")
-        try:
-            with urllib.request.urlopen(f"{url}/ready", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError("server did not become ready in time")
 
 
 def same_report(served: dict, monitored: dict) -> None:
@@ -113,20 +92,12 @@ def test_served_statistics_of_a_two_worker_server_equal_monitor(
 ):
     import os
 
-    port = free_port()
-    executable = Path(sys.executable).with_name("linreg-ops")
     scratch = tmp_path / "tmp"  # where the server makes its run folder
     scratch.mkdir()
-    process = subprocess.Popen(
-        [str(executable), "serve", "--models-dir", str(trained_dir), "--port", str(port),
-         "--workers", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "TMPDIR": str(scratch)},
-    )  # fmt: skip
     X = test_rows[1][:400, :-1]
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url, process)
+    env = {**os.environ, "TMPDIR": str(scratch)}
+    with serve_process(trained_dir, "--workers", "2", timeout=60.0, env=env) as server:
+        url = server.url
         deadline = time.monotonic() + 60
         while len(list(scratch.glob("linreg-ops-monitor-*/*/worker-*.stats"))) < 2:
             assert time.monotonic() < deadline, "the second worker did not start"
@@ -152,8 +123,6 @@ def test_served_statistics_of_a_two_worker_server_equal_monitor(
             served = json.loads(response.read())
         files = list(scratch.glob("linreg-ops-monitor-*/*/worker-*.stats"))
         assert len(files) == 2  # one per worker, merged on read
-    finally:
-        stop(process)
     assert not list(scratch.iterdir())  # the run folder goes with the server
     csv = write_csv(tmp_path / "rows.csv", list(test_rows[0][:-1]), X.tolist())
     result = run_cli("monitor", "--models-dir", trained_dir, "--input", csv, "--json",
@@ -169,18 +138,7 @@ def test_monitor_without_rows_and_without_a_profile(trained_dir, models_copy):
     assert empty.json()["rows"] == 0
     assert empty.json()["drift"] is False
     # a version published before profiles existed is served, but not monitored
-    from linreg_ops.storage import store
-
-    current = store.open_version(models_copy)
-    manifest = current.manifest
-    with store.writer(models_copy, "an older linreg-ops") as writer:
-        writer.publish(
-            {},
-            {"training_data": manifest.training_data, "split": manifest.split,
-             "versions": manifest.versions, "known_answers": manifest.known_answers},
-            parent=current,
-            carry=tuple(n for n in manifest.artifacts if n != store.DRIFT_PROFILE_JSON),
-        )  # fmt: skip
+    publish_without_profile(models_copy)
     with TestClient(create_app(ServeSettings(models_dir=models_copy))) as client:
         row = [[8.3252, 41.0, 6.98, 1.02, 322.0, 2.55, 37.88, -122.23]]
         assert client.post("/predict", json={"instances": row}).status_code == 200

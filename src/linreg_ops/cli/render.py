@@ -21,6 +21,8 @@ import numpy as np
 from linreg_ops.config import ModelKind
 
 if TYPE_CHECKING:
+    import tqdm.std
+
     from linreg_ops.exports.tracking import TrackedRun
     from linreg_ops.inference.evaluate import Evaluation
     from linreg_ops.inference.loading import Models
@@ -321,15 +323,11 @@ def progress_bar(
 ) -> Iterator[Callable[[int], None] | None]:
     """A tqdm bar on a terminal (done, rate, and with a ``total`` the share and an ETA);
     nothing when standard error is piped, under ``-q``, or when tqdm is missing."""
-    if not (enabled and sys.stderr.isatty()) or _mode[0] == "quiet":
+    bar_type = _terminal_tqdm(enabled)
+    if bar_type is None:
         yield None
         return
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        yield None
-        return
-    with tqdm(total=total, unit=unit, unit_scale=total is None, file=sys.stderr) as bar:
+    with bar_type(total=total, unit=unit, unit_scale=total is None, file=sys.stderr) as bar:
 
         def advance(done: int) -> None:
             bar.update(done)
@@ -343,12 +341,8 @@ def reading_bar(total_bytes: int | None) -> Iterator[Callable[[int, int], None] 
     row count cannot give: a CSV's rows are not known before it is read), with the rows
     read beside it; ``advance(rows, bytes)`` after each block. Silent as ``progress_bar``,
     and without a total (data read in memory, or on a cluster)."""
-    if total_bytes is None or not sys.stderr.isatty() or _mode[0] == "quiet":
-        yield None
-        return
-    try:
-        from tqdm import tqdm
-    except ImportError:
+    bar_type = _terminal_tqdm(total_bytes is not None)
+    if bar_type is None:
         yield None
         return
     # drawn at the first block read: a command refused before (a missing column) shows
@@ -360,7 +354,7 @@ def reading_bar(total_bytes: int | None) -> Iterator[Callable[[int, int], None] 
         nonlocal rows
         if not bars:
             bars.append(
-                tqdm(total=total_bytes, unit="B", unit_scale=True, unit_divisor=1024,
+                bar_type(total=total_bytes, unit="B", unit_scale=True, unit_divisor=1024,
                      file=sys.stderr)
             )  # fmt: skip
         rows += done_rows
@@ -372,6 +366,18 @@ def reading_bar(total_bytes: int | None) -> Iterator[Callable[[int, int], None] 
     finally:
         if bars:
             bars[0].close()
+
+
+def _terminal_tqdm(enabled: bool) -> "type[tqdm.std.tqdm[Any]] | None":
+    """tqdm's bar class when a bar may be drawn (asked for, standard error a terminal, not
+    ``-q``, tqdm installed); None otherwise. The one rule both bars follow."""
+    if not (enabled and sys.stderr.isatty()) or _mode[0] == "quiet":
+        return None
+    try:
+        from tqdm import tqdm as bar_type
+    except ImportError:
+        return None
+    return bar_type
 
 
 # --------------------------------------------------------------------------- --json objects

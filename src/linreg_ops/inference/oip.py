@@ -164,46 +164,34 @@ def answer(
     """Any ``/v2`` request → its answer; never raises for any input. ``headers`` are looked
     up by lower-case name; ``ready`` is False while the server drains."""
     try:
-        return _route(method, path, headers, body, models, limits, ready)
+        if path in ("/v2", "/v2/"):
+            _allow(method, "GET")
+            return _json(200, server_metadata())
+        if path == "/v2/health/live":
+            _allow(method, "GET")
+            return _json(200, {"live": True})
+        if path == "/v2/health/ready":
+            _allow(method, "GET")
+            return _json(200 if ready else 503, {"ready": ready})
+        match = _ROUTE.fullmatch(path)
+        if match is None:
+            raise RequestError(404, f"no route {path!r}: see GET /v2 and /v2/models/<name>")
+        name, version, action = match.group("name", "version", "action")
+        kind, model = _served(models, name, version)
+        if action == "/infer":
+            _allow(method, "POST")
+            request = parse_infer_request(
+                body, headers, model.feature_names, output_names(kind), limits
+            )
+            return encode_infer_response(models, kind, request)
+        _allow(method, "GET")
+        if action == "/ready":
+            return _json(200 if ready else 503, {"name": name, "ready": ready})
+        return _json(200, model_metadata(models, kind))
     except RequestError as exc:
         status = 400 if exc.status == 422 else exc.status
         extra = [("allow", exc.code)] if status == 405 else []
         return _json(status, {"error": exc.message}, extra)
-
-
-def _route(
-    method: str,
-    path: str,
-    headers: Mapping[str, str],
-    body: bytes,
-    models: Models,
-    limits: Limits,
-    ready: bool,
-) -> Answer:
-    if path in ("/v2", "/v2/"):
-        _allow(method, "GET")
-        return _json(200, server_metadata())
-    if path == "/v2/health/live":
-        _allow(method, "GET")
-        return _json(200, {"live": True})
-    if path == "/v2/health/ready":
-        _allow(method, "GET")
-        return _json(200 if ready else 503, {"ready": ready})
-    match = _ROUTE.fullmatch(path)
-    if match is None:
-        raise RequestError(404, f"no route {path!r}: see GET /v2 and /v2/models/<name>")
-    name, version, action = match.group("name", "version", "action")
-    kind, model = _served(models, name, version)
-    if action == "/infer":
-        _allow(method, "POST")
-        request = parse_infer_request(
-            body, headers, model.feature_names, output_names(kind), limits
-        )
-        return encode_infer_response(models, kind, request)
-    _allow(method, "GET")
-    if action == "/ready":
-        return _json(200 if ready else 503, {"name": name, "ready": ready})
-    return _json(200, model_metadata(models, kind))
 
 
 def _allow(method: str, allowed: str) -> None:

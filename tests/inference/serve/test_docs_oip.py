@@ -5,16 +5,13 @@ script prints exactly the output the page shows under it."""
 import itertools
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from helpers import stop
+from helpers import served
 
 pytestmark = pytest.mark.slow
 PAGE = Path(__file__).resolve().parents[3] / "docs" / "operating.md"
@@ -42,22 +39,8 @@ def test_the_section_shows_curl_and_tritonclient():
 def port(trained_dir):
     if shutil.which("curl") is None:
         pytest.fail("the examples need curl: apt-get install curl")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    command = [str(Path(sys.executable).with_name("linreg-ops")), "serve", "--models-dir", str(trained_dir), "--port", str(port)]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/ready", timeout=1)
-            break
-        except OSError:
-            assert process.poll() is None, f"serve exited: {process.stdout.read()}"
-            assert time.monotonic() < deadline, "serve did not start"
-            time.sleep(0.1)
-    yield port
-    stop(process)
+    with served(trained_dir, ready="/v2/health/ready") as server:
+        yield server.port
 
 
 @pytest.mark.parametrize("example", examples(), ids=lambda example: example[1].splitlines()[0][:60])

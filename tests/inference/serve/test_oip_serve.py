@@ -5,12 +5,9 @@ mode: the answers equal ``/invocations``' bit for bit, and every bad input is a 
 import gzip
 import json
 import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,7 +18,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from tritonclient.utils import InferenceServerException
 
-from helpers import CALIFORNIA_FEATURES, stop
+from helpers import CALIFORNIA_FEATURES, served
 from linreg_ops import __version__
 from linreg_ops.inference.predict import predict_rows
 from linreg_ops.inference.serve import ServeSettings, create_app
@@ -32,37 +29,13 @@ MAX_BATCH, MAX_BODY = 100, 20_000
 INFER = "/v2/models/linreg-ops/infer"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until_ready(process: subprocess.Popen, port: int) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/ready", timeout=1)
-            return
-        except OSError:
-            assert process.poll() is None, f"serve exited: {process.stdout.read()}"
-            assert time.monotonic() < deadline, "serve did not start"
-            time.sleep(0.1)
-
-
 @pytest.fixture(scope="module")
 def server(trained_dir):
     """``linreg-ops serve`` on a free port, with limits small enough to reach."""
-    port = free_port()
-    command = [
-        str(Path(sys.executable).with_name("linreg-ops")), "serve", "--models-dir", str(trained_dir),
-        "--port", str(port), "--max-batch", str(MAX_BATCH), "--max-body-bytes", str(MAX_BODY),
-    ]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    wait_until_ready(process, port)
-    yield f"127.0.0.1:{port}"
-    output = stop(process)
-    assert "Traceback" not in output, output
+    limits = ("--max-batch", str(MAX_BATCH), "--max-body-bytes", str(MAX_BODY))
+    with served(trained_dir, *limits, ready="/v2/health/ready") as running:
+        yield f"127.0.0.1:{running.port}"
+    assert "Traceback" not in running.output, running.output
 
 
 @pytest.fixture(scope="module")
@@ -310,14 +283,10 @@ def test_while_draining_v2_ready_is_503_and_infer_still_answers(trained_dir):
     gateway stops sending, while requests already on their way are still predicted."""
     import signal
 
-    port = free_port()
-    command = [str(Path(sys.executable).with_name("linreg-ops")), "serve", "--models-dir", str(trained_dir), "--port", str(port), "--drain-seconds", "5"]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        wait_until_ready(process, port)
-        server = f"127.0.0.1:{port}"
+    with served(trained_dir, "--drain-seconds", "5", ready="/v2/health/ready") as running:
+        server = f"127.0.0.1:{running.port}"
         body = json.dumps({"inputs": [{"name": "input", "shape": [1, 8], "datatype": "FP64", "data": ROW}]}).encode()  # fmt: skip
-        process.send_signal(signal.SIGTERM)
+        running.process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 3
         while True:  # the signal is handled asynchronously: poll until it shows
             status, _, answer = post(server, INFER, body)
@@ -330,5 +299,3 @@ def test_while_draining_v2_ready_is_503_and_infer_still_answers(trained_dir):
             assert time.monotonic() < deadline, "/v2/health/ready never said draining"
         assert ready == (503, {"ready": False})
         assert post(server, INFER, body)[0] == 200
-    finally:
-        stop(process)

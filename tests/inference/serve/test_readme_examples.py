@@ -4,16 +4,12 @@
 import json
 import re
 import shutil
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from helpers import stop
+from helpers import served
 from linreg_ops._version import __version__
 
 pytestmark = pytest.mark.slow
@@ -50,24 +46,8 @@ def test_the_readme_has_a_curl_example_per_route():
 def server(trained_dir):
     if shutil.which("curl") is None:
         pytest.fail("the README's examples need curl: apt-get install curl")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    process = subprocess.Popen(
-        [str(Path(sys.executable).with_name("linreg-ops")), "serve", "--models-dir", str(trained_dir), "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=1)
-            break
-        except OSError:
-            assert process.poll() is None, "serve exited"
-            assert time.monotonic() < deadline, "serve did not start"
-            time.sleep(0.1)
-    yield port
-    stop(process)
+    with served(trained_dir) as running:
+        yield running.port
 
 
 @pytest.mark.parametrize("command", curl_examples())

@@ -163,12 +163,17 @@ BAD_PREDICT = {
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("case", list(BAD_PREDICT))
-def test_bad_predict_bodies(client, case):
-    payload, status, message = BAD_PREDICT[case]
-    response = post_json(client, "/predict", payload)
+def assert_refused(client, path, case):
+    """A bad body's answer: its status and an error message holding the expected words."""
+    payload, status, message = case
+    response = post_json(client, path, payload)
     assert response.status_code == status, response.text
     assert message in response.json()["message"]
+
+
+@pytest.mark.parametrize("case", list(BAD_PREDICT))
+def test_bad_predict_bodies(client, case):
+    assert_refused(client, "/predict", BAD_PREDICT[case])
 
 
 @pytest.mark.parametrize(
@@ -225,10 +230,7 @@ BAD_INVOCATIONS = {
 
 @pytest.mark.parametrize("case", list(BAD_INVOCATIONS))
 def test_bad_invocations(client, case):
-    payload, status, message = BAD_INVOCATIONS[case]
-    response = post_json(client, "/invocations", payload)
-    assert response.status_code == status, response.text
-    assert message in response.json()["message"]
+    assert_refused(client, "/invocations", BAD_INVOCATIONS[case])
 
 
 @pytest.mark.parametrize(

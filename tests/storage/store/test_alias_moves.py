@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import write_csv
+from helpers import abc_csv, three_feature_rows
 from linreg_ops import lifecycle, pipeline
 from linreg_ops.training import sources
 
@@ -24,16 +24,26 @@ DRIVER = Path(__file__).with_name("fault_driver.py")
 def template(tmp_path_factory) -> Path:
     """Version 1 (train), version 2 (quantize: current); champion moved 1 → 2."""
     folder = tmp_path_factory.mktemp("aliases")
-    rng = np.random.default_rng(5)
-    X = rng.normal(size=(300, 3))
-    y = X @ np.array([1.0, -2.0, 0.5]) + rng.normal(scale=0.1, size=300)
-    data = write_csv(folder / "data.csv", ["a", "b", "c", "y"], np.column_stack([X, y]).tolist())
+    X, y = three_feature_rows(np.random.default_rng(5), 300)
+    data = abc_csv(folder / "data.csv", X, y)
     models = folder / "models"
     pipeline.train(sources.file_source(data, "y"), models)
     pipeline.quantize(models)
     lifecycle.promote(models, 1, "champion")
     lifecycle.promote(models, 2, "champion")
     return models
+
+
+def kill_at_each_step(template: Path, tmp_path: Path, argv: list[str]):
+    """The fault driver's ``kill`` run of a command on copies of ``template``: (its dry run,
+    one trial per file operation killed after, the next writer's recovery)."""
+    result = subprocess.run(
+        [sys.executable, str(DRIVER), "kill", str(template), str(tmp_path / "work"), "--", *argv],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    return lines[0], lines[1:-1], lines[-1]
 
 
 CASES = {
@@ -48,14 +58,9 @@ def test_a_kill_after_any_file_operation_of_a_move_leaves_old_or_new_holder(
     template, tmp_path, case
 ):
     args, alias, old, new = CASES[case]
-    argv = [*args, "--models-dir", "{models}"]
-    result = subprocess.run(
-        [sys.executable, str(DRIVER), "kill", str(template), str(tmp_path / "work"), "--", *argv],
-        capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    lines = [json.loads(line) for line in result.stdout.splitlines()]
-    dry, trials, recovery = lines[0], lines[1:-1], lines[-1]
+    dry, trials, recovery = kill_at_each_step(
+        template, tmp_path, [*args, "--models-dir", "{models}"]
+    )
     assert dry["status"] == 0, dry
     assert dry["aliases"][alias] == new, dry
     before = [m for m in dry["moves"] if m[0] == alias][:-1]
@@ -86,13 +91,7 @@ def test_a_kill_after_any_file_operation_of_gc_leaves_every_listed_version_whole
     """gc moves a version out of versions/ in one rename, then removes its files: a kill at
     any step leaves it listed and whole, or gone; the next writer empties what was left."""
     argv = ["gc", "--keep", "1", "--models-dir", "{models}"]
-    result = subprocess.run(
-        [sys.executable, str(DRIVER), "kill", str(template), str(tmp_path / "work"), "--", *argv],
-        capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    lines = [json.loads(line) for line in result.stdout.splitlines()]
-    dry, trials, recovery = lines[0], lines[1:-1], lines[-1]
+    dry, trials, recovery = kill_at_each_step(template, tmp_path, argv)
     assert dry["versions"] == [2], dry
     for t in trials:
         where = f"gc: killed after operation {t['k']} ({t['operation']})"
