@@ -6,7 +6,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = (REPO / "docs" / "testing.md").read_text()
-CONFTEST = (REPO / "tests" / "conftest.py").read_text()
+# every conftest.py of the suite (a shared fixture may live beside the tests that use it)
+CONFTEST = "\n".join(path.read_text() for path in sorted((REPO / "tests").rglob("conftest.py")))
 
 
 def fixture_table() -> dict[str, str]:
@@ -20,7 +21,7 @@ def fixture_table() -> dict[str, str]:
 def test_every_fixture_the_doc_names_exists_with_that_scope():
     for name, scope in fixture_table().items():
         match = re.search(rf'@pytest\.fixture(\(scope="(\w+)"\))?\ndef {name}\(', CONFTEST)
-        assert match, f"docs/testing.md names a fixture tests/conftest.py lacks: {name}"
+        assert match, f"docs/testing.md names a fixture no tests/**/conftest.py has: {name}"
         declared = match.group(2) or "test"
         # "once per run" fixtures are session fixtures built through build_once
         expected = "session" if scope.startswith(("session", "once per")) else scope
