@@ -16,7 +16,7 @@ import secrets
 import select
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import orjson
 
@@ -51,9 +51,9 @@ def _fresh_id() -> str:
     return f"{_ids[1]}{next(_ids[2]) & 0xFFFFFFFF:08x}"
 
 
-@dataclass(frozen=True)
-class Entry:
-    """What one request did (the fields of its log line)."""
+class Entry(NamedTuple):
+    """What one request did (the fields of its log line); a named tuple, built on every
+    request (a frozen dataclass costs three times as much to make)."""
 
     request_id: str
     method: str
