@@ -7,7 +7,7 @@ identical wherever it runs (batch CLI, HTTP service, container). None knows a fi
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -75,6 +75,12 @@ def raw_input_bounds(coef: np.ndarray, intercept: float) -> np.ndarray:
         bounds = headroom / (len(coef) * coef)
     bounds[~(bounds <= FLOAT64_MAX)] = FLOAT64_MAX  # c_j = 0 (or tiny): any finite value
     return bounds
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    """``array``, shared by every caller of a cached property: nobody may change it."""
+    array.flags.writeable = False
+    return array
 
 
 def outside_domain(model: "Predictor", X: np.ndarray) -> np.ndarray:
@@ -252,9 +258,10 @@ class LinearModel(_FloatOutput):
     def label(self) -> str:
         return "float64"
 
-    @property
+    @cached_property
     def input_bounds(self) -> np.ndarray:
-        return raw_input_bounds(self.coef, self.intercept)
+        """Computed once per model (every prediction checks its rows against it)."""
+        return _read_only(raw_input_bounds(self.coef, self.intercept))
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Float64 predictions for rows of ``X`` in ``feature_names`` order."""
@@ -308,9 +315,10 @@ class QuantizedLinearModel(_FloatOutput):
         weights: np.ndarray = scale * (self.weights - self.zero_point).astype(np.float64)
         return weights
 
-    @property
+    @cached_property
     def input_bounds(self) -> np.ndarray:
-        return raw_input_bounds(*self.to_raw_space())
+        """Computed once per model (every prediction checks its rows against it)."""
+        return _read_only(raw_input_bounds(*self.to_raw_space()))
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Predictions from the integers: dequantize once and fold the standardization into
@@ -398,10 +406,10 @@ class IntegerLinearModel:
     def output_range(self) -> tuple[int, int]:
         return -(2 ** (self.output_bits - 1)), 2 ** (self.output_bits - 1) - 1
 
-    @property
+    @cached_property
     def input_bounds(self) -> np.ndarray:
         """Every finite value: the codes saturate, so no input can overflow anything."""
-        return np.full(self.n_features, FLOAT64_MAX)
+        return _read_only(np.full(self.n_features, FLOAT64_MAX))
 
     def quantize_inputs(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Input codes, and for each row whether any feature was clipped to the calibrated range."""
