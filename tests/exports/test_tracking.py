@@ -358,7 +358,10 @@ def test_serve_model_uri_answers_as_the_local_version(tracked, mlflow_server):
         (["--model-uri", f"models:/{NAME}/1", "--tracking-uri", "http://127.0.0.1:9",
           "--registry-poll-seconds", "1"], f"models:/{NAME}/1 names one version, nothing to poll"),
         (["--model-uri", f"models:/{NAME}@a", "--registry-poll-seconds", "0"],
-         "--registry-poll-seconds: must be > 0 seconds, got 0"),
+         "--registry-poll-seconds: must be ≥ 0.5 seconds, got 0"),
+        # attack: 1e-9 polled a shared registry 150 times a second (its server at 90 % CPU)
+        (["--model-uri", f"models:/{NAME}@a", "--registry-poll-seconds", "1e-9"],
+         "--registry-poll-seconds: must be ≥ 0.5 seconds, got 1e-9"),
     ],
 )  # fmt: skip
 def test_serve_model_uri_refusals_are_one_line(args, message):
