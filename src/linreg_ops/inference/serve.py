@@ -175,7 +175,9 @@ class ServeSettings(BaseSettings):
     # serve --model-uri models:/NAME@ALIAS: the registry alias followed (exports.registry)
     model_uri: str | None = None
     tracking_uri: str | None = None
-    registry_poll_seconds: float = Field(SERVE_DEFAULTS.registry_poll_seconds, gt=0)
+    registry_poll_seconds: float = Field(
+        SERVE_DEFAULTS.registry_poll_seconds, ge=SERVE_DEFAULTS.registry_poll_min_seconds
+    )
 
 
 def serve_settings(**given: Any) -> ServeSettings:
