@@ -153,3 +153,29 @@ def test_a_running_worker_refuses_a_version_it_cannot_fetch_within_a_bound(
     assert follower.refused is not None
     assert follower.refused["version"] == 2
     assert follower.serving == 1
+
+
+def test_serving_a_pinned_version_the_registry_cannot_hand_over_is_refused_at_once(
+    failing_registry, tracked, tmp_path
+):
+    """``serve --model-uri models:/NAME/1`` through a registry whose downloads answer 500:
+    exit 2 with one line, asked once as the server check is — not after MLflow's seven
+    retries (249 s, measured by hand with a version number the server answers 500 to)."""
+    import os
+    import subprocess
+    import sys
+
+    bin_dir = Path(sys.executable).parent
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    started = time.monotonic()
+    try:
+        result = subprocess.run(
+            [str(bin_dir / "linreg-ops"), "serve", "--model-uri", f"models:/{NAME}/1",
+             "--tracking-uri", failing_registry("500"), "--port", "0"],
+            capture_output=True, text=True, timeout=BOUND + 30, env=env, check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"serve still fetching after {time.monotonic() - started:.0f} s")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("linreg-ops serve: error: MLflow at http://127.0.0.1:")
