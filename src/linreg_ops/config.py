@@ -252,6 +252,9 @@ class ServeConfig:
     # serve --model-uri models:/NAME@ALIAS: how often each worker asks the registry (one
     # HTTP call; the folder's alias is read every 0.5 s, but a registry is a shared server)
     registry_poll_seconds: float = 2.0
+    # the least it may be: a smaller value only adds load on the shared registry (1e-9 ran
+    # ~150 lookups a second from two workers) and a folder's alias is read every 0.5 s
+    registry_poll_min_seconds: float = 0.5
 
 
 SERVE_DEFAULTS = ServeConfig()

@@ -383,6 +383,11 @@ def _move_registry(
             f"{alias!r} names version {number} in {models_dir}, but the registry alias "
             f"{name}@{alias} was not moved ({exc}); {undone}"
         ) from None
+    except KeyboardInterrupt:  # Ctrl-C after the folder moved: out of step all the same
+        raise RegistryOutOfStepError(
+            f"{alias!r} names version {number} in {models_dir}, but the registry alias "
+            f"{name}@{alias} may not have moved (interrupted); {undone}"
+        ) from None
     return RegistryMove(tracking_uri, name, alias, registered, previous)
 
 

@@ -4,6 +4,7 @@ versions of ``tracked``: everything that can refuse is asked before the folder c
 2, nothing changed anywhere); a registry that refuses after the folder's alias moved is exit
 5 with one line that says so, and the same command finishes the move."""
 
+import contextlib
 import http.client
 import os
 import shutil
@@ -97,17 +98,21 @@ def registry_proxy(mlflow_server) -> Iterator:
                     upstream.hostname, upstream.port, timeout=60
                 )
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
-                connection.request(self.command, self.path, body or None, headers)
-                answer = connection.getresponse()
-                data = answer.read()
-                self.send_response(answer.status)
-                for key, value in answer.getheaders():
-                    if key.lower() not in ("transfer-encoding", "connection", "content-length"):
-                        self.send_header(key, value)
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-                connection.close()
+                try:
+                    connection.request(self.command, self.path, body or None, headers)
+                    answer = connection.getresponse()
+                    data = answer.read()
+                finally:
+                    connection.close()
+                # a client interrupted meanwhile (a Ctrl-C test) is gone: nobody to answer
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.send_response(answer.status)
+                    for key, value in answer.getheaders():
+                        if key.lower() not in ("transfer-encoding", "connection", "content-length"):
+                            self.send_header(key, value)
+                    self.send_header("content-length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
 
             do_GET = do_POST = do_PATCH = do_DELETE = _forward  # noqa: N815 - http.server names
 
@@ -253,3 +258,40 @@ def test_two_promotes_at_once_land_in_the_same_order_in_the_folder_and_the_regis
     assert first.returncode == 0, err
     assert second.returncode == 0, second.stderr
     assert (store.alias_holder(models, alias), registry_alias(mlflow_server, alias)) == (2, 2)
+
+
+@pytest.mark.parametrize("command", ["promote", "rollback"])
+def test_ctrl_c_while_the_registry_moves_says_the_folder_moved(
+    models, mlflow_server, registry_proxy, command
+):
+    """Attack: Ctrl-C while the registry's move is on its way (a slow proxy), after the
+    folder's alias moved. The two are out of step, as when the registry refuses: exit 5 and
+    one line saying what moved and how to finish — not a silent exit 130 that leaves the
+    operator believing nothing changed (a rollback re-run would go one version further)."""
+    import signal
+
+    alias = f"interrupted-{command}"
+    common = ["--alias", alias, "--models-dir", models, "--registered-model", NAME]
+    direct = [*common, "--tracking-uri", mlflow_server.uri]
+    if command == "rollback":
+        assert linreg_ops("promote", "1", *direct).returncode == 0
+        assert linreg_ops("promote", "2", "--force", *direct).returncode == 0
+        argv = ["rollback", *common]
+    else:
+        argv = ["promote", "1", *common]
+    slow, asked = registry_proxy("slow")
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    process = subprocess.Popen(
+        [str(BIN / "linreg-ops"), *map(str, argv), "--tracking-uri", slow],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        assert asked.wait(120), f"{command} never asked the registry to move the alias"
+        process.send_signal(signal.SIGINT)
+    finally:
+        _, err = process.communicate(timeout=120)
+    assert store.alias_holder(models, alias) == 1  # the folder's alias moved
+    assert process.returncode == 5, (process.returncode, err)
+    assert err.count("\n") == 1, err
+    assert err.startswith(f"linreg-ops {command}: error: '{alias}' names version 1 in {models}")
+    assert "promote 1 --alias" in err or "run the same promote again" in err

@@ -358,7 +358,10 @@ def test_serve_model_uri_answers_as_the_local_version(tracked, mlflow_server):
         (["--model-uri", f"models:/{NAME}/1", "--tracking-uri", "http://127.0.0.1:9",
           "--registry-poll-seconds", "1"], f"models:/{NAME}/1 names one version, nothing to poll"),
         (["--model-uri", f"models:/{NAME}@a", "--registry-poll-seconds", "0"],
-         "--registry-poll-seconds: must be > 0 seconds, got 0"),
+         "--registry-poll-seconds: must be ≥ 0.5 seconds, got 0"),
+        # attack: 1e-9 polled a shared registry 150 times a second (its server at 90 % CPU)
+        (["--model-uri", f"models:/{NAME}@a", "--registry-poll-seconds", "1e-9"],
+         "--registry-poll-seconds: must be ≥ 0.5 seconds, got 1e-9"),
     ],
 )  # fmt: skip
 def test_serve_model_uri_refusals_are_one_line(args, message):
@@ -570,3 +573,23 @@ def test_serve_model_uri_on_an_unreachable_server_is_exit_2_within_seconds(tmp_p
     assert result.stderr.startswith(f"linreg-ops serve: error: MLflow at http://127.0.0.1:{port}: ")
     assert result.stderr.count("\n") == 1
     assert time.monotonic() - started < 30
+
+
+def test_run_json_with_a_tracking_uri_prints_only_json(data_csv, mlflow_server, tmp_path):
+    """Attack: ``run --json --tracking-uri`` piped into a JSON reader. MLflow writes "🏃 View
+    run … / 🧪 View experiment …" to stdout as a run ends, before the document: stdout must
+    be the one JSON object, and ``-q`` must print nothing (MLflow's chatter is not ours)."""
+    common = ["--data", data_csv, "--target", "y", "--tracking-uri", mlflow_server.uri,
+              "--registered-model", "json-stdout", "--max-r2-drop", "none"]  # fmt: skip
+    document = linreg_ops(
+        "run", *common, "--models-dir", tmp_path / "m1", "--reports-dir", tmp_path / "r1",
+        "--json", env=without_tracking_env(),
+    )  # fmt: skip
+    assert document.returncode == 0, document.stderr
+    assert json.loads(document.stdout)["version"] == 1
+    quiet = linreg_ops(
+        "run", *common, "--models-dir", tmp_path / "m2", "--reports-dir", tmp_path / "r2", "-q",
+        env=without_tracking_env(),
+    )  # fmt: skip
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stdout == ""

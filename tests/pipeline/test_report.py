@@ -112,3 +112,54 @@ def test_the_model_card_is_the_same_bytes_for_two_runs(california, tmp_path):
                   "train_test_split", "| integer-only int8×int16 minmax |", "| MedInc |",
                   "numpy"):  # fmt: skip
         assert words in text
+
+
+def _overlapping_texts(figure) -> list[str]:
+    """Titles and axis labels that overlap one another or leave the picture, once drawn."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    texts = [figure._suptitle] if figure._suptitle is not None else []
+    for axes in figure.axes:
+        texts += [axes.title, axes.xaxis.label, axes.yaxis.label]
+    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in texts if t.get_text()]
+    whole = figure.bbox
+    found = [
+        f"{name!r} leaves the picture"
+        for name, box in boxes
+        if box.x0 < whole.x0 - 1 or box.y0 < whole.y0 - 1
+        or box.x1 > whole.x1 + 1 or box.y1 > whole.y1 + 1
+    ]  # fmt: skip
+    for i, (first, a) in enumerate(boxes):
+        for second, b in boxes[i + 1 :]:
+            if a.overlaps(b):
+                found.append(f"{first!r} overlaps {second!r}")
+    return found
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "MedHouseVal",
+        "median_house_value_in_us_dollars_2026",
+        "target_with_a_really_long_name_in_units_of_currency",
+    ],
+)
+def test_the_plots_titles_and_labels_neither_overlap_nor_leave_the_picture(target):
+    """Attack on the fixed margins (the constrained layout was dropped for speed): the real
+    panel titles and a longer target name, as a user's CSV names it. Checked failing: the
+    third panel's title ran into the second panel's y label, labels left the picture."""
+    rng = np.random.default_rng(2)
+    y = rng.normal(size=50) * 1000
+    predictions = {
+        "float64": y + 0.1,
+        "int8 per-tensor hessian": y + 0.2,
+        "integer-only int8×int16 minmax": y,
+    }
+    for figure in (
+        report.predicted_vs_actual_figure(y, predictions, target, "$"),
+        report.residuals_figure(y, predictions, target, "$"),
+    ):
+        assert _overlapping_texts(figure) == []

@@ -128,10 +128,11 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _positive_seconds(text: str) -> float:
+def _registry_poll_seconds(text: str) -> float:
     value = _seconds(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError(f"must be > 0 seconds, got {text}")
+    least = SERVE_DEFAULTS.registry_poll_min_seconds
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be ≥ {least:g} seconds, got {text}")
     return value
 
 
@@ -731,9 +732,10 @@ def register_serve(subcommands: "argparse._SubParsersAction[Parser]", p: Parents
     )
     sub.add_argument(
         "--registry-poll-seconds",
-        type=_positive_seconds,
+        type=_registry_poll_seconds,
         help="with --model-uri models:/NAME@ALIAS: how often each worker asks the registry "
-        f"(default: {serving.registry_poll_seconds:g})",
+        f"(default: {serving.registry_poll_seconds:g}; at least "
+        f"{serving.registry_poll_min_seconds:g})",
     )
 
 

@@ -43,7 +43,13 @@ def quiet_mlflow(**settings: str) -> Iterator[None]:
     """MLflow's environment settings for the length of a call (no progress bars: a log of
     a run is no terminal), and its INFO lines left out; both as they were after. What the
     user asked for is linreg-ops's own output: MLflow's chatter is not (even under ``-q``)."""
-    settings = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false", **settings}
+    settings = {
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+        # the "🏃 View run … / 🧪 View experiment …" lines MLflow writes to stdout as a run
+        # ends: they broke run --json's document and run -q's silence
+        "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+        **settings,
+    }
     saved = {name: os.environ.get(name) for name in settings}
     logger = logging.getLogger("mlflow")
     level = logger.level

@@ -39,7 +39,8 @@ __all__ = ["APP_FACTORY", "LAST_GOOD", "POLL_TIMEOUT_SECONDS", "RegistrySource",
 
 APP_FACTORY = "linreg_ops.exports.registry:create_app"  # what each worker process calls
 LAST_GOOD = "last-good"  # <root>/last-good: the registered version a worker last went live on
-POLL_TIMEOUT_SECONDS = 10  # a poll that hangs on the registry gives up (and is tried again)
+# a poll or a download that hangs on the registry gives up (and is tried again)
+POLL_TIMEOUT_SECONDS = 10
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,15 @@ class RegistrySource:
     def _fetch(self, key: int) -> None:
         staging = self.root / f".fetching-{key}-{os.getpid()}"
         store.remove_tree(staging)  # a fetch of this process killed half-way
-        tracking.fetch_registered_version(self.tracking_uri, f"models:/{self.name}/{key}", staging)
+        # each download asked once, as a poll is: MLflow's own back-off on a registry that
+        # fails mid-fetch holds a starting worker (and a running one's watch) for minutes
+        with quiet_mlflow(
+            MLFLOW_HTTP_REQUEST_MAX_RETRIES="0",
+            MLFLOW_HTTP_REQUEST_TIMEOUT=str(POLL_TIMEOUT_SECONDS),
+        ):
+            tracking.fetch_registered_version(
+                self.tracking_uri, f"models:/{self.name}/{key}", staging
+            )
         try:
             staging.rename(self.folder(key))
         except OSError:  # another worker's copy came first: it is the same version

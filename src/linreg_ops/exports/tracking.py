@@ -418,7 +418,11 @@ def fetch_registered_version(tracking_uri: str, model_uri: str, dest: Path) -> t
             f"{dest} already exists: a registered version is fetched into a new folder"
         )
     client = _client(tracking_uri)
-    registered = _registered(client, tracking_uri, model_uri)
+    # every call asked once, as the server check is: MLflow's back-off on a registry that
+    # answers 500 takes minutes before the same one-line refusal
+    once = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": _PROBE_RETRIES}
+    with quiet_mlflow(**once):
+        registered = _registered(client, tracking_uri, model_uri)
     resolved = f"models:/{name}/{registered.version}"
     expected = registered.tags.get("manifest_sha256")
     if not registered.run_id or not expected:
@@ -433,7 +437,7 @@ def fetch_registered_version(tracking_uri: str, model_uri: str, dest: Path) -> t
     except OSError as exc:
         raise InputError(f"cannot write {dest}: {exc.strerror or exc}") from None
     try:
-        with quiet_mlflow():
+        with quiet_mlflow(**once):
             _fetch_version(
                 client, tracking_uri, registered.run_id, resolved, expected, staging, dest
             )

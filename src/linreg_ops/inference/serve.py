@@ -146,6 +146,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 LARGE_BODY = 1 << 20  # after a body this large, hand freed memory back to the system
 CLIPPED_HEADER = b"x-clipped-rows"  # integer model: how many rows it clipped
+_CLIENT_LEFT = 499  # logged for a client that left before its body arrived (nginx's code)
 MODEL_KIND_HEADER = b"x-model-kind"  # /invocations: the model, like ?model=
 UNSUPPORTED = "UNSUPPORTED_MEDIA_TYPE"
 SMALL_INTEGER_BATCH = 512  # rows: below this the integer model runs its int64 arithmetic
@@ -175,7 +176,9 @@ class ServeSettings(BaseSettings):
     # serve --model-uri models:/NAME@ALIAS: the registry alias followed (exports.registry)
     model_uri: str | None = None
     tracking_uri: str | None = None
-    registry_poll_seconds: float = Field(SERVE_DEFAULTS.registry_poll_seconds, gt=0)
+    registry_poll_seconds: float = Field(
+        SERVE_DEFAULTS.registry_poll_seconds, ge=SERVE_DEFAULTS.registry_poll_min_seconds
+    )
 
 
 def serve_settings(**given: Any) -> ServeSettings:
@@ -761,7 +764,8 @@ class Front:
                 self._record(live, label, None, method, status, started, rid, False)
             return
         answer = await self._answer(route, scope, receive, headers, live)
-        if answer is None:  # the client left before its body arrived
+        if answer is None:  # the client left before its body arrived: nobody to answer
+            self._record(live, route.path, None, method, _CLIENT_LEFT, started, rid, False)
             return
         response_headers = [
             (b"content-type", answer.content_type),
@@ -792,7 +796,9 @@ class Front:
         method, path = scope["method"], scope["path"]
         headers: list[tuple[bytes, bytes]] = scope["headers"]
         read = await self._read_body(receive, headers) if method == "POST" else b""
-        if read is None:  # the client left before its body arrived
+        if read is None:  # the client left before its body arrived: nobody to answer
+            label = OIP_INFER_ROUTE if path.endswith("/infer") else OIP_ROUTE
+            self._record(live, label, None, method, _CLIENT_LEFT, started, rid, False)
             return
         if isinstance(read, Answer):  # 413 before the body was read whole
             message = orjson.loads(read.body)["message"]
