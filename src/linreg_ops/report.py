@@ -123,6 +123,28 @@ def _figure_png(figure: "Figure") -> bytes:
     return buffer.getvalue()
 
 
+# Up to this many characters in an axis label, fixed margins hold it (the tests draw the
+# longest); beyond, matplotlib's constrained layout places it, at its cost: its solver was
+# 45 % of a 400-row `run`, so the usual short names do without it.
+_LONGEST_FIXED_LABEL = 56
+
+
+def _figure(
+    size: tuple[float, float], target: str, units: str | None, **margins: float
+) -> "Figure":
+    """A figure with fixed ``margins``, or laid out by matplotlib when a label is too long."""
+    from matplotlib.figure import Figure
+
+    longest = max(
+        len(_label(f"predicted {target}", units)), len(_label("actual − predicted", units))
+    )
+    if longest > _LONGEST_FIXED_LABEL:
+        return Figure(figsize=size, layout="constrained")
+    figure = Figure(figsize=size)
+    figure.subplots_adjust(**margins)
+    return figure
+
+
 def _label(name: str, units: str | None) -> str:
     return f"{name} ({units})" if units else name
 
@@ -137,12 +159,10 @@ def predicted_vs_actual_figure(
     y_true: np.ndarray, predictions: dict[str, np.ndarray], target: str, units: str | None
 ) -> "Figure":
     """One panel per model, same axes: points on the diagonal are exact predictions."""
-    from matplotlib.figure import Figure
 
-    # fixed margins, not layout="constrained": the solver cost 45 % of a 400-row `run`
-    figure = Figure(figsize=(5 * len(predictions), 5))
-    figure.subplots_adjust(left=0.16 / len(predictions), right=0.97, bottom=0.1, top=0.87,
-                           wspace=0.3)  # fmt: skip
+    figure = _figure((5 * len(predictions), 5), target, units,
+                     left=0.16 / len(predictions), right=0.97, bottom=0.1, top=0.87,
+                     wspace=0.3)  # fmt: skip
     axes_row: Sequence[Axes] = figure.subplots(
         1, len(predictions), sharex=True, sharey=True, squeeze=False
     )[0]
@@ -174,10 +194,9 @@ def residuals_figure(
 ) -> "Figure":
     """The float model's residuals against its prediction (structure means the linear model
     misses something), and every model's residual distribution on one axis."""
-    from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(11, 4.5))  # fixed margins, as above
-    figure.subplots_adjust(left=0.07, right=0.98, bottom=0.12, top=0.91, wspace=0.22)
+    figure = _figure((11, 4.5), target, units,
+                     left=0.07, right=0.98, bottom=0.12, top=0.91, wspace=0.22)  # fmt: skip
     scatter_axes, hist_axes = figure.subplots(1, 2)
     (first_label, first), *_ = predictions.items()
     residuals = y_true - first
