@@ -219,7 +219,7 @@ def test_a_tampered_registry_is_refused_and_leaves_nothing(tracked, mlflow_serve
     finally:
         mlflow_client.log_artifact(registered.run_id, original, tracking.VERSION_ARTIFACTS)
     assert str(refusal.value).startswith(
-        f"models:/{NAME}/1 ({tracking.VERSION_ARTIFACTS}/model.json does not match its SHA-256"
+        f"models:/{NAME}/1: {tracking.VERSION_ARTIFACTS}/model.json does not match its SHA-256"
     )
     assert not (tmp_path / "b").exists()
     assert tracking.fetch_registered_version(

@@ -470,7 +470,7 @@ def _fetch_version(
     try:
         version = store.import_version(manifest_path.parent, dest)
     except ArtifactError as exc:  # named by where it came from, not by a folder now gone
-        where = f"{resolved} ({VERSION_ARTIFACTS}/"
+        where = f"{resolved}: {VERSION_ARTIFACTS}/"
         raise ArtifactError(str(exc).replace(f"{manifest_path.parent}/", where, 1)) from None
     loading.load_models(version)  # the loader every local version goes through
 

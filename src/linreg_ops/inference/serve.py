@@ -901,8 +901,10 @@ class Front:
 
         from starlette.requests import ClientDisconnect
 
-        with contextlib.suppress(ClientDisconnect):  # the client left: nobody to answer
+        try:
             await self.cold(scope, receive, sending)
+        except ClientDisconnect:  # the client left: nobody to answer, as on the hot routes
+            return _CLIENT_LEFT
         return status
 
     def _record(

@@ -350,6 +350,40 @@ def test_an_exception_from_the_cold_app_is_logged_and_counted_as_a_500(trained_d
     ), metrics
 
 
+def test_a_client_that_leaves_a_cold_route_is_logged_and_counted_as_499(trained_dir, tmp_path):
+    """Attack finding: a client leaving while the FastAPI app behind the front read its body
+    (starlette's ClientDisconnect) was logged and counted as a 500, a server error nobody
+    made; the hot routes say 499 ("client closed request")."""
+    import os
+
+    from starlette.requests import ClientDisconnect
+
+    from linreg_ops.inference.access_log import AccessLogger
+
+    async def left(scope, receive, send):
+        raise ClientDisconnect
+
+    front = create_app(ServeSettings(models_dir=trained_dir, access_log="json"))
+    path = tmp_path / "log"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    try:
+        with TestClient(front, raise_server_exceptions=False) as test:
+            front.service.log = AccessLogger("json", fd)
+            front._cold = left
+            test.post("/no-such-route", content=b"{}")
+            front._cold = None
+            metrics = test.get("/metrics").text
+    finally:
+        os.close(fd)
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert (lines[0]["route"], lines[0]["status"]) == ("other", 499)
+    assert any(
+        line.startswith("linreg_ops_requests_total{") and 'code="499"' in line
+        for line in metrics.splitlines()
+    ), metrics
+    assert not any('code="500"' in line for line in metrics.splitlines())
+
+
 @pytest.mark.parametrize(
     ("method", "path", "expected"),
     [
