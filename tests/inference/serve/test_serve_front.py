@@ -317,16 +317,13 @@ def test_predict_refuses_a_model_asked_for_twice_differently(client, query, head
     assert response.json()["message"].startswith("model: ")
 
 
-def test_an_exception_from_the_cold_app_is_logged_and_counted_as_a_500(trained_dir, tmp_path):
-    """Attack finding S3: an exception escaping the FastAPI app behind the front skipped the
-    access-log line and the request counter, so a route failing every time read as 0 errors.
-    The cold app is replaced by one that raises (fault injection); the real front answers."""
+def through_a_cold_app(trained_dir, tmp_path, cold, method: str) -> tuple[int, list[dict], str]:
+    """One request to an unknown route, answered by the real front with ``cold`` in place of
+    the FastAPI app behind it (fault injection): the status the client got, the request-log
+    lines and a /metrics scrape."""
     import os
 
     from linreg_ops.inference.access_log import AccessLogger
-
-    async def failing(scope, receive, send):
-        raise RuntimeError("the cold app broke")
 
     front = create_app(ServeSettings(models_dir=trained_dir, access_log="json"))
     path = tmp_path / "log"
@@ -334,54 +331,53 @@ def test_an_exception_from_the_cold_app_is_logged_and_counted_as_a_500(trained_d
     try:
         with TestClient(front, raise_server_exceptions=False) as test:
             front.service.log = AccessLogger("json", fd)
-            front._cold = failing
-            assert test.get("/no-such-route").status_code == 500
+            front._cold = cold
+            answer = test.request(
+                method, "/no-such-route", content=b"{}" if method == "POST" else None
+            )
             front._cold = None
             metrics = test.get("/metrics").text
     finally:
         os.close(fd)
     lines = [json.loads(line) for line in path.read_text().splitlines()]
-    assert (lines[0]["route"], lines[0]["status"]) == ("other", 500)
-    assert any(
+    return answer.status_code, lines, metrics
+
+
+def counted(metrics: str, code: int) -> bool:
+    return any(
         line.startswith("linreg_ops_requests_total{")
-        and 'code="500"' in line
+        and f'code="{code}"' in line
         and 'route="other"' in line
         for line in metrics.splitlines()
-    ), metrics
+    )
+
+
+def test_an_exception_from_the_cold_app_is_logged_and_counted_as_a_500(trained_dir, tmp_path):
+    """Attack finding S3: an exception escaping the FastAPI app behind the front skipped the
+    access-log line and the request counter, so a route failing every time read as 0 errors."""
+
+    async def failing(scope, receive, send):
+        raise RuntimeError("the cold app broke")
+
+    status, lines, metrics = through_a_cold_app(trained_dir, tmp_path, failing, "GET")
+    assert status == 500
+    assert (lines[0]["route"], lines[0]["status"]) == ("other", 500)
+    assert counted(metrics, 500), metrics
 
 
 def test_a_client_that_leaves_a_cold_route_is_logged_and_counted_as_499(trained_dir, tmp_path):
     """Attack finding: a client leaving while the FastAPI app behind the front read its body
     (starlette's ClientDisconnect) was logged and counted as a 500, a server error nobody
     made; the hot routes say 499 ("client closed request")."""
-    import os
-
     from starlette.requests import ClientDisconnect
-
-    from linreg_ops.inference.access_log import AccessLogger
 
     async def left(scope, receive, send):
         raise ClientDisconnect
 
-    front = create_app(ServeSettings(models_dir=trained_dir, access_log="json"))
-    path = tmp_path / "log"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
-    try:
-        with TestClient(front, raise_server_exceptions=False) as test:
-            front.service.log = AccessLogger("json", fd)
-            front._cold = left
-            test.post("/no-such-route", content=b"{}")
-            front._cold = None
-            metrics = test.get("/metrics").text
-    finally:
-        os.close(fd)
-    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    _, lines, metrics = through_a_cold_app(trained_dir, tmp_path, left, "POST")
     assert (lines[0]["route"], lines[0]["status"]) == ("other", 499)
-    assert any(
-        line.startswith("linreg_ops_requests_total{") and 'code="499"' in line
-        for line in metrics.splitlines()
-    ), metrics
-    assert not any('code="500"' in line for line in metrics.splitlines())
+    assert counted(metrics, 499), metrics
+    assert not counted(metrics, 500), metrics
 
 
 @pytest.mark.parametrize(
