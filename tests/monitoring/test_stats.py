@@ -10,7 +10,15 @@ from hypothesis import strategies as st
 from helpers import fit_model
 from linreg_ops.moments import MomentStats
 from linreg_ops.monitoring.profile import Profile, build_profile
-from linreg_ops.monitoring.stats import BROADCAST_CELLS, Accumulator, DriftStats, merge, record
+from linreg_ops.monitoring.stats import (
+    BROADCAST_CELLS,
+    MAX_DEVIATION,
+    Accumulator,
+    DriftStats,
+    merge,
+    monitorable,
+    record,
+)
 
 
 def accumulator_for(seed: int, d: int = 3) -> tuple[Accumulator, np.ndarray]:
@@ -105,3 +113,41 @@ def test_request_sized_and_block_sized_bin_sums_agree():
     np.testing.assert_allclose(
         small.parts()["bin_sums"], large.parts()["bin_sums"], rtol=1e-9, atol=1e-9
     )
+
+
+def monitorable_row_by_row(acc: Accumulator, X: np.ndarray) -> np.ndarray:
+    """The definition, one row at a time: every value, and the prediction, within
+    MAX_DEVIATION of its training mean."""
+    ok = []
+    for row in X:
+        with np.errstate(over="ignore", invalid="ignore"):
+            values = [*row, row @ acc.coef + acc.intercept]
+        ok.append(all(abs(v - m) < MAX_DEVIATION for v, m in zip(values, acc.shift, strict=True)))
+    return np.array(ok, dtype=bool)
+
+
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    magnitudes=st.lists(
+        st.sampled_from([1.0, 1e100, 1e149, 3e149, 1e150, 1e151, 1e300]), min_size=1, max_size=12
+    ),
+)
+def test_monitorable_decides_every_row_as_the_definition_does(seed, magnitudes):
+    """The shortcut (all rows at once, from the largest value) never says yes where the
+    definition says no, and row by row the answer is the definition's."""
+    acc, X = accumulator_for(seed % 1000)
+    rng = np.random.default_rng(seed)
+    rows = rng.normal(size=(len(magnitudes), X.shape[1])) * np.array(magnitudes)[:, None]
+    np.testing.assert_array_equal(monitorable(acc, rows), monitorable_row_by_row(acc, rows))
+    np.testing.assert_array_equal(monitorable(acc, X), monitorable_row_by_row(acc, X))
+
+
+def test_a_row_whose_values_are_near_but_whose_prediction_is_beyond_is_not_monitorable():
+    """Every value inside MAX_DEVIATION, the prediction beyond it: the shortcut must look at
+    the prediction too."""
+    acc, _ = accumulator_for(4)
+    assert np.abs(acc.coef).sum() > 1.2
+    row = 0.9 * MAX_DEVIATION * np.sign(acc.coef)
+    assert (np.abs(row - acc.shift[:-1]) < MAX_DEVIATION).all()
+    np.testing.assert_array_equal(monitorable(acc, row[None, :]), [False])
+    np.testing.assert_array_equal(monitorable_row_by_row(acc, row[None, :]), [False])

@@ -54,6 +54,8 @@ class Accumulator:
     bin_offsets: np.ndarray  # where each column's bins start in the counts
     columns: int
     bins: int
+    feature_reach: float  # the largest |training mean| of a feature
+    prediction_reach: tuple[float, float]  # Σ|coef|, |intercept| + |the prediction's mean|
 
     @classmethod
     def of(cls, profile: Profile, model: LinearModel) -> "Accumulator":
@@ -67,6 +69,11 @@ class Accumulator:
             bin_offsets=np.arange(k, dtype=np.int64) * (e + 1),
             columns=k,
             bins=e + 1,
+            feature_reach=float(np.abs(profile.mean[:-1]).max(initial=0.0)),
+            prediction_reach=(
+                float(np.abs(model.coef).sum()),
+                abs(float(model.intercept)) + abs(float(profile.mean[-1])),
+            ),
         )
 
     # The vector's layout: n, n_target, sum, cross, min, max, counts, bin sums, target sums.
@@ -190,8 +197,14 @@ def _binned(Z: np.ndarray, acc: Accumulator) -> tuple[np.ndarray, np.ndarray]:
 
 def monitorable(acc: Accumulator, matrix: np.ndarray) -> np.ndarray:
     """Which rows the statistics can hold: every value within MAX_DEVIATION of its training
-    mean, and the prediction too."""
+    mean, and the prediction too. Decided for all rows at once from the largest value when
+    even it is far inside (every row the service scores, in practice); row by row else."""
     X = np.asarray(matrix, dtype=np.float64)
+    largest = float(np.abs(X).max(initial=0.0))  # NaN: the comparisons below are False
+    # |x − mean| ≤ |x| + max|mean|;  |x·c + b − mean_y| ≤ max|x|·Σ|c| + |b| + |mean_y|
+    slope, offset = acc.prediction_reach
+    if largest + acc.feature_reach < MAX_DEVIATION and largest * slope + offset < MAX_DEVIATION:
+        return np.ones(len(X), dtype=bool)
     with np.errstate(over="ignore", invalid="ignore"):
         deviation = np.abs(X - acc.shift[: X.shape[1]])
         prediction = np.abs(X @ acc.coef + acc.intercept - acc.shift[-1])
