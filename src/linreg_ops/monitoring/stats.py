@@ -140,45 +140,48 @@ def record_into(
     if n == 0:
         return
     views = acc.parts(data)
-    Z = np.empty((n, acc.columns))
-    Z[:, :d] = X
-    np.matmul(X, acc.coef, out=Z[:, d])
-    Z[:, d] += acc.intercept
-    np.minimum(views["min"], Z.min(axis=0), out=views["min"])
-    np.maximum(views["max"], Z.max(axis=0), out=views["max"])
+    # one row per column (features, then the prediction), each contiguous: numpy reduces a
+    # contiguous row fast, and a column of an (n, 9) array 20× slower
+    Z = np.empty((acc.columns, n))
+    Z[:d] = X.T
+    np.matmul(X, acc.coef, out=Z[d])
+    Z[d] += acc.intercept
+    np.minimum(views["min"], Z.min(axis=1), out=views["min"])
+    np.maximum(views["max"], Z.max(axis=1), out=views["max"])
     if target is not None:
         y = np.asarray(target, dtype=np.float64)
-        residual = y - Z[:, d]
+        residual = y - Z[d]
         dy = y - acc.target_shift
         views["target"][:] += (dy.sum(), dy @ dy, residual @ residual)
         views["target_count"][0] += n
     counts, bin_sums = _binned(Z, acc)
     views["counts"] += counts
     views["bin_sums"] += bin_sums
-    Z -= acc.shift
-    views["sum"][:] += Z.sum(axis=0)
-    views["cross"][:] += Z.T @ Z
+    Z -= acc.shift[:, None]
+    views["sum"][:] += Z.sum(axis=1)
+    views["cross"][:] += Z @ Z.T
     views["count"][0] += n
 
 
 def _binned(Z: np.ndarray, acc: Accumulator) -> tuple[np.ndarray, np.ndarray]:
-    """Per column, how many values fall in each bin and the sum of their differences from
-    the training mean. A value's bin is how many of its column's edges lie below it.
+    """Per column (``Z``: one row per column), how many values fall in each bin and the sum
+    of their differences from the training mean. A value's bin is how many of its column's
+    edges lie below it.
 
     A request's few rows: one broadcast comparison and two bincounts. A block: each column
     sorted once, the edges looked up in it (a bin is a run of the sorted column) and each run
     summed — a binary search per edge instead of per value, 4-6× faster on a 1,000-row
     batch, and the counts are the same integers."""
-    n, k = Z.shape
+    k, n = Z.shape
     edges, bins = acc.edges, acc.bins
     if n * edges.size <= BROADCAST_CELLS:
-        index = (Z[:, :, None] > edges[None, :, :]).sum(axis=2) + acc.bin_offsets
+        index = (Z[:, :, None] > edges[:, None, :]).sum(axis=2) + acc.bin_offsets[:, None]
         flat = index.ravel()
         counts = np.bincount(flat, minlength=k * bins)
-        shifted = (Z - acc.shift).ravel()
+        shifted = (Z - acc.shift[:, None]).ravel()
         sums = np.bincount(flat, weights=shifted, minlength=k * bins)
         return counts.reshape(k, bins), sums.reshape(k, bins)
-    ordered = np.sort(Z.T, axis=1)  # (columns, rows)
+    ordered = np.sort(Z, axis=1)
     # values with a bin ≤ i are those ≤ edges[i]: the run ends of each bin, then n
     ends = np.empty((k, bins), dtype=np.int64)
     for j in range(k):
