@@ -316,3 +316,12 @@ def build_once(run_dir: Path, name: str, build) -> Path:
             build(folder)
             done.touch()
     return folder
+
+
+def answer_json(handler, status: int, body: bytes) -> None:
+    """Answer a proxied request with ``status`` and a JSON ``body``."""
+    handler.send_response(status)
+    handler.send_header("content-type", "application/json")
+    handler.send_header("content-length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)

@@ -290,3 +290,63 @@ def tracked(mlflow_server, data_csv, tmp_path_factory):
     logged = tracking.log_run(mlflow_server.uri, second.train.version, second.reports, name)
     assert (logged.registry_version, logged.registered_model) == (2, name)
     return models_dir, root, [result.stdout]
+
+
+@pytest.fixture
+def registry_proxies(mlflow_server):
+    """``start(intercept)`` → the URL of a real HTTP proxy in front of the tracking server.
+    ``intercept(handler, body)`` sees each request first: it answers it itself (or holds it)
+    and returns True, or returns False to have it passed on. Every proxy started is stopped
+    at the end of the test."""
+    import contextlib
+    import http.client
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from urllib.parse import urlsplit
+
+    upstream = urlsplit(mlflow_server.uri)
+    started: list[ThreadingHTTPServer] = []
+
+    def start(intercept: Callable[[BaseHTTPRequestHandler, bytes], bool]) -> str:
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _forward(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                if intercept(self, body):
+                    return
+                connection = http.client.HTTPConnection(
+                    upstream.hostname, upstream.port, timeout=60
+                )
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                try:
+                    connection.request(self.command, self.path, body or None, headers)
+                    answer = connection.getresponse()
+                    data = answer.read()
+                finally:
+                    connection.close()
+                # a client interrupted meanwhile (a Ctrl-C test) is gone: nobody to answer
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.send_response(answer.status)
+                    for key, value in answer.getheaders():
+                        if key.lower() not in ("transfer-encoding", "connection", "content-length"):
+                            self.send_header(key, value)
+                    self.send_header("content-length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+
+            do_GET = do_POST = do_PATCH = do_DELETE = _forward  # noqa: N815 - http.server names
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        proxy = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        proxy.daemon_threads = True
+        threading.Thread(target=proxy.serve_forever, daemon=True).start()
+        started.append(proxy)
+        return f"http://127.0.0.1:{proxy.server_address[1]}"
+
+    yield start
+    for proxy in started:
+        proxy.shutdown()
+        proxy.server_close()

@@ -4,8 +4,6 @@ versions of ``tracked``: everything that can refuse is asked before the folder c
 2, nothing changed anywhere); a registry that refuses after the folder's alias moved is exit
 5 with one line that says so, and the same command finishes the move."""
 
-import contextlib
-import http.client
 import os
 import shutil
 import socket
@@ -14,13 +12,11 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
-from helpers import snapshot
+from helpers import answer_json, snapshot
 from linreg_ops.storage import store
 
 pytestmark = [
@@ -67,67 +63,32 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def registry_proxy(mlflow_server) -> Iterator:
+def registry_proxy(registry_proxies) -> Iterator:
     """``start(mode)`` → (URL, asked): a real HTTP proxy in front of the tracking server that
     passes every call through but a move of an alias, which it answers 403 (``deny``: a
     registry user who may read and not manage) or passes on ``SLOW_SECONDS`` late
     (``slow``); ``asked`` is set once a move has reached it."""
-    upstream = urlsplit(mlflow_server.uri)
-    started: list[ThreadingHTTPServer] = []
 
     def start(mode: str) -> tuple[str, threading.Event]:
         asked = threading.Event()
 
-        class Handler(BaseHTTPRequestHandler):
-            def _forward(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                moves = self.command == "POST" and self.path.split("?")[0].endswith(ALIAS_ENDPOINT)
-                if moves:
-                    asked.set()
-                if moves and mode == "deny":
-                    denied = b'{"error_code": "PERMISSION_DENIED", "message": "no MANAGE right"}'
-                    self.send_response(403)
-                    self.send_header("content-type", "application/json")
-                    self.send_header("content-length", str(len(denied)))
-                    self.end_headers()
-                    self.wfile.write(denied)
-                    return
-                if moves:
-                    time.sleep(SLOW_SECONDS)
-                connection = http.client.HTTPConnection(
-                    upstream.hostname, upstream.port, timeout=60
-                )
-                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
-                try:
-                    connection.request(self.command, self.path, body or None, headers)
-                    answer = connection.getresponse()
-                    data = answer.read()
-                finally:
-                    connection.close()
-                # a client interrupted meanwhile (a Ctrl-C test) is gone: nobody to answer
-                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    self.send_response(answer.status)
-                    for key, value in answer.getheaders():
-                        if key.lower() not in ("transfer-encoding", "connection", "content-length"):
-                            self.send_header(key, value)
-                    self.send_header("content-length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
+        def intercept(handler, body: bytes) -> bool:
+            moves = handler.command == "POST" and handler.path.split("?")[0].endswith(
+                ALIAS_ENDPOINT
+            )
+            if not moves:
+                return False
+            asked.set()
+            if mode == "deny":
+                denied = b'{"error_code": "PERMISSION_DENIED", "message": "no MANAGE right"}'
+                answer_json(handler, 403, denied)
+                return True
+            time.sleep(SLOW_SECONDS)
+            return False
 
-            do_GET = do_POST = do_PATCH = do_DELETE = _forward  # noqa: N815 - http.server names
+        return registry_proxies(intercept), asked
 
-            def log_message(self, *args: object) -> None:
-                pass
-
-        proxy = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=proxy.serve_forever, daemon=True).start()
-        started.append(proxy)
-        return f"http://127.0.0.1:{proxy.server_address[1]}", asked
-
-    yield start
-    for proxy in started:
-        proxy.shutdown()
-        proxy.server_close()
+    return start
 
 
 def test_promote_and_rollback_move_the_registry_alias_too(models, mlflow_server):

@@ -5,16 +5,14 @@ answered 500 or never answered (a real HTTP proxy in front of the real tracking 
 version, and a running one refuses the version and keeps serving, within a bounded time."""
 
 import asyncio
-import http.client
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
+from helpers import answer_json
 from linreg_ops.exports.registry import POLL_TIMEOUT_SECONDS, RegistrySource
 from linreg_ops.inference import live
 
@@ -29,61 +27,25 @@ BOUND = POLL_TIMEOUT_SECONDS + 10.0
 
 
 @pytest.fixture
-def failing_registry(mlflow_server) -> Iterator:
+def failing_registry(registry_proxies) -> Iterator:
     """``start(mode)`` → URL of a proxy that passes every call on to the tracking server but
     an artifact download, answered 500 (``"500"``) or held open unanswered (``"hang"``)."""
-    upstream = urlsplit(mlflow_server.uri)
     released = threading.Event()
-    started: list[ThreadingHTTPServer] = []
 
     def start(mode: str) -> str:
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+        def intercept(handler, body: bytes) -> bool:
+            if "artifacts" not in handler.path:
+                return False
+            if mode == "hang":
+                released.wait(600)
+            else:
+                answer_json(handler, 500, b"{}")
+            return True
 
-            def _forward(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                if "artifacts" in self.path:
-                    if mode == "hang":
-                        released.wait(600)
-                        return
-                    self.send_response(500)
-                    self.send_header("content-type", "application/json")
-                    self.send_header("content-length", "2")
-                    self.end_headers()
-                    self.wfile.write(b"{}")
-                    return
-                connection = http.client.HTTPConnection(
-                    upstream.hostname, upstream.port, timeout=60
-                )
-                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
-                connection.request(self.command, self.path, body or None, headers)
-                answer = connection.getresponse()
-                data = answer.read()
-                self.send_response(answer.status)
-                for key, value in answer.getheaders():
-                    if key.lower() not in ("transfer-encoding", "connection", "content-length"):
-                        self.send_header(key, value)
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-                connection.close()
-
-            do_GET = do_POST = do_PATCH = do_DELETE = _forward  # noqa: N815 - http.server names
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        proxy = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        proxy.daemon_threads = True
-        threading.Thread(target=proxy.serve_forever, daemon=True).start()
-        started.append(proxy)
-        return f"http://127.0.0.1:{proxy.server_address[1]}"
+        return registry_proxies(intercept)
 
     yield start
     released.set()
-    for proxy in started:
-        proxy.shutdown()
-        proxy.server_close()
 
 
 def within(seconds: float, call):
