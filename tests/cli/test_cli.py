@@ -352,6 +352,25 @@ def test_a_missing_optional_dependency_is_one_line_naming_the_command(tmp_path, 
     assert "[scale]'" in lines[0]
 
 
+def test_dask_scoring_without_dask_is_one_line_naming_the_extra(tmp_path, trained_dir):
+    """Hide dask (as if the scale extra were not installed): predict --engine dask is exit 2
+    with the pip command, not a traceback from its first import."""
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    (blocker / "dask.py").write_text("raise ImportError('blocked', name='dask')\n")
+    env = {**__import__("os").environ, "PYTHONPATH": str(blocker)}
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("linreg-ops")), "predict", "--engine", "dask",
+         "--models-dir", str(trained_dir), "--input", str(trained_dir / "current" / "test_split.csv"),
+         "--output", str(tmp_path / "out")],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "the dask engine needs the 'scale' extra (dask is not installed): " in lines[0]
+
+
 def test_unexpected_errors_exit_1(monkeypatch, capsys, trained_dir):
     def explode(args):
         raise RuntimeError("boom")

@@ -8,6 +8,7 @@ import numpy as np
 
 from linreg_ops.config import ModelKind
 from linreg_ops.errors import InputError
+from linreg_ops.extras import require
 from linreg_ops.inference.loading import AnyModel, Models
 from linreg_ops.inference.predict import check_output, predict_rows
 from linreg_ops.storage import cluster, store, tables
@@ -41,7 +42,7 @@ def dask_predict(
     The folder must not exist: it is written under a temporary name beside it and renamed
     into place whole, so no part file of an earlier run (or of a failed one) is mixed in.
     """
-    import dask.dataframe as dd
+    dd = require("dask.dataframe", "scale", "the dask engine")
     from dask.delayed import delayed
 
     model = models.get(kind)

@@ -46,8 +46,9 @@ class DaskSession:
         self.cluster: Any = None
 
     def __enter__(self) -> "Client":
+        # distributed only: importing dask.dataframe (pandas) cost a training run 0.8 s, and
+        # only scoring (inference.dask_scoring) uses it
         distributed = require("distributed", "scale", "the dask engine")
-        require("dask.dataframe", "scale", "the dask engine")
         if self.scheduler is not None:
             address = checked_scheduler(self.scheduler)
             handshake(address)
