@@ -10,7 +10,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from linreg_ops._version import __version__
 from linreg_ops.cli import commands, lifecycle, monitor
@@ -98,31 +98,33 @@ def check_labelled(args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------- argument types
 
 
-def _positive(text: str) -> int:
+_T = TypeVar("_T")
+
+
+def _converted(text: str, convert: Callable[[str], _T], expected: str) -> _T:
+    """``convert(text)``, or argparse's one-line refusal naming what was ``expected``."""
     try:
-        value = int(text)
+        return convert(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+
+
+def _positive(text: str) -> int:
+    value = _converted(text, int, "a whole number")
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be ≥ 1, got {text}")
     return value
 
 
 def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    value = _converted(text, int, "a port number")
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"must be from 0 (any free port) to 65535, got {text}")
     return value
 
 
 def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    value = _converted(text, float, "seconds")
     if not (math.isfinite(value) and value >= 0):
         raise argparse.ArgumentTypeError(f"must be ≥ 0 seconds, got {text}")
     return value
@@ -137,20 +139,14 @@ def _registry_poll_seconds(text: str) -> float:
 
 
 def _version_number(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a version number, got {text!r}") from None
+    value = _converted(text, int, "a version number")
     if value < 1:
         raise argparse.ArgumentTypeError(f"versions are numbered from 1, got {text}")
     return value
 
 
 def _regression(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    value = _converted(text, float, "a number")
     if not (math.isfinite(value) and value >= 0):
         raise argparse.ArgumentTypeError(f"must be a finite number ≥ 0, got {text}")
     return value
@@ -166,10 +162,7 @@ def _feature_list(text: str) -> list[str]:
 
 
 def _test_size(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    value = _converted(text, float, "a number")
     if not 0.0 < value < 1.0:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
     return value
@@ -179,10 +172,7 @@ def _limit(text: str) -> float | None:
     """A non-negative limit; ``none`` switches the check off."""
     if text.lower() == "none":
         return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or 'none', got {text!r}") from None
+    value = _converted(text, float, "a number or 'none'")
     if not (math.isfinite(value) and value >= 0):
         raise argparse.ArgumentTypeError(f"must be a finite number ≥ 0 or 'none', got {text}")
     return value
