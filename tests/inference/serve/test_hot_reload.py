@@ -31,7 +31,10 @@ pytestmark = pytest.mark.slow
 REQUESTS = int(os.environ.get("LINREG_OPS_RELOAD_REQUESTS", "4000"))
 CONCURRENCY = 16
 MOVES = 10
-MOVE_SECONDS = 0.5  # between moves
+# Between moves: twice the poll, so each worker looks at least once while each holder holds.
+# A move undone within one poll is never seen, by design (a worker reads the alias every
+# POLL_SECONDS); at 0.5 s a loaded run saw 8 of 10 moves and the swap count failed.
+MOVE_SECONDS = 2 * POLL_SECONDS
 
 
 @pytest.fixture(scope="module")
